@@ -1,0 +1,98 @@
+//! Command line: `serve`, `migrate`, `import`, `bench`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{DatabaseArgs, LogFormat, ServeConfig};
+use crate::store::Store;
+
+pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Debug, Parser)]
+#[command(name = "kiln", version, about = "Kiln: a SMART-on-FHIR R4 server")]
+struct Cli {
+    /// Log format.
+    #[arg(long, global = true, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the FHIR server (migrations run first).
+    Serve {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(flatten)]
+        config: ServeConfig,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Import FHIR data: .ndjson, .ndjson.gz, .json (Bundle or resource) files and directories.
+    Import {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        /// Files or directories (searched recursively).
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Resources per database transaction.
+        #[arg(long, env = "KILN_IMPORT_BATCH", default_value_t = 500)]
+        batch_size: usize,
+    },
+    /// Measure import and read throughput on SQLite and PostgreSQL.
+    Bench(crate::bench::BenchArgs),
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    crate::logging::init(cli.log_format);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("kiln: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command)) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("kiln: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
+    match command {
+        Command::Serve { database, config } => crate::server::serve(database, config).await?,
+        Command::Migrate { database } => {
+            let store = Store::connect(&database.database_url, 2).await?;
+            store.migrate().await?;
+            store.close().await;
+            println!("migrations applied");
+        }
+        Command::Import {
+            database,
+            paths,
+            batch_size,
+        } => {
+            let store = Store::connect(&database.database_url, 4).await?;
+            store.migrate().await?;
+            let report = crate::import::run(&store, &paths, batch_size.max(1)).await?;
+            store.close().await;
+            return Ok(if report.failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
+        }
+        Command::Bench(args) => crate::bench::run(args).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,55 @@
+//! Server settings (flags > environment > defaults, resolved by clap).
+
+use std::net::SocketAddr;
+
+use clap::{Args, ValueEnum};
+
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://kiln-data/kiln.db";
+
+#[derive(Debug, Clone, Args)]
+pub struct DatabaseArgs {
+    /// Database URL: `sqlite://path` (embedded, the default) or `postgres://…`.
+    #[arg(long, env = "KILN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    pub database_url: String,
+    /// Connections in the database pool.
+    #[arg(long, env = "KILN_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    pub database_max_connections: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeConfig {
+    /// Address to listen on (`127.0.0.1:0` picks a free port, printed at start).
+    #[arg(long, env = "KILN_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Public URL of this server, used in every absolute link (no trailing slash).
+    #[arg(long, env = "KILN_BASE_URL", default_value = "http://localhost:8080")]
+    pub base_url: String,
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "KILN_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Page size when a client gives no `_count`.
+    #[arg(long, env = "KILN_DEFAULT_PAGE_SIZE", default_value_t = 50)]
+    pub default_page_size: i64,
+    /// Largest page size a client may ask for.
+    #[arg(long, env = "KILN_MAX_PAGE_SIZE", default_value_t = 1000)]
+    pub max_page_size: i64,
+    /// Seconds a request may take before it is answered with 503.
+    #[arg(long, env = "KILN_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
+    pub request_timeout_secs: u64,
+    /// Import the bundled Synthea sample patients at start when they are not there yet.
+    #[arg(long, env = "KILN_LOAD_SAMPLE_DATA", default_value_t = false)]
+    pub load_sample_data: bool,
+}
+
+impl ServeConfig {
+    /// The FHIR base URL: `{base-url}/fhir`.
+    pub fn fhir_base(&self) -> String {
+        format!("{}/fhir", self.base_url.trim_end_matches('/'))
+    }
+}

@@ -1,0 +1,8 @@
+//! FHIR interactions independent of HTTP: preparing resources, planning versioned writes,
+//! conditional references and transaction/batch Bundles. Used by the REST layer and import.
+
+pub mod conditional;
+pub mod index;
+pub mod prepare;
+pub mod transaction;
+pub mod write;

@@ -1,0 +1,175 @@
+//! Planning versioned writes against the current state and applying them in a transaction.
+
+use serde_json::{Map, Value};
+
+use super::index::token_rows;
+use crate::fhir::instant::now_micros;
+use crate::fhir::meta::stamp;
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::store::{Current, Store, Tx, VersionWrite, WriteStatus};
+
+/// How often a write that lost a race with a concurrent writer is retried.
+const MAX_ATTEMPTS: usize = 8;
+
+/// One resource-level change.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub resource_type: String,
+    pub id: String,
+    pub action: WriteAction,
+    /// `If-Match`: the version the client expects to replace.
+    pub if_match: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub enum WriteAction {
+    /// POST with a server-assigned id (the id is new, so this never replaces anything).
+    Create(Map<String, Value>),
+    /// PUT: update, or create with the client's id.
+    Put(Map<String, Value>),
+    Delete,
+}
+
+/// What a write did.
+#[derive(Debug, Clone)]
+pub struct WriteOutcome {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: i64,
+    /// True when the resource did not exist (or was deleted) before.
+    pub created: bool,
+    /// The stored bytes (None for a delete).
+    pub body: Option<Vec<u8>>,
+    /// A delete of a resource that did not exist or was already deleted: nothing was written.
+    pub unchanged: bool,
+}
+
+/// Either the outcomes, or a lost race that calls for a fresh attempt.
+pub enum Applied {
+    Done(Vec<WriteOutcome>),
+    Conflict,
+}
+
+/// Plans `requests` against the current versions and writes them in `tx` (not committed).
+pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Applied> {
+    let keys: Vec<(&str, &str)> = requests
+        .iter()
+        .map(|request| (request.resource_type.as_str(), request.id.as_str()))
+        .collect();
+    let mut current = tx.current(&keys).await?;
+    let now = now_micros();
+    let mut writes = Vec::with_capacity(requests.len());
+    let mut outcomes = Vec::with_capacity(requests.len());
+    for request in requests {
+        let key = (request.resource_type.clone(), request.id.clone());
+        let previous = current.get(&key).copied();
+        check_if_match(&request, previous)?;
+        let previous_version = previous.map_or(0, |current| current.version_id);
+        let was_live = previous.is_some_and(|current| !current.deleted);
+        let version_id = previous_version + 1;
+        // Two writes within one second-resolution clock tick still get ordered timestamps.
+        let last_updated = previous.map_or(now, |current| now.max(current.last_updated + 1));
+        let (deleted, method, body, tokens) = match request.action {
+            WriteAction::Delete if !was_live => {
+                outcomes.push(WriteOutcome {
+                    resource_type: request.resource_type,
+                    id: request.id,
+                    version_id: previous_version,
+                    last_updated: previous.map_or(0, |current| current.last_updated),
+                    created: false,
+                    body: None,
+                    unchanged: true,
+                });
+                continue;
+            }
+            WriteAction::Delete => (true, "DELETE", Vec::new(), Vec::new()),
+            WriteAction::Create(resource) => {
+                let tokens = token_rows(&resource);
+                let body = stamp(resource, &request.id, version_id, last_updated);
+                (false, "POST", body, tokens)
+            }
+            WriteAction::Put(resource) => {
+                let tokens = token_rows(&resource);
+                let body = stamp(resource, &request.id, version_id, last_updated);
+                (false, "PUT", body, tokens)
+            }
+        };
+        current.insert(
+            key,
+            Current {
+                version_id,
+                deleted,
+                last_updated,
+            },
+        );
+        outcomes.push(WriteOutcome {
+            resource_type: request.resource_type.clone(),
+            id: request.id.clone(),
+            version_id,
+            last_updated,
+            created: !was_live && !deleted,
+            body: (!deleted).then(|| body.clone()),
+            unchanged: false,
+        });
+        writes.push(VersionWrite {
+            resource_type: request.resource_type,
+            id: request.id,
+            version_id,
+            last_updated,
+            deleted,
+            method,
+            body,
+            tokens,
+        });
+    }
+    match tx.write(&writes).await? {
+        WriteStatus::Applied => Ok(Applied::Done(outcomes)),
+        WriteStatus::Conflict => Ok(Applied::Conflict),
+    }
+}
+
+fn check_if_match(request: &WriteRequest, previous: Option<Current>) -> FhirResult<()> {
+    let Some(expected) = request.if_match else {
+        return Ok(());
+    };
+    match previous {
+        Some(current) if current.version_id == expected && !current.deleted => Ok(()),
+        Some(current) => Err(FhirError::precondition_failed(format!(
+            "If-Match expected version {expected} of {}/{}, but the current version is {}{}",
+            request.resource_type,
+            request.id,
+            current.version_id,
+            if current.deleted { " (deleted)" } else { "" }
+        ))),
+        None => Err(FhirError::precondition_failed(format!(
+            "If-Match expected version {expected} of {}/{}, which does not exist",
+            request.resource_type, request.id
+        ))),
+    }
+}
+
+/// Applies `requests` in one transaction of their own, retrying lost races.
+pub async fn write_all(store: &Store, requests: Vec<WriteRequest>) -> FhirResult<Vec<WriteOutcome>> {
+    for _ in 0..MAX_ATTEMPTS {
+        let mut tx = store.begin().await?;
+        match apply(&mut tx, requests.clone()).await? {
+            Applied::Done(outcomes) => {
+                tx.commit().await?;
+                return Ok(outcomes);
+            }
+            Applied::Conflict => continue,
+        }
+    }
+    Err(FhirError::conflict(
+        "the resource was changed by concurrent writers too often; try again",
+    ))
+}
+
+/// Applies one request in its own transaction.
+pub async fn write_one(store: &Store, request: WriteRequest) -> FhirResult<WriteOutcome> {
+    let mut outcomes = write_all(store, vec![request]).await?;
+    outcomes
+        .pop()
+        .ok_or_else(|| FhirError::internal("writing", "no outcome for a write"))
+}

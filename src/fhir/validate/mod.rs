@@ -1,0 +1,86 @@
+//! Structural validation of FHIR R4 resources in their JSON representation.
+//!
+//! The element model (cardinalities, types, choice types, backbone elements, primitive
+//! regexes) is generated from the official R4 StructureDefinitions by
+//! `tools/gen_fhir_defs.py` into `src/fhir/generated/r4_definitions.json`, embedded into
+//! the binary and parsed once on first use.
+//!
+//! What is checked (see <https://hl7.org/fhir/R4/json.html>):
+//! * the value is an object with a known `resourceType`;
+//! * no unknown elements; `resourceType` only at resource roots (`fhir_comments` is ignored);
+//! * primitives have the right JSON kind and match their type's regex / range;
+//! * primitive extensions (`_name`, parallel `_name` arrays with `null`s);
+//! * choice types (`value[x]`) use an allowed type suffix and appear at most once;
+//! * cardinality: repeating elements are non-empty arrays without `null`s, single
+//!   elements are not arrays; required elements (min ≥ 1) are present;
+//! * embedded resources (`contained`, `Bundle.entry.resource`, any element of type
+//!   `Resource`) are validated against their own `resourceType`;
+//! * objects are not empty (an element must have content other than `id`);
+//! * `Extension` has a `url` and either a `value[x]` or nested extensions, not both.
+//!
+//! FHIRPath invariants, terminology bindings, profiles and references are NOT checked.
+//!
+//! Issue paths are FHIRPath-like with indexes, e.g. `Patient.name[0].given[1]`,
+//! `Observation.valueQuantity.value`, `Bundle.entry[2].resource.birthDate`,
+//! `Patient.contained[0].name`. Problems with the `resourceType` of the root resource are
+//! reported at path `resourceType`; a root that is not a JSON object at path `""`.
+
+mod definitions;
+mod primitives;
+mod walker;
+
+#[cfg(test)]
+mod tests;
+
+use serde_json::Value;
+
+/// Category of a validation problem; maps onto OperationOutcome `issue.code`
+/// (`structure`, `required`, `value`, `invalid`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IssueKind {
+    /// Unknown element, wrong JSON shape (array vs. single value, object expected, `null`,
+    /// empty array or object), more than one choice variant.
+    Structure,
+    /// A required element (min ≥ 1) is missing.
+    Required,
+    /// A primitive value has the wrong JSON kind, is out of range or does not match the
+    /// type's format.
+    Value,
+    /// Not a resource at all (not an object, missing / unknown `resourceType`), extension
+    /// content rules, nesting too deep, too many issues.
+    Invalid,
+}
+
+/// One problem found by [`validate_resource`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ValidationIssue {
+    /// FHIRPath-style location, e.g. `Patient.name[0].given[1]`.
+    pub path: String,
+    /// Human readable description.
+    pub message: String,
+    pub kind: IssueKind,
+}
+
+/// Validates a FHIR R4 resource (JSON representation) structurally.
+///
+/// Returns an empty vector when the resource is valid. Never panics. Nesting deeper than
+/// [`MAX_DEPTH`] objects is reported (and not descended into); after [`MAX_ISSUES`]
+/// issues validation stops with a final `Invalid` issue.
+pub fn validate_resource(resource: &Value) -> Vec<ValidationIssue> {
+    walker::validate(resource)
+}
+
+/// Maximum object nesting depth that is validated.
+pub const MAX_DEPTH: usize = walker::MAX_DEPTH;
+/// Maximum number of issues reported for one resource (plus one final "too many" issue).
+pub const MAX_ISSUES: usize = walker::MAX_ISSUES;
+
+/// Whether `name` is a concrete FHIR R4 resource type (e.g. `Patient`, `Bundle`).
+pub fn is_resource_type(name: &str) -> bool {
+    definitions::defs().resource_index.contains_key(name)
+}
+
+/// All concrete FHIR R4 resource types, sorted.
+pub fn resource_types() -> &'static [String] {
+    &definitions::defs().resource_types
+}

@@ -1,0 +1,14 @@
+//! Kiln: a SMART-on-FHIR R4 server.
+
+pub mod app;
+pub mod bench;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod fhir;
+pub mod import;
+pub mod logging;
+pub mod rest;
+pub mod sample;
+pub mod server;
+pub mod store;

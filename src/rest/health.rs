@@ -1,0 +1,26 @@
+//! Liveness and readiness probes.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+
+use crate::app::AppState;
+use crate::fhir::outcome::{FhirError, IssueCode};
+
+/// The process is alive.
+pub async fn healthz() -> impl IntoResponse {
+    (StatusCode::OK, "ok")
+}
+
+/// The database answers.
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, FhirError> {
+    state.store.ping().await.map_err(|error| {
+        tracing::warn!(%error, "readiness check failed");
+        FhirError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueCode::Exception,
+            "the database is not reachable",
+        )
+    })?;
+    Ok((StatusCode::OK, "ready"))
+}

@@ -1,0 +1,105 @@
+//! read and vread, with conditional read (`If-None-Match`, `If-Modified-Since`).
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::negotiate::{FhirRequest, json_body};
+use super::{resource_id, resource_type};
+use crate::app::AppState;
+use crate::engine::transaction::parse_etag;
+use crate::fhir::instant::{parse_http_date, to_http_date};
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::store::StoredResource;
+
+pub async fn read(
+    State(state): State<AppState>,
+    Path((type_name, id)): Path<(String, String)>,
+    request: FhirRequest,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let id = resource_id(&id)?;
+    let stored = state
+        .store
+        .read(resource_type, id)
+        .await?
+        .ok_or_else(|| FhirError::not_found(format!("{resource_type}/{id} is not known")))?;
+    if stored.deleted {
+        return Err(gone(&stored));
+    }
+    if not_modified(&headers, &stored) {
+        let mut response = StatusCode::NOT_MODIFIED.into_response();
+        add_version_headers(response.headers_mut(), &stored);
+        return Ok(response);
+    }
+    Ok(resource_response(StatusCode::OK, &request, stored))
+}
+
+pub async fn vread(
+    State(state): State<AppState>,
+    Path((type_name, id, version)): Path<(String, String, String)>,
+    request: FhirRequest,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let id = resource_id(&id)?;
+    let version_id: i64 = version.parse().map_err(|_| {
+        FhirError::bad_request(format!("{version:?} is not a version id (a positive integer)"))
+    })?;
+    let stored = state
+        .store
+        .vread(resource_type, id, version_id)
+        .await?
+        .ok_or_else(|| {
+            FhirError::not_found(format!(
+                "{resource_type}/{id} has no version {version_id}"
+            ))
+        })?;
+    if stored.deleted {
+        return Err(gone(&stored));
+    }
+    Ok(resource_response(StatusCode::OK, &request, stored))
+}
+
+fn gone(stored: &StoredResource) -> FhirError {
+    FhirError::gone(format!(
+        "{}/{} was deleted (version {})",
+        stored.resource_type, stored.id, stored.version_id
+    ))
+}
+
+/// `If-None-Match` wins over `If-Modified-Since`, as HTTP says.
+fn not_modified(headers: &HeaderMap, stored: &StoredResource) -> bool {
+    if let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
+        return value.split(',').any(|tag| {
+            tag.trim() == "*" || parse_etag(tag) == Some(stored.version_id)
+        });
+    }
+    if let Some(since) = headers
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_http_date)
+    {
+        // HTTP dates have whole seconds: compare at that precision.
+        return stored.last_updated.div_euclid(1_000_000) <= since.div_euclid(1_000_000);
+    }
+    false
+}
+
+pub fn add_version_headers(headers: &mut HeaderMap, stored: &StoredResource) {
+    if let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", stored.version_id)) {
+        headers.insert(header::ETAG, etag);
+    }
+    if let Ok(modified) = HeaderValue::from_str(&to_http_date(stored.last_updated)) {
+        headers.insert(header::LAST_MODIFIED, modified);
+    }
+}
+
+/// The stored bytes with ETag and Last-Modified.
+pub fn resource_response(status: StatusCode, request: &FhirRequest, stored: StoredResource) -> Response {
+    let mut headers = HeaderMap::new();
+    add_version_headers(&mut headers, &stored);
+    let mut response = json_body(status, request.format, stored.body);
+    response.headers_mut().extend(headers);
+    response
+}

@@ -1,0 +1,293 @@
+//! create, update and delete, plain and conditional.
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value};
+
+use super::negotiate::{FhirRequest, check_body_type, json_body, json_value};
+use super::read::add_version_headers;
+use super::{resource_id, resource_type};
+use crate::app::AppState;
+use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
+use crate::engine::transaction::{
+    Interaction, InteractionResult, ReturnPreference, execute, parse_etag,
+};
+use crate::engine::write::WriteOutcome;
+use crate::fhir::outcome::{FhirError, FhirResult, informational};
+use crate::store::StoredResource;
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    request: FhirRequest,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let resource = read_resource(&headers, body, Expect::Create { resource_type })?;
+    let if_none_exist = header_text(&headers, "if-none-exist")?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        Interaction {
+            method: "POST",
+            url: resource_type,
+            resource: Some(resource),
+            if_match: None,
+            if_none_exist: if_none_exist.as_deref(),
+        },
+    )
+    .await?;
+    respond(&state, &request, result).await
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((type_name, id)): Path<(String, String)>,
+    request: FhirRequest,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let id = resource_id(&id)?;
+    let resource = read_resource(&headers, body, Expect::Update { resource_type, id })?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        Interaction {
+            method: "PUT",
+            url: &format!("{resource_type}/{id}"),
+            resource: Some(resource),
+            if_match: if_match(&headers)?,
+            if_none_exist: None,
+        },
+    )
+    .await?;
+    respond(&state, &request, result).await
+}
+
+pub async fn conditional_update(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    request: FhirRequest,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let resource = read_resource(&headers, body, Expect::Any)?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type) {
+        return Err(FhirError::bad_request(format!(
+            "the resourceType does not match the type {resource_type:?} in the URL"
+        ))
+        .expression_at("resourceType"));
+    }
+    let url = conditional_url(resource_type, &request)?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        Interaction {
+            method: "PUT",
+            url: &url,
+            resource: Some(resource),
+            if_match: if_match(&headers)?,
+            if_none_exist: None,
+        },
+    )
+    .await?;
+    respond(&state, &request, result).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((type_name, id)): Path<(String, String)>,
+    request: FhirRequest,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let id = resource_id(&id)?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        Interaction {
+            method: "DELETE",
+            url: &format!("{resource_type}/{id}"),
+            resource: None,
+            if_match: if_match(&headers)?,
+            if_none_exist: None,
+        },
+    )
+    .await?;
+    respond(&state, &request, result).await
+}
+
+pub async fn conditional_delete(
+    State(state): State<AppState>,
+    Path(type_name): Path<String>,
+    request: FhirRequest,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let resource_type = resource_type(&type_name)?;
+    let url = conditional_url(resource_type, &request)?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        Interaction {
+            method: "DELETE",
+            url: &url,
+            resource: None,
+            if_match: if_match(&headers)?,
+            if_none_exist: None,
+        },
+    )
+    .await?;
+    respond(&state, &request, result).await
+}
+
+fn read_resource(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    expect: Expect<'_>,
+) -> FhirResult<Map<String, Value>> {
+    check_body_type(headers)?;
+    let body = body.map_err(|rejection| {
+        FhirError::new(
+            rejection.status(),
+            crate::fhir::outcome::IssueCode::TooCostly,
+            rejection.body_text(),
+        )
+    })?;
+    prepare_resource(parse_json_object(&body)?, expect)
+}
+
+fn header_text(headers: &HeaderMap, name: &str) -> FhirResult<Option<String>> {
+    headers
+        .get(name)
+        .map(|value| {
+            value
+                .to_str()
+                .map(str::to_string)
+                .map_err(|_| FhirError::bad_request(format!("the {name} header is not text")))
+        })
+        .transpose()
+}
+
+fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
+    match header_text(headers, "if-match")? {
+        None => Ok(None),
+        Some(tag) => parse_etag(&tag).map(Some).ok_or_else(|| {
+            FhirError::bad_request(format!(
+                "If-Match {tag:?} is not a version ETag like W/\"3\""
+            ))
+        }),
+    }
+}
+
+/// `Type?criteria` from the request's query, without the formatting parameters.
+fn conditional_url(resource_type: &str, request: &FhirRequest) -> FhirResult<String> {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    let mut any = false;
+    for (name, value) in &request.params {
+        if name != "_format" && name != "_pretty" {
+            query.append_pair(name, value);
+            any = true;
+        }
+    }
+    if !any {
+        return Err(FhirError::bad_request(
+            "a conditional update or delete needs search criteria in the URL",
+        ));
+    }
+    Ok(format!("{resource_type}?{}", query.finish()))
+}
+
+async fn respond(
+    state: &AppState,
+    request: &FhirRequest,
+    result: InteractionResult,
+) -> FhirResult<Response> {
+    match result {
+        InteractionResult::Written(outcome) => Ok(written_response(state, request, outcome)),
+        InteractionResult::Existing { resource_type, id } => {
+            let stored = state.store.read(&resource_type, &id).await?.ok_or_else(|| {
+                FhirError::not_found(format!("{resource_type}/{id} vanished"))
+            })?;
+            Ok(stored_response(state, request, StatusCode::OK, stored))
+        }
+    }
+}
+
+fn written_response(state: &AppState, request: &FhirRequest, outcome: WriteOutcome) -> Response {
+    let Some(body) = outcome.body.clone() else {
+        // A delete: nothing to show.
+        let mut response = match request.preference {
+            ReturnPreference::OperationOutcome => json_value(
+                StatusCode::OK,
+                request.format,
+                &informational(if outcome.unchanged {
+                    "nothing to delete".to_string()
+                } else {
+                    format!("{}/{} deleted", outcome.resource_type, outcome.id)
+                }),
+            ),
+            _ => StatusCode::NO_CONTENT.into_response(),
+        };
+        if !outcome.unchanged
+            && let Ok(etag) = HeaderValue::from_str(&format!("W/\"{}\"", outcome.version_id))
+        {
+            response.headers_mut().insert(header::ETAG, etag);
+        }
+        return response;
+    };
+    let status = if outcome.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let stored = StoredResource {
+        resource_type: outcome.resource_type,
+        id: outcome.id,
+        version_id: outcome.version_id,
+        last_updated: outcome.last_updated,
+        deleted: false,
+        body,
+    };
+    stored_response(state, request, status, stored)
+}
+
+fn stored_response(
+    state: &AppState,
+    request: &FhirRequest,
+    status: StatusCode,
+    stored: StoredResource,
+) -> Response {
+    let location = format!(
+        "{}/{}/{}/_history/{}",
+        state.config.fhir_base(),
+        stored.resource_type,
+        stored.id,
+        stored.version_id
+    );
+    let mut headers = HeaderMap::new();
+    add_version_headers(&mut headers, &stored);
+    if let Ok(location) = HeaderValue::from_str(&location) {
+        headers.insert(header::LOCATION, location.clone());
+        headers.insert(header::CONTENT_LOCATION, location);
+    }
+    let mut response = match request.preference {
+        ReturnPreference::Representation => json_body(status, request.format, stored.body),
+        ReturnPreference::Minimal => status.into_response(),
+        ReturnPreference::OperationOutcome => json_value(
+            status,
+            request.format,
+            &informational(format!(
+                "{}/{} stored as version {}",
+                stored.resource_type, stored.id, stored.version_id
+            )),
+        ),
+    };
+    response.headers_mut().extend(headers);
+    response
+}

@@ -1,0 +1,102 @@
+//! Storage: one `Store` over PostgreSQL or SQLite, with the same behaviour on both.
+//!
+//! The SQL text is shared: both engines accept `$n` placeholders, `ON CONFLICT` and
+//! `RETURNING`; the `dispatch!` macro compiles each body once per backend.
+
+mod connect;
+mod history;
+mod read;
+mod write;
+
+pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
+pub use read::StoredResource;
+pub use write::{Current, TokenRow, Tx, VersionWrite, WriteStatus};
+
+use sqlx::{PgPool, SqlitePool};
+
+/// A database error, kept whole for the log.
+#[derive(Debug)]
+pub struct StoreError(pub sqlx::Error);
+
+impl std::fmt::Display for StoreError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "database error: {}", self.0)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError(error)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(error: sqlx::migrate::MigrateError) -> Self {
+        StoreError(sqlx::Error::Migrate(Box::new(error)))
+    }
+}
+
+impl From<StoreError> for crate::fhir::outcome::FhirError {
+    fn from(error: StoreError) -> Self {
+        crate::fhir::outcome::FhirError::internal("accessing the database", error)
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which engine a `Store` runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+/// The database behind Kiln: cheap to clone (a pool handle).
+#[derive(Clone)]
+pub enum Store {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs `$body` with `$pool` bound to the concrete pool of either backend.
+macro_rules! dispatch {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::store::Store::Postgres($pool) => $body,
+            $crate::store::Store::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use dispatch;
+
+impl Store {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Store::Postgres(_) => Backend::Postgres,
+            Store::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the backend's embedded migrations.
+    pub async fn migrate(&self) -> StoreResult<()> {
+        match self {
+            Store::Postgres(pool) => sqlx::migrate!("migrations/postgres").run(pool).await?,
+            Store::Sqlite(pool) => sqlx::migrate!("migrations/sqlite").run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// Checks that the database answers (`/readyz`).
+    pub async fn ping(&self) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("SELECT 1").execute(pool).await?;
+        });
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        dispatch!(self, pool => pool.close().await)
+    }
+}

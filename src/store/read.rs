@@ -1,0 +1,76 @@
+//! Reads of current and past versions.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, dispatch};
+
+/// One stored version of a resource, with the exact bytes to serve.
+#[derive(Debug, Clone)]
+pub struct StoredResource {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    pub body: Vec<u8>,
+}
+
+impl Store {
+    /// The current version (or tombstone) of a resource.
+    pub async fn read(&self, resource_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
+        let row = dispatch!(self, pool => {
+            sqlx::query(
+                "SELECT version_id, last_updated, deleted, body FROM resources \
+                 WHERE resource_type = $1 AND id = $2",
+            )
+            .bind(resource_type)
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
+            })
+            .transpose()?
+        });
+        Ok(row.map(|(version_id, last_updated, deleted, body)| StoredResource {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version_id,
+            last_updated,
+            deleted,
+            body,
+        }))
+    }
+
+    /// A specific version of a resource.
+    pub async fn vread(
+        &self,
+        resource_type: &str,
+        id: &str,
+        version_id: i64,
+    ) -> StoreResult<Option<StoredResource>> {
+        let row = dispatch!(self, pool => {
+            sqlx::query(
+                "SELECT last_updated, deleted, body FROM resource_versions \
+                 WHERE resource_type = $1 AND id = $2 AND version_id = $3",
+            )
+            .bind(resource_type)
+            .bind(id)
+            .bind(version_id)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+            })
+            .transpose()?
+        });
+        Ok(row.map(|(last_updated, deleted, body)| StoredResource {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version_id,
+            last_updated,
+            deleted,
+            body,
+        }))
+    }
+}

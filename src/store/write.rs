@@ -1,0 +1,262 @@
+//! Write transactions: optimistic version checks, batched rows, index rows in the same commit.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
+
+use super::{Store, StoreResult};
+
+/// Rows per multi-row statement: far below both engines' bind-parameter limits.
+const CHUNK_ROWS: usize = 500;
+
+/// An open write transaction on either backend. Dropping it rolls back.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+macro_rules! dispatch_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            Tx::Postgres($conn) => $body,
+            Tx::Sqlite($conn) => $body,
+        }
+    };
+}
+
+/// The current version of a resource as seen inside a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Current {
+    pub version_id: i64,
+    pub deleted: bool,
+    pub last_updated: i64,
+}
+
+/// A token index row (`system|code` for one search parameter).
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub param: &'static str,
+    pub system: Option<String>,
+    pub code: Option<String>,
+}
+
+/// A new version to store. `version_id` must be the current version + 1 (or 1 when the
+/// resource is new); otherwise the write reports a conflict.
+#[derive(Debug, Clone)]
+pub struct VersionWrite {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: i64,
+    pub last_updated: i64,
+    pub deleted: bool,
+    /// The history entry's request method: POST, PUT or DELETE.
+    pub method: &'static str,
+    pub body: Vec<u8>,
+    pub tokens: Vec<TokenRow>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteStatus {
+    Applied,
+    /// Another writer changed one of the resources first: roll back and retry.
+    Conflict,
+}
+
+impl Store {
+    /// Starts a write transaction. SQLite takes its write lock up front (`BEGIN IMMEDIATE`)
+    /// so a transaction that reads before writing cannot fail to upgrade its lock.
+    pub async fn begin(&self) -> StoreResult<Tx> {
+        Ok(match self {
+            Store::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Store::Sqlite(pool) => Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> StoreResult<()> {
+        dispatch_tx!(self, tx => tx.commit().await?);
+        Ok(())
+    }
+
+    /// Current versions of the given resources, keyed by `(type, id)`; absent ones are missing.
+    pub async fn current(
+        &mut self,
+        keys: &[(&str, &str)],
+    ) -> StoreResult<HashMap<(String, String), Current>> {
+        let mut found = HashMap::with_capacity(keys.len());
+        for chunk in keys.chunks(CHUNK_ROWS) {
+            dispatch_tx!(self, tx => {
+                let mut sql = QueryBuilder::new(
+                    "SELECT resource_type, id, version_id, deleted, last_updated FROM resources \
+                     WHERE (resource_type, id) IN (VALUES ",
+                );
+                let mut values = sql.separated(", ");
+                for (resource_type, id) in chunk {
+                    values.push("(");
+                    values.push_bind_unseparated(*resource_type);
+                    values.push_unseparated(", ");
+                    values.push_bind_unseparated(*id);
+                    values.push_unseparated(")");
+                }
+                sql.push(")");
+                for row in sql.build().fetch_all(&mut **tx).await? {
+                    found.insert(
+                        (row.try_get(0)?, row.try_get(1)?),
+                        Current {
+                            version_id: row.try_get(2)?,
+                            deleted: row.try_get(3)?,
+                            last_updated: row.try_get(4)?,
+                        },
+                    );
+                }
+            });
+        }
+        Ok(found)
+    }
+
+    /// Stores new versions: current row, history row and index rows.
+    pub async fn write(&mut self, writes: &[VersionWrite]) -> StoreResult<WriteStatus> {
+        for chunk in unique_key_chunks(writes) {
+            if self.upsert_current(chunk).await? != chunk.len() as u64 {
+                return Ok(WriteStatus::Conflict);
+            }
+            self.insert_versions(chunk).await?;
+            self.replace_tokens(chunk).await?;
+        }
+        Ok(WriteStatus::Applied)
+    }
+
+    /// Compare-and-swap on the version: a row is only replaced by its direct successor.
+    async fn upsert_current(&mut self, chunk: &[VersionWrite]) -> StoreResult<u64> {
+        dispatch_tx!(self, tx => {
+            let mut sql = QueryBuilder::new(
+                "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) ",
+            );
+            sql.push_values(chunk, |mut row, write| {
+                row.push_bind(write.resource_type.as_str())
+                    .push_bind(write.id.as_str())
+                    .push_bind(write.version_id)
+                    .push_bind(write.last_updated)
+                    .push_bind(write.deleted)
+                    .push_bind(write.body.as_slice());
+            });
+            sql.push(
+                " ON CONFLICT (resource_type, id) DO UPDATE SET \
+                 version_id = excluded.version_id, last_updated = excluded.last_updated, \
+                 deleted = excluded.deleted, body = excluded.body \
+                 WHERE resources.version_id = excluded.version_id - 1",
+            );
+            Ok(sql.build().execute(&mut **tx).await?.rows_affected())
+        })
+    }
+
+    async fn insert_versions(&mut self, chunk: &[VersionWrite]) -> StoreResult<()> {
+        dispatch_tx!(self, tx => {
+            let mut sql = QueryBuilder::new(
+                "INSERT INTO resource_versions \
+                 (resource_type, id, version_id, last_updated, deleted, method, body) ",
+            );
+            sql.push_values(chunk, |mut row, write| {
+                row.push_bind(write.resource_type.as_str())
+                    .push_bind(write.id.as_str())
+                    .push_bind(write.version_id)
+                    .push_bind(write.last_updated)
+                    .push_bind(write.deleted)
+                    .push_bind(write.method)
+                    .push_bind(write.body.as_slice());
+            });
+            sql.build().execute(&mut **tx).await?;
+        });
+        Ok(())
+    }
+
+    async fn replace_tokens(&mut self, chunk: &[VersionWrite]) -> StoreResult<()> {
+        dispatch_tx!(self, tx => {
+            let mut sql = QueryBuilder::new(
+                "DELETE FROM search_token WHERE (resource_type, resource_id) IN (VALUES ",
+            );
+            let mut values = sql.separated(", ");
+            for write in chunk {
+                values.push("(");
+                values.push_bind_unseparated(write.resource_type.as_str());
+                values.push_unseparated(", ");
+                values.push_bind_unseparated(write.id.as_str());
+                values.push_unseparated(")");
+            }
+            sql.push(")");
+            sql.build().execute(&mut **tx).await?;
+
+            let rows: Vec<(&VersionWrite, &TokenRow)> = chunk
+                .iter()
+                .flat_map(|write| write.tokens.iter().map(move |token| (write, token)))
+                .collect();
+            for rows in rows.chunks(CHUNK_ROWS) {
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO search_token (resource_type, resource_id, param, system, code) ",
+                );
+                sql.push_values(rows, |mut row, (write, token)| {
+                    row.push_bind(write.resource_type.as_str())
+                        .push_bind(write.id.as_str())
+                        .push_bind(token.param)
+                        .push_bind(token.system.as_deref())
+                        .push_bind(token.code.as_deref());
+                });
+                sql.build().execute(&mut **tx).await?;
+            }
+        });
+        Ok(())
+    }
+
+    /// Ids of live resources of `resource_type` with a token `param` matching `system|code`
+    /// (any system when `system` is `None`).
+    pub async fn find_by_token(
+        &mut self,
+        resource_type: &str,
+        param: &str,
+        system: Option<&str>,
+        code: &str,
+    ) -> StoreResult<Vec<String>> {
+        dispatch_tx!(self, tx => {
+            let mut sql = QueryBuilder::new(
+                "SELECT DISTINCT t.resource_id FROM search_token t JOIN resources r \
+                 ON r.resource_type = t.resource_type AND r.id = t.resource_id \
+                 WHERE r.deleted = ",
+            );
+            sql.push_bind(false);
+            sql.push(" AND t.resource_type = ").push_bind(resource_type);
+            sql.push(" AND t.param = ").push_bind(param);
+            sql.push(" AND t.code = ").push_bind(code);
+            if let Some(system) = system {
+                sql.push(" AND t.system = ").push_bind(system);
+            }
+            sql.push(" LIMIT 2");
+            let rows = sql.build().fetch_all(&mut **tx).await?;
+            rows.iter()
+                .map(|row| row.try_get(0))
+                .collect::<Result<Vec<String>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+}
+
+/// Splits writes into chunks in which each resource appears once (a multi-row upsert may
+/// touch a row only once).
+fn unique_key_chunks(writes: &[VersionWrite]) -> Vec<&[VersionWrite]> {
+    let mut chunks = Vec::new();
+    let mut start = 0;
+    let mut seen: HashSet<(&str, &str)> = HashSet::new();
+    for (index, write) in writes.iter().enumerate() {
+        let key = (write.resource_type.as_str(), write.id.as_str());
+        if index - start == CHUNK_ROWS || seen.contains(&key) {
+            chunks.push(&writes[start..index]);
+            start = index;
+            seen.clear();
+        }
+        seen.insert(key);
+    }
+    if start < writes.len() {
+        chunks.push(&writes[start..]);
+    }
+    chunks
+}
