@@ -14,7 +14,13 @@ pub type CliResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 #[command(name = "kiln", version, about = "Kiln: a SMART-on-FHIR R4 server")]
 struct Cli {
     /// Log format.
-    #[arg(long, global = true, env = "KILN_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

@@ -32,6 +32,11 @@ const SOURCES: [(&str, Kind, &[u8]); 4] = [
     ),
 ];
 
+/// The Synthea part of the sample as ndjson lines: `kiln bench` clones it into larger sets.
+pub fn synthea_ndjson() -> impl BufRead {
+    BufReader::new(GzDecoder::new(SOURCES[0].2))
+}
+
 /// A patient of the sample: when present, the sample was loaded before.
 const MARKER_PATIENT: &str = "2be9b668-847a-4437-b33a-bdc38c665e08";
 

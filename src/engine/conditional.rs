@@ -18,7 +18,10 @@ pub struct Condition {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Criterion {
-    Identifier { system: Option<String>, value: String },
+    Identifier {
+        system: Option<String>,
+        value: String,
+    },
     Id(String),
 }
 
@@ -83,7 +86,9 @@ impl Condition {
                         .await?
                 }
                 Criterion::Id(id) => {
-                    let current = tx.current(&[(self.resource_type.as_str(), id.as_str())]).await?;
+                    let current = tx
+                        .current(&[(self.resource_type.as_str(), id.as_str())])
+                        .await?;
                     current
                         .values()
                         .filter(|current| !current.deleted)

@@ -51,7 +51,9 @@ pub fn prepare_resource(
         }
     };
     match expect {
-        Expect::Create { resource_type: url_type } => {
+        Expect::Create {
+            resource_type: url_type,
+        } => {
             check_type(&resource_type, url_type)?;
             resource.shift_remove("id");
         }
@@ -93,9 +95,7 @@ pub fn prepare_resource(
         return Err(FhirError::unprocessable(
             issues
                 .into_iter()
-                .map(|issue| {
-                    Issue::error(issue_code(issue.kind), issue.message).at(issue.path)
-                })
+                .map(|issue| Issue::error(issue_code(issue.kind), issue.message).at(issue.path))
                 .collect(),
         ));
     }

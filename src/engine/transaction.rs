@@ -63,7 +63,10 @@ struct Entry {
 enum EntryResult {
     Written(WriteOutcome),
     /// A conditional create that found its match: nothing was written.
-    Existing { resource_type: String, id: String },
+    Existing {
+        resource_type: String,
+        id: String,
+    },
     Read(Vec<u8>, i64, i64),
     Failed(FhirError),
 }
@@ -169,12 +172,14 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| entry_error(index, "the entry's request has no url"))?;
-    let target = parse_target(url, base).map_err(|error| {
-        error.expression_at(format!("Bundle.entry[{index}].request.url"))
-    })?;
+    let target = parse_target(url, base)
+        .map_err(|error| error.expression_at(format!("Bundle.entry[{index}].request.url")))?;
     let if_match = match request.get("ifMatch").and_then(Value::as_str) {
         Some(tag) => Some(parse_etag(tag).ok_or_else(|| {
-            entry_error(index, format!("ifMatch {tag:?} is not an ETag like W/\"3\""))
+            entry_error(
+                index,
+                format!("ifMatch {tag:?} is not an ETag like W/\"3\""),
+            )
         })?),
         None => None,
     };
@@ -184,16 +189,23 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
         .map(str::to_string);
     let resource = match entry.remove("resource") {
         Some(Value::Object(resource)) => Some(resource),
-        Some(_) => return Err(entry_error(index, "entry.resource must be a resource object")),
+        Some(_) => {
+            return Err(entry_error(
+                index,
+                "entry.resource must be a resource object",
+            ));
+        }
         None => None,
     };
     let resource = match (method, &target, resource) {
-        (Method::Post, Target::Type(resource_type), Some(resource)) => {
-            Some(prepare_in_entry(index, resource, Expect::Create { resource_type })?)
-        }
-        (Method::Put, Target::Instance(resource_type, id), Some(resource)) => {
-            Some(prepare_in_entry(index, resource, Expect::Update { resource_type, id })?)
-        }
+        (Method::Post, Target::Type(resource_type), Some(resource)) => Some(prepare_in_entry(
+            index,
+            resource,
+            Expect::Create { resource_type },
+        )?),
+        (Method::Put, Target::Instance(resource_type, id), Some(resource)) => Some(
+            prepare_in_entry(index, resource, Expect::Update { resource_type, id })?,
+        ),
         (Method::Put, Target::Conditional(condition), Some(resource)) => Some(prepare_in_entry(
             index,
             resource,
@@ -208,11 +220,18 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
             return Err(entry_error(index, "POST entries take the url [type]"));
         }
         (Method::Put, _, Some(_)) => {
-            return Err(entry_error(index, "PUT entries take the url [type]/[id] or [type]?[criteria]"));
+            return Err(entry_error(
+                index,
+                "PUT entries take the url [type]/[id] or [type]?[criteria]",
+            ));
         }
         (_, _, _) => None,
     };
-    let if_none_exist = match (method, &target, request.get("ifNoneExist").and_then(Value::as_str)) {
+    let if_none_exist = match (
+        method,
+        &target,
+        request.get("ifNoneExist").and_then(Value::as_str),
+    ) {
         (Method::Post, Target::Type(resource_type), Some(query)) => Some(
             Condition::parse(resource_type, query.trim_start_matches('?')).map_err(|error| {
                 error.expression_at(format!("Bundle.entry[{index}].request.ifNoneExist"))
@@ -268,7 +287,9 @@ fn parse_target(url: &str, base: &str) -> FhirResult<Target> {
         if is_valid_id(id) {
             Ok(id.to_string())
         } else {
-            Err(FhirError::bad_request(format!("{id:?} is not a valid FHIR id")))
+            Err(FhirError::bad_request(format!(
+                "{id:?} is not a valid FHIR id"
+            )))
         }
     };
     match (segments.as_slice(), query) {
@@ -281,7 +302,11 @@ fn parse_target(url: &str, base: &str) -> FhirResult<Target> {
             let version = version.parse::<i64>().map_err(|_| {
                 FhirError::bad_request(format!("{version:?} is not a version number"))
             })?;
-            Ok(Target::Version(resource_type.to_string(), check_id(id)?, version))
+            Ok(Target::Version(
+                resource_type.to_string(),
+                check_id(id)?,
+                version,
+            ))
         }
         _ => Err(FhirError::bad_request(format!(
             "{url:?} is not a supported Bundle request url"
@@ -315,7 +340,11 @@ fn check_no_duplicate_targets(entries: &[Entry]) -> FhirResult<()> {
 }
 
 /// Runs entries as one all-or-nothing unit, retrying when a concurrent writer got in first.
-async fn run_transaction(store: &Store, entries: &[Entry], base: &str) -> FhirResult<Vec<EntryResult>> {
+async fn run_transaction(
+    store: &Store,
+    entries: &[Entry],
+    base: &str,
+) -> FhirResult<Vec<EntryResult>> {
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = store.begin().await?;
         match plan_and_apply(&mut tx, entries.to_vec(), base).await? {
@@ -352,7 +381,10 @@ async fn plan_and_apply(
                             return Err(FhirError::precondition_failed(
                                 "ifNoneExist matches more than one resource",
                             )
-                            .expression_at(format!("Bundle.entry[{}].request.ifNoneExist", entry.index)));
+                            .expression_at(format!(
+                                "Bundle.entry[{}].request.ifNoneExist",
+                                entry.index
+                            )));
                         }
                         ids.into_iter().next()
                     }
@@ -401,7 +433,11 @@ async fn plan_and_apply(
                     _ => {
                         return Err(FhirError::precondition_failed(format!(
                             "the conditional {} matches more than one resource",
-                            if entry.method == Method::Put { "update" } else { "delete" }
+                            if entry.method == Method::Put {
+                                "update"
+                            } else {
+                                "delete"
+                            }
                         ))
                         .expression_at(format!("Bundle.entry[{}].request.url", entry.index)));
                     }
@@ -417,7 +453,9 @@ async fn plan_and_apply(
     // 2. Rewrite references to other entries and conditional references.
     let mut resolved: HashMap<String, String> = HashMap::new();
     for entry in &mut entries {
-        let Some(resource) = entry.resource.take() else { continue };
+        let Some(resource) = entry.resource.take() else {
+            continue;
+        };
         let mut value = Value::Object(resource);
         let mut conditionals: Vec<String> = Vec::new();
         for_each_reference(&mut value, &mut |reference| {
@@ -459,7 +497,9 @@ async fn plan_and_apply(
         if results[slot].is_some() {
             continue;
         }
-        let Some((resource_type, id)) = identities[slot].clone() else { continue };
+        let Some((resource_type, id)) = identities[slot].clone() else {
+            continue;
+        };
         let action = match (entry.method, entry.resource) {
             (Method::Delete, _) => WriteAction::Delete,
             (Method::Post, Some(resource)) => WriteAction::Create(resource),
@@ -490,7 +530,11 @@ async fn plan_and_apply(
 }
 
 /// GET entries run after the writes, as the transaction rules order them.
-async fn read_entries(store: &Store, entries: &[Entry], results: &mut [EntryResult]) -> FhirResult<()> {
+async fn read_entries(
+    store: &Store,
+    entries: &[Entry],
+    results: &mut [EntryResult],
+) -> FhirResult<()> {
     for (slot, entry) in entries.iter().enumerate() {
         if entry.method != Method::Get {
             continue;
@@ -553,7 +597,8 @@ fn response_entry(result: EntryResult, base: &str, preference: ReturnPreference)
             }
             let mut entry = json!({"response": response});
             if let Some(body) = outcome.body {
-                entry["fullUrl"] = json!(format!("{base}/{}/{}", outcome.resource_type, outcome.id));
+                entry["fullUrl"] =
+                    json!(format!("{base}/{}/{}", outcome.resource_type, outcome.id));
                 match preference {
                     ReturnPreference::Representation => {
                         entry["resource"] = serde_json::from_slice(&body).unwrap_or(Value::Null);
@@ -606,10 +651,17 @@ pub struct Interaction<'a> {
 pub enum InteractionResult {
     Written(WriteOutcome),
     /// A conditional create found its match; nothing was written.
-    Existing { resource_type: String, id: String },
+    Existing {
+        resource_type: String,
+        id: String,
+    },
 }
 
-pub async fn execute(store: &Store, base: &str, interaction: Interaction<'_>) -> FhirResult<InteractionResult> {
+pub async fn execute(
+    store: &Store,
+    base: &str,
+    interaction: Interaction<'_>,
+) -> FhirResult<InteractionResult> {
     let method = match interaction.method {
         "POST" => Method::Post,
         "PUT" => Method::Put,
@@ -623,9 +675,10 @@ pub async fn execute(store: &Store, base: &str, interaction: Interaction<'_>) ->
     };
     let target = parse_target(interaction.url, base)?;
     let if_none_exist = match (&target, interaction.if_none_exist) {
-        (Target::Type(resource_type), Some(query)) => {
-            Some(Condition::parse(resource_type, query.trim_start_matches('?'))?)
-        }
+        (Target::Type(resource_type), Some(query)) => Some(Condition::parse(
+            resource_type,
+            query.trim_start_matches('?'),
+        )?),
         _ => None,
     };
     let entry = Entry {
@@ -644,6 +697,9 @@ pub async fn execute(store: &Store, base: &str, interaction: Interaction<'_>) ->
             Ok(InteractionResult::Existing { resource_type, id })
         }
         Some(EntryResult::Failed(error)) => Err(error),
-        _ => Err(FhirError::internal("writing", "the write produced no outcome")),
+        _ => Err(FhirError::internal(
+            "writing",
+            "the write produced no outcome",
+        )),
     }
 }

@@ -150,7 +150,10 @@ fn check_if_match(request: &WriteRequest, previous: Option<Current>) -> FhirResu
 }
 
 /// Applies `requests` in one transaction of their own, retrying lost races.
-pub async fn write_all(store: &Store, requests: Vec<WriteRequest>) -> FhirResult<Vec<WriteOutcome>> {
+pub async fn write_all(
+    store: &Store,
+    requests: Vec<WriteRequest>,
+) -> FhirResult<Vec<WriteOutcome>> {
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = store.begin().await?;
         match apply(&mut tx, requests.clone()).await? {

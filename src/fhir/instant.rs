@@ -43,7 +43,11 @@ pub fn parse_fhir_datetime(value: &str) -> Option<i64> {
     let parsed = if let Ok(datetime) = OffsetDateTime::parse(value, &Rfc3339) {
         datetime
     } else {
-        let date = time::Date::parse(value, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+        let date = time::Date::parse(
+            value,
+            time::macros::format_description!("[year]-[month]-[day]"),
+        )
+        .ok()?;
         date.midnight().assume_utc()
     };
     i64::try_from(parsed.unix_timestamp_nanos() / 1000).ok()
@@ -70,7 +74,10 @@ mod tests {
             parse_fhir_datetime("2024-05-01T14:00:00+02:00"),
             Some(1_714_564_800_000_000)
         );
-        assert_eq!(parse_fhir_datetime("2024-05-01"), Some(1_714_521_600_000_000));
+        assert_eq!(
+            parse_fhir_datetime("2024-05-01"),
+            Some(1_714_521_600_000_000)
+        );
         assert_eq!(parse_fhir_datetime("yesterday"), None);
     }
 }

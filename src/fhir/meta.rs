@@ -7,7 +7,12 @@ use super::instant::to_fhir_instant;
 /// Sets `id`, `meta.versionId` and `meta.lastUpdated` and returns the bytes to store and serve.
 /// Keys are ordered `resourceType`, `id`, `meta`, then the client's elements in their order;
 /// the rest of `meta` (profile, tag, security, source) is kept.
-pub fn stamp(resource: Map<String, Value>, id: &str, version_id: i64, last_updated: i64) -> Vec<u8> {
+pub fn stamp(
+    resource: Map<String, Value>,
+    id: &str,
+    version_id: i64,
+    last_updated: i64,
+) -> Vec<u8> {
     let mut resource = resource;
     let resource_type = resource.shift_remove("resourceType").unwrap_or(Value::Null);
     resource.shift_remove("id");
@@ -46,7 +51,9 @@ mod tests {
             "resourceType": "Patient",
             "id": "old",
         });
-        let Value::Object(map) = resource else { unreachable!() };
+        let Value::Object(map) = resource else {
+            unreachable!()
+        };
         let bytes = stamp(map, "p1", 3, 1_714_564_800_000_000);
         assert_eq!(
             String::from_utf8(bytes).unwrap(),

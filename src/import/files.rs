@@ -55,7 +55,10 @@ pub fn collect(paths: &[PathBuf]) -> std::io::Result<Vec<ImportFile>> {
             let kind = kind_of(path).ok_or_else(|| {
                 std::io::Error::new(
                     std::io::ErrorKind::InvalidInput,
-                    format!("{}: not a .ndjson, .ndjson.gz or .json file", path.display()),
+                    format!(
+                        "{}: not a .ndjson, .ndjson.gz or .json file",
+                        path.display()
+                    ),
                 )
             })?;
             let size = std::fs::metadata(path)?.len();
@@ -81,7 +84,10 @@ fn walk(dir: &Path, files: &mut Vec<ImportFile>) -> std::io::Result<()> {
         }
         // A Bulk Data client's `log.ndjson` records the export, not FHIR data.
         if path.file_name().is_some_and(|name| name == "log.ndjson") {
-            eprintln!("{}: skipped (a bulk export log, not FHIR resources)", path.display());
+            eprintln!(
+                "{}: skipped (a bulk export log, not FHIR resources)",
+                path.display()
+            );
             continue;
         }
         if let Some(kind) = kind_of(&path) {

@@ -95,7 +95,13 @@ impl<'a> Loader<'a> {
                     Ok(0) => break,
                     Ok(read) => bytes += read as u64,
                     Err(error) => {
-                        self.fail(&Origin { file: name.clone(), line: number + 1 }, &error.to_string());
+                        self.fail(
+                            &Origin {
+                                file: name.clone(),
+                                line: number + 1,
+                            },
+                            &error.to_string(),
+                        );
                         break;
                     }
                 }
@@ -103,7 +109,10 @@ impl<'a> Loader<'a> {
                 if line.trim().is_empty() {
                     continue;
                 }
-                let origin = Origin { file: name.clone(), line: number };
+                let origin = Origin {
+                    file: name.clone(),
+                    line: number,
+                };
                 match parse_json_object(line.as_bytes()) {
                     Ok(resource) => self.record(origin, resource).await?,
                     Err(error) => self.fail(&origin, &error.summary()),
@@ -119,7 +128,10 @@ impl<'a> Loader<'a> {
     }
 
     async fn load_json(&mut self, name: &str, text: &[u8]) -> ImportResult<()> {
-        let origin = Origin { file: name.to_string(), line: 1 };
+        let origin = Origin {
+            file: name.to_string(),
+            line: 1,
+        };
         let resource = match parse_json_object(text) {
             Ok(resource) => resource,
             Err(error) => {
@@ -137,9 +149,14 @@ impl<'a> Loader<'a> {
                     _ => Vec::new(),
                 };
                 for (index, entry) in entries.into_iter().enumerate() {
-                    let origin = Origin { file: name.to_string(), line: index + 1 };
+                    let origin = Origin {
+                        file: name.to_string(),
+                        line: index + 1,
+                    };
                     match entry.get("resource") {
-                        Some(Value::Object(resource)) => self.record(origin, resource.clone()).await?,
+                        Some(Value::Object(resource)) => {
+                            self.record(origin, resource.clone()).await?
+                        }
                         _ => self.fail(&origin, "Bundle entry without a resource"),
                     }
                 }
@@ -150,7 +167,11 @@ impl<'a> Loader<'a> {
     }
 
     /// Transaction and batch Bundles run through the transaction engine as they are.
-    async fn load_transaction(&mut self, origin: &Origin, bundle: Map<String, Value>) -> ImportResult<()> {
+    async fn load_transaction(
+        &mut self,
+        origin: &Origin,
+        bundle: Map<String, Value>,
+    ) -> ImportResult<()> {
         self.flush().await?;
         let types: Vec<Option<String>> = match bundle.get("entry") {
             Some(Value::Array(entries)) => entries
@@ -164,26 +185,50 @@ impl<'a> Loader<'a> {
                 .collect(),
             _ => Vec::new(),
         };
-        let response = match process_bundle(self.store, bundle, IMPORT_BASE, ReturnPreference::Minimal).await {
+        let response = match process_bundle(
+            self.store,
+            bundle,
+            IMPORT_BASE,
+            ReturnPreference::Minimal,
+        )
+        .await
+        {
             Ok(response) => response,
             Err(error) => {
                 self.fail(origin, &error.summary());
                 return Ok(());
             }
         };
-        let entries = response.get("entry").and_then(Value::as_array).cloned().unwrap_or_default();
+        let entries = response
+            .get("entry")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
         for (index, entry) in entries.iter().enumerate() {
-            let status = entry.pointer("/response/status").and_then(Value::as_str).unwrap_or("");
+            let status = entry
+                .pointer("/response/status")
+                .and_then(Value::as_str)
+                .unwrap_or("");
             if status.starts_with('2') {
                 if let Some(Some(resource_type)) = types.get(index) {
-                    *self.report.imported.entry(resource_type.clone()).or_default() += 1;
+                    *self
+                        .report
+                        .imported
+                        .entry(resource_type.clone())
+                        .or_default() += 1;
                 }
             } else {
                 let reason = entry
                     .pointer("/response/outcome/issue/0/diagnostics")
                     .and_then(Value::as_str)
                     .unwrap_or(status);
-                self.fail(&Origin { file: origin.file.clone(), line: index + 1 }, &format!("entry {index}: {reason}"));
+                self.fail(
+                    &Origin {
+                        file: origin.file.clone(),
+                        line: index + 1,
+                    },
+                    &format!("entry {index}: {reason}"),
+                );
             }
         }
         Ok(())
@@ -251,7 +296,9 @@ impl<'a> Loader<'a> {
             if self.resolved.contains_key(&text) {
                 continue;
             }
-            let Some(condition) = Condition::parse_reference(&text) else { continue };
+            let Some(condition) = Condition::parse_reference(&text) else {
+                continue;
+            };
             let outcome = match condition {
                 Ok(condition) => {
                     // The target may sit in the batch not yet written.
@@ -265,7 +312,9 @@ impl<'a> Loader<'a> {
                     self.resolved.insert(text, target);
                 }
                 Err(unresolved) => {
-                    let Value::Object(resource) = value else { unreachable!() };
+                    let Value::Object(resource) = value else {
+                        unreachable!()
+                    };
                     return Ok(Err((resource, unresolved)));
                 }
             }
@@ -275,11 +324,17 @@ impl<'a> Loader<'a> {
                 *reference = target.clone();
             }
         });
-        let Value::Object(resource) = value else { unreachable!() };
+        let Value::Object(resource) = value else {
+            unreachable!()
+        };
         Ok(Ok(resource))
     }
 
-    async fn lookup(&self, condition: &Condition, text: &str) -> FhirResult<Result<String, Unresolved>> {
+    async fn lookup(
+        &self,
+        condition: &Condition,
+        text: &str,
+    ) -> FhirResult<Result<String, Unresolved>> {
         let mut tx = self.store.begin().await?;
         let ids = condition.matches(&mut tx).await?;
         drop(tx);
@@ -300,7 +355,11 @@ impl<'a> Loader<'a> {
         match write_all(self.store, requests).await {
             Ok(outcomes) => {
                 for outcome in outcomes {
-                    *self.report.imported.entry(outcome.resource_type).or_default() += 1;
+                    *self
+                        .report
+                        .imported
+                        .entry(outcome.resource_type)
+                        .or_default() += 1;
                 }
             }
             Err(error) => {

@@ -39,11 +39,7 @@ impl Progress {
             None => {
                 if self.last_line.get().elapsed() >= Duration::from_secs(2) {
                     self.last_line.set(Instant::now());
-                    let percent = if self.total == 0 {
-                        100
-                    } else {
-                        bytes * 100 / self.total
-                    };
+                    let percent = (bytes * 100).checked_div(self.total).unwrap_or(100);
                     eprintln!("import: {percent}% of input read, {resources} resources stored");
                 }
             }

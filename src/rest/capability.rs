@@ -25,7 +25,11 @@ const TYPE_INTERACTIONS: [&str; 7] = [
 const SYSTEM_INTERACTIONS: [&str; 3] = ["transaction", "batch", "history-system"];
 
 pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> FhirResult<Response> {
-    Ok(json_value(StatusCode::OK, request.format, &state.capability))
+    Ok(json_value(
+        StatusCode::OK,
+        request.format,
+        &state.capability,
+    ))
 }
 
 /// Builds the CapabilityStatement once at startup.

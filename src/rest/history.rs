@@ -30,7 +30,13 @@ pub async fn type_history(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let path = format!("{resource_type}/_history");
-    history(&state, &request, HistoryScope::Type(resource_type.into()), path).await
+    history(
+        &state,
+        &request,
+        HistoryScope::Type(resource_type.into()),
+        path,
+    )
+    .await
 }
 
 pub async fn instance_history(
@@ -41,7 +47,9 @@ pub async fn instance_history(
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
     if state.store.read(resource_type, id).await?.is_none() {
-        return Err(FhirError::not_found(format!("{resource_type}/{id} is not known")));
+        return Err(FhirError::not_found(format!(
+            "{resource_type}/{id} is not known"
+        )));
     }
     let path = format!("{resource_type}/{id}/_history");
     let scope = HistoryScope::Instance(resource_type.into(), id.into());
@@ -61,8 +69,10 @@ async fn history(
             .ok()
             .filter(|count| *count >= 0)
             .ok_or_else(|| {
-                FhirError::bad_request(format!("_count must be a non-negative integer, not {text:?}"))
-                    .expression_at("_count")
+                FhirError::bad_request(format!(
+                    "_count must be a non-negative integer, not {text:?}"
+                ))
+                .expression_at("_count")
             })?
             .min(state.config.max_page_size),
     };

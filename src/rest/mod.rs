@@ -23,13 +23,21 @@ pub fn fhir_routes() -> Router<AppState> {
         .route("/", post(system::transaction))
         .route("/metadata", get(capability::metadata))
         .route("/_history", get(history::system_history))
-        .route("/{resource_type}", post(write::create).put(write::conditional_update).delete(write::conditional_delete))
+        .route(
+            "/{resource_type}",
+            post(write::create)
+                .put(write::conditional_update)
+                .delete(write::conditional_delete),
+        )
         .route("/{resource_type}/_history", get(history::type_history))
         .route(
             "/{resource_type}/{id}",
             get(read::read).put(write::update).delete(write::delete),
         )
-        .route("/{resource_type}/{id}/_history", get(history::instance_history))
+        .route(
+            "/{resource_type}/{id}/_history",
+            get(history::instance_history),
+        )
         .route("/{resource_type}/{id}/_history/{version}", get(read::vread))
 }
 

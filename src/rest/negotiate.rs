@@ -43,7 +43,11 @@ impl<S: Send + Sync> FromRequestParts<S> for FhirRequest {
         let params: Vec<(String, String)> = parts
             .uri
             .query()
-            .map(|query| form_urlencoded::parse(query.as_bytes()).into_owned().collect())
+            .map(|query| {
+                form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect()
+            })
             .unwrap_or_default();
         let format = negotiate(&parts.headers, &params)?;
         Ok(FhirRequest {
@@ -78,13 +82,20 @@ fn negotiate(headers: &HeaderMap, params: &[(String, String)]) -> FhirResult<For
 }
 
 fn format_param_type(format: &str) -> FhirResult<&'static str> {
-    let mime = format.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let mime = format
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
     match mime.as_str() {
         "json" | "application/fhir+json" | "application/json+fhir" => Ok(FHIR_JSON),
         "application/json" => Ok(PLAIN_JSON),
-        "xml" | "application/fhir+xml" | "application/xml+fhir" | "application/xml" | "text/xml" => {
-            Err(not_acceptable("XML is not supported yet; use _format=json"))
-        }
+        "xml"
+        | "application/fhir+xml"
+        | "application/xml+fhir"
+        | "application/xml"
+        | "text/xml" => Err(not_acceptable("XML is not supported yet; use _format=json")),
         _ => Err(not_acceptable(&format!(
             "_format {format:?} is not supported; use json"
         ))),
@@ -140,12 +151,12 @@ pub fn check_body_type(headers: &HeaderMap) -> FhirResult<()> {
     let mime = value.split(';').next().unwrap_or("").trim();
     match mime {
         "application/fhir+json" | "application/json+fhir" | "application/json" => Ok(()),
-        "application/fhir+xml" | "application/xml+fhir" | "application/xml" | "text/xml" => Err(
-            FhirError::not_supported(
+        "application/fhir+xml" | "application/xml+fhir" | "application/xml" | "text/xml" => {
+            Err(FhirError::not_supported(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "XML request bodies are not supported yet; send application/fhir+json",
-            ),
-        ),
+            ))
+        }
         other => Err(FhirError::not_supported(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             format!("Content-Type {other:?} is not supported; send application/fhir+json"),

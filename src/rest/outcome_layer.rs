@@ -39,7 +39,10 @@ pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
         }
         status => (
             IssueCode::Invalid,
-            status.canonical_reason().unwrap_or("bad request").to_string(),
+            status
+                .canonical_reason()
+                .unwrap_or("bad request")
+                .to_string(),
         ),
     };
     let mut replaced = FhirError::new(status, code, message).into_response();

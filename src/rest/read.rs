@@ -44,16 +44,16 @@ pub async fn vread(
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
     let version_id: i64 = version.parse().map_err(|_| {
-        FhirError::bad_request(format!("{version:?} is not a version id (a positive integer)"))
+        FhirError::bad_request(format!(
+            "{version:?} is not a version id (a positive integer)"
+        ))
     })?;
     let stored = state
         .store
         .vread(resource_type, id, version_id)
         .await?
         .ok_or_else(|| {
-            FhirError::not_found(format!(
-                "{resource_type}/{id} has no version {version_id}"
-            ))
+            FhirError::not_found(format!("{resource_type}/{id} has no version {version_id}"))
         })?;
     if stored.deleted {
         return Err(gone(&stored));
@@ -70,10 +70,13 @@ fn gone(stored: &StoredResource) -> FhirError {
 
 /// `If-None-Match` wins over `If-Modified-Since`, as HTTP says.
 fn not_modified(headers: &HeaderMap, stored: &StoredResource) -> bool {
-    if let Some(value) = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok()) {
-        return value.split(',').any(|tag| {
-            tag.trim() == "*" || parse_etag(tag) == Some(stored.version_id)
-        });
+    if let Some(value) = headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        return value
+            .split(',')
+            .any(|tag| tag.trim() == "*" || parse_etag(tag) == Some(stored.version_id));
     }
     if let Some(since) = headers
         .get(header::IF_MODIFIED_SINCE)
@@ -96,7 +99,11 @@ pub fn add_version_headers(headers: &mut HeaderMap, stored: &StoredResource) {
 }
 
 /// The stored bytes with ETag and Last-Modified.
-pub fn resource_response(status: StatusCode, request: &FhirRequest, stored: StoredResource) -> Response {
+pub fn resource_response(
+    status: StatusCode,
+    request: &FhirRequest,
+    stored: StoredResource,
+) -> Response {
     let mut headers = HeaderMap::new();
     add_version_headers(&mut headers, &stored);
     let mut response = json_body(status, request.format, stored.body);

@@ -20,7 +20,11 @@ pub async fn transaction(
 ) -> FhirResult<Response> {
     check_body_type(&headers)?;
     let body = body.map_err(|rejection| {
-        FhirError::new(rejection.status(), IssueCode::TooCostly, rejection.body_text())
+        FhirError::new(
+            rejection.status(),
+            IssueCode::TooCostly,
+            rejection.body_text(),
+        )
     })?;
     let bundle = parse_json_object(&body)?;
     let response = process_bundle(

@@ -211,9 +211,11 @@ async fn respond(
     match result {
         InteractionResult::Written(outcome) => Ok(written_response(state, request, outcome)),
         InteractionResult::Existing { resource_type, id } => {
-            let stored = state.store.read(&resource_type, &id).await?.ok_or_else(|| {
-                FhirError::not_found(format!("{resource_type}/{id} vanished"))
-            })?;
+            let stored = state
+                .store
+                .read(&resource_type, &id)
+                .await?
+                .ok_or_else(|| FhirError::not_found(format!("{resource_type}/{id} vanished")))?;
             Ok(stored_response(state, request, StatusCode::OK, stored))
         }
     }

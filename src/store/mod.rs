@@ -38,9 +38,26 @@ impl From<sqlx::migrate::MigrateError> for StoreError {
     }
 }
 
+impl StoreError {
+    /// A serialization failure or deadlock: the client may simply try again.
+    pub fn is_transient(&self) -> bool {
+        match &self.0 {
+            sqlx::Error::Database(error) => {
+                matches!(error.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+}
+
 impl From<StoreError> for crate::fhir::outcome::FhirError {
     fn from(error: StoreError) -> Self {
-        crate::fhir::outcome::FhirError::internal("accessing the database", error)
+        use crate::fhir::outcome::FhirError;
+        if error.is_transient() {
+            tracing::warn!(%error, "transient database conflict");
+            return FhirError::conflict("the write collided with a concurrent write; try again");
+        }
+        FhirError::internal("accessing the database", error)
     }
 }
 

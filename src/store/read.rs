@@ -32,14 +32,16 @@ impl Store {
             })
             .transpose()?
         });
-        Ok(row.map(|(version_id, last_updated, deleted, body)| StoredResource {
-            resource_type: resource_type.to_string(),
-            id: id.to_string(),
-            version_id,
-            last_updated,
-            deleted,
-            body,
-        }))
+        Ok(
+            row.map(|(version_id, last_updated, deleted, body)| StoredResource {
+                resource_type: resource_type.to_string(),
+                id: id.to_string(),
+                version_id,
+                last_updated,
+                deleted,
+                body,
+            }),
+        )
     }
 
     /// A specific version of a resource.

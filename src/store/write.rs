@@ -85,6 +85,9 @@ impl Tx {
         keys: &[(&str, &str)],
     ) -> StoreResult<HashMap<(String, String), Current>> {
         let mut found = HashMap::with_capacity(keys.len());
+        // PostgreSQL: lock the rows (in key order, so writers cannot deadlock) so that
+        // concurrent writers of one resource queue up instead of retrying.
+        let lock = matches!(self, Tx::Postgres(_));
         for chunk in keys.chunks(CHUNK_ROWS) {
             dispatch_tx!(self, tx => {
                 let mut sql = QueryBuilder::new(
@@ -100,6 +103,9 @@ impl Tx {
                     values.push_unseparated(")");
                 }
                 sql.push(")");
+                if lock {
+                    sql.push(" ORDER BY resource_type, id FOR UPDATE");
+                }
                 for row in sql.build().fetch_all(&mut **tx).await? {
                     found.insert(
                         (row.try_get(0)?, row.try_get(1)?),

@@ -75,7 +75,8 @@ pub(crate) struct Defs {
 }
 
 static DEFS: LazyLock<Defs> = LazyLock::new(|| {
-    Defs::parse(R4_DEFINITIONS).unwrap_or_else(|e| panic!("invalid generated r4_definitions.json: {e}"))
+    Defs::parse(R4_DEFINITIONS)
+        .unwrap_or_else(|e| panic!("invalid generated r4_definitions.json: {e}"))
 });
 
 /// The parsed definitions (parsed on first use).
@@ -90,7 +91,11 @@ impl Defs {
 
         let mut primitives = Vec::new();
         let mut prim_index: HashMap<&str, u8> = HashMap::new();
-        for (name, info) in obj.get("primitives").and_then(Value::as_object).ok_or("primitives")? {
+        for (name, info) in obj
+            .get("primitives")
+            .and_then(Value::as_object)
+            .ok_or("primitives")?
+        {
             let idx = u8::try_from(primitives.len()).map_err(|_| "too many primitives")?;
             primitives.push(PrimitiveDef::new(name, info)?);
             prim_index.insert(name.as_str(), idx);
@@ -99,7 +104,10 @@ impl Defs {
         let types_obj = obj.get("types").and_then(Value::as_object).ok_or("types")?;
         let mut type_index: HashMap<&str, TypeId> = HashMap::new();
         for (i, name) in types_obj.keys().enumerate() {
-            type_index.insert(name.as_str(), TypeId::try_from(i).map_err(|_| "too many types")?);
+            type_index.insert(
+                name.as_str(),
+                TypeId::try_from(i).map_err(|_| "too many types")?,
+            );
         }
         let resolve = |name: &str| -> Result<TypeRef, String> {
             if name == "Resource" {
@@ -131,10 +139,18 @@ impl Defs {
                     return Err(bad());
                 };
                 let name = name.as_str().ok_or_else(bad)?;
-                let min = min.as_u64().and_then(|m| u32::try_from(m).ok()).ok_or_else(bad)?;
+                let min = min
+                    .as_u64()
+                    .and_then(|m| u32::try_from(m).ok())
+                    .ok_or_else(bad)?;
                 let max = match max {
                     Value::String(s) if s == "*" => None,
-                    other => Some(other.as_u64().and_then(|m| u32::try_from(m).ok()).ok_or_else(bad)?),
+                    other => Some(
+                        other
+                            .as_u64()
+                            .and_then(|m| u32::try_from(m).ok())
+                            .ok_or_else(bad)?,
+                    ),
                 };
                 let elem = u8::try_from(i).map_err(|_| bad())?;
                 let (base, choice) = match name.strip_suffix("[x]") {
@@ -145,7 +161,13 @@ impl Defs {
                     for t in ty.as_array().ok_or_else(bad)? {
                         let t = t.as_str().ok_or_else(bad)?;
                         let key = format!("{base}{}", upper_first(t));
-                        td.lookup.insert(key.into(), Child { elem, ty: resolve(t)? });
+                        td.lookup.insert(
+                            key.into(),
+                            Child {
+                                elem,
+                                ty: resolve(t)?,
+                            },
+                        );
                     }
                 } else {
                     let ty = resolve(ty.as_str().ok_or_else(bad)?)?;
@@ -167,9 +189,15 @@ impl Defs {
 
         let mut resource_types = Vec::new();
         let mut resource_index = FxHashMap::default();
-        for rt in obj.get("resourceTypes").and_then(Value::as_array).ok_or("resourceTypes")? {
+        for rt in obj
+            .get("resourceTypes")
+            .and_then(Value::as_array)
+            .ok_or("resourceTypes")?
+        {
             let rt = rt.as_str().ok_or("resourceTypes entry")?;
-            let id = *type_index.get(rt).ok_or_else(|| format!("no type for resource {rt}"))?;
+            let id = *type_index
+                .get(rt)
+                .ok_or_else(|| format!("no type for resource {rt}"))?;
             resource_types.push(rt.to_owned());
             resource_index.insert(rt.into(), id);
         }
@@ -180,7 +208,8 @@ impl Defs {
         let ext = &types[extension_type as usize];
         let bit_of = |name: &str| -> Result<u128, String> {
             let i = ext.elements.iter().position(|e| &*e.name == name);
-            i.map(|i| 1u128 << i).ok_or_else(|| format!("Extension has no {name}"))
+            i.map(|i| 1u128 << i)
+                .ok_or_else(|| format!("Extension has no {name}"))
         };
         let extension_value_bit = bit_of("value[x]")?;
         let extension_extension_bit = bit_of("extension")?;

@@ -63,17 +63,15 @@ pub struct ValidationIssue {
 
 /// Validates a FHIR R4 resource (JSON representation) structurally.
 ///
-/// Returns an empty vector when the resource is valid. Never panics. Nesting deeper than
-/// [`MAX_DEPTH`] objects is reported (and not descended into); after [`MAX_ISSUES`]
-/// issues validation stops with a final `Invalid` issue.
+/// Returns an empty vector when the resource is valid. Never panics. Objects nested
+/// deeper than 64 levels are reported (one `Invalid` issue) and not descended into; after
+/// 1000 issues validation stops with a final `Invalid` issue.
+///
+/// The definitions are parsed on first use (~10 ms); call e.g. [`is_resource_type`] at
+/// startup to pay that cost early.
 pub fn validate_resource(resource: &Value) -> Vec<ValidationIssue> {
     walker::validate(resource)
 }
-
-/// Maximum object nesting depth that is validated.
-pub const MAX_DEPTH: usize = walker::MAX_DEPTH;
-/// Maximum number of issues reported for one resource (plus one final "too many" issue).
-pub const MAX_ISSUES: usize = walker::MAX_ISSUES;
 
 /// Whether `name` is a concrete FHIR R4 resource type (e.g. `Patient`, `Bundle`).
 pub fn is_resource_type(name: &str) -> bool {

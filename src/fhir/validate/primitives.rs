@@ -96,12 +96,16 @@ impl PrimitiveDef {
             (JsonKind::Number, Value::Number(_)) => Ok(()),
             (JsonKind::Integer, Value::Number(n)) => {
                 let text = n.as_str();
-                let lexical_ok = !text.is_empty() && text.bytes().all(|b| b == b'-' || b.is_ascii_digit());
+                let lexical_ok =
+                    !text.is_empty() && text.bytes().all(|b| b == b'-' || b.is_ascii_digit());
                 match n.as_i64() {
                     Some(i) if lexical_ok => {
                         let (lo, hi) = self.int_range;
                         if i < lo || i > hi {
-                            Err(format!("Value {i} is out of range for type {} ({lo}..={hi})", self.name))
+                            Err(format!(
+                                "Value {i} is out of range for type {} ({lo}..={hi})",
+                                self.name
+                            ))
                         } else {
                             Ok(())
                         }
@@ -130,13 +134,19 @@ impl PrimitiveDef {
 
     fn check_string(&self, s: &str) -> Result<(), String> {
         if s.is_empty() {
-            return Err(format!("Empty string is not a valid {} (omit the element instead)", self.name));
+            return Err(format!(
+                "Empty string is not a valid {} (omit the element instead)",
+                self.name
+            ));
         }
         if let Some(max) = self.max_len
             && s.len() > max
             && s.chars().count() > max
         {
-            return Err(format!("Value exceeds the maximum length {max} of type {}", self.name));
+            return Err(format!(
+                "Value exceeds the maximum length {max} of type {}",
+                self.name
+            ));
         }
         let ok = match &self.check {
             Check::Any => true,
@@ -145,15 +155,23 @@ impl PrimitiveDef {
                 let b = s.as_bytes();
                 !is_xsd_space(b[0])
                     && !is_xsd_space(b[b.len() - 1])
-                    && !b.windows(2).any(|w| is_xsd_space(w[0]) && is_xsd_space(w[1]))
+                    && !b
+                        .windows(2)
+                        .any(|w| is_xsd_space(w[0]) && is_xsd_space(w[1]))
             }
             Check::Id => {
-                s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+                s.len() <= 64
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             }
             Check::Regex(re) => re.is_match(s),
         };
         if !ok {
-            return Err(format!("The value '{}' is not a valid {}", excerpt(s), self.name));
+            return Err(format!(
+                "The value '{}' is not a valid {}",
+                excerpt(s),
+                self.name
+            ));
         }
         if self.xhtml {
             let t = s.trim_start();
@@ -228,8 +246,14 @@ mod tests {
 
     #[test]
     fn xsd_whitespace_rewrite() {
-        assert_eq!(xsd_whitespace(r"[^\s]+(\s[^\s]+)*"), r"[^ \t\n\r]+([ \t\n\r][^ \t\n\r]+)*");
-        assert_eq!(xsd_whitespace(r"(\s*([0-9a-zA-Z\+/=]){4}\s*)+"), r"([ \t\n\r]*([0-9a-zA-Z\+/=]){4}[ \t\n\r]*)+");
+        assert_eq!(
+            xsd_whitespace(r"[^\s]+(\s[^\s]+)*"),
+            r"[^ \t\n\r]+([ \t\n\r][^ \t\n\r]+)*"
+        );
+        assert_eq!(
+            xsd_whitespace(r"(\s*([0-9a-zA-Z\+/=]){4}\s*)+"),
+            r"([ \t\n\r]*([0-9a-zA-Z\+/=]){4}[ \t\n\r]*)+"
+        );
         assert_eq!(xsd_whitespace(r"[ \r\n\t\S]+"), r"[ \r\n\t[^ \t\n\r]]+");
     }
 }

@@ -11,7 +11,10 @@ fn shared_data() -> Option<PathBuf> {
 }
 
 fn issues(v: &Value) -> Vec<(String, IssueKind)> {
-    validate_resource(v).into_iter().map(|i| (i.path, i.kind)).collect()
+    validate_resource(v)
+        .into_iter()
+        .map(|i| (i.path, i.kind))
+        .collect()
 }
 
 /// Asserts that validation yields exactly one issue, at `path` with `kind`; returns its message.
@@ -57,11 +60,26 @@ fn resource_type_list() {
     let types = resource_types();
     assert_eq!(types.len(), 146);
     assert!(types.windows(2).all(|w| w[0] < w[1]), "sorted and unique");
-    for t in ["Bundle", "Parameters", "Binary", "Patient", "Observation", "QuestionnaireResponse"] {
+    for t in [
+        "Bundle",
+        "Parameters",
+        "Binary",
+        "Patient",
+        "Observation",
+        "QuestionnaireResponse",
+    ] {
         assert!(is_resource_type(t), "{t}");
         assert!(types.iter().any(|x| x == t), "{t}");
     }
-    for t in ["Resource", "DomainResource", "MetadataResource", "patient", "Quantity", "", "Observation.component"] {
+    for t in [
+        "Resource",
+        "DomainResource",
+        "MetadataResource",
+        "patient",
+        "Quantity",
+        "",
+        "Observation.component",
+    ] {
         assert!(!is_resource_type(t), "{t}");
     }
 }
@@ -132,10 +150,16 @@ fn us_core_testdata_is_valid() {
     files.sort();
     let mut count = 0;
     for file in &files {
-        let v: Value = serde_json::from_str(&std::fs::read_to_string(file).expect("read")).expect("parse");
+        let v: Value =
+            serde_json::from_str(&std::fs::read_to_string(file).expect("read")).expect("parse");
         // The whole document (Bundles validate their entries recursively) ...
         let found = validate_resource(&v);
-        assert!(found.is_empty(), "{}: {:#?}", file.display(), &found[..found.len().min(20)]);
+        assert!(
+            found.is_empty(),
+            "{}: {:#?}",
+            file.display(),
+            &found[..found.len().min(20)]
+        );
         // ... and each entry on its own, as a transaction would store it.
         if let Some(entries) = v.get("entry").and_then(Value::as_array) {
             for e in entries {
@@ -190,11 +214,13 @@ fn valid_hand_written_resources() {
         {"name": "b", "resource": {"resourceType": "Patient", "active": true}},
         {"name": "c", "part": [{"name": "d", "valueUnsignedInt": 0}]}
     ]}));
-    valid(json!({"resourceType": "Questionnaire", "status": "draft", "item": [
-        {"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "string", "item": [
-            {"linkId": "1.1.1", "type": "boolean"}
-        ]}]}
-    ]}));
+    valid(
+        json!({"resourceType": "Questionnaire", "status": "draft", "item": [
+            {"linkId": "1", "type": "group", "item": [{"linkId": "1.1", "type": "string", "item": [
+                {"linkId": "1.1.1", "type": "boolean"}
+            ]}]}
+        ]}),
+    );
 }
 
 // ---------------------------------------------------------------- resource level
@@ -204,64 +230,150 @@ fn not_a_resource() {
     one_issue(json!([]), "", IssueKind::Invalid);
     one_issue(json!("Patient"), "", IssueKind::Invalid);
     one_issue(json!({"id": "x"}), "resourceType", IssueKind::Invalid);
-    one_issue(json!({"resourceType": 1}), "resourceType", IssueKind::Invalid);
-    let msg = one_issue(json!({"resourceType": "Foo"}), "resourceType", IssueKind::Invalid);
+    one_issue(
+        json!({"resourceType": 1}),
+        "resourceType",
+        IssueKind::Invalid,
+    );
+    let msg = one_issue(
+        json!({"resourceType": "Foo"}),
+        "resourceType",
+        IssueKind::Invalid,
+    );
     assert!(msg.contains("Foo"), "{msg}");
-    one_issue(json!({"resourceType": "DomainResource"}), "resourceType", IssueKind::Invalid);
+    one_issue(
+        json!({"resourceType": "DomainResource"}),
+        "resourceType",
+        IssueKind::Invalid,
+    );
     valid(json!({"resourceType": "Patient"}));
 }
 
 #[test]
 fn unknown_elements() {
-    let msg = one_issue(patient(json!({"foo": 1})), "Patient.foo", IssueKind::Structure);
+    let msg = one_issue(
+        patient(json!({"foo": 1})),
+        "Patient.foo",
+        IssueKind::Structure,
+    );
     assert!(msg.contains("'foo'"), "{msg}");
-    one_issue(patient(json!({"name": [{"family": "x", "nickname": "y"}]})), "Patient.name[0].nickname", IssueKind::Structure);
-    one_issue(patient(json!({"name": [{"family": "x", "resourceType": "HumanName"}]})), "Patient.name[0].resourceType", IssueKind::Structure);
+    one_issue(
+        patient(json!({"name": [{"family": "x", "nickname": "y"}]})),
+        "Patient.name[0].nickname",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"name": [{"family": "x", "resourceType": "HumanName"}]})),
+        "Patient.name[0].resourceType",
+        IssueKind::Structure,
+    );
     // modifierExtension exists on backbone elements and resources only.
     one_issue(
-        patient(json!({"maritalStatus": {"coding": [{"code": "M", "modifierExtension": [{"url": "u", "valueBoolean": true}]}]}})),
+        patient(
+            json!({"maritalStatus": {"coding": [{"code": "M", "modifierExtension": [{"url": "u", "valueBoolean": true}]}]}}),
+        ),
         "Patient.maritalStatus.coding[0].modifierExtension",
         IssueKind::Structure,
     );
-    valid(patient(json!({"contact": [{"modifierExtension": [{"url": "u", "valueBoolean": true}], "gender": "male"}]})));
+    valid(patient(
+        json!({"contact": [{"modifierExtension": [{"url": "u", "valueBoolean": true}], "gender": "male"}]}),
+    ));
     // `_x` only for primitives.
-    one_issue(patient(json!({"_name": {"id": "a"}})), "Patient._name", IssueKind::Structure);
-    one_issue(patient(json!({"_unknown": {"id": "a"}})), "Patient._unknown", IssueKind::Structure);
+    one_issue(
+        patient(json!({"_name": {"id": "a"}})),
+        "Patient._name",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"_unknown": {"id": "a"}})),
+        "Patient._unknown",
+        IssueKind::Structure,
+    );
     // a choice element is only known by its typed names
-    one_issue(observation(json!({"value": 1})), "Observation.value", IssueKind::Structure);
-    one_issue(observation(json!({"valueFoo": 1})), "Observation.valueFoo", IssueKind::Structure);
+    one_issue(
+        observation(json!({"value": 1})),
+        "Observation.value",
+        IssueKind::Structure,
+    );
+    one_issue(
+        observation(json!({"valueFoo": 1})),
+        "Observation.valueFoo",
+        IssueKind::Structure,
+    );
     // Observation.value[x] does not allow Reference
-    one_issue(observation(json!({"valueReference": {"reference": "Patient/1"}})), "Observation.valueReference", IssueKind::Structure);
+    one_issue(
+        observation(json!({"valueReference": {"reference": "Patient/1"}})),
+        "Observation.valueReference",
+        IssueKind::Structure,
+    );
 }
 
 // ---------------------------------------------------------------- primitives
 
 #[test]
 fn primitive_json_kinds() {
-    one_issue(patient(json!({"active": "true"})), "Patient.active", IssueKind::Value);
-    one_issue(patient(json!({"active": 1})), "Patient.active", IssueKind::Value);
-    one_issue(patient(json!({"birthDate": 19900101})), "Patient.birthDate", IssueKind::Value);
-    one_issue(patient(json!({"multipleBirthInteger": "2"})), "Patient.multipleBirthInteger", IssueKind::Value);
-    one_issue(patient(json!({"name": [{"given": [1]}]})), "Patient.name[0].given[0]", IssueKind::Value);
+    one_issue(
+        patient(json!({"active": "true"})),
+        "Patient.active",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"active": 1})),
+        "Patient.active",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"birthDate": 19900101})),
+        "Patient.birthDate",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"multipleBirthInteger": "2"})),
+        "Patient.multipleBirthInteger",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"name": [{"given": [1]}]})),
+        "Patient.name[0].given[0]",
+        IssueKind::Value,
+    );
     one_issue(
         observation(json!({"valueQuantity": {"value": "1.5"}})),
         "Observation.valueQuantity.value",
         IssueKind::Value,
     );
-    one_issue(observation(json!({"valueBoolean": "false"})), "Observation.valueBoolean", IssueKind::Value);
+    one_issue(
+        observation(json!({"valueBoolean": "false"})),
+        "Observation.valueBoolean",
+        IssueKind::Value,
+    );
 }
 
 #[test]
 fn integers() {
-    let int = |v: &str| patient(serde_json::from_str(&format!(r#"{{"multipleBirthInteger": {v}}}"#)).unwrap());
+    let int = |v: &str| {
+        patient(serde_json::from_str(&format!(r#"{{"multipleBirthInteger": {v}}}"#)).unwrap())
+    };
     valid(int("0"));
     valid(int("-5"));
     valid(int("2147483647"));
     one_issue(int("1.0"), "Patient.multipleBirthInteger", IssueKind::Value);
     one_issue(int("1e2"), "Patient.multipleBirthInteger", IssueKind::Value);
-    one_issue(int("2147483648"), "Patient.multipleBirthInteger", IssueKind::Value);
-    one_issue(int("-2147483649"), "Patient.multipleBirthInteger", IssueKind::Value);
-    one_issue(int("99999999999999999999999"), "Patient.multipleBirthInteger", IssueKind::Value);
+    one_issue(
+        int("2147483648"),
+        "Patient.multipleBirthInteger",
+        IssueKind::Value,
+    );
+    one_issue(
+        int("-2147483649"),
+        "Patient.multipleBirthInteger",
+        IssueKind::Value,
+    );
+    one_issue(
+        int("99999999999999999999999"),
+        "Patient.multipleBirthInteger",
+        IssueKind::Value,
+    );
 
     let freq = |v: i64| {
         json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
@@ -269,18 +381,32 @@ fn integers() {
             "dosageInstruction": [{"timing": {"repeat": {"frequency": v}}}]})
     };
     valid(freq(1));
-    one_issue(freq(0), "MedicationRequest.dosageInstruction[0].timing.repeat.frequency", IssueKind::Value);
+    one_issue(
+        freq(0),
+        "MedicationRequest.dosageInstruction[0].timing.repeat.frequency",
+        IssueKind::Value,
+    );
     let size = |v: i64| {
         json!({"resourceType": "DocumentReference", "status": "current",
             "content": [{"attachment": {"contentType": "text/plain", "size": v}}]})
     };
     valid(size(0));
-    one_issue(size(-1), "DocumentReference.content[0].attachment.size", IssueKind::Value);
+    one_issue(
+        size(-1),
+        "DocumentReference.content[0].attachment.size",
+        IssueKind::Value,
+    );
 }
 
 #[test]
 fn decimals() {
-    for v in ["0", "-0.5", "1.000", "1e-3", "12345678901234567890.123456789"] {
+    for v in [
+        "0",
+        "-0.5",
+        "1.000",
+        "1e-3",
+        "12345678901234567890.123456789",
+    ] {
         let obs: Value = serde_json::from_str(&format!(
             r#"{{"resourceType":"Observation","status":"final","code":{{"text":"x"}},"valueQuantity":{{"value":{v}}}}}"#
         ))
@@ -291,56 +417,122 @@ fn decimals() {
 
 #[test]
 fn strings_and_formats() {
-    one_issue(patient(json!({"name": [{"given": ["A", ""]}]})), "Patient.name[0].given[1]", IssueKind::Value);
-    one_issue(patient(json!({"gender": ""})), "Patient.gender", IssueKind::Value);
-    one_issue(patient(json!({"birthDate": "1990-13-01"})), "Patient.birthDate", IssueKind::Value);
-    one_issue(patient(json!({"birthDate": "1990-01-01T00:00:00Z"})), "Patient.birthDate", IssueKind::Value);
-    one_issue(patient(json!({"deceasedDateTime": "2020-01-01T10:00:00"})), "Patient.deceasedDateTime", IssueKind::Value);
+    one_issue(
+        patient(json!({"name": [{"given": ["A", ""]}]})),
+        "Patient.name[0].given[1]",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"gender": ""})),
+        "Patient.gender",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"birthDate": "1990-13-01"})),
+        "Patient.birthDate",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"birthDate": "1990-01-01T00:00:00Z"})),
+        "Patient.birthDate",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"deceasedDateTime": "2020-01-01T10:00:00"})),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
     valid(patient(json!({"deceasedDateTime": "2020"})));
-    valid(patient(json!({"deceasedDateTime": "2020-01-01T10:00:00+14:00"})));
-    one_issue(observation(json!({"issued": "2020-01-01"})), "Observation.issued", IssueKind::Value);
-    one_issue(observation(json!({"valueTime": "25:00:00"})), "Observation.valueTime", IssueKind::Value);
+    valid(patient(
+        json!({"deceasedDateTime": "2020-01-01T10:00:00+14:00"}),
+    ));
+    one_issue(
+        observation(json!({"issued": "2020-01-01"})),
+        "Observation.issued",
+        IssueKind::Value,
+    );
+    one_issue(
+        observation(json!({"valueTime": "25:00:00"})),
+        "Observation.valueTime",
+        IssueKind::Value,
+    );
     valid(observation(json!({"valueTime": "23:59:59.5"})));
-    one_issue(patient(json!({"gender": "fe  male"})), "Patient.gender", IssueKind::Value);
-    one_issue(patient(json!({"gender": " male"})), "Patient.gender", IssueKind::Value);
+    one_issue(
+        patient(json!({"gender": "fe  male"})),
+        "Patient.gender",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"gender": " male"})),
+        "Patient.gender",
+        IssueKind::Value,
+    );
     valid(patient(json!({"language": "en US"})));
-    one_issue(patient(json!({"implicitRules": "http://x y"})), "Patient.implicitRules", IssueKind::Value);
+    one_issue(
+        patient(json!({"implicitRules": "http://x y"})),
+        "Patient.implicitRules",
+        IssueKind::Value,
+    );
     // uri / url are only checked for whitespace
-    valid(patient(json!({"identifier": [{"system": "urn:oid:1.2.x", "value": "1"}], "photo": [{"url": "urn:uuid:X"}]})));
+    valid(patient(
+        json!({"identifier": [{"system": "urn:oid:1.2.x", "value": "1"}], "photo": [{"url": "urn:uuid:X"}]}),
+    ));
     valid(json!({"resourceType": "Binary", "contentType": "a/b", "data": "aGVsbG8= \n"}));
-    one_issue(json!({"resourceType": "Binary", "contentType": "a/b", "data": "abc"}), "Binary.data", IssueKind::Value);
+    one_issue(
+        json!({"resourceType": "Binary", "contentType": "a/b", "data": "abc"}),
+        "Binary.data",
+        IssueKind::Value,
+    );
     one_issue(
         patient(json!({"text": {"status": "generated", "div": "plain text"}})),
         "Patient.text.div",
         IssueKind::Value,
     );
     // id of a resource
-    let msg = one_issue(patient(json!({"id": "bad id!"})), "Patient.id", IssueKind::Value);
+    let msg = one_issue(
+        patient(json!({"id": "bad id!"})),
+        "Patient.id",
+        IssueKind::Value,
+    );
     assert!(msg.contains("bad id!"), "{msg}");
-    one_issue(patient(json!({"id": "a".repeat(65)})), "Patient.id", IssueKind::Value);
+    one_issue(
+        patient(json!({"id": "a".repeat(65)})),
+        "Patient.id",
+        IssueKind::Value,
+    );
     valid(patient(json!({"id": "A-z.0".repeat(12)})));
     // Element.id of a datatype is a plain string
-    valid(patient(json!({"name": [{"id": "any thing!", "family": "x"}]})));
+    valid(patient(
+        json!({"name": [{"id": "any thing!", "family": "x"}]}),
+    ));
 }
 
 #[test]
 fn oid_uuid_formats() {
     let ident = |system: &str| patient(json!({"identifier": [{"system": system}]}));
     valid(ident("urn:oid:2.16.840.1"));
-    let vs = |url: &str| {
-        json!({"resourceType": "ValueSet", "status": "draft", "expansion": {"identifier": url, "timestamp": "2020-01-01"}})
-    };
+    let vs = |url: &str| json!({"resourceType": "ValueSet", "status": "draft", "expansion": {"identifier": url, "timestamp": "2020-01-01"}});
     valid(vs("urn:uuid:0f8c2b1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"));
     // expansion.identifier is a uri; a malformed uuid is still a valid uri
     valid(vs("urn:uuid:XYZ"));
-    let oid = |v: &str| json!({"resourceType": "NamingSystem", "name": "n", "status": "draft", "kind": "codesystem",
+    let oid = |v: &str| {
+        json!({"resourceType": "NamingSystem", "name": "n", "status": "draft", "kind": "codesystem",
         "date": "2020", "uniqueId": [{"type": "oid", "value": "x"}],
-        "extension": [{"url": "u", "valueOid": v}]});
+        "extension": [{"url": "u", "valueOid": v}]})
+    };
     valid(oid("urn:oid:1.2.3"));
-    one_issue(oid("1.2.3"), "NamingSystem.extension[0].valueOid", IssueKind::Value);
+    one_issue(
+        oid("1.2.3"),
+        "NamingSystem.extension[0].valueOid",
+        IssueKind::Value,
+    );
     let uuid = |v: &str| patient(json!({"extension": [{"url": "u", "valueUuid": v}]}));
     valid(uuid("urn:uuid:0f8c2b1e-1c2d-4e5f-8a9b-0c1d2e3f4a5b"));
-    one_issue(uuid("urn:uuid:0F8C2B1E-1c2d-4e5f-8a9b-0c1d2e3f4a5b"), "Patient.extension[0].valueUuid", IssueKind::Value);
+    one_issue(
+        uuid("urn:uuid:0F8C2B1E-1c2d-4e5f-8a9b-0c1d2e3f4a5b"),
+        "Patient.extension[0].valueUuid",
+        IssueKind::Value,
+    );
 }
 
 // ---------------------------------------------------------------- primitive extensions
@@ -348,17 +540,39 @@ fn oid_uuid_formats() {
 #[test]
 fn primitive_extensions() {
     // bad content of `_birthDate`
-    one_issue(patient(json!({"_birthDate": {"foo": 1}})), "Patient.birthDate.foo", IssueKind::Structure);
+    one_issue(
+        patient(json!({"_birthDate": {"foo": 1}})),
+        "Patient.birthDate.foo",
+        IssueKind::Structure,
+    );
     one_issue(
         patient(json!({"birthDate": "2000", "_birthDate": {"extension": [{"valueString": "x"}]}})),
         "Patient.birthDate.extension[0].url",
         IssueKind::Required,
     );
-    one_issue(patient(json!({"_birthDate": "x"})), "Patient.birthDate", IssueKind::Structure);
-    one_issue(patient(json!({"_birthDate": [{"id": "a"}]})), "Patient.birthDate", IssueKind::Structure);
-    one_issue(patient(json!({"_birthDate": {}})), "Patient.birthDate", IssueKind::Structure);
-    one_issue(patient(json!({"_birthDate": {"id": "a"}})), "Patient.birthDate", IssueKind::Structure);
-    valid(patient(json!({"birthDate": "2000", "_birthDate": {"id": "a"}})));
+    one_issue(
+        patient(json!({"_birthDate": "x"})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"_birthDate": [{"id": "a"}]})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"_birthDate": {}})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"_birthDate": {"id": "a"}})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
+    valid(patient(
+        json!({"birthDate": "2000", "_birthDate": {"id": "a"}}),
+    ));
     // parallel arrays
     one_issue(
         patient(json!({"name": [{"given": ["a", "b"], "_given": [null]}]})),
@@ -371,12 +585,16 @@ fn primitive_extensions() {
         IssueKind::Structure,
     );
     one_issue(
-        patient(json!({"name": [{"given": ["a", null], "_given": [{"id": "x", "extension": [{"url": "u", "valueCode": "c"}]}, null]}]})),
+        patient(
+            json!({"name": [{"given": ["a", null], "_given": [{"id": "x", "extension": [{"url": "u", "valueCode": "c"}]}, null]}]}),
+        ),
         "Patient.name[0].given[1]",
         IssueKind::Structure,
     );
     one_issue(
-        patient(json!({"name": [{"_given": [null, {"extension": [{"url": "u", "valueCode": "c"}]}]}]})),
+        patient(
+            json!({"name": [{"_given": [null, {"extension": [{"url": "u", "valueCode": "c"}]}]}]}),
+        ),
         "Patient.name[0].given[0]",
         IssueKind::Structure,
     );
@@ -386,7 +604,9 @@ fn primitive_extensions() {
         IssueKind::Structure,
     );
     one_issue(
-        patient(json!({"name": [{"given": ["a"], "_given": [{"extension": [{"url": "u", "valueCode": 1}]}]}]})),
+        patient(
+            json!({"name": [{"given": ["a"], "_given": [{"extension": [{"url": "u", "valueCode": 1}]}]}]}),
+        ),
         "Patient.name[0].given[0].extension[0].valueCode",
         IssueKind::Value,
     );
@@ -403,31 +623,67 @@ fn choice_types() {
     );
     assert!(msg.contains("value[x]"), "{msg}");
     one_issue(
-        observation(json!({"valueString": "x", "_valueBoolean": {"extension": [{"url": "u", "valueCode": "c"}]}})),
+        observation(
+            json!({"valueString": "x", "_valueBoolean": {"extension": [{"url": "u", "valueCode": "c"}]}}),
+        ),
         "Observation._valueBoolean",
         IssueKind::Structure,
     );
-    valid(observation(json!({"_valueString": {"id": "a", "extension": [{"url": "u", "valueString": "v"}]}, "valueString": "x"})));
+    valid(observation(
+        json!({"_valueString": {"id": "a", "extension": [{"url": "u", "valueString": "v"}]}, "valueString": "x"}),
+    ));
     one_issue(
         observation(json!({"valueQuantity": [{"value": 1}]})),
         "Observation.valueQuantity",
         IssueKind::Structure,
     );
-    one_issue(observation(json!({"valueQuantity": "1 mg"})), "Observation.valueQuantity", IssueKind::Structure);
+    one_issue(
+        observation(json!({"valueQuantity": "1 mg"})),
+        "Observation.valueQuantity",
+        IssueKind::Structure,
+    );
 }
 
 // ---------------------------------------------------------------- cardinality
 
 #[test]
 fn cardinality() {
-    let msg = one_issue(patient(json!({"birthDate": ["2000"]})), "Patient.birthDate", IssueKind::Structure);
+    let msg = one_issue(
+        patient(json!({"birthDate": ["2000"]})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
     assert!(msg.contains("birthDate"), "{msg}");
-    one_issue(patient(json!({"name": {"family": "x"}})), "Patient.name", IssueKind::Structure);
-    one_issue(patient(json!({"name": []})), "Patient.name", IssueKind::Structure);
-    one_issue(patient(json!({"name": [null]})), "Patient.name[0]", IssueKind::Structure);
-    one_issue(patient(json!({"birthDate": null})), "Patient.birthDate", IssueKind::Structure);
-    one_issue(patient(json!({"maritalStatus": {}})), "Patient.maritalStatus", IssueKind::Structure);
-    one_issue(patient(json!({"maritalStatus": {"id": "x"}})), "Patient.maritalStatus", IssueKind::Structure);
+    one_issue(
+        patient(json!({"name": {"family": "x"}})),
+        "Patient.name",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"name": []})),
+        "Patient.name",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"name": [null]})),
+        "Patient.name[0]",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"birthDate": null})),
+        "Patient.birthDate",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"maritalStatus": {}})),
+        "Patient.maritalStatus",
+        IssueKind::Structure,
+    );
+    one_issue(
+        patient(json!({"maritalStatus": {"id": "x"}})),
+        "Patient.maritalStatus",
+        IssueKind::Structure,
+    );
     // a repeating element given as single value: reported, and the value still validated
     let found = issues(&patient(json!({"name": {"family": 1}})));
     assert_eq!(
@@ -443,10 +699,20 @@ fn cardinality() {
 fn required_elements() {
     let found = validate_resource(&json!({"resourceType": "Observation"}));
     let got: Vec<_> = found.iter().map(|i| (i.path.as_str(), i.kind)).collect();
-    assert_eq!(got, vec![("Observation.status", IssueKind::Required), ("Observation.code", IssueKind::Required)]);
+    assert_eq!(
+        got,
+        vec![
+            ("Observation.status", IssueKind::Required),
+            ("Observation.code", IssueKind::Required)
+        ]
+    );
     assert!(found[0].message.contains("status"), "{}", found[0].message);
 
-    one_issue(json!({"resourceType": "Bundle"}), "Bundle.type", IssueKind::Required);
+    one_issue(
+        json!({"resourceType": "Bundle"}),
+        "Bundle.type",
+        IssueKind::Required,
+    );
     one_issue(
         observation(json!({"component": [{"valueString": "x"}]})),
         "Observation.component[0].code",
@@ -463,8 +729,10 @@ fn required_elements() {
         IssueKind::Required,
     );
     // Reference, Coding, Quantity have no required elements
-    valid(observation(json!({"subject": {"display": "x"}, "valueQuantity": {"unit": "x"},
-        "category": [{"coding": [{"display": "d"}]}]})));
+    valid(observation(
+        json!({"subject": {"display": "x"}, "valueQuantity": {"unit": "x"},
+        "category": [{"coding": [{"display": "d"}]}]}),
+    ));
     // presence through the `_` companion counts
     valid(json!({
         "resourceType": "Observation",
@@ -500,7 +768,11 @@ fn nested_resources() {
         "Patient.contained[0].resourceType",
         IssueKind::Invalid,
     );
-    one_issue(patient(json!({"contained": ["x"]})), "Patient.contained[0]", IssueKind::Structure);
+    one_issue(
+        patient(json!({"contained": ["x"]})),
+        "Patient.contained[0]",
+        IssueKind::Structure,
+    );
     one_issue(
         patient(json!({"contained": [{"resourceType": "Organization", "id": "bad id"}]})),
         "Patient.contained[0].id",
@@ -515,8 +787,14 @@ fn nested_resources() {
     assert_eq!(
         issues(&bundle),
         vec![
-            ("Bundle.entry[2].resource.birthDate".to_owned(), IssueKind::Value),
-            ("Bundle.entry[3].resource.status".to_owned(), IssueKind::Required),
+            (
+                "Bundle.entry[2].resource.birthDate".to_owned(),
+                IssueKind::Value
+            ),
+            (
+                "Bundle.entry[3].resource.status".to_owned(),
+                IssueKind::Required
+            ),
         ]
     );
     one_issue(
@@ -545,14 +823,24 @@ fn nested_resources() {
 
 #[test]
 fn extensions() {
-    one_issue(patient(json!({"extension": [{"valueString": "x"}]})), "Patient.extension[0].url", IssueKind::Required);
+    one_issue(
+        patient(json!({"extension": [{"valueString": "x"}]})),
+        "Patient.extension[0].url",
+        IssueKind::Required,
+    );
     let msg = one_issue(
-        patient(json!({"extension": [{"url": "u", "valueString": "x", "extension": [{"url": "v", "valueCode": "c"}]}]})),
+        patient(
+            json!({"extension": [{"url": "u", "valueString": "x", "extension": [{"url": "v", "valueCode": "c"}]}]}),
+        ),
         "Patient.extension[0]",
         IssueKind::Invalid,
     );
     assert!(msg.contains("not both"), "{msg}");
-    one_issue(patient(json!({"extension": [{"url": "u"}]})), "Patient.extension[0]", IssueKind::Invalid);
+    one_issue(
+        patient(json!({"extension": [{"url": "u"}]})),
+        "Patient.extension[0]",
+        IssueKind::Invalid,
+    );
     one_issue(
         patient(json!({"extension": [{"url": "u", "extension": [{"url": "v"}]}]})),
         "Patient.extension[0].extension[0]",
@@ -563,9 +851,15 @@ fn extensions() {
         "Patient.extension[0].valueFoo",
         IssueKind::Structure,
     );
-    one_issue(patient(json!({"extension": [{"url": "", "valueCode": "x"}]})), "Patient.extension[0].url", IssueKind::Value);
     one_issue(
-        patient(json!({"modifierExtension": [{"url": "u", "valueReference": {"reference": "Patient/1"}, "valueString": "x"}]})),
+        patient(json!({"extension": [{"url": "", "valueCode": "x"}]})),
+        "Patient.extension[0].url",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(
+            json!({"modifierExtension": [{"url": "u", "valueReference": {"reference": "Patient/1"}, "valueString": "x"}]}),
+        ),
         "Patient.modifierExtension[0].valueString",
         IssueKind::Structure,
     );
@@ -586,19 +880,28 @@ fn deep_nesting_is_capped() {
     for i in 0..200 {
         item = json!({"linkId": i.to_string(), "item": [item]});
     }
-    let qr = json!({"resourceType": "QuestionnaireResponse", "status": "completed", "item": [item]});
+    let qr =
+        json!({"resourceType": "QuestionnaireResponse", "status": "completed", "item": [item]});
     let found = validate_resource(&qr);
     assert_eq!(found.len(), 1, "{found:?}");
     assert_eq!(found[0].kind, IssueKind::Invalid);
     assert!(found[0].message.contains("depth"), "{}", found[0].message);
-    assert!(found[0].path.starts_with("QuestionnaireResponse.item[0].item[0]"));
+    assert!(
+        found[0]
+            .path
+            .starts_with("QuestionnaireResponse.item[0].item[0]")
+    );
 
     // deep garbage under an unknown element is not descended into
     let mut junk = json!(1);
     for _ in 0..150 {
         junk = json!({"a": [junk]});
     }
-    one_issue(patient(json!({"junk": junk})), "Patient.junk", IssueKind::Structure);
+    one_issue(
+        patient(json!({"junk": junk})),
+        "Patient.junk",
+        IssueKind::Structure,
+    );
     // a deep extension tree
     let mut ext = json!({"url": "u", "valueString": "x"});
     for _ in 0..200 {
@@ -617,7 +920,7 @@ fn issue_count_is_capped() {
         p.insert(format!("x{i}"), json!(i));
     }
     let found = validate_resource(&Value::Object(p));
-    assert_eq!(found.len(), MAX_ISSUES + 1);
+    assert_eq!(found.len(), walker::MAX_ISSUES + 1);
     assert_eq!(found.last().map(|i| i.kind), Some(IssueKind::Invalid));
 }
 
@@ -643,7 +946,15 @@ fn never_panics_on_odd_input() {
         "extension": [{"url": "u", "valueString": "x"}],
         "contact": [{"name": {"text": "c"}}],
     }));
-    let replacements = [json!(null), json!([]), json!({}), json!(0), json!(""), json!([null]), json!({"id": 1})];
+    let replacements = [
+        json!(null),
+        json!([]),
+        json!({}),
+        json!(0),
+        json!(""),
+        json!([null]),
+        json!({"id": 1}),
+    ];
     fn paths(v: &Value, prefix: Vec<String>, out: &mut Vec<Vec<String>>) {
         out.push(prefix.clone());
         match v {

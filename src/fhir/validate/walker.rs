@@ -43,7 +43,7 @@ struct Walker<'v> {
 pub(crate) fn validate(resource: &Value) -> Vec<ValidationIssue> {
     let mut w = Walker {
         defs: defs(),
-        path: Vec::new(),
+        path: Vec::with_capacity(32),
         issues: Vec::new(),
         depth: 0,
         stopped: false,
@@ -52,7 +52,10 @@ pub(crate) fn validate(resource: &Value) -> Vec<ValidationIssue> {
         Value::Object(obj) => w.walk_resource(obj, true),
         other => w.report(
             IssueKind::Invalid,
-            format!("A resource must be a JSON object, found {}", json_kind_name(other)),
+            format!(
+                "A resource must be a JSON object, found {}",
+                json_kind_name(other)
+            ),
         ),
     }
     w.issues
@@ -93,7 +96,11 @@ impl<'v> Walker<'v> {
             return;
         }
         let path = self.path_string();
-        self.issues.push(ValidationIssue { path, message, kind });
+        self.issues.push(ValidationIssue {
+            path,
+            message,
+            kind,
+        });
     }
 
     /// Reports an issue at the current path extended by `name`.
@@ -110,7 +117,10 @@ impl<'v> Walker<'v> {
         let rt = match obj.get("resourceType") {
             Some(Value::String(s)) => s.as_str(),
             Some(other) => {
-                let msg = format!("resourceType must be a string, found {}", json_kind_name(other));
+                let msg = format!(
+                    "resourceType must be a string, found {}",
+                    json_kind_name(other)
+                );
                 return self.report_at("resourceType", IssueKind::Invalid, msg);
             }
             None => {
@@ -131,16 +141,16 @@ impl<'v> Walker<'v> {
         }
     }
 
-    /// An object of a complex type, backbone element or resource. Returns the bit set
-    /// of the elements present.
-    fn walk_object(&mut self, ty: TypeId, obj: &'v Map<String, Value>, mode: Mode) -> u128 {
+    /// An object of a complex type, backbone element or resource.
+    fn walk_object(&mut self, ty: TypeId, obj: &'v Map<String, Value>, mode: Mode) {
         if self.stopped {
-            return 0;
+            return;
         }
         if self.depth >= MAX_DEPTH {
-            let msg = format!("Maximum nesting depth ({MAX_DEPTH}) exceeded; content not validated");
+            let msg =
+                format!("Maximum nesting depth ({MAX_DEPTH}) exceeded; content not validated");
             self.report(IssueKind::Invalid, msg);
-            return 0;
+            return;
         }
         self.depth += 1;
         let defs = self.defs;
@@ -158,8 +168,6 @@ impl<'v> Walker<'v> {
             let child = match td.lookup.get(base) {
                 Some(&c) if !underscore || matches!(c.ty, TypeRef::Primitive(_)) => c,
                 _ => {
-                    has_content = true;
-                    had_unknown = true;
                     match key {
                         "resourceType" if mode == Mode::Resource => {}
                         "fhir_comments" => {}
@@ -168,11 +176,16 @@ impl<'v> Walker<'v> {
                             IssueKind::Structure,
                             "resourceType is only allowed at the root of a resource".to_owned(),
                         ),
-                        _ => self.report_at(
-                            key,
-                            IssueKind::Structure,
-                            format!("Unknown element '{}'", super::primitives::excerpt(key)),
-                        ),
+                        _ => {
+                            // Counts as content: don't also report an empty object.
+                            has_content = true;
+                            had_unknown = true;
+                            self.report_at(
+                                key,
+                                IssueKind::Structure,
+                                format!("Unknown element '{}'", super::primitives::excerpt(key)),
+                            );
+                        }
                     }
                     continue;
                 }
@@ -183,7 +196,10 @@ impl<'v> Walker<'v> {
             let elem = &td.elements[usize::from(child.elem)];
             let bit = 1u128 << child.elem;
             if elem.choice && seen & bit != 0 && !self.same_base_seen(obj, key, underscore) {
-                let msg = format!("Only one variant of the choice element '{}' may be present", elem.name);
+                let msg = format!(
+                    "Only one variant of the choice element '{}' may be present",
+                    elem.name
+                );
                 self.report_at(key, IssueKind::Structure, msg);
             }
             seen |= bit;
@@ -199,10 +215,13 @@ impl<'v> Walker<'v> {
         let empty = match mode {
             Mode::Resource => false,
             Mode::Element => !has_content,
-            Mode::PrimitiveExtension { has_value } => obj.is_empty() || (!has_value && !has_content),
+            Mode::PrimitiveExtension { has_value } => {
+                obj.is_empty() || (!has_value && !has_content)
+            }
         };
         if empty {
-            let msg = "An element must have content: empty objects (or only an id) are not allowed".to_owned();
+            let msg = "An element must have content: empty objects (or only an id) are not allowed"
+                .to_owned();
             self.report(IssueKind::Structure, msg);
         }
         let mut missing = td.required_mask & !seen;
@@ -210,21 +229,26 @@ impl<'v> Walker<'v> {
             let i = missing.trailing_zeros() as usize;
             missing &= missing - 1;
             let name: &'static str = &td.elements[i].name;
-            self.report_at(name, IssueKind::Required, format!("Missing required element '{name}'"));
+            self.report_at(
+                name,
+                IssueKind::Required,
+                format!("Missing required element '{name}'"),
+            );
         }
         if ty == defs.extension_type {
             let has_value = seen & defs.extension_value_bit != 0;
             let has_ext = seen & defs.extension_extension_bit != 0;
             if has_value && has_ext {
-                let msg = "An extension must have either extensions or value[x], not both".to_owned();
+                let msg =
+                    "An extension must have either extensions or value[x], not both".to_owned();
                 self.report(IssueKind::Invalid, msg);
             } else if !has_value && !has_ext && !had_unknown {
-                let msg = "An extension must have either a value[x] or nested extensions".to_owned();
+                let msg =
+                    "An extension must have either a value[x] or nested extensions".to_owned();
                 self.report(IssueKind::Invalid, msg);
             }
         }
         self.depth -= 1;
-        seen
     }
 
     /// For a choice element already seen: whether the earlier key was the same variant
@@ -260,11 +284,18 @@ impl<'v> Walker<'v> {
                 if let Some(max) = elem.max
                     && items.len() > max as usize
                 {
-                    let msg = format!("Element '{key}' has {} entries, at most {max} allowed", items.len());
+                    let msg = format!(
+                        "Element '{key}' has {} entries, at most {max} allowed",
+                        items.len()
+                    );
                     self.report(IssueKind::Structure, msg);
                 }
                 if items.len() < elem.min as usize {
-                    let msg = format!("Element '{key}' has {} entries, at least {} required", items.len(), elem.min);
+                    let msg = format!(
+                        "Element '{key}' has {} entries, at least {} required",
+                        items.len(),
+                        elem.min
+                    );
                     self.report(IssueKind::Required, msg);
                 }
                 for (i, item) in items.iter().enumerate() {
@@ -273,7 +304,8 @@ impl<'v> Walker<'v> {
                     }
                     self.path.push(Seg::Index(i));
                     if item.is_null() {
-                        let ok = matches!(ty, TypeRef::Primitive(_)) && extension_entry_present(obj, key, i);
+                        let ok = matches!(ty, TypeRef::Primitive(_))
+                            && extension_entry_present(obj, key, i);
                         if !ok {
                             let msg = "null is not allowed in arrays (except in parallel primitive arrays \
                                        where the '_' array has an entry)"
@@ -313,9 +345,7 @@ impl<'v> Walker<'v> {
                 }
             }
             TypeRef::Complex(t) => match value {
-                Value::Object(o) => {
-                    self.walk_object(t, o, Mode::Element);
-                }
+                Value::Object(o) => self.walk_object(t, o, Mode::Element),
                 other => {
                     let msg = format!(
                         "Expected a JSON object for type {}, found {}",
@@ -328,7 +358,10 @@ impl<'v> Walker<'v> {
             TypeRef::Resource => match value {
                 Value::Object(o) => self.walk_resource(o, false),
                 other => {
-                    let msg = format!("Expected a resource (JSON object), found {}", json_kind_name(other));
+                    let msg = format!(
+                        "Expected a resource (JSON object), found {}",
+                        json_kind_name(other)
+                    );
                     self.report(IssueKind::Structure, msg);
                 }
             },
@@ -373,19 +406,29 @@ impl<'v> Walker<'v> {
                     self.path.push(Seg::Index(i));
                     match item {
                         Value::Object(o) => {
-                            let has_value = base_items.and_then(|b| b.get(i)).is_some_and(|v| !v.is_null());
-                            self.walk_object(element_type, o, Mode::PrimitiveExtension { has_value });
+                            let has_value = base_items
+                                .and_then(|b| b.get(i))
+                                .is_some_and(|v| !v.is_null());
+                            self.walk_object(
+                                element_type,
+                                o,
+                                Mode::PrimitiveExtension { has_value },
+                            );
                         }
                         Value::Null => {
                             // With a base array, a null there (or a length mismatch) is
                             // reported on its own; without one, this entry is empty.
                             if base_items.is_none() {
-                                let msg = "Array entry has neither a value nor extensions".to_owned();
+                                let msg =
+                                    "Array entry has neither a value nor extensions".to_owned();
                                 self.report(IssueKind::Structure, msg);
                             }
                         }
                         other => {
-                            let msg = format!("Expected a JSON object or null, found {}", json_kind_name(other));
+                            let msg = format!(
+                                "Expected a JSON object or null, found {}",
+                                json_kind_name(other)
+                            );
                             self.report(IssueKind::Structure, msg);
                         }
                     }
@@ -405,7 +448,10 @@ impl<'v> Walker<'v> {
                 self.walk_object(element_type, o, Mode::PrimitiveExtension { has_value });
             }
             other => {
-                let msg = format!("Expected a JSON object for '{key}', found {}", json_kind_name(other));
+                let msg = format!(
+                    "Expected a JSON object for '{key}', found {}",
+                    json_kind_name(other)
+                );
                 self.report(IssueKind::Structure, msg);
             }
         }

@@ -1,0 +1,290 @@
+//! `kiln bench`: import and read throughput on SQLite and PostgreSQL, next to two ceilings
+//! measured in the same run: a trivial handler on the same HTTP stack (`/healthz`) and the
+//! raw primary-key lookup without HTTP (`Store::read`).
+//!
+//! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
+
+mod dataset;
+mod load;
+mod report;
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use clap::builder::RangedU64ValueParser;
+use sqlx::AssertSqlSafe;
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::TcpListener;
+
+use crate::app::{AppState, router};
+use crate::config::ServeConfig;
+use crate::store::Store;
+use dataset::Dataset;
+use report::Row;
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Database connections per backend: the `kiln serve` default.
+const POOL_CONNECTIONS: u32 = 16;
+
+/// Load before each measurement, not counted: opens connections and warms caches.
+const WARM_UP: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    /// Resources to import: copies of the bundled Synthea sample with fresh ids.
+    #[arg(long, default_value_t = 20_000, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub resources: usize,
+    /// Concurrent clients during the read measurements.
+    #[arg(long, default_value_t = 32, value_parser = RangedU64ValueParser::<usize>::new().range(1..=1024))]
+    pub concurrency: usize,
+    /// Seconds each read measurement lasts.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
+    pub seconds: u64,
+    /// Resources per import transaction.
+    #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub batch_size: usize,
+    /// A PostgreSQL server to measure too: a fresh database `kiln_bench_<random>` is created
+    /// there for the run and dropped after it. Without it only SQLite is measured.
+    #[arg(long, env = "KILN_BENCH_POSTGRES_URL")]
+    pub postgres_url: Option<String>,
+}
+
+pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
+    if std::env::var_os("KILN_LOG").is_none() {
+        eprintln!("bench: hint: KILN_LOG=warn keeps per-request logs out of the measurement");
+    }
+    // Created first, so that an unreachable server fails the run before the long part.
+    let postgres = match &args.postgres_url {
+        Some(url) => Some(BenchDatabase::create(url).await?),
+        None => None,
+    };
+    // On Ctrl-C the measurement is dropped (its temporary files with it) and the
+    // database still removed.
+    let measured = tokio::select! {
+        measured = measure_all(&args, postgres.as_ref()) => measured,
+        _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+    };
+    let dropped = match postgres {
+        Some(database) => database.remove().await,
+        None => Ok(()),
+    };
+    if let (Err(_), Err(error)) = (&measured, &dropped) {
+        eprintln!("bench: {error}");
+    }
+    report::print(&args, &measured?);
+    dropped
+}
+
+async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> BenchResult<Vec<Row>> {
+    eprintln!(
+        "bench: writing {} resources cloned from the bundled Synthea sample",
+        args.resources
+    );
+    let count = args.resources;
+    let dataset = tokio::task::spawn_blocking(move || dataset::build(count)).await??;
+
+    // SQLite in a fresh file of a temporary directory, with the same settings as `kiln serve`.
+    let dir = dataset::TempPath::new("");
+    std::fs::create_dir(&dir.0)?;
+    let url = format!("sqlite://{}", dir.0.join("kiln.db").display());
+    let sqlite = Store::connect(&url, POOL_CONNECTIONS).await?;
+    let mut rows = vec![measure("SQLite", sqlite, args, &dataset).await?];
+
+    if let Some(database) = postgres {
+        let pool = PgPoolOptions::new()
+            .max_connections(POOL_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(database.options.clone())
+            .await?;
+        rows.push(measure("PostgreSQL", Store::Postgres(pool), args, &dataset).await?);
+    }
+    Ok(rows)
+}
+
+/// A database created for the run on the given PostgreSQL server.
+struct BenchDatabase {
+    admin: PgPool,
+    name: String,
+    options: PgConnectOptions,
+}
+
+impl BenchDatabase {
+    async fn create(url: &str) -> BenchResult<Self> {
+        let options = PgConnectOptions::from_str(url)?;
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options.clone())
+            .await
+            .map_err(|error| {
+                format!("connecting to the PostgreSQL server of --postgres-url: {error}")
+            })?;
+        let name = format!("kiln_bench_{}", uuid::Uuid::new_v4().simple());
+        sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&admin)
+            .await?;
+        eprintln!("bench: created the PostgreSQL database {name}");
+        let options = options.database(&name);
+        Ok(BenchDatabase {
+            admin,
+            name,
+            options,
+        })
+    }
+
+    /// Called whether the run succeeded or not. FORCE ends connections a failed run left open.
+    async fn remove(self) -> BenchResult<()> {
+        let name = self.name;
+        sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
+            .execute(&self.admin)
+            .await
+            .map_err(|error| format!("dropping the PostgreSQL database {name}: {error}"))?;
+        self.admin.close().await;
+        eprintln!("bench: dropped the PostgreSQL database {name}");
+        Ok(())
+    }
+}
+
+/// Imports the data set into `store` (empty), then measures reads through HTTP and directly.
+async fn measure(
+    backend: &'static str,
+    store: Store,
+    args: &BenchArgs,
+    dataset: &Dataset,
+) -> BenchResult<Row> {
+    store.migrate().await?;
+    eprintln!("bench: {backend}: importing");
+    let started = Instant::now();
+    let report = crate::import::run(
+        &store,
+        std::slice::from_ref(&dataset.file.0),
+        args.batch_size,
+    )
+    .await?;
+    let import_seconds = started.elapsed().as_secs_f64();
+    if report.failed > 0 || report.total() != dataset.keys.len() as u64 {
+        return Err(format!(
+            "{backend}: {} of {} resources imported ({} failed)",
+            report.total(),
+            dataset.keys.len(),
+            report.failed
+        )
+        .into());
+    }
+
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+    let address = listener.local_addr()?;
+    let app = router(AppState::new(store.clone(), serve_config(address)));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let client = reqwest::Client::builder()
+        // The load goes straight to 127.0.0.1, whatever proxy the environment names.
+        .no_proxy()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
+    let base = format!("http://{address}");
+    let urls: Arc<[String]> = dataset
+        .keys
+        .iter()
+        .map(|(resource_type, id)| format!("{base}/fhir/{resource_type}/{id}"))
+        .collect();
+    let read = phase(backend, "read by id over HTTP", args, {
+        let client = client.clone();
+        move |random| get(client.clone(), urls[random as usize % urls.len()].clone())
+    })
+    .await?;
+    let healthz_url = format!("{base}/healthz");
+    let healthz = phase(backend, "GET /healthz", args, {
+        let client = client.clone();
+        move |_| get(client.clone(), healthz_url.clone())
+    })
+    .await?;
+    // Idle keep-alive connections would hold the graceful shutdown open.
+    drop(client);
+    let _ = stop.send(());
+    server.await??;
+
+    let keys: Arc<[(String, String)]> = dataset.keys.iter().cloned().collect();
+    let lookup = phase(backend, "primary-key lookup (Store::read)", args, {
+        let store = store.clone();
+        move |random| {
+            let store = store.clone();
+            let keys = keys.clone();
+            async move {
+                let (resource_type, id) = &keys[random as usize % keys.len()];
+                match store.read(resource_type, id).await? {
+                    Some(_) => Ok(()),
+                    None => Err(format!("{resource_type}/{id} is missing").into()),
+                }
+            }
+        }
+    })
+    .await?;
+    store.close().await;
+    Ok(Row {
+        backend,
+        import_per_second: dataset.keys.len() as f64 / import_seconds,
+        read,
+        healthz,
+        lookup,
+    })
+}
+
+/// One measurement, after an uncounted warm-up with the same load.
+async fn phase<F, Fut>(
+    backend: &str,
+    what: &str,
+    args: &BenchArgs,
+    operation: F,
+) -> BenchResult<load::Summary>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+{
+    eprintln!(
+        "bench: {backend}: {what}, {} clients for {} s",
+        args.concurrency, args.seconds
+    );
+    load::run(args.concurrency, WARM_UP, operation.clone()).await?;
+    load::run(
+        args.concurrency,
+        Duration::from_secs(args.seconds),
+        operation,
+    )
+    .await
+}
+
+/// A GET that must answer 200; the body is read in full, as a real client would.
+async fn get(client: reqwest::Client, url: String) -> BenchResult<()> {
+    let response = client.get(&url).send().await?;
+    let status = response.status();
+    response.bytes().await?;
+    if status != reqwest::StatusCode::OK {
+        return Err(format!("GET {url} answered {status}").into());
+    }
+    Ok(())
+}
+
+/// The `kiln serve` defaults, on the address actually bound.
+fn serve_config(address: SocketAddr) -> ServeConfig {
+    ServeConfig {
+        bind: address,
+        base_url: format!("http://{address}"),
+        max_body_bytes: 16 * 1024 * 1024,
+        default_page_size: 50,
+        max_page_size: 1000,
+        request_timeout_secs: 120,
+        load_sample_data: false,
+    }
+}

@@ -1,0 +1,69 @@
+//! The results as a markdown table on stdout.
+
+use std::time::Duration;
+
+use super::BenchArgs;
+use super::load::Summary;
+
+/// The figures of one backend.
+pub struct Row {
+    pub backend: &'static str,
+    pub import_per_second: f64,
+    pub read: Summary,
+    pub healthz: Summary,
+    pub lookup: Summary,
+}
+
+pub fn print(args: &BenchArgs, rows: &[Row]) {
+    let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
+    let profile = if cfg!(debug_assertions) {
+        "debug"
+    } else {
+        "release"
+    };
+    println!(
+        "kiln {} bench: {} resources, {} concurrent clients, {} s per read measurement",
+        env!("CARGO_PKG_VERSION"),
+        args.resources,
+        args.concurrency,
+        args.seconds
+    );
+    println!(
+        "machine: {cpus} CPUs, {}/{}, {profile} build",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    );
+    println!();
+    println!(
+        "| Backend | Import (resources/s) | Read by id (req/s) | Read p50 / p95 / p99 (ms) \
+         | /healthz (req/s) | /healthz p50 / p99 (ms) | PK lookup (reads/s) | PK lookup p50 / p99 (ms) |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} | {:.0} | {} / {} / {} | {:.0} | {} / {} | {:.0} | {} / {} |",
+            row.backend,
+            row.import_per_second,
+            row.read.per_second,
+            ms(row.read.p50),
+            ms(row.read.p95),
+            ms(row.read.p99),
+            row.healthz.per_second,
+            ms(row.healthz.p50),
+            ms(row.healthz.p99),
+            row.lookup.per_second,
+            ms(row.lookup.p50),
+            ms(row.lookup.p99),
+        );
+    }
+    if args.postgres_url.is_none() {
+        println!();
+        println!(
+            "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
+        );
+    }
+}
+
+fn ms(duration: Duration) -> String {
+    format!("{:.2}", duration.as_secs_f64() * 1000.0)
+}

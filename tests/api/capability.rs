@@ -1,0 +1,67 @@
+//! The CapabilityStatement says what the server does.
+
+use crate::backend_tests;
+use crate::common::*;
+
+backend_tests!(metadata_describes_the_server);
+
+async fn metadata_describes_the_server(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    let statement = expect_json(server.get("metadata").await, 200).await;
+    assert_eq!(statement["resourceType"], "CapabilityStatement");
+    assert_eq!(statement["fhirVersion"], "4.0.1");
+    assert_eq!(statement["kind"], "instance");
+    assert_eq!(statement["status"], "active");
+    assert_eq!(statement["implementation"]["url"], server.fhir.as_str());
+    let formats: Vec<&str> = statement["format"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert!(formats.contains(&"application/fhir+json"));
+    assert!(!formats.iter().any(|f| f.contains("xml")));
+    let rest = &statement["rest"][0];
+    assert_eq!(rest["mode"], "server");
+    let resources = rest["resource"].as_array().unwrap();
+    // Every concrete R4 resource type, each once.
+    assert_eq!(resources.len(), 146);
+    let patient = resources.iter().find(|r| r["type"] == "Patient").unwrap();
+    let interactions: Vec<&str> = patient["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    for code in [
+        "read",
+        "vread",
+        "update",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+    ] {
+        assert!(interactions.contains(&code), "{code}");
+    }
+    // Search lands with the search issue; until then it is not claimed.
+    assert!(!interactions.contains(&"search-type"));
+    assert_eq!(patient["versioning"], "versioned-update");
+    let system: Vec<&str> = rest["interaction"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["code"].as_str().unwrap())
+        .collect();
+    assert_eq!(system, ["transaction", "batch", "history-system"]);
+    // The statement's claims hold: every listed type really answers.
+    for resource in resources {
+        let resource_type = resource["type"].as_str().unwrap();
+        let response = server
+            .get(&format!("{resource_type}/_history?_count=1"))
+            .await;
+        assert_eq!(response.status(), 200, "{resource_type}");
+    }
+}

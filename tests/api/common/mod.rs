@@ -1,0 +1,379 @@
+//! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
+
+use std::io::Write;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+pub use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A database that exists for one test only.
+pub struct TestDb {
+    pub url: String,
+    admin_url: Option<String>,
+    name: String,
+    _dir: Option<tempfile::TempDir>,
+}
+
+static PG_SKIP_NOTICE: Once = Once::new();
+
+impl TestDb {
+    /// A fresh database, or `None` when PostgreSQL is not configured (and not required).
+    pub async fn new(backend: Backend) -> Option<TestDb> {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().expect("temp dir");
+                let url = format!("sqlite://{}/kiln.db", dir.path().display());
+                Some(TestDb {
+                    url,
+                    admin_url: None,
+                    name: String::new(),
+                    _dir: Some(dir),
+                })
+            }
+            Backend::Postgres => {
+                let Ok(admin_url) = std::env::var("KILN_TEST_DATABASE_URL") else {
+                    if std::env::var("KILN_REQUIRE_POSTGRES").is_ok_and(|v| v == "1") {
+                        panic!("KILN_REQUIRE_POSTGRES=1 but KILN_TEST_DATABASE_URL is not set");
+                    }
+                    PG_SKIP_NOTICE.call_once(|| {
+                        // Written straight to stderr so the test harness does not capture it.
+                        let _ = writeln!(
+                            std::io::stderr(),
+                            "\n*** PostgreSQL tests SKIPPED: set KILN_TEST_DATABASE_URL=postgres://… to run them ***\n"
+                        );
+                    });
+                    return None;
+                };
+                let name = format!("kiln_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&admin_url)
+                    .await
+                    .expect("connect to KILN_TEST_DATABASE_URL");
+                sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&admin)
+                    .await
+                    .expect("create test database");
+                admin.close().await;
+                let url = replace_database(&admin_url, &name);
+                Some(TestDb {
+                    url,
+                    admin_url: Some(admin_url),
+                    name,
+                    _dir: None,
+                })
+            }
+        }
+    }
+}
+
+fn replace_database(url: &str, name: &str) -> String {
+    let (without_query, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let authority_end = without_query
+        .find("://")
+        .map(|start| {
+            without_query[start + 3..]
+                .find('/')
+                .map_or(without_query.len(), |slash| start + 3 + slash)
+        })
+        .unwrap_or(without_query.len());
+    let mut result = format!("{}/{name}", &without_query[..authority_end]);
+    if let Some(query) = query {
+        result.push('?');
+        result.push_str(query);
+    }
+    result
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let Some(admin_url) = self.admin_url.clone() else {
+            return;
+        };
+        let name = self.name.clone();
+        // Drop runs outside any runtime guarantee: use a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&admin_url).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&admin)
+                    .await;
+                    admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// The `kiln` binary under test.
+pub fn kiln_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_kiln"))
+}
+
+/// A running `kiln serve` process on a free loopback port.
+pub struct Server {
+    pub base: String,
+    pub fhir: String,
+    pub client: reqwest::Client,
+    pub db: TestDb,
+    child: Option<Child>,
+    extra_args: Vec<String>,
+    port: u16,
+    log_path: PathBuf,
+    _log_dir: tempfile::TempDir,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .map(|address| address.port())
+        .expect("free port")
+}
+
+impl Server {
+    /// Starts a server on a fresh database of `backend`; `None` when that backend is skipped.
+    pub async fn start(backend: Backend) -> Option<Server> {
+        Self::start_with(backend, &[]).await
+    }
+
+    pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Option<Server> {
+        let db = TestDb::new(backend).await?;
+        Some(Self::start_on(db, extra_args).await)
+    }
+
+    pub async fn start_on(db: TestDb, extra_args: &[&str]) -> Server {
+        let port = free_port();
+        let log_dir = tempfile::tempdir().expect("log dir");
+        let mut server = Server {
+            base: format!("http://127.0.0.1:{port}"),
+            fhir: format!("http://127.0.0.1:{port}/fhir"),
+            client: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+            db,
+            child: None,
+            extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            port,
+            log_path: log_dir.path().join("kiln.log"),
+            _log_dir: log_dir,
+        };
+        server.spawn().await;
+        server
+    }
+
+    async fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .expect("log file");
+        let child = Command::new(kiln_bin())
+            .arg("serve")
+            .arg("--bind")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .arg("--base-url")
+            .arg(&self.base)
+            .arg("--database-url")
+            .arg(&self.db.url)
+            .args(&self.extra_args)
+            .env_remove("KILN_DATABASE_URL")
+            .env_remove("KILN_BASE_URL")
+            .env_remove("KILN_BIND")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn kiln serve");
+        self.child = Some(child);
+        self.wait_ready().await;
+    }
+
+    async fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(response) = self
+                .client
+                .get(format!("{}/healthz", self.base))
+                .send()
+                .await
+                && response.status() == 200
+            {
+                return;
+            }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                panic!("kiln exited during start ({status}):\n{}", self.log());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "kiln did not start:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The server's log output so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+
+    /// Kills the process without warning (SIGKILL), as a crash would.
+    pub fn kill9(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Sends SIGTERM and returns the process, to wait for its exit.
+    pub fn terminate(&mut self) -> Child {
+        let child = self.child.take().expect("running server");
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .expect("kill -TERM");
+        assert!(status.success());
+        child
+    }
+
+    /// Starts the process again on the same port and database.
+    pub async fn restart(&mut self) {
+        self.kill9();
+        self.spawn().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}/{}", self.fhir, path.trim_start_matches('/'))
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    pub async fn put(&self, path: &str, body: &Value) -> reqwest::Response {
+        self.client
+            .put(self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    pub async fn delete(&self, path: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// Creates a resource and returns the stored representation.
+    pub async fn create(&self, resource: &Value) -> Value {
+        let resource_type = resource["resourceType"].as_str().expect("resourceType");
+        let response = self.post(resource_type, resource).await;
+        assert_eq!(response.status(), 201, "create failed");
+        response.json().await.expect("json")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// Reads a JSON body, asserting the status and a FHIR JSON content type.
+pub async fn expect_json(response: reqwest::Response, status: u16) -> Value {
+    let actual = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let text = response.text().await.expect("body");
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    assert!(
+        content_type.starts_with("application/fhir+json")
+            || content_type.starts_with("application/json"),
+        "content type {content_type:?} for body {text}"
+    );
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("invalid JSON ({e}): {text}"))
+}
+
+/// Asserts an OperationOutcome with the status, and returns it.
+pub async fn expect_outcome(response: reqwest::Response, status: u16) -> Value {
+    let outcome = expect_json(response, status).await;
+    assert_eq!(outcome["resourceType"], "OperationOutcome", "{outcome}");
+    let issue = &outcome["issue"][0];
+    assert!(issue["severity"].is_string(), "{outcome}");
+    assert!(issue["code"].is_string(), "{outcome}");
+    assert!(issue["diagnostics"].is_string(), "{outcome}");
+    outcome
+}
+
+/// A minimal valid Patient.
+pub fn patient(family: &str) -> Value {
+    json!({
+        "resourceType": "Patient",
+        "identifier": [{"system": "http://example.org/mrn", "value": family}],
+        "name": [{"family": family, "given": ["Test"]}],
+        "gender": "female",
+        "birthDate": "1970-01-01"
+    })
+}
+
+/// Runs each named `async fn(Backend)` once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}

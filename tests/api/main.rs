@@ -1,0 +1,14 @@
+//! Black-box tests: the real `kiln` binary over real HTTP, on SQLite and on PostgreSQL.
+
+mod common;
+
+mod capability;
+mod cli;
+mod concurrency;
+mod crud;
+mod errors;
+mod history;
+mod negotiation;
+mod operations;
+mod transaction;
+mod validation;
