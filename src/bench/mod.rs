@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use clap::Args;
 use clap::builder::RangedU64ValueParser;
 use sqlx::AssertSqlSafe;
-use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Connection, PgConnection};
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
@@ -108,7 +108,7 @@ async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> Benc
 
 /// A database created for the run on the given PostgreSQL server.
 struct BenchDatabase {
-    admin: PgPool,
+    admin: PgConnection,
     name: String,
     options: PgConnectOptions,
 }
@@ -116,17 +116,15 @@ struct BenchDatabase {
 impl BenchDatabase {
     async fn create(url: &str) -> BenchResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options.clone())
+        // One plain connection: a pool would hide the cause of a failure behind a timeout.
+        let mut admin = PgConnection::connect_with(&options)
             .await
             .map_err(|error| {
                 format!("connecting to the PostgreSQL server of --postgres-url: {error}")
             })?;
         let name = format!("kiln_bench_{}", uuid::Uuid::new_v4().simple());
         sqlx::query(AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&admin)
+            .execute(&mut admin)
             .await?;
         eprintln!("bench: created the PostgreSQL database {name}");
         let options = options.database(&name);
@@ -138,13 +136,13 @@ impl BenchDatabase {
     }
 
     /// Called whether the run succeeded or not. FORCE ends connections a failed run left open.
-    async fn remove(self) -> BenchResult<()> {
+    async fn remove(mut self) -> BenchResult<()> {
         let name = self.name;
         sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
-            .execute(&self.admin)
+            .execute(&mut self.admin)
             .await
             .map_err(|error| format!("dropping the PostgreSQL database {name}: {error}"))?;
-        self.admin.close().await;
+        self.admin.close().await?;
         eprintln!("bench: dropped the PostgreSQL database {name}");
         Ok(())
     }
