@@ -174,6 +174,18 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
         .ok_or_else(|| entry_error(index, "the entry's request has no url"))?;
     let target = parse_target(url, base)
         .map_err(|error| error.expression_at(format!("Bundle.entry[{index}].request.url")))?;
+    match (method, &target) {
+        (Method::Delete, Target::Type(_) | Target::Version(..)) => {
+            return Err(entry_error(
+                index,
+                "DELETE entries take the url [type]/[id] or [type]?[criteria]",
+            ));
+        }
+        (Method::Post | Method::Put, Target::Version(..)) => {
+            return Err(entry_error(index, "a version url can only be read"));
+        }
+        _ => {}
+    }
     let if_match = match request.get("ifMatch").and_then(Value::as_str) {
         Some(tag) => Some(parse_etag(tag).ok_or_else(|| {
             entry_error(
