@@ -29,9 +29,9 @@ pub async fn create(
     let resource_type = resource_type(&type_name)?;
     let resource = read_resource(&headers, body, Expect::Create { resource_type })?;
     let if_none_exist = header_text(&headers, "if-none-exist")?;
-    let result = execute(
-        &state.store,
-        &state.config.fhir_base(),
+    run(
+        &state,
+        &request,
         Interaction {
             method: "POST",
             url: resource_type,
@@ -40,8 +40,7 @@ pub async fn create(
             if_none_exist: if_none_exist.as_deref(),
         },
     )
-    .await?;
-    respond(&state, &request, result).await
+    .await
 }
 
 pub async fn update(
@@ -54,9 +53,9 @@ pub async fn update(
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
     let resource = read_resource(&headers, body, Expect::Update { resource_type, id })?;
-    let result = execute(
-        &state.store,
-        &state.config.fhir_base(),
+    run(
+        &state,
+        &request,
         Interaction {
             method: "PUT",
             url: &format!("{resource_type}/{id}"),
@@ -65,8 +64,7 @@ pub async fn update(
             if_none_exist: None,
         },
     )
-    .await?;
-    respond(&state, &request, result).await
+    .await
 }
 
 pub async fn conditional_update(
@@ -85,9 +83,9 @@ pub async fn conditional_update(
         .expression_at("resourceType"));
     }
     let url = conditional_url(resource_type, &request)?;
-    let result = execute(
-        &state.store,
-        &state.config.fhir_base(),
+    run(
+        &state,
+        &request,
         Interaction {
             method: "PUT",
             url: &url,
@@ -96,8 +94,7 @@ pub async fn conditional_update(
             if_none_exist: None,
         },
     )
-    .await?;
-    respond(&state, &request, result).await
+    .await
 }
 
 pub async fn delete(
@@ -108,9 +105,9 @@ pub async fn delete(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
-    let result = execute(
-        &state.store,
-        &state.config.fhir_base(),
+    run(
+        &state,
+        &request,
         Interaction {
             method: "DELETE",
             url: &format!("{resource_type}/{id}"),
@@ -119,8 +116,7 @@ pub async fn delete(
             if_none_exist: None,
         },
     )
-    .await?;
-    respond(&state, &request, result).await
+    .await
 }
 
 pub async fn conditional_delete(
@@ -131,9 +127,9 @@ pub async fn conditional_delete(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let url = conditional_url(resource_type, &request)?;
-    let result = execute(
-        &state.store,
-        &state.config.fhir_base(),
+    run(
+        &state,
+        &request,
         Interaction {
             method: "DELETE",
             url: &url,
@@ -142,8 +138,7 @@ pub async fn conditional_delete(
             if_none_exist: None,
         },
     )
-    .await?;
-    respond(&state, &request, result).await
+    .await
 }
 
 fn read_resource(
@@ -201,6 +196,16 @@ fn conditional_url(resource_type: &str, request: &FhirRequest) -> FhirResult<Str
         ));
     }
     Ok(format!("{resource_type}?{}", query.finish()))
+}
+
+/// Runs a write through the engine and answers it.
+async fn run(
+    state: &AppState,
+    request: &FhirRequest,
+    interaction: Interaction<'_>,
+) -> FhirResult<Response> {
+    let result = execute(&state.store, &state.config.fhir_base(), interaction).await?;
+    respond(state, request, result).await
 }
 
 async fn respond(

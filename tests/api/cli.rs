@@ -11,6 +11,7 @@ backend_tests!(
     import_keeps_ids_resolves_references_and_reports_bad_records,
     import_reads_gzip_and_single_files,
     import_loads_the_shared_sample_data,
+    serve_loads_the_bundled_sample_once,
 );
 
 fn fixtures() -> PathBuf {
@@ -297,4 +298,27 @@ async fn serve_uses_the_embedded_default_and_flags_beat_env() {
         location.starts_with("http://from-flag.example/fhir/Patient/"),
         "{location}"
     );
+}
+
+async fn serve_loads_the_bundled_sample_once(backend: Backend) {
+    let Some(mut server) = Server::start_with(backend, &["--load-sample-data"]).await else {
+        return;
+    };
+    let synthea = expect_json(
+        server
+            .get("Patient/2be9b668-847a-4437-b33a-bdc38c665e08")
+            .await,
+        200,
+    )
+    .await;
+    assert_eq!(synthea["meta"]["versionId"], "1");
+    let us_core = expect_json(server.get("Patient/85").await, 200).await;
+    assert_eq!(us_core["meta"]["versionId"], "1");
+    expect_json(server.get("Group/1a").await, 200).await;
+    let history = expect_json(server.get("Observation/_history?_count=1").await, 200).await;
+    assert_eq!(history["entry"].as_array().unwrap().len(), 1);
+    // A restart finds the sample and leaves it alone.
+    server.restart().await;
+    let again = expect_json(server.get("Patient/85").await, 200).await;
+    assert_eq!(again["meta"]["versionId"], "1");
 }

@@ -163,16 +163,15 @@ async fn if_match_guards_update_and_delete(backend: Backend) {
     };
     let created = server.create(&patient("Match")).await;
     let id = created["id"].as_str().unwrap();
-    let url = server.url(&format!("Patient/{id}"));
+    let url = format!("Patient/{id}");
     let stale = server
-        .client
-        .put(&url)
-        .header("content-type", "application/fhir+json")
-        .header("if-match", "W/\"7\"")
-        .body(created.to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::PUT,
+            &url,
+            &created,
+            &[("if-match", "W/\"7\"")],
+        )
+        .await;
     let outcome = expect_outcome(stale, 412).await;
     assert!(
         outcome["issue"][0]["diagnostics"]
@@ -181,18 +180,17 @@ async fn if_match_guards_update_and_delete(backend: Backend) {
             .contains("version")
     );
     let fresh = server
-        .client
-        .put(&url)
-        .header("content-type", "application/fhir+json")
-        .header("if-match", "W/\"1\"")
-        .body(created.to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::PUT,
+            &url,
+            &created,
+            &[("if-match", "W/\"1\"")],
+        )
+        .await;
     assert_eq!(fresh.status(), 200);
     let stale_delete = server
         .client
-        .delete(&url)
+        .delete(server.url(&url))
         .header("if-match", "W/\"1\"")
         .send()
         .await
@@ -200,7 +198,7 @@ async fn if_match_guards_update_and_delete(backend: Backend) {
     expect_outcome(stale_delete, 412).await;
     let bad_tag = server
         .client
-        .delete(&url)
+        .delete(server.url(&url))
         .header("if-match", "yesterday")
         .send()
         .await
@@ -208,7 +206,7 @@ async fn if_match_guards_update_and_delete(backend: Backend) {
     expect_outcome(bad_tag, 400).await;
     let delete = server
         .client
-        .delete(&url)
+        .delete(server.url(&url))
         .header("if-match", "W/\"2\"")
         .send()
         .await
@@ -269,37 +267,34 @@ async fn prefer_header_controls_the_response_body(backend: Backend) {
         return;
     };
     let minimal = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .header("prefer", "return=minimal")
-        .body(patient("Minimal").to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &patient("Minimal"),
+            &[("prefer", "return=minimal")],
+        )
+        .await;
     assert_eq!(minimal.status(), 201);
     assert!(minimal.headers().contains_key("location"));
     assert!(minimal.text().await.unwrap().is_empty());
     let outcome = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .header("prefer", "return=OperationOutcome")
-        .body(patient("Outcome").to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &patient("Outcome"),
+            &[("prefer", "return=OperationOutcome")],
+        )
+        .await;
     let body = expect_json(outcome, 201).await;
     assert_eq!(body["resourceType"], "OperationOutcome");
     let representation = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .header("prefer", "return=representation")
-        .body(patient("Full").to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &patient("Full"),
+            &[("prefer", "return=representation")],
+        )
+        .await;
     let body = expect_json(representation, 201).await;
     assert_eq!(body["resourceType"], "Patient");
 }
@@ -329,25 +324,23 @@ async fn conditional_create_and_update_by_identifier(backend: Backend) {
     };
     let body = patient("Cond");
     let first = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .header("if-none-exist", "identifier=http://example.org/mrn|Cond")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &body,
+            &[("if-none-exist", "identifier=http://example.org/mrn|Cond")],
+        )
+        .await;
     assert_eq!(first.status(), 201);
     let first: Value = first.json().await.unwrap();
     let second = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .header("if-none-exist", "identifier=http://example.org/mrn|Cond")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &body,
+            &[("if-none-exist", "identifier=http://example.org/mrn|Cond")],
+        )
+        .await;
     assert_eq!(
         second.status(),
         200,

@@ -1,6 +1,6 @@
 //! The generated R4 element model, parsed once into lookup tables.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::LazyLock;
 
@@ -36,6 +36,27 @@ pub(crate) struct ElementDef {
     /// Represented as a JSON array (max is `*` or > 1).
     pub repeating: bool,
     pub choice: bool,
+    /// Required binding of a `code` element to an enumerated value set: index into
+    /// [`Defs::value_sets`].
+    pub binding: Option<u16>,
+}
+
+/// An enumerated value set (the target of required bindings of `code` elements).
+#[derive(Debug)]
+pub(crate) struct ValueSetDef {
+    /// Versionless canonical URL.
+    pub url: Box<str>,
+    /// The codes in definition order (for messages).
+    pub codes: Vec<Box<str>>,
+    lookup: FxHashSet<Box<str>>,
+}
+
+impl ValueSetDef {
+    /// Whether `code` is one of the value set's codes (exact, case-sensitive match).
+    #[inline]
+    pub(crate) fn contains(&self, code: &str) -> bool {
+        self.lookup.contains(code)
+    }
 }
 
 /// What a JSON property name resolves to within a type.
@@ -66,6 +87,8 @@ pub(crate) struct Defs {
     pub resource_index: FxHashMap<Box<str>, TypeId>,
     pub types: Vec<TypeDef>,
     pub primitives: Vec<PrimitiveDef>,
+    /// Value sets referenced by [`ElementDef::binding`].
+    pub value_sets: Vec<ValueSetDef>,
     /// The `Element` type (id + extension): content of `_name` objects.
     pub element_type: TypeId,
     /// The `Extension` type and the bits of its `value[x]` and `extension` elements.
@@ -99,6 +122,32 @@ impl Defs {
             let idx = u8::try_from(primitives.len()).map_err(|_| "too many primitives")?;
             primitives.push(PrimitiveDef::new(name, info)?);
             prim_index.insert(name.as_str(), idx);
+        }
+
+        let mut value_sets = Vec::new();
+        let mut vs_index: HashMap<&str, u16> = HashMap::new();
+        for (url, codes) in obj
+            .get("valueSets")
+            .and_then(Value::as_object)
+            .ok_or("valueSets")?
+        {
+            let bad = || format!("value set {url}: bad code list");
+            let codes = codes
+                .as_array()
+                .ok_or_else(bad)?
+                .iter()
+                .map(|c| c.as_str().map(Box::<str>::from).ok_or_else(bad))
+                .collect::<Result<Vec<_>, _>>()?;
+            if codes.is_empty() {
+                return Err(bad());
+            }
+            let idx = u16::try_from(value_sets.len()).map_err(|_| "too many value sets")?;
+            vs_index.insert(url.as_str(), idx);
+            value_sets.push(ValueSetDef {
+                url: url.as_str().into(),
+                lookup: codes.iter().cloned().collect(),
+                codes,
+            });
         }
 
         let types_obj = obj.get("types").and_then(Value::as_object).ok_or("types")?;
@@ -135,8 +184,26 @@ impl Defs {
             };
             for (i, el) in elements.iter().enumerate() {
                 let bad = || format!("{type_name}: bad element {el}");
-                let [name, min, max, ty] = el.as_array().map(Vec::as_slice).ok_or_else(bad)? else {
-                    return Err(bad());
+                let (name, min, max, ty, value_set) =
+                    match el.as_array().map(Vec::as_slice).ok_or_else(bad)? {
+                        [name, min, max, ty] => (name, min, max, ty, None),
+                        [name, min, max, ty, vs] => (name, min, max, ty, Some(vs)),
+                        _ => return Err(bad()),
+                    };
+                let binding = match value_set {
+                    None => None,
+                    Some(vs) => {
+                        if ty.as_str() != Some("code") {
+                            return Err(format!(
+                                "{type_name}: binding on an element not of type code: {el}"
+                            ));
+                        }
+                        let url = vs.as_str().ok_or_else(bad)?;
+                        let idx = vs_index
+                            .get(url)
+                            .ok_or_else(|| format!("{type_name}: unknown value set {url}"))?;
+                        Some(*idx)
+                    }
                 };
                 let name = name.as_str().ok_or_else(bad)?;
                 let min = min
@@ -182,6 +249,7 @@ impl Defs {
                     max,
                     repeating: max != Some(1) && max != Some(0),
                     choice,
+                    binding,
                 });
             }
             types.push(td);
@@ -219,6 +287,7 @@ impl Defs {
             resource_index,
             types,
             primitives,
+            value_sets,
             element_type,
             extension_type,
             extension_value_bit,
@@ -243,6 +312,7 @@ pub(crate) struct FxHasher {
 }
 
 pub(crate) type FxHashMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+pub(crate) type FxHashSet<K> = HashSet<K, BuildHasherDefault<FxHasher>>;
 
 const FX_SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 

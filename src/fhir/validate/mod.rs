@@ -1,7 +1,8 @@
 //! Structural validation of FHIR R4 resources in their JSON representation.
 //!
 //! The element model (cardinalities, types, choice types, backbone elements, primitive
-//! regexes) is generated from the official R4 StructureDefinitions by
+//! regexes, required bindings of `code` elements with their enumerated value sets) is
+//! generated from the official R4 StructureDefinitions and value sets by
 //! `tools/gen_fhir_defs.py` into `src/fhir/generated/r4_definitions.json`, embedded into
 //! the binary and parsed once on first use.
 //!
@@ -9,6 +10,13 @@
 //! * the value is an object with a known `resourceType`;
 //! * no unknown elements; `resourceType` only at resource roots (`fhir_comments` is ignored);
 //! * primitives have the right JSON kind and match their type's regex / range;
+//! * `date`, `dateTime`, `instant` and `time` values are real calendar values: the day
+//!   exists in its month (leap years included), hours 00-23, minutes 00-59, seconds
+//!   00-60 (a leap second is accepted), time zone offsets within ±14:00;
+//! * `code` elements with a *required* binding (`Patient.gender`, `Observation.status`,
+//!   `HumanName.use`, ...) hold a code of the bound value set, when the generator could
+//!   enumerate it from the R4 definitions (value sets over external code systems, such as
+//!   mime types or currencies, are not checked); codes are compared case-sensitively;
 //! * primitive extensions (`_name`, parallel `_name` arrays with `null`s);
 //! * choice types (`value[x]`) use an allowed type suffix and appear at most once;
 //! * cardinality: repeating elements are non-empty arrays without `null`s, single
@@ -18,13 +26,15 @@
 //! * objects are not empty (an element must have content other than `id`);
 //! * `Extension` has a `url` and either a `value[x]` or nested extensions, not both.
 //!
-//! FHIRPath invariants, terminology bindings, profiles and references are NOT checked.
+//! FHIRPath invariants, other terminology bindings (non-required ones, and any binding
+//! of `Coding` / `CodeableConcept` / other types), profiles and references are NOT checked.
 //!
 //! Issue paths are FHIRPath-like with indexes, e.g. `Patient.name[0].given[1]`,
 //! `Observation.valueQuantity.value`, `Bundle.entry[2].resource.birthDate`,
 //! `Patient.contained[0].name`. Problems with the `resourceType` of the root resource are
 //! reported at path `resourceType`; a root that is not a JSON object at path `""`.
 
+mod calendar;
 mod definitions;
 mod primitives;
 mod walker;
@@ -43,8 +53,9 @@ pub enum IssueKind {
     Structure,
     /// A required element (min ≥ 1) is missing.
     Required,
-    /// A primitive value has the wrong JSON kind, is out of range or does not match the
-    /// type's format.
+    /// A primitive value has the wrong JSON kind, is out of range, does not match the
+    /// type's format, is not a real calendar date / time, or is a code outside the value
+    /// set its element is required to be bound to.
     Value,
     /// Not a resource at all (not an object, missing / unknown `resourceType`), extension
     /// content rules, nesting too deep, too many issues.

@@ -3,6 +3,8 @@
 use regex::Regex;
 use serde_json::Value;
 
+use super::calendar::{Temporal, calendar_error};
+
 /// Which JSON kind represents a primitive type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum JsonKind {
@@ -39,6 +41,8 @@ pub(crate) struct PrimitiveDef {
     /// Inclusive range of integer types.
     int_range: (i64, i64),
     xhtml: bool,
+    /// date, dateTime, instant, time: calendar fields are range-checked too.
+    temporal: Option<Temporal>,
 }
 
 const STRING_REGEX: &str = r"[ \r\n\t\S]+";
@@ -85,6 +89,7 @@ impl PrimitiveDef {
             max_len,
             int_range,
             xhtml: name == "xhtml",
+            temporal: Temporal::of_type(name),
         })
     }
 
@@ -145,6 +150,16 @@ impl PrimitiveDef {
         {
             return Err(format!(
                 "Value exceeds the maximum length {max} of type {}",
+                self.name
+            ));
+        }
+        // Before the regex, so that e.g. a month 13 gets a precise message.
+        if let Some(kind) = self.temporal
+            && let Some(problem) = calendar_error(kind, s)
+        {
+            return Err(format!(
+                "The value '{}' is not a valid {}: {problem}",
+                excerpt(s),
                 self.name
             ));
         }

@@ -535,6 +535,340 @@ fn oid_uuid_formats() {
     );
 }
 
+#[test]
+fn calendar_dates() {
+    let birth = |d: &str| patient(json!({"birthDate": d}));
+    for ok in [
+        "1960-02-29",
+        "2000-02-29",
+        "2019-02-28",
+        "2021-04-30",
+        "2021-12-31",
+        "2021-02",
+        "2021",
+    ] {
+        valid(birth(ok));
+    }
+    let msg = one_issue(birth("2019-02-30"), "Patient.birthDate", IssueKind::Value);
+    assert!(
+        msg.contains("2019-02-30") && msg.contains("February 2019"),
+        "{msg}"
+    );
+    let msg = one_issue(birth("2021-02-29"), "Patient.birthDate", IssueKind::Value);
+    assert!(msg.contains("not a leap year"), "{msg}");
+    one_issue(birth("1900-02-29"), "Patient.birthDate", IssueKind::Value);
+    let msg = one_issue(birth("2021-04-31"), "Patient.birthDate", IssueKind::Value);
+    assert!(msg.contains("April"), "{msg}");
+    let msg = one_issue(birth("2021-13"), "Patient.birthDate", IssueKind::Value);
+    assert!(msg.contains("month 13"), "{msg}");
+    one_issue(birth("2021-00-10"), "Patient.birthDate", IssueKind::Value);
+    // in datatypes, extensions and nested resources
+    one_issue(
+        patient(json!({"extension": [{"url": "u", "valueDate": "2019-06-31"}]})),
+        "Patient.extension[0].valueDate",
+        IssueKind::Value,
+    );
+    one_issue(
+        json!({"resourceType": "Encounter", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "period": {"start": "2019-11-30T10:00:00Z", "end": "2019-11-31T10:00:00Z"}}),
+        "Encounter.period.end",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"contained": [{"resourceType": "Patient", "birthDate": "2023-02-29"}]})),
+        "Patient.contained[0].birthDate",
+        IssueKind::Value,
+    );
+}
+
+#[test]
+fn calendar_times() {
+    let dt = |d: &str| patient(json!({"deceasedDateTime": d}));
+    for ok in [
+        "2020-02-29T23:59:59Z",
+        "2020-01-01T00:00:00.000+14:00",
+        "2020-01-01T00:00:00-14:00",
+        "2020-01-01T00:00:00+05:45",
+        // a leap second is accepted (as FHIR's regex does)
+        "2016-12-31T23:59:60Z",
+    ] {
+        valid(dt(ok));
+    }
+    let msg = one_issue(
+        dt("2020-06-31T10:00:00Z"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    assert!(msg.contains("June"), "{msg}");
+    let msg = one_issue(
+        dt("2020-01-01T24:00:00Z"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    assert!(msg.contains("hour 24"), "{msg}");
+    one_issue(
+        dt("2020-01-01T10:61:00Z"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    one_issue(
+        dt("2020-01-01T10:00:61Z"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    let msg = one_issue(
+        dt("2020-01-01T10:00:00+14:30"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    assert!(msg.contains("+14:30"), "{msg}");
+    one_issue(
+        dt("2020-01-01T10:00:00-15:00"),
+        "Patient.deceasedDateTime",
+        IssueKind::Value,
+    );
+    // instant
+    valid(observation(json!({"issued": "2020-02-29T12:00:00.5Z"})));
+    one_issue(
+        observation(json!({"issued": "2019-02-29T12:00:00Z"})),
+        "Observation.issued",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"meta": {"lastUpdated": "2021-09-31T00:00:00+01:00"}})),
+        "Patient.meta.lastUpdated",
+        IssueKind::Value,
+    );
+    // time
+    valid(observation(json!({"valueTime": "00:00:00"})));
+    valid(observation(json!({"valueTime": "23:59:60"})));
+    let msg = one_issue(
+        observation(json!({"valueTime": "24:00:00"})),
+        "Observation.valueTime",
+        IssueKind::Value,
+    );
+    assert!(msg.contains("hour 24"), "{msg}");
+    one_issue(
+        observation(json!({"valueTime": "12:60:00"})),
+        "Observation.valueTime",
+        IssueKind::Value,
+    );
+    one_issue(
+        observation(json!({"component": [{"code": {"text": "c"}, "valueTime": "10:00:99"}]})),
+        "Observation.component[0].valueTime",
+        IssueKind::Value,
+    );
+}
+
+// ---------------------------------------------------------------- required bindings
+
+#[test]
+fn binding_definitions() {
+    let d = definitions::defs();
+    let binding = |ty: &str, elem: &str| {
+        let td = d.types.iter().find(|t| &*t.name == ty).expect(ty);
+        let el = td.elements.iter().find(|e| &*e.name == elem).expect(elem);
+        el.binding.map(|b| &d.value_sets[usize::from(b)])
+    };
+    let gender = binding("Patient", "gender").expect("Patient.gender is bound");
+    assert_eq!(
+        &*gender.url,
+        "http://hl7.org/fhir/ValueSet/administrative-gender"
+    );
+    let codes: Vec<&str> = gender.codes.iter().map(|c| &**c).collect();
+    assert_eq!(codes, ["male", "female", "other", "unknown"]);
+    for (ty, elem) in [
+        ("Observation", "status"),
+        ("Bundle", "type"),
+        ("Encounter", "status"),
+        ("Narrative", "status"),
+        ("Quantity", "comparator"),
+        ("ContactPoint", "system"),
+        ("HumanName", "use"),
+        ("Identifier", "use"),
+        ("Address", "use"),
+        ("Timing.repeat", "periodUnit"),
+    ] {
+        assert!(binding(ty, elem).is_some(), "{ty}.{elem}");
+    }
+    // not enumerable (external code systems) or not required: not checked
+    for (ty, elem) in [
+        ("Money", "currency"),
+        ("Attachment", "contentType"),
+        ("Patient", "language"),
+        ("Quantity", "code"),
+    ] {
+        assert!(binding(ty, elem).is_none(), "{ty}.{elem}");
+    }
+    // only `code` elements carry bindings
+    for td in &d.types {
+        for el in &td.elements {
+            if el.binding.is_some() {
+                let child = td.lookup.get(&*el.name).expect("non-choice");
+                assert!(
+                    matches!(child.ty, definitions::TypeRef::Primitive(p)
+                        if &*d.primitives[usize::from(p)].name == "code"),
+                    "{}.{}",
+                    td.name,
+                    el.name
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn required_bindings() {
+    for g in ["male", "female", "other", "unknown"] {
+        valid(patient(json!({"gender": g})));
+    }
+    let msg = one_issue(
+        patient(json!({"gender": "Male"})),
+        "Patient.gender",
+        IssueKind::Value,
+    );
+    assert!(
+        msg.contains("'Male'")
+            && msg.contains("http://hl7.org/fhir/ValueSet/administrative-gender")
+            && msg.contains("male, female, other, unknown"),
+        "{msg}"
+    );
+    one_issue(
+        observation(json!({"status": "done"})),
+        "Observation.status",
+        IssueKind::Value,
+    );
+    // codes nested in the code system hierarchy (corrected is a child of amended)
+    valid(observation(json!({"status": "corrected"})));
+    one_issue(
+        json!({"resourceType": "Bundle", "type": "list"}),
+        "Bundle.type",
+        IssueKind::Value,
+    );
+    // datatypes
+    one_issue(
+        patient(json!({"name": [{"family": "x"}, {"use": "nick", "family": "y"}]})),
+        "Patient.name[1].use",
+        IssueKind::Value,
+    );
+    valid(patient(
+        json!({"name": [{"use": "maiden", "family": "x"}], "telecom": [{"system": "phone", "use": "mobile", "value": "1"}],
+        "identifier": [{"use": "official", "value": "1"}], "address": [{"use": "home", "type": "both"}]}),
+    ));
+    one_issue(
+        patient(json!({"telecom": [{"system": "mobile", "value": "1"}]})),
+        "Patient.telecom[0].system",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"identifier": [{"use": "primary", "value": "1"}]})),
+        "Patient.identifier[0].use",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(json!({"address": [{"use": "house", "city": "x"}]})),
+        "Patient.address[0].use",
+        IssueKind::Value,
+    );
+    one_issue(
+        patient(
+            json!({"text": {"status": "auto", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">x</div>"}}),
+        ),
+        "Patient.text.status",
+        IssueKind::Value,
+    );
+    valid(observation(
+        json!({"valueQuantity": {"value": 1, "comparator": "<="}}),
+    ));
+    one_issue(
+        observation(json!({"valueQuantity": {"value": 1, "comparator": "=<"}})),
+        "Observation.valueQuantity.comparator",
+        IssueKind::Value,
+    );
+    // a repeating code element
+    let allergy = |cats: Value| json!({"resourceType": "AllergyIntolerance", "patient": {"reference": "Patient/1"}, "category": cats});
+    valid(allergy(json!(["food", "medication"])));
+    one_issue(
+        allergy(json!(["food", "drug"])),
+        "AllergyIntolerance.category[1]",
+        IssueKind::Value,
+    );
+    // value sets over several code systems, and concepts listed from an external one (UCUM)
+    let timing = |repeat: Value| {
+        json!({"resourceType": "MedicationRequest", "status": "active", "intent": "order",
+            "medicationCodeableConcept": {"text": "m"}, "subject": {"reference": "Patient/1"},
+            "dosageInstruction": [{"timing": {"repeat": repeat}}]})
+    };
+    valid(timing(
+        json!({"period": 1, "periodUnit": "d", "when": ["HS", "MORN"]}),
+    ));
+    one_issue(
+        timing(json!({"period": 1, "periodUnit": "day"})),
+        "MedicationRequest.dosageInstruction[0].timing.repeat.periodUnit",
+        IssueKind::Value,
+    );
+    one_issue(
+        timing(json!({"when": ["NOON", "LUNCH"]})),
+        "MedicationRequest.dosageInstruction[0].timing.repeat.when[1]",
+        IssueKind::Value,
+    );
+    // large value sets: the message lists a few codes and the count
+    let msg = one_issue(
+        json!({"resourceType": "Questionnaire", "status": "draft", "subjectType": ["Patient", "Person", "Human"]}),
+        "Questionnaire.subjectType[2]",
+        IssueKind::Value,
+    );
+    assert!(
+        msg.contains("resource-types") && msg.contains("codes)"),
+        "{msg}"
+    );
+    // embedded resources
+    assert_eq!(
+        issues(
+            &json!({"resourceType": "Bundle", "type": "collection", "entry": [
+                {"resource": {"resourceType": "Patient", "gender": "m"}},
+                {"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "fatal", "code": "too-long"}]}},
+                {"resource": {"resourceType": "OperationOutcome", "issue": [{"severity": "bad", "code": "structure"}]}}
+            ]})
+        ),
+        vec![
+            (
+                "Bundle.entry[0].resource.gender".to_owned(),
+                IssueKind::Value
+            ),
+            (
+                "Bundle.entry[2].resource.issue[0].severity".to_owned(),
+                IssueKind::Value
+            ),
+        ]
+    );
+    // only a format problem is reported for a malformed code
+    one_issue(
+        patient(json!({"gender": "ma le "})),
+        "Patient.gender",
+        IssueKind::Value,
+    );
+    // not checked: bindings that are not required, value sets that cannot be enumerated,
+    // codes in Coding / CodeableConcept, extension values, value-less primitives
+    valid(patient(json!({"language": "xx-YY"})));
+    valid(
+        json!({"resourceType": "Account", "status": "active", "extension": [
+            {"url": "u", "valueMoney": {"value": 1, "currency": "XYZ"}}
+        ]}),
+    );
+    valid(patient(json!({"photo": [{"contentType": "foo/bar"}]})));
+    valid(patient(
+        json!({"maritalStatus": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-MaritalStatus", "code": "nope"}]}}),
+    ));
+    valid(patient(
+        json!({"extension": [{"url": "u", "valueCode": "anything"}]}),
+    ));
+    valid(patient(
+        json!({"_gender": {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason", "valueCode": "unknown"}]}}),
+    ));
+}
+
 // ---------------------------------------------------------------- primitive extensions
 
 #[test]

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use serde_json::{Map, Value};
 
-use super::definitions::{Defs, ElementDef, TypeId, TypeRef, defs};
+use super::definitions::{Defs, ElementDef, TypeId, TypeRef, ValueSetDef, defs};
 use super::primitives::json_kind_name;
 use super::{IssueKind, ValidationIssue};
 
@@ -251,6 +251,28 @@ impl<'v> Walker<'v> {
         self.depth -= 1;
     }
 
+    /// A code outside the required value set of its element.
+    #[cold]
+    fn report_not_in_value_set(&mut self, vs: &ValueSetDef, code: &str) {
+        const SHOWN: usize = 8;
+        let mut allowed = String::new();
+        for (i, c) in vs.codes.iter().take(SHOWN).enumerate() {
+            if i > 0 {
+                allowed.push_str(", ");
+            }
+            allowed.push_str(c);
+        }
+        if vs.codes.len() > SHOWN {
+            let _ = write!(allowed, ", ... ({} codes)", vs.codes.len());
+        }
+        let msg = format!(
+            "The code '{}' is not in the value set {} required by this element (allowed: {allowed})",
+            super::primitives::excerpt(code),
+            vs.url
+        );
+        self.report(IssueKind::Value, msg);
+    }
+
     /// For a choice element already seen: whether the earlier key was the same variant
     /// (`valueString` vs `_valueString`), which is allowed.
     #[cold]
@@ -313,7 +335,7 @@ impl<'v> Walker<'v> {
                             self.report(IssueKind::Structure, msg);
                         }
                     } else {
-                        self.walk_value(ty, item);
+                        self.walk_value(ty, elem.binding, item);
                     }
                     self.path.pop();
                 }
@@ -331,17 +353,23 @@ impl<'v> Walker<'v> {
                     let msg = format!("Element '{key}' repeats and must be a JSON array");
                     self.report(IssueKind::Structure, msg);
                 }
-                self.walk_value(ty, value);
+                self.walk_value(ty, elem.binding, value);
             }
         }
     }
 
-    /// A single (non-null, non-array) value of type `ty`.
-    fn walk_value(&mut self, ty: TypeRef, value: &'v Value) {
+    /// A single (non-null, non-array) value of type `ty`; `binding` is the element's
+    /// required value set (`code` elements only).
+    fn walk_value(&mut self, ty: TypeRef, binding: Option<u16>, value: &'v Value) {
         match ty {
             TypeRef::Primitive(p) => {
                 if let Err(msg) = self.defs.primitives[usize::from(p)].check(value) {
                     self.report(IssueKind::Value, msg);
+                } else if let (Some(vs), Value::String(code)) = (binding, value) {
+                    let vs = &self.defs.value_sets[usize::from(vs)];
+                    if !vs.contains(code) {
+                        self.report_not_in_value_set(vs, code);
+                    }
                 }
             }
             TypeRef::Complex(t) => match value {

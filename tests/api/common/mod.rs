@@ -291,6 +291,25 @@ impl Server {
             .expect("PUT")
     }
 
+    /// Sends FHIR JSON with extra headers (Prefer, If-Match, If-None-Exist…).
+    pub async fn send_with(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: &Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .request(method, self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.expect("request")
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(self.url(path))
