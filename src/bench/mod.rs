@@ -50,7 +50,8 @@ pub struct BenchArgs {
     pub batch_size: usize,
     /// A PostgreSQL server to measure too: a fresh database `kiln_bench_<random>` is created
     /// there for the run and dropped after it. Without it only SQLite is measured.
-    #[arg(long, env = "KILN_BENCH_POSTGRES_URL")]
+    // hide_env_values: a password in the URL stays out of `--help`.
+    #[arg(long, env = "KILN_BENCH_POSTGRES_URL", hide_env_values = true)]
     pub postgres_url: Option<String>,
 }
 

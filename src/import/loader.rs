@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::io::BufRead;
 
 use serde_json::{Map, Value};
+use tokio::task::JoinHandle;
 
 use super::ImportReport;
 use super::files::{ImportFile, Kind, open_lines};
@@ -11,7 +12,7 @@ use super::progress::Progress;
 use crate::engine::conditional::{Condition, for_each_reference};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{ReturnPreference, process_bundle};
-use crate::engine::write::{WriteAction, WriteRequest, write_all};
+use crate::engine::write::{WriteAction, WriteOutcome, WriteRequest, write_all};
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::store::Store;
@@ -46,6 +47,7 @@ pub struct Loader<'a> {
     batch_size: usize,
     progress: &'a Progress,
     batch: Vec<(Origin, WriteRequest)>,
+    in_flight: Option<(Vec<Origin>, JoinHandle<FhirResult<Vec<WriteOutcome>>>)>,
     resolved: HashMap<String, String>,
     deferred: Vec<(Origin, Map<String, Value>)>,
     report: ImportReport,
@@ -59,6 +61,7 @@ impl<'a> Loader<'a> {
             batch_size,
             progress,
             batch: Vec::with_capacity(batch_size),
+            in_flight: None,
             resolved: HashMap::new(),
             deferred: Vec::new(),
             report: ImportReport::default(),
@@ -275,7 +278,7 @@ impl<'a> Loader<'a> {
             },
         ));
         if self.batch.len() >= self.batch_size {
-            self.flush().await?;
+            self.start_write().await?;
         }
         Ok(())
     }
@@ -347,12 +350,31 @@ impl<'a> Loader<'a> {
         })
     }
 
+    /// Writes every queued record and waits until it is committed.
     async fn flush(&mut self) -> ImportResult<()> {
+        self.start_write().await?;
+        self.wait_for_write().await
+    }
+
+    /// Sends the queued batch to the database in the background, so parsing and validating
+    /// the next batch overlaps with this one's commit. One batch is in flight at a time.
+    async fn start_write(&mut self) -> ImportResult<()> {
+        self.wait_for_write().await?;
         if self.batch.is_empty() {
             return Ok(());
         }
         let (origins, requests): (Vec<Origin>, Vec<WriteRequest>) = self.batch.drain(..).unzip();
-        match write_all(self.store, requests).await {
+        let store = self.store.clone();
+        let write = tokio::spawn(async move { write_all(&store, requests).await });
+        self.in_flight = Some((origins, write));
+        Ok(())
+    }
+
+    async fn wait_for_write(&mut self) -> ImportResult<()> {
+        let Some((origins, write)) = self.in_flight.take() else {
+            return Ok(());
+        };
+        match write.await? {
             Ok(outcomes) => {
                 for outcome in outcomes {
                     *self
