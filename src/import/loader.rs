@@ -35,6 +35,9 @@ impl std::fmt::Display for Origin {
     }
 }
 
+/// A batch being written in the background, with where its records came from.
+type InFlight = (Vec<Origin>, JoinHandle<FhirResult<Vec<WriteOutcome>>>);
+
 /// Why a conditional reference could not be resolved yet.
 enum Unresolved {
     /// No match now; its target may still come later in the import.
@@ -47,7 +50,7 @@ pub struct Loader<'a> {
     batch_size: usize,
     progress: &'a Progress,
     batch: Vec<(Origin, WriteRequest)>,
-    in_flight: Option<(Vec<Origin>, JoinHandle<FhirResult<Vec<WriteOutcome>>>)>,
+    in_flight: Option<InFlight>,
     resolved: HashMap<String, String>,
     deferred: Vec<(Origin, Map<String, Value>)>,
     report: ImportReport,
