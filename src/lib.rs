@@ -10,5 +10,6 @@ pub mod import;
 pub mod logging;
 pub mod rest;
 pub mod sample;
+pub mod search;
 pub mod server;
 pub mod store;

@@ -2,11 +2,11 @@
 
 use serde_json::{Map, Value};
 
-use super::index::token_rows;
+use super::index::index_rows;
 use crate::fhir::instant::now_micros;
 use crate::fhir::meta::stamp;
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::store::{Current, Store, Tx, VersionWrite, WriteStatus};
+use crate::store::{Current, IndexRows, Store, Tx, VersionWrite, WriteStatus};
 
 /// How often a write that lost a race with a concurrent writer is retried.
 const MAX_ATTEMPTS: usize = 8;
@@ -68,9 +68,9 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
         let previous_version = previous.map_or(0, |current| current.version_id);
         let was_live = previous.is_some_and(|current| !current.deleted);
         let version_id = previous_version + 1;
-        // Two writes within one second-resolution clock tick still get ordered timestamps.
+        // A resource's versions never go back in time, even if the clock does.
         let last_updated = previous.map_or(now, |current| now.max(current.last_updated + 1));
-        let (deleted, method, body, tokens) = match request.action {
+        let (deleted, method, body, index) = match request.action {
             WriteAction::Delete if !was_live => {
                 outcomes.push(WriteOutcome {
                     resource_type: request.resource_type,
@@ -83,16 +83,14 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
                 });
                 continue;
             }
-            WriteAction::Delete => (true, "DELETE", Vec::new(), Vec::new()),
+            WriteAction::Delete => (true, "DELETE", Vec::new(), IndexRows::default()),
             WriteAction::Create(resource) => {
-                let tokens = token_rows(&resource);
-                let body = stamp(resource, &request.id, version_id, last_updated);
-                (false, "POST", body, tokens)
+                let stamped = stamp(resource, &request.id, version_id, last_updated);
+                (false, "POST", serialize(&stamped), index_rows(&stamped))
             }
             WriteAction::Put(resource) => {
-                let tokens = token_rows(&resource);
-                let body = stamp(resource, &request.id, version_id, last_updated);
-                (false, "PUT", body, tokens)
+                let stamped = stamp(resource, &request.id, version_id, last_updated);
+                (false, "PUT", serialize(&stamped), index_rows(&stamped))
             }
         };
         current.insert(
@@ -120,13 +118,17 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
             deleted,
             method,
             body,
-            tokens,
+            index,
         });
     }
     match tx.write(&writes).await? {
         WriteStatus::Applied => Ok(Applied::Done(outcomes)),
         WriteStatus::Conflict => Ok(Applied::Conflict),
     }
+}
+
+fn serialize(resource: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(resource).unwrap_or_default()
 }
 
 fn check_if_match(request: &WriteRequest, previous: Option<Current>) -> FhirResult<()> {

@@ -4,15 +4,10 @@ use serde_json::{Map, Value};
 
 use super::instant::to_fhir_instant;
 
-/// Sets `id`, `meta.versionId` and `meta.lastUpdated` and returns the bytes to store and serve.
+/// Sets `id`, `meta.versionId` and `meta.lastUpdated`: the resource as it is stored and served.
 /// Keys are ordered `resourceType`, `id`, `meta`, then the client's elements in their order;
 /// the rest of `meta` (profile, tag, security, source) is kept.
-pub fn stamp(
-    resource: Map<String, Value>,
-    id: &str,
-    version_id: i64,
-    last_updated: i64,
-) -> Vec<u8> {
+pub fn stamp(resource: Map<String, Value>, id: &str, version_id: i64, last_updated: i64) -> Value {
     let mut resource = resource;
     let resource_type = resource.shift_remove("resourceType").unwrap_or(Value::Null);
     resource.shift_remove("id");
@@ -35,7 +30,7 @@ pub fn stamp(
     out.insert("id".into(), Value::String(id.to_string()));
     out.insert("meta".into(), Value::Object(stamped_meta));
     out.extend(resource);
-    serde_json::to_vec(&Value::Object(out)).unwrap_or_default()
+    Value::Object(out)
 }
 
 #[cfg(test)]
@@ -54,9 +49,9 @@ mod tests {
         let Value::Object(map) = resource else {
             unreachable!()
         };
-        let bytes = stamp(map, "p1", 3, 1_714_564_800_000_000);
+        let stamped = stamp(map, "p1", 3, 1_714_564_800_000_000);
         assert_eq!(
-            String::from_utf8(bytes).unwrap(),
+            stamped.to_string(),
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"2024-05-01T12:00:00Z","profile":["http://example.org/p"]},"gender":"female"}"#
         );
     }

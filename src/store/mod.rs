@@ -5,12 +5,17 @@
 
 mod connect;
 mod history;
+mod index;
 mod read;
 mod write;
 
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
+pub use index::{
+    CompartmentRow, DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow,
+    UriRow,
+};
 pub use read::StoredResource;
-pub use write::{Current, TokenRow, Tx, VersionWrite, WriteStatus};
+pub use write::{Current, Tx, VersionWrite, WriteStatus};
 
 use sqlx::{PgPool, SqlitePool};
 

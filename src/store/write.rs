@@ -4,10 +4,11 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
+use super::index::IndexRows;
 use super::{Store, StoreResult};
 
 /// Rows per multi-row statement: far below both engines' bind-parameter limits.
-const CHUNK_ROWS: usize = 500;
+pub(super) const CHUNK_ROWS: usize = 500;
 
 /// An open write transaction on either backend. Dropping it rolls back.
 pub enum Tx {
@@ -23,6 +24,7 @@ macro_rules! dispatch_tx {
         }
     };
 }
+pub(super) use dispatch_tx;
 
 /// The current version of a resource as seen inside a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,14 +32,6 @@ pub struct Current {
     pub version_id: i64,
     pub deleted: bool,
     pub last_updated: i64,
-}
-
-/// A token index row (`system|code` for one search parameter).
-#[derive(Debug, Clone)]
-pub struct TokenRow {
-    pub param: &'static str,
-    pub system: Option<String>,
-    pub code: Option<String>,
 }
 
 /// A new version to store. `version_id` must be the current version + 1 (or 1 when the
@@ -52,7 +46,7 @@ pub struct VersionWrite {
     /// The history entry's request method: POST, PUT or DELETE.
     pub method: &'static str,
     pub body: Vec<u8>,
-    pub tokens: Vec<TokenRow>,
+    pub index: IndexRows,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,7 +122,7 @@ impl Tx {
                 return Ok(WriteStatus::Conflict);
             }
             self.insert_versions(chunk).await?;
-            self.replace_tokens(chunk).await?;
+            self.replace_index_rows(chunk).await?;
         }
         Ok(WriteStatus::Applied)
     }
@@ -173,43 +167,6 @@ impl Tx {
                     .push_bind(write.body.as_slice());
             });
             sql.build().execute(&mut **tx).await?;
-        });
-        Ok(())
-    }
-
-    async fn replace_tokens(&mut self, chunk: &[VersionWrite]) -> StoreResult<()> {
-        dispatch_tx!(self, tx => {
-            let mut sql = QueryBuilder::new(
-                "DELETE FROM search_token WHERE (resource_type, resource_id) IN (VALUES ",
-            );
-            let mut values = sql.separated(", ");
-            for write in chunk {
-                values.push("(");
-                values.push_bind_unseparated(write.resource_type.as_str());
-                values.push_unseparated(", ");
-                values.push_bind_unseparated(write.id.as_str());
-                values.push_unseparated(")");
-            }
-            sql.push(")");
-            sql.build().execute(&mut **tx).await?;
-
-            let rows: Vec<(&VersionWrite, &TokenRow)> = chunk
-                .iter()
-                .flat_map(|write| write.tokens.iter().map(move |token| (write, token)))
-                .collect();
-            for rows in rows.chunks(CHUNK_ROWS) {
-                let mut sql = QueryBuilder::new(
-                    "INSERT INTO search_token (resource_type, resource_id, param, system, code) ",
-                );
-                sql.push_values(rows, |mut row, (write, token)| {
-                    row.push_bind(write.resource_type.as_str())
-                        .push_bind(write.id.as_str())
-                        .push_bind(token.param)
-                        .push_bind(token.system.as_deref())
-                        .push_bind(token.code.as_deref());
-                });
-                sql.build().execute(&mut **tx).await?;
-            }
         });
         Ok(())
     }

@@ -1,0 +1,184 @@
+//! Index rows of a resource: one [`IndexEntry`] per value of each of its type's search
+//! parameters, and the Patient compartments it belongs to.
+
+use serde_json::Value;
+
+use super::distinct::DistinctEntries;
+use super::fhirpath::Item;
+use super::reference::parse_reference;
+use super::registry::{self, SearchParam};
+use super::values::convert;
+
+/// One indexed value of a search parameter.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IndexValue {
+    /// `normalized`: see [`normalize_string`](super::normalize_string); `exact`: the original
+    /// (for `:exact`). HumanName and Address give one value per part (family, each given, ...).
+    String {
+        normalized: String,
+        exact: String,
+    },
+    /// From a code, string or boolean (`code` only); a Coding (`system`, `code`, `display`); a
+    /// CodeableConcept (each coding, plus one value with only `display` = its `text`, for
+    /// `:text`); an Identifier (`system`, `code` = value, `identifier_type` = (system, code)
+    /// of a `type` coding for `:of-type`, one value per such coding); a ContactPoint
+    /// (`system` = phone, email, ...; `code` = value).
+    Token {
+        system: Option<String>,
+        code: Option<String>,
+        display: Option<String>,
+        identifier_type: Option<(Option<String>, String)>,
+    },
+    /// `[start, end)` in microseconds since the Unix epoch (UTC): a date / dateTime / instant
+    /// at its precision, a Period (open ends are `i64::MIN` / `i64::MAX`), a Timing (its first
+    /// to last event, else `repeat.boundsPeriod`).
+    Date {
+        start: i64,
+        end: i64,
+    },
+    /// A Reference (`Type/id`; absolute: `url` plus type / id when it ends in `Type/id`;
+    /// conditional: type only; `identifier` = (system, value) for `:identifier`; `#contained`
+    /// references give nothing), or a canonical / uri (`url`, type / id as for absolute ones).
+    Reference {
+        target_type: Option<String>,
+        target_id: Option<String>,
+        url: Option<String>,
+        identifier: Option<(Option<String>, String)>,
+    },
+    /// Quantity (and Age, Duration, Count, Distance, SimpleQuantity), Money (`system`
+    /// `urn:iso:std:iso:4217`, `code` = currency) or Range (exact, inclusive bounds; open
+    /// ends infinite; `value` = low, else high; units of the low bound). `[low, high)` is
+    /// the range the written precision implies (`1.5` → `[1.45, 1.55)`).
+    Quantity {
+        value: f64,
+        low: f64,
+        high: f64,
+        system: Option<String>,
+        code: Option<String>,
+        unit: Option<String>,
+    },
+    /// A decimal / integer with its precision range, or a Range as for quantities.
+    Number {
+        value: f64,
+        low: f64,
+        high: f64,
+    },
+    Uri(String),
+    /// A composite parameter: one value per component, in the order of
+    /// [`SearchParam::components`]. Each item of the composite's expression (an Observation,
+    /// each Observation.component, ...) gives every combination of its components' values.
+    Composite(Vec<IndexValue>),
+}
+
+/// One index row: `param` is the code of a search parameter of the resource's type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IndexEntry {
+    pub param: &'static str,
+    pub value: IndexValue,
+}
+
+/// The index values of `resource` for every search parameter of its type (duplicates within
+/// a parameter removed). Nothing for an unknown `resourceType`. Never panics.
+pub fn extract(resource: &Value) -> Vec<IndexEntry> {
+    let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut entries = DistinctEntries::default();
+    for param in registry::params(resource_type) {
+        entries.next_param();
+        param_values(param, resource, &mut |value| {
+            entries.push(IndexEntry {
+                param: &param.code,
+                value,
+            })
+        });
+    }
+    entries.into_vec()
+}
+
+/// The ids of the Patients whose compartment holds `resource`: a Patient is in its own, and
+/// a resource is in the compartment of each Patient that one of its compartment parameters
+/// (CompartmentDefinition `patient`) references as `Patient/id`. Absolute and conditional
+/// references do not count (they do not name a local Patient by id).
+pub fn patient_compartments(resource: &Value) -> Vec<String> {
+    let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut ids: Vec<String> = Vec::new();
+    let mut add = |id: &str| {
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_owned());
+        }
+    };
+    if resource_type == "Patient"
+        && let Some(id) = resource.get("id").and_then(Value::as_str)
+    {
+        add(id);
+    }
+    for param in registry::compartment_params(resource_type) {
+        param.expr.eval(resource, &mut |item| {
+            if let Some(id) = local_patient_id(item) {
+                add(id);
+            }
+        });
+    }
+    ids
+}
+
+fn local_patient_id<'a>(item: Item<'a>) -> Option<&'a str> {
+    let Item::Node { value, .. } = item else {
+        return None;
+    };
+    let parsed = parse_reference(value.get("reference")?.as_str()?)?;
+    if parsed.url.is_some() || parsed.target_type != Some("Patient") {
+        return None;
+    }
+    parsed.target_id
+}
+
+fn param_values(param: &SearchParam, resource: &Value, out: &mut dyn FnMut(IndexValue)) {
+    if param.components.is_empty() {
+        param
+            .expr
+            .eval(resource, &mut |item| convert(param.kind, item, out));
+        return;
+    }
+    param.expr.eval(resource, &mut |item| {
+        let parts: Vec<Vec<IndexValue>> = param
+            .components
+            .iter()
+            .map(|component| {
+                let mut values = Vec::new();
+                component.expr.eval_on(resource, item, &mut |part| {
+                    convert(component.kind, part, &mut |v| {
+                        // A CodeableConcept's text is for `:text`, which composites lack.
+                        let text_only = matches!(v, IndexValue::Token { code: None, .. });
+                        if !text_only && !values.contains(&v) {
+                            values.push(v);
+                        }
+                    })
+                });
+                values
+            })
+            .collect();
+        combinations(&parts, &mut Vec::with_capacity(parts.len()), out);
+    });
+}
+
+/// Every combination of one value per component (none if a component has no value).
+fn combinations(
+    parts: &[Vec<IndexValue>],
+    prefix: &mut Vec<IndexValue>,
+    out: &mut dyn FnMut(IndexValue),
+) {
+    match parts.split_first() {
+        None => out(IndexValue::Composite(prefix.clone())),
+        Some((first, rest)) => {
+            for value in first {
+                prefix.push(value.clone());
+                combinations(rest, prefix, out);
+                prefix.pop();
+            }
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! Search index rows: their shapes, and replacing a resource's rows inside a write.
+
+use sqlx::QueryBuilder;
+
+use super::StoreResult;
+use super::write::{CHUNK_ROWS, Tx, VersionWrite, dispatch_tx};
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub param: &'static str,
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub display: Option<String>,
+    pub type_system: Option<String>,
+    pub type_code: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct StringRow {
+    pub param: &'static str,
+    pub normalized: String,
+    pub exact: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct DateRow {
+    pub param: &'static str,
+    pub start_us: i64,
+    pub end_us: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct ReferenceRow {
+    pub param: &'static str,
+    pub target_type: Option<String>,
+    pub target_id: Option<String>,
+    pub url: Option<String>,
+    pub identifier_system: Option<String>,
+    pub identifier_value: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct QuantityRow {
+    pub param: &'static str,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+    pub system: Option<String>,
+    pub code: Option<String>,
+    pub unit: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NumberRow {
+    pub param: &'static str,
+    pub value: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+#[derive(Debug, Clone)]
+pub struct UriRow {
+    pub param: &'static str,
+    pub uri: String,
+}
+
+/// A compartment (e.g. `Patient/123`) that holds the resource.
+#[derive(Debug, Clone)]
+pub struct CompartmentRow {
+    pub compartment_type: &'static str,
+    pub compartment_id: String,
+}
+
+/// Every index row of one resource version.
+#[derive(Debug, Clone, Default)]
+pub struct IndexRows {
+    pub tokens: Vec<TokenRow>,
+    pub strings: Vec<StringRow>,
+    pub dates: Vec<DateRow>,
+    pub references: Vec<ReferenceRow>,
+    pub quantities: Vec<QuantityRow>,
+    pub numbers: Vec<NumberRow>,
+    pub uris: Vec<UriRow>,
+    pub compartments: Vec<CompartmentRow>,
+}
+
+/// Tables keyed by `(resource_type, resource_id)` that hold a resource's index rows.
+const OWNED_TABLES: [&str; 7] = [
+    "search_token",
+    "search_string",
+    "search_date",
+    "search_reference",
+    "search_quantity",
+    "search_number",
+    "search_uri",
+];
+
+/// Inserts `(write, row)` pairs into `$table`: the owner columns, then each `column: pg_type
+/// => value` of `row`. PostgreSQL gets one array per column through `UNNEST` (planning thousands of
+/// VALUES parameters costs more than the insert); SQLite gets multi-row VALUES in chunks.
+macro_rules! insert_rows {
+    ($tx:expr, $table:literal, $rows:expr, |$row:ident| [$($column:literal : $pg_type:literal => $value:expr),+ $(,)?]) => {{
+        let rows = $rows;
+        if !rows.is_empty() {
+            let columns = [$($column),+].join(", ");
+            match $tx {
+                Tx::Postgres(conn) => {
+                    let mut sql = format!(
+                        "INSERT INTO {} (resource_type, resource_id, {columns}) \
+                         SELECT * FROM UNNEST($1::text[], $2::text[]",
+                        $table
+                    );
+                    for (index, pg_type) in [$($pg_type),+].iter().enumerate() {
+                        sql.push_str(&format!(", ${}::{pg_type}[]", index + 3));
+                    }
+                    sql.push(')');
+                    // Only fixed table, column and type names above: every value is bound.
+                    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
+                        .bind(rows.iter().map(|(write, _)| write.resource_type.as_str()).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|(write, _)| write.id.as_str()).collect::<Vec<_>>());
+                    $(let query = query.bind(rows.iter().map(|(_, $row)| $value).collect::<Vec<_>>());)+
+                    query.execute(&mut **conn).await?;
+                }
+                Tx::Sqlite(conn) => {
+                    for chunk in rows.chunks(CHUNK_ROWS) {
+                        let mut sql = QueryBuilder::new(format!(
+                            "INSERT INTO {} (resource_type, resource_id, {columns}) ",
+                            $table
+                        ));
+                        sql.push_values(chunk, |mut builder, (write, $row)| {
+                            builder
+                                .push_bind(write.resource_type.as_str())
+                                .push_bind(write.id.as_str());
+                            $(builder.push_bind($value);)+
+                        });
+                        sql.build().execute(&mut **conn).await?;
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// Pairs each row of one kind with the write that owns it.
+fn owned<'a, T>(
+    writes: &'a [VersionWrite],
+    rows: impl Fn(&'a IndexRows) -> &'a [T],
+) -> Vec<(&'a VersionWrite, &'a T)> {
+    writes
+        .iter()
+        .flat_map(|write| rows(&write.index).iter().map(move |row| (write, row)))
+        .collect()
+}
+
+impl Tx {
+    /// Replaces the index rows of the written resources (a tombstone keeps none). Only
+    /// resources that had an earlier version can have rows to delete.
+    pub(super) async fn replace_index_rows(&mut self, writes: &[VersionWrite]) -> StoreResult<()> {
+        let replaced: Vec<&VersionWrite> =
+            writes.iter().filter(|write| write.version_id > 1).collect();
+        if !replaced.is_empty() {
+            self.delete_index_rows(&replaced).await?;
+        }
+        insert_rows!(self, "search_token", owned(writes, |index| &index.tokens), |token| [
+            "param": "text" => token.param,
+            "system": "text" => token.system.as_deref(),
+            "code": "text" => token.code.as_deref(),
+            "display": "text" => token.display.as_deref(),
+            "type_system": "text" => token.type_system.as_deref(),
+            "type_code": "text" => token.type_code.as_deref(),
+        ]);
+        insert_rows!(self, "search_string", owned(writes, |index| &index.strings), |string| [
+            "param": "text" => string.param,
+            "normalized": "text" => string.normalized.as_str(),
+            "exact": "text" => string.exact.as_str(),
+        ]);
+        insert_rows!(self, "search_date", owned(writes, |index| &index.dates), |date| [
+            "param": "text" => date.param,
+            "start_us": "int8" => date.start_us,
+            "end_us": "int8" => date.end_us,
+        ]);
+        insert_rows!(self, "search_reference", owned(writes, |index| &index.references), |reference| [
+            "param": "text" => reference.param,
+            "target_type": "text" => reference.target_type.as_deref(),
+            "target_id": "text" => reference.target_id.as_deref(),
+            "url": "text" => reference.url.as_deref(),
+            "identifier_system": "text" => reference.identifier_system.as_deref(),
+            "identifier_value": "text" => reference.identifier_value.as_deref(),
+        ]);
+        insert_rows!(self, "search_quantity", owned(writes, |index| &index.quantities), |quantity| [
+            "param": "text" => quantity.param,
+            "value": "float8" => quantity.value,
+            "low": "float8" => quantity.low,
+            "high": "float8" => quantity.high,
+            "system": "text" => quantity.system.as_deref(),
+            "code": "text" => quantity.code.as_deref(),
+            "unit": "text" => quantity.unit.as_deref(),
+        ]);
+        insert_rows!(self, "search_number", owned(writes, |index| &index.numbers), |number| [
+            "param": "text" => number.param,
+            "value": "float8" => number.value,
+            "low": "float8" => number.low,
+            "high": "float8" => number.high,
+        ]);
+        insert_rows!(self, "search_uri", owned(writes, |index| &index.uris), |uri| [
+            "param": "text" => uri.param,
+            "uri": "text" => uri.uri.as_str(),
+        ]);
+        insert_rows!(self, "resource_compartment", owned(writes, |index| &index.compartments), |compartment| [
+            "compartment_type": "text" => compartment.compartment_type,
+            "compartment_id": "text" => compartment.compartment_id.as_str(),
+        ]);
+        Ok(())
+    }
+
+    async fn delete_index_rows(&mut self, writes: &[&VersionWrite]) -> StoreResult<()> {
+        for table in OWNED_TABLES {
+            self.delete_owned(
+                &format!("DELETE FROM {table} WHERE (resource_type, resource_id) IN (VALUES "),
+                writes,
+            )
+            .await?;
+        }
+        self.delete_owned(
+            "DELETE FROM resource_compartment WHERE (resource_type, resource_id) IN (VALUES ",
+            writes,
+        )
+        .await
+    }
+
+    /// Runs `prefix` followed by the `(type, id)` pairs of `writes`.
+    async fn delete_owned(&mut self, prefix: &str, writes: &[&VersionWrite]) -> StoreResult<()> {
+        dispatch_tx!(self, conn => {
+            // `prefix` is one of the fixed statements above, never client text.
+            let mut sql = QueryBuilder::new(prefix);
+            let mut values = sql.separated(", ");
+            for write in writes {
+                values.push("(");
+                values.push_bind_unseparated(write.resource_type.as_str());
+                values.push_unseparated(", ");
+                values.push_bind_unseparated(write.id.as_str());
+                values.push_unseparated(")");
+            }
+            sql.push(")");
+            sql.build().execute(&mut **conn).await?;
+        });
+        Ok(())
+    }
+}
