@@ -8,6 +8,7 @@ mod concurrency;
 mod crud;
 mod errors;
 mod history;
+mod indexing;
 mod negotiation;
 mod operations;
 mod transaction;
