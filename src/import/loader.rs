@@ -1,6 +1,6 @@
 //! Turning records into batched writes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
 
 use serde_json::{Map, Value};
@@ -18,6 +18,9 @@ use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::store::Store;
 
 type ImportResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+/// Batches being written at once: one more than needed to keep the database busy.
+const MAX_BATCHES_IN_FLIGHT: usize = 2;
 
 /// A base URL no real reference starts with: import has no public address.
 const IMPORT_BASE: &str = "urn:kiln:import";
@@ -50,7 +53,7 @@ pub struct Loader<'a> {
     batch_size: usize,
     progress: &'a Progress,
     batch: Vec<(Origin, WriteRequest)>,
-    in_flight: Option<InFlight>,
+    in_flight: VecDeque<InFlight>,
     resolved: HashMap<String, String>,
     deferred: Vec<(Origin, Map<String, Value>)>,
     report: ImportReport,
@@ -64,7 +67,7 @@ impl<'a> Loader<'a> {
             batch_size,
             progress,
             batch: Vec::with_capacity(batch_size),
-            in_flight: None,
+            in_flight: VecDeque::new(),
             resolved: HashMap::new(),
             deferred: Vec::new(),
             report: ImportReport::default(),
@@ -353,28 +356,34 @@ impl<'a> Loader<'a> {
         })
     }
 
-    /// Writes every queued record and waits until it is committed.
+    /// Writes every queued record and waits until all of it is committed.
     async fn flush(&mut self) -> ImportResult<()> {
         self.start_write().await?;
-        self.wait_for_write().await
+        while !self.in_flight.is_empty() {
+            self.wait_for_oldest_write().await?;
+        }
+        Ok(())
     }
 
     /// Sends the queued batch to the database in the background, so parsing and validating
-    /// the next batch overlaps with this one's commit. One batch is in flight at a time.
+    /// the next batch overlaps with earlier commits, and PostgreSQL works on two batches at
+    /// once (one backend process each).
     async fn start_write(&mut self) -> ImportResult<()> {
-        self.wait_for_write().await?;
+        while self.in_flight.len() >= MAX_BATCHES_IN_FLIGHT {
+            self.wait_for_oldest_write().await?;
+        }
         if self.batch.is_empty() {
             return Ok(());
         }
         let (origins, requests): (Vec<Origin>, Vec<WriteRequest>) = self.batch.drain(..).unzip();
         let store = self.store.clone();
         let write = tokio::spawn(async move { write_all(&store, requests).await });
-        self.in_flight = Some((origins, write));
+        self.in_flight.push_back((origins, write));
         Ok(())
     }
 
-    async fn wait_for_write(&mut self) -> ImportResult<()> {
-        let Some((origins, write)) = self.in_flight.take() else {
+    async fn wait_for_oldest_write(&mut self) -> ImportResult<()> {
+        let Some((origins, write)) = self.in_flight.pop_front() else {
             return Ok(());
         };
         match write.await? {

@@ -116,7 +116,15 @@ impl Tx {
     }
 
     /// Stores new versions: current row, history row and index rows.
+    /// A deadlock between concurrent writers also reports a conflict: the caller retries.
     pub async fn write(&mut self, writes: &[VersionWrite]) -> StoreResult<WriteStatus> {
+        match self.write_chunks(writes).await {
+            Err(error) if error.is_transient() => Ok(WriteStatus::Conflict),
+            result => result,
+        }
+    }
+
+    async fn write_chunks(&mut self, writes: &[VersionWrite]) -> StoreResult<WriteStatus> {
         for chunk in unique_key_chunks(writes) {
             if self.upsert_current(chunk).await? != chunk.len() as u64 {
                 return Ok(WriteStatus::Conflict);
