@@ -1,4 +1,4 @@
-//! Command line: `serve`, `migrate`, `import`, `bench`.
+//! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -37,6 +37,11 @@ enum Command {
     },
     /// Apply database migrations and exit.
     Migrate {
+        #[command(flatten)]
+        database: DatabaseArgs,
+    },
+    /// Rebuild the search index rows of every resource.
+    Reindex {
         #[command(flatten)]
         database: DatabaseArgs,
     },
@@ -80,8 +85,17 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
         Command::Migrate { database } => {
             let store = Store::connect(&database.database_url, 2).await?;
             store.migrate().await?;
+            crate::engine::reindex::ensure_current(&store).await?;
             store.close().await;
             println!("migrations applied");
+        }
+        Command::Reindex { database } => {
+            let store = Store::connect(&database.database_url, 2).await?;
+            store.migrate().await?;
+            let count = crate::engine::reindex::reindex_all(&store).await?;
+            crate::engine::reindex::mark_current(&store).await?;
+            store.close().await;
+            println!("re-indexed {count} resources");
         }
         Command::Import {
             database,
@@ -90,6 +104,7 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
         } => {
             let store = Store::connect(&database.database_url, 4).await?;
             store.migrate().await?;
+            crate::engine::reindex::ensure_current(&store).await?;
             let report = crate::import::run(&store, &paths, batch_size.max(1)).await?;
             store.close().await;
             return Ok(if report.failed == 0 {

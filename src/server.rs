@@ -11,6 +11,7 @@ use crate::store::Store;
 pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     let store = Store::connect(&database.database_url, database.database_max_connections).await?;
     store.migrate().await?;
+    crate::engine::reindex::ensure_current(&store).await?;
     if config.load_sample_data {
         sample::load_if_absent(&store).await?;
     }

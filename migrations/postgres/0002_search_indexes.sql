@@ -91,3 +91,9 @@ CREATE TABLE resource_compartment (
     PRIMARY KEY (compartment_type, compartment_id, resource_type, resource_id)
 );
 CREATE INDEX resource_compartment_owner ON resource_compartment (resource_type, resource_id);
+
+-- Server-wide settings, e.g. which version of the index extraction built the index rows.
+CREATE TABLE kiln_settings (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);

@@ -4,5 +4,6 @@
 pub mod conditional;
 pub mod index;
 pub mod prepare;
+pub mod reindex;
 pub mod transaction;
 pub mod write;

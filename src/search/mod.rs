@@ -37,4 +37,4 @@ pub use decimal::decimal_range;
 pub use extract::{IndexEntry, IndexValue, extract, patient_compartments};
 pub use normalize::normalize_string;
 pub use reference::{ParsedReference, parse_reference};
-pub use registry::{Component, ParamType, SearchParam, param, params};
+pub use registry::{Component, ParamType, SearchParam, param, params, registry_source};

@@ -3,7 +3,7 @@
 use sqlx::QueryBuilder;
 
 use super::StoreResult;
-use super::write::{CHUNK_ROWS, Tx, VersionWrite, dispatch_tx};
+use super::write::{CHUNK_ROWS, Tx, dispatch_tx};
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -84,6 +84,16 @@ pub struct IndexRows {
     pub compartments: Vec<CompartmentRow>,
 }
 
+/// A resource's index rows, as handed to [`Tx::replace_index_rows`].
+#[derive(Debug, Clone, Copy)]
+pub struct Indexed<'a> {
+    pub resource_type: &'a str,
+    pub id: &'a str,
+    pub index: &'a IndexRows,
+    /// False for a resource written for the first time: there is nothing to delete.
+    pub may_have_rows: bool,
+}
+
 /// Tables keyed by `(resource_type, resource_id)` that hold a resource's index rows.
 const OWNED_TABLES: [&str; 7] = [
     "search_token",
@@ -116,8 +126,8 @@ macro_rules! insert_rows {
                     sql.push(')');
                     // Only fixed table, column and type names above: every value is bound.
                     let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(rows.iter().map(|(write, _)| write.resource_type.as_str()).collect::<Vec<_>>())
-                        .bind(rows.iter().map(|(write, _)| write.id.as_str()).collect::<Vec<_>>());
+                        .bind(rows.iter().map(|(owner, _)| owner.resource_type).collect::<Vec<_>>())
+                        .bind(rows.iter().map(|(owner, _)| owner.id).collect::<Vec<_>>());
                     $(let query = query.bind(rows.iter().map(|(_, $row)| $value).collect::<Vec<_>>());)+
                     query.execute(&mut **conn).await?;
                 }
@@ -127,10 +137,8 @@ macro_rules! insert_rows {
                             "INSERT INTO {} (resource_type, resource_id, {columns}) ",
                             $table
                         ));
-                        sql.push_values(chunk, |mut builder, (write, $row)| {
-                            builder
-                                .push_bind(write.resource_type.as_str())
-                                .push_bind(write.id.as_str());
+                        sql.push_values(chunk, |mut builder, (owner, $row)| {
+                            builder.push_bind(owner.resource_type).push_bind(owner.id);
                             $(builder.push_bind($value);)+
                         });
                         sql.build().execute(&mut **conn).await?;
@@ -141,27 +149,28 @@ macro_rules! insert_rows {
     }};
 }
 
-/// Pairs each row of one kind with the write that owns it.
+/// Pairs each row of one kind with the resource that owns it.
 fn owned<'a, T>(
-    writes: &'a [VersionWrite],
+    resources: &'a [Indexed<'a>],
     rows: impl Fn(&'a IndexRows) -> &'a [T],
-) -> Vec<(&'a VersionWrite, &'a T)> {
-    writes
+) -> Vec<(&'a Indexed<'a>, &'a T)> {
+    resources
         .iter()
-        .flat_map(|write| rows(&write.index).iter().map(move |row| (write, row)))
+        .flat_map(|owner| rows(owner.index).iter().map(move |row| (owner, row)))
         .collect()
 }
 
 impl Tx {
-    /// Replaces the index rows of the written resources (a tombstone keeps none). Only
-    /// resources that had an earlier version can have rows to delete.
-    pub(super) async fn replace_index_rows(&mut self, writes: &[VersionWrite]) -> StoreResult<()> {
-        let replaced: Vec<&VersionWrite> =
-            writes.iter().filter(|write| write.version_id > 1).collect();
+    /// Replaces the index rows of `resources` (a tombstone keeps none).
+    pub async fn replace_index_rows(&mut self, resources: &[Indexed<'_>]) -> StoreResult<()> {
+        let replaced: Vec<&Indexed> = resources
+            .iter()
+            .filter(|owner| owner.may_have_rows)
+            .collect();
         if !replaced.is_empty() {
             self.delete_index_rows(&replaced).await?;
         }
-        insert_rows!(self, "search_token", owned(writes, |index| &index.tokens), |token| [
+        insert_rows!(self, "search_token", owned(resources, |index| &index.tokens), |token| [
             "param": "text" => token.param,
             "system": "text" => token.system.as_deref(),
             "code": "text" => token.code.as_deref(),
@@ -169,17 +178,17 @@ impl Tx {
             "type_system": "text" => token.type_system.as_deref(),
             "type_code": "text" => token.type_code.as_deref(),
         ]);
-        insert_rows!(self, "search_string", owned(writes, |index| &index.strings), |string| [
+        insert_rows!(self, "search_string", owned(resources, |index| &index.strings), |string| [
             "param": "text" => string.param,
             "normalized": "text" => string.normalized.as_str(),
             "exact": "text" => string.exact.as_str(),
         ]);
-        insert_rows!(self, "search_date", owned(writes, |index| &index.dates), |date| [
+        insert_rows!(self, "search_date", owned(resources, |index| &index.dates), |date| [
             "param": "text" => date.param,
             "start_us": "int8" => date.start_us,
             "end_us": "int8" => date.end_us,
         ]);
-        insert_rows!(self, "search_reference", owned(writes, |index| &index.references), |reference| [
+        insert_rows!(self, "search_reference", owned(resources, |index| &index.references), |reference| [
             "param": "text" => reference.param,
             "target_type": "text" => reference.target_type.as_deref(),
             "target_id": "text" => reference.target_id.as_deref(),
@@ -187,7 +196,7 @@ impl Tx {
             "identifier_system": "text" => reference.identifier_system.as_deref(),
             "identifier_value": "text" => reference.identifier_value.as_deref(),
         ]);
-        insert_rows!(self, "search_quantity", owned(writes, |index| &index.quantities), |quantity| [
+        insert_rows!(self, "search_quantity", owned(resources, |index| &index.quantities), |quantity| [
             "param": "text" => quantity.param,
             "value": "float8" => quantity.value,
             "low": "float8" => quantity.low,
@@ -196,49 +205,49 @@ impl Tx {
             "code": "text" => quantity.code.as_deref(),
             "unit": "text" => quantity.unit.as_deref(),
         ]);
-        insert_rows!(self, "search_number", owned(writes, |index| &index.numbers), |number| [
+        insert_rows!(self, "search_number", owned(resources, |index| &index.numbers), |number| [
             "param": "text" => number.param,
             "value": "float8" => number.value,
             "low": "float8" => number.low,
             "high": "float8" => number.high,
         ]);
-        insert_rows!(self, "search_uri", owned(writes, |index| &index.uris), |uri| [
+        insert_rows!(self, "search_uri", owned(resources, |index| &index.uris), |uri| [
             "param": "text" => uri.param,
             "uri": "text" => uri.uri.as_str(),
         ]);
-        insert_rows!(self, "resource_compartment", owned(writes, |index| &index.compartments), |compartment| [
+        insert_rows!(self, "resource_compartment", owned(resources, |index| &index.compartments), |compartment| [
             "compartment_type": "text" => compartment.compartment_type,
             "compartment_id": "text" => compartment.compartment_id.as_str(),
         ]);
         Ok(())
     }
 
-    async fn delete_index_rows(&mut self, writes: &[&VersionWrite]) -> StoreResult<()> {
+    async fn delete_index_rows(&mut self, resources: &[&Indexed<'_>]) -> StoreResult<()> {
         for table in OWNED_TABLES {
             self.delete_owned(
                 &format!("DELETE FROM {table} WHERE (resource_type, resource_id) IN (VALUES "),
-                writes,
+                resources,
             )
             .await?;
         }
         self.delete_owned(
             "DELETE FROM resource_compartment WHERE (resource_type, resource_id) IN (VALUES ",
-            writes,
+            resources,
         )
         .await
     }
 
     /// Runs `prefix` followed by the `(type, id)` pairs of `writes`.
-    async fn delete_owned(&mut self, prefix: &str, writes: &[&VersionWrite]) -> StoreResult<()> {
+    async fn delete_owned(&mut self, prefix: &str, resources: &[&Indexed<'_>]) -> StoreResult<()> {
         dispatch_tx!(self, conn => {
             // `prefix` is one of the fixed statements above, never client text.
             let mut sql = QueryBuilder::new(prefix);
             let mut values = sql.separated(", ");
-            for write in writes {
+            for owner in resources {
                 values.push("(");
-                values.push_bind_unseparated(write.resource_type.as_str());
+                values.push_bind_unseparated(owner.resource_type);
                 values.push_unseparated(", ");
-                values.push_bind_unseparated(write.id.as_str());
+                values.push_bind_unseparated(owner.id);
                 values.push_unseparated(")");
             }
             sql.push(")");

@@ -7,12 +7,13 @@ mod connect;
 mod history;
 mod index;
 mod read;
+mod settings;
 mod write;
 
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::{
-    CompartmentRow, DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow,
-    UriRow,
+    CompartmentRow, DateRow, IndexRows, Indexed, NumberRow, QuantityRow, ReferenceRow, StringRow,
+    TokenRow, UriRow,
 };
 pub use read::StoredResource;
 pub use write::{Current, Tx, VersionWrite, WriteStatus};

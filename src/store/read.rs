@@ -76,3 +76,41 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// Live resources in `(type, id)` order after `after`, at most `limit`: a stable scan of
+    /// the whole store that keeps no cursor open.
+    pub async fn scan_live(
+        &self,
+        after: Option<(&str, &str)>,
+        limit: i64,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let (after_type, after_id) = after.unwrap_or(("", ""));
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT resource_type, id, version_id, last_updated, body FROM resources \
+                 WHERE deleted = $1 AND (resource_type > $2 OR (resource_type = $2 AND id > $3)) \
+                 ORDER BY resource_type, id LIMIT $4",
+            )
+            .bind(false)
+            .bind(after_type)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(StoredResource {
+                        resource_type: row.try_get(0)?,
+                        id: row.try_get(1)?,
+                        version_id: row.try_get(2)?,
+                        last_updated: row.try_get(3)?,
+                        deleted: false,
+                        body: row.try_get(4)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+}

@@ -4,7 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
 
-use super::index::IndexRows;
+use super::index::{IndexRows, Indexed};
 use super::{Store, StoreResult};
 
 /// Rows per multi-row statement: far below both engines' bind-parameter limits.
@@ -130,7 +130,16 @@ impl Tx {
                 return Ok(WriteStatus::Conflict);
             }
             self.insert_versions(chunk).await?;
-            self.replace_index_rows(chunk).await?;
+            let indexed: Vec<Indexed> = chunk
+                .iter()
+                .map(|write| Indexed {
+                    resource_type: &write.resource_type,
+                    id: &write.id,
+                    index: &write.index,
+                    may_have_rows: write.version_id > 1,
+                })
+                .collect();
+            self.replace_index_rows(&indexed).await?;
         }
         Ok(WriteStatus::Applied)
     }

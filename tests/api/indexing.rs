@@ -4,7 +4,23 @@
 use crate::backend_tests;
 use crate::common::*;
 
-backend_tests!(writes_maintain_index_rows_and_compartments);
+backend_tests!(
+    writes_maintain_index_rows_and_compartments,
+    stale_index_rows_are_rebuilt_at_start_and_by_reindex,
+);
+
+/// Runs fixed SQL (no client text) against the test database.
+async fn execute(db_url: &str, sql: &'static str) {
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    } else {
+        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+        sqlx::query(sql).execute(&pool).await.unwrap();
+        pool.close().await;
+    }
+}
 
 /// Index rows of one resource in one table, straight from the database.
 async fn count(db_url: &str, table: &str, resource_type: &str, id: &str) -> i64 {
@@ -99,4 +115,41 @@ async fn writes_maintain_index_rows_and_compartments(backend: Backend) {
     ] {
         assert_eq!(count(&db, table, "Observation", &id).await, 0, "{table}");
     }
+}
+
+async fn stale_index_rows_are_rebuilt_at_start_and_by_reindex(backend: Backend) {
+    let Some(mut server) = Server::start(backend).await else {
+        return;
+    };
+    let db = server.db.url.clone();
+    let created = server.create(&patient("Stale")).await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let tokens = count(&db, "search_token", "Patient", &id).await;
+    assert!(tokens > 0);
+
+    // Rows built by an older extraction (here: lost) are rebuilt when the server starts.
+    server.kill9();
+    execute(&db, "DELETE FROM search_token").await;
+    execute(
+        &db,
+        "UPDATE kiln_settings SET value = 'stale' WHERE key = 'search_index_version'",
+    )
+    .await;
+    server.restart().await;
+    assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
+
+    // `kiln reindex` rebuilds them on demand.
+    server.kill9();
+    execute(&db, "DELETE FROM search_token").await;
+    let output = std::process::Command::new(kiln_bin())
+        .args(["reindex", "--database-url", &db])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("re-indexed 1 resources"));
+    assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
 }

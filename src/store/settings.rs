@@ -1,0 +1,31 @@
+//! Server-wide settings kept in the database (`kiln_settings`).
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, dispatch};
+
+impl Store {
+    pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, pool => {
+            let row = sqlx::query("SELECT value FROM kiln_settings WHERE key = $1")
+                .bind(key)
+                .fetch_optional(pool)
+                .await?;
+            Ok(row.map(|row| row.try_get(0)).transpose()?)
+        })
+    }
+
+    pub async fn set_setting(&self, key: &str, value: &str) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO kiln_settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}
