@@ -314,6 +314,19 @@ def build_types(sd: dict, is_resource: bool, out: dict, bindings: Bindings) -> N
         out[key] = value
 
 
+def summary_elements(sd: dict) -> list[str]:
+    """Top-level elements a `_summary=true` read keeps: those marked isSummary, and the
+    mandatory ones (without the `[x]` of choice elements)."""
+    names = []
+    for el in sd["snapshot"]["element"]:
+        path = el["path"]
+        if path.count(".") != 1:
+            continue
+        if el.get("isSummary") or int(el.get("min", 0)) >= 1:
+            names.append(path.split(".", 1)[1].removesuffix("[x]"))
+    return sorted(set(names))
+
+
 def primitive_info(sd: dict) -> dict:
     name = sd["type"]
     info: dict = {}
@@ -375,6 +388,7 @@ def main() -> None:
     by_type = {sd["type"]: sd for sd in res_sds}
     for name in resource_types:
         build_types(by_type[name], True, types, bindings)
+    summary = {name: summary_elements(by_type[name]) for name in resource_types}
 
     # Sanity: every referenced type must be known.
     known = set(primitives) | set(types) | {"Resource"}
@@ -398,6 +412,7 @@ def main() -> None:
         "primitives": primitives,
         "types": types,
         "valueSets": bindings.value_sets,
+        "summary": summary,
     }
     os.makedirs(args.out, exist_ok=True)
     out_json = os.path.join(args.out, "r4_definitions.json")

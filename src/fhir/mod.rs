@@ -4,4 +4,5 @@ pub mod id;
 pub mod instant;
 pub mod meta;
 pub mod outcome;
+pub mod subset;
 pub mod validate;

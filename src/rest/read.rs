@@ -1,4 +1,5 @@
-//! read and vread, with conditional read (`If-None-Match`, `If-Modified-Since`).
+//! read and vread, with conditional read (`If-None-Match`, `If-Modified-Since`) and
+//! `_summary` / `_elements`.
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -10,6 +11,7 @@ use crate::app::AppState;
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::fhir::subset::Subset;
 use crate::store::StoredResource;
 
 pub async fn read(
@@ -20,7 +22,8 @@ pub async fn read(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
-    let stored = state
+    let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
+    let mut stored = state
         .store
         .read(resource_type, id)
         .await?
@@ -33,6 +36,7 @@ pub async fn read(
         add_version_headers(response.headers_mut(), &stored);
         return Ok(response);
     }
+    stored.body = subset.apply(stored.body);
     Ok(resource_response(StatusCode::OK, &request, stored))
 }
 
@@ -43,12 +47,13 @@ pub async fn vread(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
+    let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
     let version_id: i64 = version.parse().map_err(|_| {
         FhirError::bad_request(format!(
             "{version:?} is not a version id (a positive integer)"
         ))
     })?;
-    let stored = state
+    let mut stored = state
         .store
         .vread(resource_type, id, version_id)
         .await?
@@ -58,6 +63,7 @@ pub async fn vread(
     if stored.deleted {
         return Err(gone(&stored));
     }
+    stored.body = subset.apply(stored.body);
     Ok(resource_response(StatusCode::OK, &request, stored))
 }
 

@@ -14,6 +14,7 @@ backend_tests!(
     prefer_header_controls_the_response_body,
     meta_profile_is_kept_and_server_meta_overrides_client,
     conditional_create_and_update_by_identifier,
+    summary_and_elements_return_marked_subsets,
 );
 
 async fn create_assigns_id_version_and_location(backend: Backend) {
@@ -377,4 +378,41 @@ async fn conditional_create_and_update_by_identifier(backend: Backend) {
         410,
     )
     .await;
+}
+
+async fn summary_and_elements_return_marked_subsets(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    let mut body = patient("Subset");
+    body["photo"] = json!([{"url": "http://example.org/photo.png"}]);
+    body["text"] = json!({"status": "generated", "div": "<div xmlns=\"http://www.w3.org/1999/xhtml\">Subset</div>"});
+    let created = server.create(&body).await;
+    let path = format!("Patient/{}", created["id"].as_str().unwrap());
+
+    let summary = expect_json(server.get(&format!("{path}?_summary=true")).await, 200).await;
+    assert_eq!(summary["name"][0]["family"], "Subset");
+    assert!(
+        summary.get("photo").is_none() && summary.get("text").is_none(),
+        "{summary}"
+    );
+    assert_eq!(summary["meta"]["tag"][0]["code"], "SUBSETTED");
+    let data = expect_json(server.get(&format!("{path}?_summary=data")).await, 200).await;
+    assert!(data.get("text").is_none() && data.get("photo").is_some());
+    let elements = expect_json(server.get(&format!("{path}?_elements=gender")).await, 200).await;
+    assert_eq!(elements["gender"], "female");
+    assert!(elements.get("name").is_none() && elements.get("birthDate").is_none());
+    assert_eq!(elements["meta"]["tag"][0]["code"], "SUBSETTED");
+    let version = expect_json(
+        server
+            .get(&format!("{path}/_history/1?_elements=name"))
+            .await,
+        200,
+    )
+    .await;
+    assert!(version.get("gender").is_none() && version.get("name").is_some());
+    // A plain read is whole and untagged.
+    let full = expect_json(server.get(&path).await, 200).await;
+    assert_eq!(full, created);
+    expect_outcome(server.get(&format!("{path}?_summary=sometimes")).await, 400).await;
 }

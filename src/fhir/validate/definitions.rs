@@ -95,6 +95,8 @@ pub(crate) struct Defs {
     pub extension_type: TypeId,
     pub extension_value_bit: u128,
     pub extension_extension_bit: u128,
+    /// Per resource type, the top-level elements `_summary=true` keeps.
+    pub summary: FxHashMap<Box<str>, Vec<Box<str>>>,
 }
 
 static DEFS: LazyLock<Defs> = LazyLock::new(|| {
@@ -282,6 +284,21 @@ impl Defs {
         let extension_value_bit = bit_of("value[x]")?;
         let extension_extension_bit = bit_of("extension")?;
 
+        let mut summary = FxHashMap::default();
+        for (rt, names) in obj
+            .get("summary")
+            .and_then(Value::as_object)
+            .ok_or("summary")?
+        {
+            let names = names
+                .as_array()
+                .ok_or("summary entry")?
+                .iter()
+                .map(|name| name.as_str().map(Box::from).ok_or("summary element"))
+                .collect::<Result<Vec<_>, _>>()?;
+            summary.insert(rt.as_str().into(), names);
+        }
+
         Ok(Defs {
             resource_types,
             resource_index,
@@ -292,6 +309,7 @@ impl Defs {
             extension_type,
             extension_value_bit,
             extension_extension_bit,
+            summary,
         })
     }
 }

@@ -89,6 +89,30 @@ pub fn is_resource_type(name: &str) -> bool {
     definitions::defs().resource_index.contains_key(name)
 }
 
+/// The top-level elements of `resource_type` that `_summary=true` keeps (choice elements
+/// without their `[x]`), or `None` for an unknown type.
+pub fn summary_elements(resource_type: &str) -> Option<&'static [Box<str>]> {
+    definitions::defs()
+        .summary
+        .get(resource_type)
+        .map(Vec::as_slice)
+}
+
+/// The mandatory (min ≥ 1) top-level elements of `resource_type`, choice elements without
+/// their `[x]`; empty for an unknown type.
+pub fn mandatory_elements(resource_type: &str) -> Vec<&'static str> {
+    let defs = definitions::defs();
+    let Some(id) = defs.resource_index.get(resource_type) else {
+        return Vec::new();
+    };
+    defs.types[*id as usize]
+        .elements
+        .iter()
+        .filter(|element| element.min >= 1)
+        .map(|element| element.name.trim_end_matches("[x]"))
+        .collect()
+}
+
 /// All concrete FHIR R4 resource types, sorted.
 pub fn resource_types() -> &'static [String] {
     &definitions::defs().resource_types
