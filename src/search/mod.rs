@@ -25,6 +25,7 @@ mod distinct;
 mod extract;
 mod fhirpath;
 mod normalize;
+pub mod query;
 mod reference;
 mod registry;
 mod values;
