@@ -17,7 +17,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::config::ServeConfig;
 use crate::rest::capability::capability_statement;
-use crate::rest::{fhir_routes, health, outcome_layer, system};
+use crate::rest::{fhir_routes, health, outcome_layer, search, system};
 use crate::store::Store;
 
 /// What every handler can reach.
@@ -46,7 +46,10 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     Router::new()
         .nest("/fhir", fhir_routes())
-        .route("/fhir/", post(system::transaction))
+        .route(
+            "/fhir/",
+            post(system::transaction).get(search::search_system),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::disable())

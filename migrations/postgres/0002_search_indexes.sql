@@ -2,7 +2,8 @@
 -- Each table: the owning resource, the parameter code, and the value in the shape its
 -- parameter type is searched by. `(resource_type, resource_id)` indexes serve re-indexing.
 
--- Tokens also keep the display text (`:text`) and an Identifier's type (`:of-type`).
+-- Tokens also keep the display text, normalized as strings are (`:text`), and an
+-- Identifier's type (`:of-type`).
 ALTER TABLE search_token ADD COLUMN display TEXT;
 ALTER TABLE search_token ADD COLUMN type_system TEXT;
 ALTER TABLE search_token ADD COLUMN type_code TEXT;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::search::{IndexValue, extract, patient_compartments};
+use crate::search::{IndexValue, extract, normalize_string, patient_compartments};
 use crate::store::{
     CompartmentRow, DateRow, IndexRows, NumberRow, QuantityRow, ReferenceRow, StringRow, TokenRow,
     UriRow,
@@ -43,7 +43,8 @@ pub fn index_rows(resource: &Value) -> IndexRows {
                     param,
                     system,
                     code,
-                    display,
+                    // Only `:text` reads it, with the normalization of string search.
+                    display: display.as_deref().map(normalize_string),
                     type_system,
                     type_code,
                 });

@@ -10,9 +10,10 @@ use crate::app::AppState;
 use crate::fhir::instant::{now_micros, to_fhir_instant};
 use crate::fhir::outcome::FhirResult;
 use crate::fhir::validate::resource_types;
+use crate::search::{ParamType, params};
 
 /// Interactions every resource type supports.
-const TYPE_INTERACTIONS: [&str; 7] = [
+const TYPE_INTERACTIONS: [&str; 8] = [
     "read",
     "vread",
     "update",
@@ -20,9 +21,10 @@ const TYPE_INTERACTIONS: [&str; 7] = [
     "history-instance",
     "history-type",
     "create",
+    "search-type",
 ];
 
-const SYSTEM_INTERACTIONS: [&str; 3] = ["transaction", "batch", "history-system"];
+const SYSTEM_INTERACTIONS: [&str; 4] = ["transaction", "batch", "history-system", "search-system"];
 
 pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> FhirResult<Response> {
     Ok(json_value(
@@ -30,6 +32,17 @@ pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> Fh
         request.format,
         &state.capability,
     ))
+}
+
+/// `Type:param` for each reference parameter, and `*`.
+fn search_includes(resource_type: &str) -> Vec<String> {
+    let mut includes: Vec<String> = params(resource_type)
+        .iter()
+        .filter(|param| param.kind == ParamType::Reference)
+        .map(|param| format!("{resource_type}:{}", param.code))
+        .collect();
+    includes.push("*".into());
+    includes
 }
 
 /// Builds the CapabilityStatement once at startup.
@@ -48,6 +61,16 @@ pub fn capability_statement(fhir_base: &str) -> Value {
                 "readHistory": true,
                 "updateCreate": true,
                 "conditionalRead": "full-support",
+                "searchInclude": search_includes(resource_type),
+                "searchRevInclude": ["*"],
+                "searchParam": params(resource_type)
+                    .iter()
+                    .map(|param| json!({
+                        "name": param.code,
+                        "definition": param.url,
+                        "type": param.kind.as_str(),
+                    }))
+                    .collect::<Vec<_>>(),
             })
         })
         .collect();

@@ -6,6 +6,7 @@ pub mod history;
 pub mod negotiate;
 pub mod outcome_layer;
 pub mod read;
+pub mod search;
 pub mod system;
 pub mod write;
 
@@ -20,15 +21,18 @@ use crate::fhir::validate::is_resource_type;
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir_routes() -> Router<AppState> {
     Router::new()
-        .route("/", post(system::transaction))
+        .route("/", post(system::transaction).get(search::search_system))
+        .route("/_search", post(search::search_system_post))
         .route("/metadata", get(capability::metadata))
         .route("/_history", get(history::system_history))
         .route(
             "/{resource_type}",
-            post(write::create)
+            get(search::search_type)
+                .post(write::create)
                 .put(write::conditional_update)
                 .delete(write::conditional_delete),
         )
+        .route("/{resource_type}/_search", post(search::search_type_post))
         .route("/{resource_type}/_history", get(history::type_history))
         .route(
             "/{resource_type}/{id}",
@@ -37,6 +41,10 @@ pub fn fhir_routes() -> Router<AppState> {
         .route(
             "/{resource_type}/{id}/_history",
             get(history::instance_history),
+        )
+        .route(
+            "/{compartment}/{id}/{resource_type}",
+            get(search::search_compartment),
         )
         .route("/{resource_type}/{id}/_history/{version}", get(read::vread))
 }

@@ -28,6 +28,20 @@ pub enum ParamType {
 }
 
 impl ParamType {
+    /// The FHIR `SearchParamType` code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ParamType::Number => "number",
+            ParamType::Date => "date",
+            ParamType::String => "string",
+            ParamType::Token => "token",
+            ParamType::Reference => "reference",
+            ParamType::Composite => "composite",
+            ParamType::Quantity => "quantity",
+            ParamType::Uri => "uri",
+        }
+    }
+
     fn parse(s: &str) -> Option<ParamType> {
         Some(match s {
             "number" => ParamType::Number,

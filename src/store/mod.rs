@@ -7,6 +7,7 @@ mod connect;
 mod history;
 mod index;
 mod read;
+mod search;
 mod settings;
 mod write;
 
@@ -16,6 +17,7 @@ pub use index::{
     TokenRow, UriRow,
 };
 pub use read::StoredResource;
+pub use search::{Cursor, SearchPage, SearchSpec};
 pub use write::{Current, Tx, VersionWrite, WriteStatus};
 
 use sqlx::{PgPool, SqlitePool};

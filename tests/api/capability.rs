@@ -46,8 +46,32 @@ async fn metadata_describes_the_server(backend: Backend) {
     ] {
         assert!(interactions.contains(&code), "{code}");
     }
-    // Search lands with the search issue; until then it is not claimed.
-    assert!(!interactions.contains(&"search-type"));
+    let params = patient["searchParam"].as_array().unwrap();
+    for name in [
+        "_id",
+        "name",
+        "birthdate",
+        "gender",
+        "identifier",
+        "race",
+        "ethnicity",
+    ] {
+        let param = params
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("{name}"));
+        assert!(
+            param["definition"].as_str().unwrap().starts_with("http"),
+            "{param}"
+        );
+        assert!(param["type"].is_string());
+    }
+    let observation = resources
+        .iter()
+        .find(|r| r["type"] == "Observation")
+        .unwrap();
+    let includes = observation["searchInclude"].as_array().unwrap();
+    assert!(includes.iter().any(|i| i == "Observation:patient"));
     assert_eq!(patient["versioning"], "versioned-update");
     let system: Vec<&str> = rest["interaction"]
         .as_array()
@@ -55,7 +79,10 @@ async fn metadata_describes_the_server(backend: Backend) {
         .iter()
         .map(|i| i["code"].as_str().unwrap())
         .collect();
-    assert_eq!(system, ["transaction", "batch", "history-system"]);
+    assert_eq!(
+        system,
+        ["transaction", "batch", "history-system", "search-system"]
+    );
     // The statement's claims hold: every listed type really answers.
     for resource in resources {
         let resource_type = resource["type"].as_str().unwrap();

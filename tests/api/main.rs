@@ -11,5 +11,6 @@ mod history;
 mod indexing;
 mod negotiation;
 mod operations;
+mod search;
 mod transaction;
 mod validation;

@@ -1,0 +1,402 @@
+//! Search over the index tables: parameter types, modifiers, chains, includes, paging.
+
+use crate::backend_tests;
+use crate::common::*;
+
+backend_tests!(
+    string_token_and_date_searches,
+    references_chains_and_reverse_chains,
+    includes_and_revincludes,
+    paging_sorting_and_totals,
+    compartment_and_post_search,
+    unknown_and_malformed_parameters,
+);
+
+/// Ids of the entries with `mode`, in order.
+fn ids(bundle: &Value, mode: &str) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter(|entry| entry["search"]["mode"] == mode)
+                .map(|entry| entry["resource"]["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn search(server: &Server, query: &str) -> Value {
+    let bundle = expect_json(server.get(query).await, 200).await;
+    assert_eq!(bundle["resourceType"], "Bundle");
+    assert_eq!(bundle["type"], "searchset");
+    bundle
+}
+
+async fn matches(server: &Server, query: &str) -> Vec<String> {
+    let mut found = ids(&search(server, query).await, "match");
+    found.sort();
+    found
+}
+
+async fn put(server: &Server, resource: Value) {
+    let path = format!(
+        "{}/{}",
+        resource["resourceType"].as_str().unwrap(),
+        resource["id"].as_str().unwrap()
+    );
+    let response = server.put(&path, &resource).await;
+    assert!(
+        response.status().is_success(),
+        "{}",
+        response.text().await.unwrap()
+    );
+}
+
+/// Two patients with observations and a practitioner, all with known ids.
+async fn seed(server: &Server) {
+    put(
+        server,
+        json!({"resourceType": "Practitioner", "id": "doc", "name": [{"family": "Welby"}]}),
+    )
+    .await;
+    put(
+        server,
+        json!({"resourceType": "Organization", "id": "org", "name": "Clinic"}),
+    )
+    .await;
+    put(server, json!({
+        "resourceType": "Patient", "id": "ana",
+        "identifier": [{"system": "http://example.org/mrn", "value": "A1"}],
+        "name": [{"family": "Zoë", "given": ["Ana"]}], "gender": "female", "birthDate": "1980-05-17",
+        "generalPractitioner": [{"reference": "Practitioner/doc"}],
+        "managingOrganization": {"reference": "Organization/org"}
+    })).await;
+    put(
+        server,
+        json!({
+            "resourceType": "Patient", "id": "bo",
+            "identifier": [{"system": "http://example.org/mrn", "value": "B2"}],
+            "name": [{"family": "Boyd", "given": ["Bo"]}], "gender": "male", "birthDate": "1975"
+        }),
+    )
+    .await;
+    for (id, patient, code, value, date) in [
+        ("o1", "ana", "8302-2", 165.0, "2019-03-01T10:00:00Z"),
+        ("o2", "ana", "29463-7", 60.5, "2020-07-15T08:30:00+02:00"),
+        ("o3", "bo", "8302-2", 180.0, "2021-01-02"),
+    ] {
+        put(server, json!({
+            "resourceType": "Observation", "id": id, "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": code}], "text": "Vital"},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "performer": [{"reference": "Practitioner/doc"}],
+            "effectiveDateTime": date,
+            "valueQuantity": {"value": value, "unit": "cm", "system": "http://unitsofmeasure.org", "code": "cm"}
+        })).await;
+    }
+    put(
+        server,
+        json!({
+            "resourceType": "Provenance", "id": "prov", "recorded": "2020-01-01T00:00:00Z",
+            "target": [{"reference": "Patient/ana"}],
+            "agent": [{"who": {"reference": "Practitioner/doc"}}]
+        }),
+    )
+    .await;
+}
+
+async fn string_token_and_date_searches(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    // Strings: prefix, case- and accent-insensitive; :exact; :contains.
+    assert_eq!(matches(&server, "Patient?name=zoe").await, ["ana"]);
+    assert_eq!(matches(&server, "Patient?family=BOY").await, ["bo"]);
+    assert_eq!(matches(&server, "Patient?name:exact=Zoë").await, ["ana"]);
+    assert!(matches(&server, "Patient?name:exact=zoe").await.is_empty());
+    assert_eq!(matches(&server, "Patient?name:contains=oy").await, ["bo"]);
+    // Tokens: code, system|code, |code, system|, :not; comma is OR, repeats are AND.
+    assert_eq!(matches(&server, "Patient?gender=female").await, ["ana"]);
+    assert_eq!(
+        matches(&server, "Patient?identifier=http://example.org/mrn|B2").await,
+        ["bo"]
+    );
+    assert!(matches(&server, "Patient?identifier=|B2").await.is_empty());
+    assert_eq!(
+        matches(&server, "Patient?identifier=http://example.org/mrn|").await,
+        ["ana", "bo"]
+    );
+    assert_eq!(matches(&server, "Patient?gender:not=female").await, ["bo"]);
+    assert_eq!(
+        matches(&server, "Observation?code=8302-2,29463-7").await,
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(
+        matches(
+            &server,
+            "Observation?code=http://loinc.org|8302-2&subject=Patient/bo"
+        )
+        .await,
+        ["o3"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?code:text=vit").await,
+        ["o1", "o2", "o3"]
+    );
+    assert_eq!(matches(&server, "Patient?_id=ana,bo").await, ["ana", "bo"]);
+    // Dates at every precision, with prefixes; Z and +00:00 are the same instant.
+    assert_eq!(matches(&server, "Patient?birthdate=1980").await, ["ana"]);
+    assert_eq!(matches(&server, "Patient?birthdate=1980-05").await, ["ana"]);
+    assert_eq!(matches(&server, "Patient?birthdate=lt1978").await, ["bo"]);
+    assert_eq!(
+        matches(&server, "Observation?date=ge2020-01-01").await,
+        ["o2", "o3"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?date=2020-07-15").await,
+        ["o2"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?date=2019-03-01T10:00:00%2B00:00").await,
+        ["o1"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?date=2019-03-01T10:00:00Z").await,
+        ["o1"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?date=ge2019-01-01&date=lt2021").await,
+        ["o1", "o2"]
+    );
+    // Quantities and composites.
+    assert_eq!(
+        matches(&server, "Observation?value-quantity=gt170").await,
+        ["o3"]
+    );
+    assert_eq!(
+        matches(
+            &server,
+            "Observation?value-quantity=165|http://unitsofmeasure.org|cm"
+        )
+        .await,
+        ["o1"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?value-quantity=60.5").await,
+        ["o2"]
+    );
+    assert_eq!(
+        matches(
+            &server,
+            "Observation?code-value-quantity=http://loinc.org|8302-2$gt170"
+        )
+        .await,
+        ["o3"]
+    );
+    // :missing.
+    assert_eq!(
+        matches(&server, "Patient?general-practitioner:missing=true").await,
+        ["bo"]
+    );
+    assert_eq!(
+        matches(&server, "Patient?general-practitioner:missing=false").await,
+        ["ana"]
+    );
+}
+
+async fn references_chains_and_reverse_chains(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    assert_eq!(
+        matches(&server, "Observation?patient=ana").await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?patient=Patient/ana").await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?subject:Patient=bo").await,
+        ["o3"]
+    );
+    let absolute = format!("Observation?subject={}/Patient/bo", server.fhir);
+    assert_eq!(matches(&server, &absolute).await, ["o3"]);
+    assert_eq!(
+        matches(&server, "Observation?subject:Patient.name=zoe").await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matches(
+            &server,
+            "Observation?patient.general-practitioner:Practitioner.name=welby"
+        )
+        .await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matches(&server, "Patient?_has:Observation:patient:code=8302-2").await,
+        ["ana", "bo"]
+    );
+    assert_eq!(
+        matches(&server, "Patient?_has:Observation:patient:code=29463-7").await,
+        ["ana"]
+    );
+}
+
+async fn includes_and_revincludes(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let bundle = search(
+        &server,
+        "Observation?patient=bo&_include=Observation:subject",
+    )
+    .await;
+    assert_eq!(ids(&bundle, "match"), ["o3"]);
+    assert_eq!(ids(&bundle, "include"), ["bo"]);
+    let bundle = search(&server, "Patient?_id=ana&_revinclude=Provenance:target").await;
+    assert_eq!(ids(&bundle, "include"), ["prov"]);
+    let bundle = search(
+        &server,
+        "Observation?_id=o1&_include=Observation:patient&_include:iterate=Patient:organization",
+    )
+    .await;
+    let mut included = ids(&bundle, "include");
+    included.sort();
+    assert_eq!(included, ["ana", "org"]);
+}
+
+async fn paging_sorting_and_totals(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    // Walk every page of two; a write between pages does not disturb the walk.
+    let mut url = server.url("Observation?_count=2");
+    let mut seen = Vec::new();
+    let mut pages = 0;
+    loop {
+        let bundle = expect_json(server.client.get(&url).send().await.unwrap(), 200).await;
+        seen.extend(ids(&bundle, "match"));
+        pages += 1;
+        if pages == 1 {
+            put(&server, json!({"resourceType": "Observation", "id": "o0", "status": "final", "code": {"text": "late"}})).await;
+        }
+        match bundle["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|link| link["relation"] == "next")
+        {
+            Some(next) => url = next["url"].as_str().unwrap().to_string(),
+            None => break,
+        }
+        assert!(pages < 10);
+    }
+    assert_eq!(seen, ["o1", "o2", "o3"], "keyset paging by id");
+    let sorted = search(&server, "Patient?_sort=-birthdate").await;
+    assert_eq!(ids(&sorted, "match"), ["ana", "bo"]);
+    let sorted = search(&server, "Patient?_sort=birthdate").await;
+    assert_eq!(ids(&sorted, "match"), ["bo", "ana"]);
+    let sorted = search(&server, "Observation?_sort=-date&_count=2").await;
+    assert_eq!(ids(&sorted, "match"), ["o3", "o2"]);
+    let next = sorted["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap();
+    let page = expect_json(
+        server
+            .client
+            .get(next["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(ids(&page, "match")[0], "o1");
+    let total = search(&server, "Observation?_total=accurate&_count=1").await;
+    assert_eq!(total["total"], 4);
+    let count = search(&server, "Observation?_summary=count").await;
+    assert_eq!(count["total"], 4);
+    assert!(count["entry"].as_array().unwrap().is_empty());
+    let summary = search(&server, "Patient?_id=ana&_elements=gender").await;
+    let resource = &summary["entry"][0]["resource"];
+    assert_eq!(resource["gender"], "female");
+    assert!(resource.get("name").is_none());
+}
+
+async fn compartment_and_post_search(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    assert_eq!(
+        matches(&server, "Patient/ana/Observation").await,
+        ["o1", "o2"]
+    );
+    assert_eq!(
+        matches(&server, "Patient/ana/Observation?code=29463-7").await,
+        ["o2"]
+    );
+    let response = server
+        .client
+        .post(server.url("Observation/_search"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("patient=bo&code=8302-2")
+        .send()
+        .await
+        .unwrap();
+    let bundle = expect_json(response, 200).await;
+    assert_eq!(ids(&bundle, "match"), ["o3"]);
+    let system = search(&server, "?_type=Patient&_id=bo").await;
+    assert_eq!(ids(&system, "match"), ["bo"]);
+}
+
+async fn unknown_and_malformed_parameters(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let bundle = search(&server, "Patient?gender=male&unknown-thing=1").await;
+    assert_eq!(ids(&bundle, "match"), ["bo"]);
+    let outcome = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["search"]["mode"] == "outcome")
+        .expect("an OperationOutcome entry reports the ignored parameter");
+    assert!(outcome["resource"].to_string().contains("unknown-thing"));
+    let strict = server
+        .client
+        .get(server.url("Patient?unknown-thing=1"))
+        .header("prefer", "handling=strict")
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(strict, 400).await;
+    for (query, param) in [
+        ("Observation?date=2020-13-45", "date"),
+        ("Observation?date=xx2020", "date"),
+        ("Observation?value-quantity=abc", "value-quantity"),
+        ("Patient?birthdate=ge", "birthdate"),
+        ("Observation?subject.nope=1", "subject.nope"),
+        ("Patient?_sort=nope", "_sort"),
+        ("Patient?_count=-1", "_count"),
+        ("Patient?gender:exact=male", "gender:exact"),
+    ] {
+        let outcome = expect_outcome(server.get(query).await, 400).await;
+        let text = outcome.to_string();
+        assert!(text.contains(param), "{query}: {text}");
+    }
+    expect_outcome(server.get("Nope?name=x").await, 404).await;
+    expect_outcome(server.get("Patient?_cursor=bogus").await, 400).await;
+}
