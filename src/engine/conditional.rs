@@ -1,28 +1,18 @@
-//! Conditional references and matches (`Patient?identifier=system|value`).
-//!
-//! The foundation matches on `identifier` and `_id`, the parameters that conditional
-//! references in bulk data use; the search issue plugs in the full search engine.
+//! Conditional references and matches (`Patient?identifier=system|value`): the criteria of
+//! conditional create, update and delete and of conditional references, run through search.
 
 use axum::http::StatusCode;
 
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::is_resource_type;
-use crate::store::Tx;
+use crate::search::query::{SearchQuery, parse_search};
+use crate::store::{Cursor, SearchSpec, Store};
 
 /// A parsed `Type?params` condition.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
     pub resource_type: String,
-    criteria: Vec<Criterion>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Criterion {
-    Identifier {
-        system: Option<String>,
-        value: String,
-    },
-    Id(String),
+    query: SearchQuery,
 }
 
 impl Condition {
@@ -35,78 +25,53 @@ impl Condition {
         Some(Self::parse(resource_type, query))
     }
 
-    /// Parses the query part of a conditional interaction on `resource_type`.
+    /// Parses the query part of a conditional interaction on `resource_type`. Every
+    /// parameter must be understood: ignoring one would widen the match.
     pub fn parse(resource_type: &str, query: &str) -> FhirResult<Condition> {
-        let mut criteria = Vec::new();
-        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let criterion = match name.as_ref() {
-                "identifier" => match value.split_once('|') {
-                    Some((system, value)) => Criterion::Identifier {
-                        system: Some(system.to_string()),
-                        value: value.to_string(),
-                    },
-                    None => Criterion::Identifier {
-                        system: None,
-                        value: value.to_string(),
-                    },
-                },
-                "_id" => Criterion::Id(value.to_string()),
-                other => {
-                    return Err(FhirError::new(
-                        StatusCode::BAD_REQUEST,
-                        IssueCode::NotSupported,
-                        format!(
-                            "conditional match on {resource_type}?{query}: parameter {other:?} is not supported here (use identifier or _id)"
-                        ),
-                    ));
-                }
-            };
-            criteria.push(criterion);
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .filter(|(name, _)| name != "_format" && name != "_pretty")
+            .collect();
+        let query_text = query;
+        let query = parse_search(Some(resource_type), &params)?;
+        if let Some(unknown) = query.unknown.first() {
+            return Err(FhirError::new(
+                StatusCode::BAD_REQUEST,
+                IssueCode::NotSupported,
+                format!(
+                    "conditional match {resource_type}?{query_text}: parameter {unknown:?} is not a search parameter of {resource_type}"
+                ),
+            ));
         }
-        if criteria.is_empty() {
+        if query.criteria.is_empty() {
             return Err(FhirError::bad_request(format!(
-                "the conditional match {resource_type}?{query} has no criteria"
+                "the conditional match {resource_type}?{query_text} has no criteria"
             )));
         }
         Ok(Condition {
             resource_type: resource_type.to_string(),
-            criteria,
+            query,
         })
     }
 
-    /// Ids of live resources that meet every criterion (at most two: enough to tell
-    /// "none", "one" and "several" apart).
-    pub async fn matches(&self, tx: &mut Tx) -> FhirResult<Vec<String>> {
-        let mut result: Option<Vec<String>> = None;
-        for criterion in &self.criteria {
-            let ids = match criterion {
-                Criterion::Identifier { system, value } => {
-                    let system = system.as_deref().filter(|system| !system.is_empty());
-                    tx.find_by_token(&self.resource_type, "identifier", system, value)
-                        .await?
-                }
-                Criterion::Id(id) => {
-                    let current = tx
-                        .current(&[(self.resource_type.as_str(), id.as_str())])
-                        .await?;
-                    current
-                        .values()
-                        .filter(|current| !current.deleted)
-                        .map(|_| id.clone())
-                        .collect()
-                }
-            };
-            result = Some(match result {
-                None => ids,
-                Some(previous) => previous.into_iter().filter(|id| ids.contains(id)).collect(),
-            });
-        }
-        Ok(result.unwrap_or_default())
+    /// Ids of live resources that meet the criteria (at most two: enough to tell "none",
+    /// "one" and "several" apart).
+    pub async fn matches(&self, store: &Store, base: &str) -> FhirResult<Vec<String>> {
+        let page = store
+            .search(&SearchSpec {
+                query: &self.query,
+                base,
+                count: 2,
+                cursor: Cursor::Start,
+                patient_compartment: None,
+            })
+            .await?;
+        Ok(page.matches.into_iter().map(|stored| stored.id).collect())
     }
 
     /// The one matching id, or an error naming the reference when there are none or several.
-    pub async fn resolve_one(&self, tx: &mut Tx, text: &str) -> FhirResult<String> {
-        let mut ids = self.matches(tx).await?;
+    pub async fn resolve_one(&self, store: &Store, base: &str, text: &str) -> FhirResult<String> {
+        let mut ids = self.matches(store, base).await?;
         match ids.len() {
             1 => Ok(ids.remove(0)),
             0 => Err(FhirError::new(

@@ -359,7 +359,7 @@ async fn run_transaction(
 ) -> FhirResult<Vec<EntryResult>> {
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = store.begin().await?;
-        match plan_and_apply(&mut tx, entries.to_vec(), base).await? {
+        match plan_and_apply(store, &mut tx, entries.to_vec(), base).await? {
             Some(mut results) => {
                 tx.commit().await?;
                 read_entries(store, entries, &mut results).await?;
@@ -375,6 +375,7 @@ async fn run_transaction(
 
 /// Plans every entry inside `tx`; `None` means a lost race (roll back and retry).
 async fn plan_and_apply(
+    store: &Store,
     tx: &mut Tx,
     mut entries: Vec<Entry>,
     base: &str,
@@ -388,7 +389,7 @@ async fn plan_and_apply(
             (Method::Post, Target::Type(resource_type)) => {
                 let existing = match &entry.if_none_exist {
                     Some(condition) => {
-                        let ids = condition.matches(tx).await?;
+                        let ids = condition.matches(store, base).await?;
                         if ids.len() > 1 {
                             return Err(FhirError::precondition_failed(
                                 "ifNoneExist matches more than one resource",
@@ -417,7 +418,7 @@ async fn plan_and_apply(
                 (resource_type.clone(), id.clone())
             }
             (Method::Put | Method::Delete, Target::Conditional(condition)) => {
-                let ids = condition.matches(tx).await?;
+                let ids = condition.matches(store, base).await?;
                 match ids.as_slice() {
                     [id] => (condition.resource_type.clone(), id.clone()),
                     [] if entry.method == Method::Delete => {
@@ -487,9 +488,12 @@ async fn plan_and_apply(
                 let condition = condition.map_err(|error| {
                     error.expression_at(format!("Bundle.entry[{}].resource", entry.index))
                 })?;
-                let id = condition.resolve_one(tx, &text).await.map_err(|error| {
-                    error.expression_at(format!("Bundle.entry[{}].resource", entry.index))
-                })?;
+                let id = condition
+                    .resolve_one(store, base, &text)
+                    .await
+                    .map_err(|error| {
+                        error.expression_at(format!("Bundle.entry[{}].resource", entry.index))
+                    })?;
                 resolved.insert(text, format!("{}/{id}", condition.resource_type));
             }
         }

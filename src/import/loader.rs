@@ -344,9 +344,7 @@ impl<'a> Loader<'a> {
         condition: &Condition,
         text: &str,
     ) -> FhirResult<Result<String, Unresolved>> {
-        let mut tx = self.store.begin().await?;
-        let ids = condition.matches(&mut tx).await?;
-        drop(tx);
+        let ids = condition.matches(self.store, IMPORT_BASE).await?;
         Ok(match ids.as_slice() {
             [id] => Ok(format!("{}/{id}", condition.resource_type)),
             [] => Err(Unresolved::Later(text.to_string())),

@@ -187,37 +187,6 @@ impl Tx {
         });
         Ok(())
     }
-
-    /// Ids of live resources of `resource_type` with a token `param` matching `system|code`
-    /// (any system when `system` is `None`).
-    pub async fn find_by_token(
-        &mut self,
-        resource_type: &str,
-        param: &str,
-        system: Option<&str>,
-        code: &str,
-    ) -> StoreResult<Vec<String>> {
-        dispatch_tx!(self, tx => {
-            let mut sql = QueryBuilder::new(
-                "SELECT DISTINCT t.resource_id FROM search_token t JOIN resources r \
-                 ON r.resource_type = t.resource_type AND r.id = t.resource_id \
-                 WHERE r.deleted = ",
-            );
-            sql.push_bind(false);
-            sql.push(" AND t.resource_type = ").push_bind(resource_type);
-            sql.push(" AND t.param = ").push_bind(param);
-            sql.push(" AND t.code = ").push_bind(code);
-            if let Some(system) = system {
-                sql.push(" AND t.system = ").push_bind(system);
-            }
-            sql.push(" LIMIT 2");
-            let rows = sql.build().fetch_all(&mut **tx).await?;
-            rows.iter()
-                .map(|row| row.try_get(0))
-                .collect::<Result<Vec<String>, sqlx::Error>>()
-                .map_err(Into::into)
-        })
-    }
 }
 
 /// Splits writes into chunks in which each resource appears once (a multi-row upsert may

@@ -367,6 +367,25 @@ async fn conditional_create_and_update_by_identifier(backend: Backend) {
         .await;
     assert_eq!(response.status(), 201);
 
+    // Any search parameters may form the condition; several matches are a 412.
+    let by_name = server
+        .send_with(
+            reqwest::Method::POST,
+            "Patient",
+            &body,
+            &[("if-none-exist", "family=cond&birthdate=1970-01-01")],
+        )
+        .await;
+    assert_eq!(by_name.status(), 200);
+    let ambiguous = server
+        .put("Patient?birthdate=1970-01-01", &patient("Many"))
+        .await;
+    expect_outcome(ambiguous, 412).await;
+    let unknown = server
+        .put("Patient?not-a-param=1", &patient("Unknown"))
+        .await;
+    expect_outcome(unknown, 400).await;
+
     let response = server
         .delete("Patient?identifier=http://example.org/mrn|Cond")
         .await;
