@@ -29,6 +29,14 @@ pub struct AppState {
 }
 
 impl AppState {
+    /// Page sizes from the configuration.
+    pub fn page_limits(&self) -> crate::engine::search::PageLimits {
+        crate::engine::search::PageLimits {
+            default: self.config.default_page_size,
+            max: self.config.max_page_size,
+        }
+    }
+
     pub fn new(store: Store, config: ServeConfig) -> Self {
         let capability = capability_statement(&config.fhir_base());
         AppState {

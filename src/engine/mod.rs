@@ -5,5 +5,6 @@ pub mod conditional;
 pub mod index;
 pub mod prepare;
 pub mod reindex;
+pub mod search;
 pub mod transaction;
 pub mod write;

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 
 use super::conditional::{Condition, for_each_reference};
 use super::prepare::{Expect, prepare_resource};
+use super::search::{PageLimits, SearchRequest, searchset};
 use super::write::{Applied, WriteAction, WriteOutcome, WriteRequest, apply};
 use crate::fhir::id::{is_valid_id, new_id};
 use crate::fhir::instant::to_fhir_instant;
@@ -20,6 +21,12 @@ use crate::fhir::validate::is_resource_type;
 use crate::store::{Store, Tx};
 
 const MAX_ATTEMPTS: usize = 8;
+
+/// Page sizes of searches inside a Bundle.
+const BUNDLE_SEARCH_LIMITS: PageLimits = PageLimits {
+    default: 50,
+    max: 1000,
+};
 
 /// What the client asked to get back (`Prefer: return=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -45,6 +52,8 @@ enum Target {
     Instance(String, String),
     Version(String, String, i64),
     Conditional(Condition),
+    /// A GET search: the type (none for a system-level search) and its query.
+    Search(Option<String>, String),
 }
 
 #[derive(Debug, Clone)]
@@ -68,6 +77,8 @@ enum EntryResult {
         id: String,
     },
     Read(Vec<u8>, i64, i64),
+    /// A search's `searchset` Bundle.
+    Found(Value),
     Failed(FhirError),
 }
 
@@ -172,8 +183,12 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
         .get("url")
         .and_then(Value::as_str)
         .ok_or_else(|| entry_error(index, "the entry's request has no url"))?;
-    let target = parse_target(url, base)
-        .map_err(|error| error.expression_at(format!("Bundle.entry[{index}].request.url")))?;
+    let target = if method == Method::Get {
+        parse_read_target(url, base)
+    } else {
+        parse_target(url, base)
+    }
+    .map_err(|error| error.expression_at(format!("Bundle.entry[{index}].request.url")))?;
     match (method, &target) {
         (Method::Delete, Target::Type(_) | Target::Version(..)) => {
             return Err(entry_error(
@@ -326,6 +341,28 @@ fn parse_target(url: &str, base: &str) -> FhirResult<Target> {
     }
 }
 
+/// Parses a GET url: a search (`Type?…`, `Type`, `?…`) or a read / vread.
+fn parse_read_target(url: &str, base: &str) -> FhirResult<Target> {
+    let relative = url
+        .strip_prefix(base)
+        .map(|rest| rest.trim_start_matches('/'))
+        .unwrap_or(url);
+    let (path, query) = relative.split_once('?').unwrap_or((relative, ""));
+    let path = path.trim_matches('/');
+    if path.is_empty() {
+        return Ok(Target::Search(None, query.to_string()));
+    }
+    if !path.contains('/') {
+        if !is_resource_type(path) {
+            return Err(FhirError::not_found(format!(
+                "{url:?} does not name a known resource type"
+            )));
+        }
+        return Ok(Target::Search(Some(path.to_string()), query.to_string()));
+    }
+    parse_target(url, base)
+}
+
 /// Parses `W/"3"` (or `"3"`, or `3`) into a version number.
 pub fn parse_etag(tag: &str) -> Option<i64> {
     let tag = tag.trim();
@@ -362,7 +399,7 @@ async fn run_transaction(
         match plan_and_apply(store, &mut tx, entries.to_vec(), base).await? {
             Some(mut results) => {
                 tx.commit().await?;
-                read_entries(store, entries, &mut results).await?;
+                read_entries(store, entries, &mut results, base).await?;
                 return Ok(results);
             }
             None => continue,
@@ -550,12 +587,31 @@ async fn read_entries(
     store: &Store,
     entries: &[Entry],
     results: &mut [EntryResult],
+    base: &str,
 ) -> FhirResult<()> {
     for (slot, entry) in entries.iter().enumerate() {
         if entry.method != Method::Get {
             continue;
         }
         let found = match &entry.target {
+            Target::Search(resource_type, query) => {
+                let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+                    .into_owned()
+                    .collect();
+                let request = SearchRequest {
+                    resource_type: resource_type.as_deref(),
+                    params: &params,
+                    patient_compartment: None,
+                    strict: false,
+                    limits: BUNDLE_SEARCH_LIMITS,
+                    base,
+                };
+                results[slot] = match searchset(store, &request).await {
+                    Ok(bundle) => EntryResult::Found(bundle),
+                    Err(error) => EntryResult::Failed(error),
+                };
+                continue;
+            }
             Target::Instance(resource_type, id) => store.read(resource_type, id).await?,
             Target::Version(resource_type, id, version) => {
                 store.vread(resource_type, id, *version).await?
@@ -633,6 +689,10 @@ fn response_entry(result: EntryResult, base: &str, preference: ReturnPreference)
                 "status": status_line(StatusCode::OK),
                 "location": format!("{base}/{resource_type}/{id}"),
             }
+        }),
+        EntryResult::Found(bundle) => json!({
+            "resource": bundle,
+            "response": {"status": status_line(StatusCode::OK)},
         }),
         EntryResult::Read(body, version_id, last_updated) => json!({
             "resource": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),

@@ -61,6 +61,9 @@ pub fn capability_statement(fhir_base: &str) -> Value {
                 "readHistory": true,
                 "updateCreate": true,
                 "conditionalRead": "full-support",
+                "conditionalCreate": true,
+                "conditionalUpdate": true,
+                "conditionalDelete": "single",
                 "searchInclude": search_includes(resource_type),
                 "searchRevInclude": ["*"],
                 "searchParam": params(resource_type)

@@ -143,7 +143,9 @@ async fn batch_reports_each_entry(backend: Backend) {
             {"resource": {"resourceType": "Patient", "gender": 5}, "request": {"method": "POST", "url": "Patient"}},
             {"request": {"method": "GET", "url": format!("Patient/{}", existing["id"].as_str().unwrap())}},
             {"request": {"method": "GET", "url": "Patient/missing"}},
-            {"request": {"method": "DELETE", "url": format!("Patient/{}", existing["id"].as_str().unwrap())}}
+            {"request": {"method": "DELETE", "url": format!("Patient/{}", existing["id"].as_str().unwrap())}},
+            {"request": {"method": "GET", "url": "Patient?family=B1"}},
+            {"request": {"method": "GET", "url": "Patient?birthdate=not-a-date"}}
         ]
     });
     let response = expect_json(server.post("", &bundle).await, 200).await;
@@ -169,6 +171,15 @@ async fn batch_reports_each_entry(backend: Backend) {
             .starts_with("404")
     );
     assert_eq!(entries[4]["response"]["status"], "204 No Content");
+    assert_eq!(entries[5]["response"]["status"], "200 OK");
+    assert_eq!(entries[5]["resource"]["type"], "searchset");
+    assert_eq!(entries[5]["resource"]["total"], 1);
+    assert!(
+        entries[6]["response"]["status"]
+            .as_str()
+            .unwrap()
+            .starts_with("400")
+    );
     let created = entries[0]["response"]["location"].as_str().unwrap();
     assert_eq!(
         server.client.get(created).send().await.unwrap().status(),

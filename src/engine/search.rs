@@ -1,0 +1,213 @@
+//! Running a search and building its `searchset` Bundle: shared by the REST search
+//! endpoints and by GET entries of batch and transaction Bundles.
+
+use serde_json::{Value, json};
+
+use crate::fhir::id::new_id;
+use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
+use crate::fhir::subset::Subset;
+use crate::search::query::{SearchQuery, Summary, parse_search};
+use crate::store::{Cursor, SearchPage, SearchSpec, Store, StoredResource};
+
+/// Parameters that shape the response rather than select resources.
+const RESPONSE_PARAMS: [&str; 2] = ["_format", "_pretty"];
+
+/// Page sizes: without `_count`, and the most a client may ask for.
+#[derive(Debug, Clone, Copy)]
+pub struct PageLimits {
+    pub default: i64,
+    pub max: i64,
+}
+
+/// One search to answer.
+pub struct SearchRequest<'a> {
+    /// `None`: a system-level search.
+    pub resource_type: Option<&'a str>,
+    pub params: &'a [(String, String)],
+    /// `Patient/[id]/[type]`: only this Patient's compartment.
+    pub patient_compartment: Option<&'a str>,
+    /// `Prefer: handling=strict`: unknown parameters are an error, not a warning.
+    pub strict: bool,
+    pub limits: PageLimits,
+    pub base: &'a str,
+}
+
+/// Runs the search and returns the `searchset` Bundle of one page.
+pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult<Value> {
+    let selecting: Vec<(String, String)> = request
+        .params
+        .iter()
+        .filter(|(name, _)| !RESPONSE_PARAMS.contains(&name.as_str()))
+        .cloned()
+        .collect();
+    let query = parse_search(request.resource_type, &selecting)?;
+    if request.strict && !query.unknown.is_empty() {
+        return Err(FhirError::bad_request(format!(
+            "unknown or unsupported search parameters: {}",
+            query.unknown.join(", ")
+        ))
+        .expression_at(query.unknown[0].clone()));
+    }
+    let count = match query.controls.summary {
+        Some(Summary::Count) => 0,
+        _ => query
+            .controls
+            .count
+            .map_or(request.limits.default, i64::from)
+            .min(request.limits.max),
+    };
+    let cursor = parse_cursor(query.controls.cursor.as_deref())?;
+    let subset = subset_of(&query)?;
+    let page = store
+        .search(&SearchSpec {
+            query: &query,
+            base: request.base,
+            count,
+            cursor: cursor.clone(),
+            patient_compartment: request.patient_compartment,
+        })
+        .await?;
+    let path = match (request.patient_compartment, request.resource_type) {
+        (Some(patient), Some(resource_type)) => format!("Patient/{patient}/{resource_type}"),
+        (Some(patient), None) => format!("Patient/{patient}/*"),
+        (None, Some(resource_type)) => resource_type.to_string(),
+        (None, None) => String::new(),
+    };
+    Ok(bundle(
+        request.base,
+        &path,
+        &selecting,
+        &query,
+        page,
+        &subset,
+        &cursor,
+    ))
+}
+
+fn subset_of(query: &SearchQuery) -> FhirResult<Subset> {
+    let summary = match query.controls.summary {
+        Some(Summary::True) => Some("true"),
+        Some(Summary::Text) => Some("text"),
+        Some(Summary::Data) => Some("data"),
+        Some(Summary::False) | Some(Summary::Count) | None => None,
+    };
+    let elements = query.controls.elements.join(",");
+    Subset::from_params(summary, (!elements.is_empty()).then_some(elements.as_str()))
+}
+
+/// Cursors are opaque to clients: `k.<type>.<id>` (keyset) or `o.<offset>`.
+fn parse_cursor(text: Option<&str>) -> FhirResult<Cursor> {
+    let Some(text) = text else {
+        return Ok(Cursor::Start);
+    };
+    let invalid = || {
+        FhirError::bad_request(format!(
+            "_cursor {text:?} is not a paging cursor of this server"
+        ))
+        .expression_at("_cursor")
+    };
+    if let Some(key) = text.strip_prefix("k.") {
+        let (resource_type, id) = key.split_once('.').ok_or_else(invalid)?;
+        return Ok(Cursor::After(resource_type.to_string(), id.to_string()));
+    }
+    if let Some(offset) = text.strip_prefix("o.") {
+        let offset: i64 = offset.parse().map_err(|_| invalid())?;
+        return if offset >= 0 {
+            Ok(Cursor::Offset(offset))
+        } else {
+            Err(invalid())
+        };
+    }
+    Err(invalid())
+}
+
+fn cursor_text(cursor: &Cursor) -> Option<String> {
+    match cursor {
+        Cursor::Start => None,
+        Cursor::After(resource_type, id) => Some(format!("k.{resource_type}.{id}")),
+        Cursor::Offset(offset) => Some(format!("o.{offset}")),
+    }
+}
+
+fn page_link(base: &str, path: &str, params: &[(String, String)], cursor: &Cursor) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    for (name, value) in params {
+        if name != "_cursor" {
+            query.append_pair(name, value);
+        }
+    }
+    if let Some(cursor) = cursor_text(cursor) {
+        query.append_pair("_cursor", &cursor);
+    }
+    let query = query.finish();
+    let url = if path.is_empty() {
+        base.to_string()
+    } else {
+        format!("{base}/{path}")
+    };
+    if query.is_empty() {
+        url
+    } else {
+        format!("{url}?{query}")
+    }
+}
+
+fn bundle(
+    base: &str,
+    path: &str,
+    params: &[(String, String)],
+    query: &SearchQuery,
+    page: SearchPage,
+    subset: &Subset,
+    cursor: &Cursor,
+) -> Value {
+    let mut links = vec![json!({"relation": "self", "url": page_link(base, path, params, cursor)})];
+    if let Some(next) = &page.next {
+        links.push(json!({"relation": "next", "url": page_link(base, path, params, next)}));
+    }
+    let mut entries: Vec<Value> = Vec::new();
+    let entry = |stored: StoredResource, mode: &str| {
+        let full_url = format!("{base}/{}/{}", stored.resource_type, stored.id);
+        let body = subset.apply(stored.body);
+        json!({
+            "fullUrl": full_url,
+            "resource": serde_json::from_slice::<Value>(&body).unwrap_or(Value::Null),
+            "search": {"mode": mode},
+        })
+    };
+    for stored in page.matches {
+        entries.push(entry(stored, "match"));
+    }
+    for stored in page.included {
+        entries.push(entry(stored, "include"));
+    }
+    if !query.unknown.is_empty() {
+        let issues: Vec<Issue> = query
+            .unknown
+            .iter()
+            .map(|name| Issue {
+                severity: Severity::Warning,
+                code: IssueCode::NotSupported,
+                diagnostics: format!(
+                    "search parameter {name:?} is unknown or not supported and was ignored"
+                ),
+                expression: Some(name.clone()),
+            })
+            .collect();
+        entries.push(json!({
+            "resource": operation_outcome(&issues),
+            "search": {"mode": "outcome"},
+        }));
+    }
+    let mut bundle = json!({
+        "resourceType": "Bundle",
+        "id": new_id(),
+        "type": "searchset",
+        "link": links,
+        "entry": entries,
+    });
+    if let Some(total) = page.total {
+        bundle["total"] = json!(total);
+    }
+    bundle
+}
