@@ -30,6 +30,9 @@ pub struct SearchRequest<'a> {
     pub strict: bool,
     pub limits: PageLimits,
     pub base: &'a str,
+    /// The path and parameters of the paging links, when not the search's own: an
+    /// operation such as `Patient/[id]/$everything` pages with its own parameters.
+    pub link: Option<(&'a str, &'a [(String, String)])>,
 }
 
 /// Runs the search and returns the `searchset` Bundle of one page.
@@ -67,16 +70,24 @@ pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult
             patient_compartment: request.patient_compartment,
         })
         .await?;
-    let path = match (request.patient_compartment, request.resource_type) {
-        (Some(patient), Some(resource_type)) => format!("Patient/{patient}/{resource_type}"),
-        (Some(patient), None) => format!("Patient/{patient}/*"),
-        (None, Some(resource_type)) => resource_type.to_string(),
-        (None, None) => String::new(),
+    let path = match (
+        request.link,
+        request.patient_compartment,
+        request.resource_type,
+    ) {
+        (Some((path, _)), _, _) => path.to_string(),
+        (None, Some(patient), Some(resource_type)) => format!("Patient/{patient}/{resource_type}"),
+        (None, Some(patient), None) => format!("Patient/{patient}/*"),
+        (None, None, Some(resource_type)) => resource_type.to_string(),
+        (None, None, None) => String::new(),
     };
+    let link_params = request
+        .link
+        .map_or(selecting.as_slice(), |(_, params)| params);
     Ok(bundle(
         request.base,
         &path,
-        &selecting,
+        link_params,
         &query,
         page,
         &subset,

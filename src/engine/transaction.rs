@@ -605,6 +605,7 @@ async fn read_entries(
                     strict: false,
                     limits: BUNDLE_SEARCH_LIMITS,
                     base,
+                    link: None,
                 };
                 results[slot] = match searchset(store, &request).await {
                     Ok(bundle) => EntryResult::Found(bundle),

@@ -34,6 +34,21 @@ pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> Fh
     ))
 }
 
+/// The operations a resource type offers.
+fn operations(resource_type: &str) -> Option<Value> {
+    match resource_type {
+        "Patient" => Some(json!([{
+            "name": "everything",
+            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        }])),
+        "DocumentReference" => Some(json!([{
+            "name": "docref",
+            "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref",
+        }])),
+        _ => None,
+    }
+}
+
 /// `Type:param` for each reference parameter, and `*`.
 fn search_includes(resource_type: &str) -> Vec<String> {
     let mut includes: Vec<String> = params(resource_type)
@@ -50,7 +65,7 @@ pub fn capability_statement(fhir_base: &str) -> Value {
     let resources: Vec<Value> = resource_types()
         .iter()
         .map(|resource_type| {
-            json!({
+            let mut resource = json!({
                 "type": resource_type,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),
                 "interaction": TYPE_INTERACTIONS
@@ -74,7 +89,11 @@ pub fn capability_statement(fhir_base: &str) -> Value {
                         "type": param.kind.as_str(),
                     }))
                     .collect::<Vec<_>>(),
-            })
+            });
+            if let Some(operations) = operations(resource_type) {
+                resource["operation"] = operations;
+            }
+            resource
         })
         .collect();
     json!({

@@ -4,6 +4,7 @@ pub mod capability;
 pub mod health;
 pub mod history;
 pub mod negotiate;
+pub mod operations;
 pub mod outcome_layer;
 pub mod read;
 pub mod search;
@@ -24,6 +25,11 @@ pub fn fhir_routes() -> Router<AppState> {
         .route("/", post(system::transaction).get(search::search_system))
         .route("/_search", post(search::search_system_post))
         .route("/metadata", get(capability::metadata))
+        .route(
+            "/Patient/{id}/$everything",
+            get(operations::patient_everything),
+        )
+        .route("/DocumentReference/$docref", get(operations::docref))
         .route("/_history", get(history::system_history))
         .route(
             "/{resource_type}",

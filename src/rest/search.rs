@@ -148,6 +148,7 @@ async fn search(
             strict: strict_handling(headers),
             limits: state.page_limits(),
             base: &state.config.fhir_base(),
+            link: None,
         },
     )
     .await?;

@@ -10,6 +10,7 @@ backend_tests!(
     paging_sorting_and_totals,
     compartment_and_post_search,
     unknown_and_malformed_parameters,
+    patient_everything_and_docref,
 );
 
 /// Ids of the entries with `mode`, in order.
@@ -399,4 +400,83 @@ async fn unknown_and_malformed_parameters(backend: Backend) {
     }
     expect_outcome(server.get("Nope?name=x").await, 404).await;
     expect_outcome(server.get("Patient?_cursor=bogus").await, 400).await;
+}
+
+async fn patient_everything_and_docref(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    put(
+        &server,
+        json!({
+            "resourceType": "DocumentReference", "id": "doc1", "status": "current",
+            "type": {"coding": [{"system": "http://loinc.org", "code": "34133-9"}]},
+            "subject": {"reference": "Patient/ana"},
+            "content": [{"attachment": {"contentType": "text/plain", "data": "aGVsbG8="}}],
+            "context": {"period": {"start": "2020-02-01", "end": "2020-02-03"}}
+        }),
+    )
+    .await;
+    let everything = search(&server, "Patient/ana/$everything").await;
+    let mut matched = ids(&everything, "match");
+    matched.sort();
+    assert_eq!(matched, ["ana", "doc1", "o1", "o2", "prov"]);
+    let mut included = ids(&everything, "include");
+    included.sort();
+    assert_eq!(included, ["doc", "org"], "what the compartment references");
+    let typed = search(&server, "Patient/ana/$everything?_type=Observation").await;
+    let mut typed_ids = ids(&typed, "match");
+    typed_ids.sort();
+    assert_eq!(typed_ids, ["o1", "o2"]);
+    // Pages of one follow their next links with the operation's own parameters.
+    let mut url = server.url("Patient/ana/$everything?_count=1&_type=Observation");
+    let mut walked = Vec::new();
+    for _ in 0..5 {
+        let page = expect_json(server.client.get(&url).send().await.unwrap(), 200).await;
+        walked.extend(ids(&page, "match"));
+        match page["link"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["relation"] == "next")
+        {
+            Some(next) => {
+                url = next["url"].as_str().unwrap().to_string();
+                assert!(url.contains("$everything"), "{url}");
+            }
+            None => break,
+        }
+    }
+    assert_eq!(walked, ["o1", "o2"]);
+    expect_outcome(server.get("Patient/nobody/$everything").await, 404).await;
+    expect_outcome(server.get("Patient/ana/$everything?color=red").await, 400).await;
+
+    assert_eq!(
+        ids(
+            &search(&server, "DocumentReference/$docref?patient=ana").await,
+            "match"
+        ),
+        ["doc1"]
+    );
+    let inside = search(
+        &server,
+        "DocumentReference/$docref?patient=ana&start=2020-01-01&end=2020-12-31",
+    )
+    .await;
+    assert_eq!(ids(&inside, "match"), ["doc1"]);
+    let outside = search(
+        &server,
+        "DocumentReference/$docref?patient=ana&start=2021-01-01",
+    )
+    .await;
+    assert!(ids(&outside, "match").is_empty());
+    assert!(
+        ids(
+            &search(&server, "DocumentReference/$docref?patient=bo").await,
+            "match"
+        )
+        .is_empty()
+    );
+    expect_outcome(server.get("DocumentReference/$docref").await, 400).await;
 }
