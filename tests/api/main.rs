@@ -13,4 +13,5 @@ mod negotiation;
 mod operations;
 mod search;
 mod transaction;
+mod us_core_search;
 mod validation;
