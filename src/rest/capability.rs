@@ -34,6 +34,9 @@ pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> Fh
     ))
 }
 
+/// The US Core versions whose server searches this server supports.
+const US_CORE_VERSIONS: [&str; 4] = ["3.1.1", "4.0.0", "6.1.0", "7.0.0"];
+
 /// The operations a resource type offers.
 fn operations(resource_type: &str) -> Option<Value> {
     match resource_type {
@@ -105,6 +108,10 @@ pub fn capability_statement(fhir_base: &str) -> Value {
         "software": {"name": "Kiln", "version": env!("CARGO_PKG_VERSION")},
         "implementation": {"description": "Kiln FHIR R4 server", "url": fhir_base},
         "fhirVersion": "4.0.1",
+        "instantiates": US_CORE_VERSIONS
+            .iter()
+            .map(|version| format!("http://hl7.org/fhir/us/core/CapabilityStatement/us-core-server|{version}"))
+            .collect::<Vec<_>>(),
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",

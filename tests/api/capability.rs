@@ -12,6 +12,13 @@ async fn metadata_describes_the_server(backend: Backend) {
     let statement = expect_json(server.get("metadata").await, 200).await;
     assert_eq!(statement["resourceType"], "CapabilityStatement");
     assert_eq!(statement["fhirVersion"], "4.0.1");
+    let instantiates = statement["instantiates"].to_string();
+    for version in ["3.1.1", "4.0.0", "6.1.0", "7.0.0"] {
+        assert!(
+            instantiates.contains(&format!("us-core-server|{version}")),
+            "{instantiates}"
+        );
+    }
     assert_eq!(statement["kind"], "instance");
     assert_eq!(statement["status"], "active");
     assert_eq!(statement["implementation"]["url"], server.fhir.as_str());
