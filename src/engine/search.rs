@@ -106,7 +106,8 @@ fn subset_of(query: &SearchQuery) -> FhirResult<Subset> {
     Subset::from_params(summary, (!elements.is_empty()).then_some(elements.as_str()))
 }
 
-/// Cursors are opaque to clients: `k.<type>.<id>` (keyset) or `o.<offset>`.
+/// Cursors are opaque to clients: `k.<type>.<id>` (after a key), `b.<type>.<id>` (before a
+/// key) or `o.<offset>` (a position in a `_sort`ed result).
 fn parse_cursor(text: Option<&str>) -> FhirResult<Cursor> {
     let Some(text) = text else {
         return Ok(Cursor::Start);
@@ -120,6 +121,10 @@ fn parse_cursor(text: Option<&str>) -> FhirResult<Cursor> {
     if let Some(key) = text.strip_prefix("k.") {
         let (resource_type, id) = key.split_once('.').ok_or_else(invalid)?;
         return Ok(Cursor::After(resource_type.to_string(), id.to_string()));
+    }
+    if let Some(key) = text.strip_prefix("b.") {
+        let (resource_type, id) = key.split_once('.').ok_or_else(invalid)?;
+        return Ok(Cursor::Before(resource_type.to_string(), id.to_string()));
     }
     if let Some(offset) = text.strip_prefix("o.") {
         let offset: i64 = offset.parse().map_err(|_| invalid())?;
@@ -136,6 +141,7 @@ fn cursor_text(cursor: &Cursor) -> Option<String> {
     match cursor {
         Cursor::Start => None,
         Cursor::After(resource_type, id) => Some(format!("k.{resource_type}.{id}")),
+        Cursor::Before(resource_type, id) => Some(format!("b.{resource_type}.{id}")),
         Cursor::Offset(offset) => Some(format!("o.{offset}")),
     }
 }
@@ -173,6 +179,14 @@ fn bundle(
     cursor: &Cursor,
 ) -> Value {
     let mut links = vec![json!({"relation": "self", "url": page_link(base, path, params, cursor)})];
+    if *cursor != Cursor::Start {
+        links.push(
+            json!({"relation": "first", "url": page_link(base, path, params, &Cursor::Start)}),
+        );
+    }
+    if let Some(previous) = &page.previous {
+        links.push(json!({"relation": "previous", "url": page_link(base, path, params, previous)}));
+    }
     if let Some(next) = &page.next {
         links.push(json!({"relation": "next", "url": page_link(base, path, params, next)}));
     }

@@ -301,6 +301,30 @@ async fn paging_sorting_and_totals(backend: Backend) {
         assert!(pages < 10);
     }
     assert_eq!(seen, ["o1", "o2", "o3"], "keyset paging by id");
+    // And back again through the `previous` links, from the last page.
+    let mut back = Vec::new();
+    let mut pages_back = 0;
+    loop {
+        let bundle = expect_json(server.client.get(&url).send().await.unwrap(), 200).await;
+        let mut page = ids(&bundle, "match");
+        page.extend(back);
+        back = page;
+        pages_back += 1;
+        let links = bundle["link"].as_array().unwrap();
+        match links.iter().find(|link| link["relation"] == "previous") {
+            Some(previous) => {
+                assert!(links.iter().any(|link| link["relation"] == "first"));
+                url = previous["url"].as_str().unwrap().to_string();
+            }
+            None => break,
+        }
+        assert!(pages_back < 10);
+    }
+    assert_eq!(
+        back,
+        ["o0", "o1", "o2", "o3"],
+        "previous pages, including the late write"
+    );
     let sorted = search(&server, "Patient?_sort=-birthdate").await;
     assert_eq!(ids(&sorted, "match"), ["ana", "bo"]);
     let sorted = search(&server, "Patient?_sort=birthdate").await;
@@ -324,6 +348,23 @@ async fn paging_sorting_and_totals(backend: Backend) {
     )
     .await;
     assert_eq!(ids(&page, "match")[0], "o1");
+    let previous = page["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "previous")
+        .expect("a sorted page after the first links back");
+    let first = expect_json(
+        server
+            .client
+            .get(previous["url"].as_str().unwrap())
+            .send()
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    assert_eq!(ids(&first, "match"), ["o3", "o2"]);
     let total = search(&server, "Observation?_total=accurate&_count=1").await;
     assert_eq!(total["total"], 4);
     let count = search(&server, "Observation?_summary=count").await;

@@ -18,6 +18,8 @@ pub enum Cursor {
     Start,
     /// After this `(type, id)` in the default order (keyset paging).
     After(String, String),
+    /// Before this `(type, id)` in the default order (the previous page).
+    Before(String, String),
     /// After this many matches (pages of a `_sort`ed search).
     Offset(i64),
 }
@@ -41,6 +43,7 @@ pub struct SearchPage {
     /// `_include` and `_revinclude` results, not counted as matches.
     pub included: Vec<StoredResource>,
     pub next: Option<Cursor>,
+    pub previous: Option<Cursor>,
     pub total: Option<i64>,
 }
 
@@ -51,28 +54,64 @@ impl Store {
         let filter = filter(spec);
         let mut page = SearchPage::default();
         if spec.count > 0 {
+            let backwards = matches!(spec.cursor, Cursor::Before(..));
             let mut sql = Sql::default();
             sql.push("SELECT ")
                 .push(COLUMNS)
                 .push(" FROM resources r WHERE ");
             sql.append(filter.clone());
             push_cursor(&mut sql, &spec.cursor);
-            push_order(&mut sql, &spec.query.controls.sort);
+            push_order(&mut sql, &spec.query.controls.sort, backwards);
             sql.push(" LIMIT ").int(spec.count + 1);
             if let Cursor::Offset(offset) = spec.cursor {
                 sql.push(" OFFSET ").int(offset);
             }
             let mut matches = self.fetch(sql).await?;
-            if matches.len() as i64 > spec.count {
-                matches.truncate(spec.count as usize);
-                page.next = matches.last().map(|last| {
-                    match (&spec.cursor, spec.query.controls.sort.is_empty()) {
-                        (_, true) => Cursor::After(last.resource_type.clone(), last.id.clone()),
-                        (Cursor::Offset(offset), false) => Cursor::Offset(offset + spec.count),
-                        (_, false) => Cursor::Offset(spec.count),
+            let more = matches.len() as i64 > spec.count;
+            matches.truncate(spec.count as usize);
+            if backwards {
+                matches.reverse();
+            }
+            let key = |stored: &StoredResource| (stored.resource_type.clone(), stored.id.clone());
+            match (&spec.cursor, spec.query.controls.sort.is_empty()) {
+                // Keyset pages (the default order): neighbours are named by the edge keys.
+                (Cursor::Before(..), true) => {
+                    page.next = matches
+                        .last()
+                        .map(|last| Cursor::After(key(last).0, key(last).1));
+                    if more {
+                        page.previous = matches
+                            .first()
+                            .map(|first| Cursor::Before(key(first).0, key(first).1));
                     }
-                });
-            } else if spec.cursor == Cursor::Start {
+                }
+                (cursor, true) => {
+                    if more {
+                        page.next = matches
+                            .last()
+                            .map(|last| Cursor::After(key(last).0, key(last).1));
+                    }
+                    if *cursor != Cursor::Start {
+                        page.previous = matches
+                            .first()
+                            .map(|first| Cursor::Before(key(first).0, key(first).1));
+                    }
+                }
+                // `_sort`ed pages are numbered by position.
+                (cursor, false) => {
+                    let offset = match cursor {
+                        Cursor::Offset(offset) => *offset,
+                        _ => 0,
+                    };
+                    if more {
+                        page.next = Some(Cursor::Offset(offset + spec.count));
+                    }
+                    if offset > 0 {
+                        page.previous = Some(Cursor::Offset((offset - spec.count).max(0)));
+                    }
+                }
+            }
+            if spec.cursor == Cursor::Start && !more {
                 // The whole result fits on the first page: its size is the total, for free.
                 page.total = Some(matches.len() as i64);
             }
@@ -174,20 +213,26 @@ fn filter(spec: &SearchSpec<'_>) -> Sql {
 }
 
 fn push_cursor(sql: &mut Sql, cursor: &Cursor) {
-    if let Cursor::After(resource_type, id) = cursor {
-        sql.push(" AND (r.resource_type > ")
-            .text(resource_type.as_str())
-            .push(" OR (r.resource_type = ")
-            .text(resource_type.as_str())
-            .push(" AND r.id > ")
-            .text(id.as_str())
-            .push("))");
-    }
+    let (resource_type, id, comparison) = match cursor {
+        Cursor::After(resource_type, id) => (resource_type, id, " > "),
+        Cursor::Before(resource_type, id) => (resource_type, id, " < "),
+        Cursor::Start | Cursor::Offset(_) => return,
+    };
+    sql.push(" AND (r.resource_type")
+        .push(comparison)
+        .text(resource_type.as_str())
+        .push(" OR (r.resource_type = ")
+        .text(resource_type.as_str())
+        .push(" AND r.id")
+        .push(comparison)
+        .text(id.as_str())
+        .push("))");
 }
 
 /// `_sort` keys by their smallest (ascending) or largest (descending) index value, then the
 /// resource key, so the order is total and stable.
-fn push_order(sql: &mut Sql, keys: &[SortKey]) {
+/// `backwards` walks the default order in reverse (to find a previous page).
+fn push_order(sql: &mut Sql, keys: &[SortKey], backwards: bool) {
     sql.push(" ORDER BY ");
     for key in keys {
         let direction = if key.descending { " DESC" } else { " ASC" };
@@ -216,7 +261,11 @@ fn push_order(sql: &mut Sql, keys: &[SortKey]) {
         }
         sql.push(", ");
     }
-    sql.push("r.resource_type, r.id");
+    sql.push(if backwards {
+        "r.resource_type DESC, r.id DESC"
+    } else {
+        "r.resource_type, r.id"
+    });
 }
 
 fn sort_column(key: &SortKey) -> (&'static str, &'static str) {
