@@ -2,6 +2,7 @@
 
 use sqlx::Row;
 
+use super::search::{Bind, Sql};
 use super::{Store, StoreResult, dispatch};
 
 /// One stored version of a resource, with the exact bytes to serve.
@@ -86,31 +87,17 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Vec<StoredResource>> {
         let (after_type, after_id) = after.unwrap_or(("", ""));
-        dispatch!(self, pool => {
-            let rows = sqlx::query(
-                "SELECT resource_type, id, version_id, last_updated, body FROM resources \
-                 WHERE deleted = $1 AND (resource_type > $2 OR (resource_type = $2 AND id > $3)) \
-                 ORDER BY resource_type, id LIMIT $4",
-            )
-            .bind(false)
-            .bind(after_type)
-            .bind(after_id)
-            .bind(limit)
-            .fetch_all(pool)
-            .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(StoredResource {
-                        resource_type: row.try_get(0)?,
-                        id: row.try_get(1)?,
-                        version_id: row.try_get(2)?,
-                        last_updated: row.try_get(3)?,
-                        deleted: false,
-                        body: row.try_get(4)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
-        })
+        let mut sql = Sql::default();
+        sql.push("SELECT resource_type, id, version_id, last_updated, body FROM resources r WHERE deleted = ")
+            .bind(Bind::Bool(false))
+            .push(" AND (resource_type > ")
+            .text(after_type)
+            .push(" OR (resource_type = ")
+            .text(after_type)
+            .push(" AND id > ")
+            .text(after_id)
+            .push(")) ORDER BY resource_type, id LIMIT ")
+            .int(limit);
+        self.fetch(sql).await
     }
 }

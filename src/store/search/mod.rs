@@ -2,14 +2,14 @@
 
 mod criteria;
 mod include;
-mod sql;
+pub(super) mod sql;
 
 use sqlx::Row;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
 use crate::search::query::{SearchQuery, SortKey, Total};
 use criteria::{push_criterion, table};
-use sql::{Bind, Sql};
+pub(super) use sql::{Bind, Sql};
 
 /// Where a page starts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +45,23 @@ pub struct SearchPage {
     pub next: Option<Cursor>,
     pub previous: Option<Cursor>,
     pub total: Option<i64>,
+}
+
+/// The query of `$sql` with its values bound (for either engine's pool).
+macro_rules! bound {
+    ($sql:expr) => {{
+        let sql = $sql;
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+        for bind in sql.binds {
+            query = match bind {
+                Bind::Text(value) => query.bind(value),
+                Bind::Int(value) => query.bind(value),
+                Bind::Float(value) => query.bind(value),
+                Bind::Bool(value) => query.bind(value),
+            };
+        }
+        query
+    }};
 }
 
 const COLUMNS: &str = "r.resource_type, r.id, r.version_id, r.last_updated, r.body";
@@ -133,15 +150,7 @@ impl Store {
 
     pub(super) async fn fetch(&self, sql: Sql) -> StoreResult<Vec<StoredResource>> {
         dispatch!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
-            for bind in sql.binds {
-                query = match bind {
-                    Bind::Text(value) => query.bind(value),
-                    Bind::Int(value) => query.bind(value),
-                    Bind::Float(value) => query.bind(value),
-                    Bind::Bool(value) => query.bind(value),
-                };
-            }
+            let query = bound!(sql);
             let rows = query.fetch_all(pool).await?;
             rows.into_iter()
                 .map(|row| {
@@ -161,15 +170,7 @@ impl Store {
 
     async fn fetch_count(&self, sql: Sql) -> StoreResult<i64> {
         dispatch!(self, pool => {
-            let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
-            for bind in sql.binds {
-                query = match bind {
-                    Bind::Text(value) => query.bind(value),
-                    Bind::Int(value) => query.bind(value),
-                    Bind::Float(value) => query.bind(value),
-                    Bind::Bool(value) => query.bind(value),
-                };
-            }
+            let query = bound!(sql);
             let row = query.fetch_one(pool).await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
