@@ -2,11 +2,14 @@
 //! measured in the same run: a trivial handler on the same HTTP stack (`/healthz`) and the
 //! raw primary-key lookup without HTTP (`Store::read`).
 //!
+//! With `--search`, it measures US Core searches on PostgreSQL instead (see `search`).
+//!
 //! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
 
 mod dataset;
 mod load;
 mod report;
+mod search;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -53,6 +56,16 @@ pub struct BenchArgs {
     // hide_env_values: a password in the URL stays out of `--help`.
     #[arg(long, env = "KILN_BENCH_POSTGRES_URL", hide_env_values = true)]
     pub postgres_url: Option<String>,
+    /// Measure US Core searches on PostgreSQL instead, one client at a time, `--seconds`
+    /// per kind of search, on copies of the sample with shifted dates.
+    #[arg(long, requires = "postgres_url", conflicts_with = "concurrency")]
+    pub search: bool,
+}
+
+/// What a run measured.
+enum Measured {
+    Throughput(Vec<Row>),
+    Search(search::Report),
 }
 
 pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
@@ -66,8 +79,17 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
     };
     // On Ctrl-C the measurement is dropped (its temporary files with it) and the
     // database still removed.
+    let measuring = async {
+        match (args.search, postgres.as_ref()) {
+            (true, Some(database)) => search::run(&args, database).await.map(Measured::Search),
+            (true, None) => Err("--search needs --postgres-url".into()),
+            (false, _) => measure_all(&args, postgres.as_ref())
+                .await
+                .map(Measured::Throughput),
+        }
+    };
     let measured = tokio::select! {
-        measured = measure_all(&args, postgres.as_ref()) => measured,
+        measured = measuring => measured,
         _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
     };
     let dropped = match postgres {
@@ -77,7 +99,10 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
     if let (Err(_), Err(error)) = (&measured, &dropped) {
         eprintln!("bench: {error}");
     }
-    report::print(&args, &measured?);
+    match measured? {
+        Measured::Throughput(rows) => report::print(&args, &rows),
+        Measured::Search(report) => search::print(&args, &report),
+    }
     dropped
 }
 
@@ -87,7 +112,7 @@ async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> Benc
         args.resources
     );
     let count = args.resources;
-    let dataset = tokio::task::spawn_blocking(move || dataset::build(count)).await??;
+    let dataset = tokio::task::spawn_blocking(move || dataset::build(count, false)).await??;
 
     // SQLite in a fresh file of a temporary directory, with the same settings as `kiln serve`.
     let dir = dataset::TempPath::new("");
@@ -97,12 +122,8 @@ async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> Benc
     let mut rows = vec![measure("SQLite", sqlite, args, &dataset).await?];
 
     if let Some(database) = postgres {
-        let pool = PgPoolOptions::new()
-            .max_connections(POOL_CONNECTIONS)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(database.options.clone())
-            .await?;
-        rows.push(measure("PostgreSQL", Store::Postgres(pool), args, &dataset).await?);
+        let store = database.store(POOL_CONNECTIONS).await?;
+        rows.push(measure("PostgreSQL", store, args, &dataset).await?);
     }
     Ok(rows)
 }
@@ -136,6 +157,16 @@ impl BenchDatabase {
         })
     }
 
+    /// A store on the database, with `connections` pooled connections.
+    async fn store(&self, connections: u32) -> BenchResult<Store> {
+        let pool = PgPoolOptions::new()
+            .max_connections(connections)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(self.options.clone())
+            .await?;
+        Ok(Store::Postgres(pool))
+    }
+
     /// Called whether the run succeeded or not. FORCE ends connections a failed run left open.
     async fn remove(mut self) -> BenchResult<()> {
         let name = self.name;
@@ -156,43 +187,10 @@ async fn measure(
     args: &BenchArgs,
     dataset: &Dataset,
 ) -> BenchResult<Row> {
-    store.migrate().await?;
-    eprintln!("bench: {backend}: importing");
-    let started = Instant::now();
-    let report = crate::import::run(
-        &store,
-        std::slice::from_ref(&dataset.file.0),
-        args.batch_size,
-    )
-    .await?;
-    let import_seconds = started.elapsed().as_secs_f64();
-    if report.failed > 0 || report.total() != dataset.keys.len() as u64 {
-        return Err(format!(
-            "{backend}: {} of {} resources imported ({} failed)",
-            report.total(),
-            dataset.keys.len(),
-            report.failed
-        )
-        .into());
-    }
-
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
-    let address = listener.local_addr()?;
-    let app = router(AppState::new(store.clone(), serve_config(address)));
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    let client = reqwest::Client::builder()
-        // The load goes straight to 127.0.0.1, whatever proxy the environment names.
-        .no_proxy()
-        .pool_max_idle_per_host(args.concurrency)
-        .build()?;
-    let base = format!("http://{address}");
+    let import_per_second = import(backend, &store, args, dataset).await?;
+    let server = Server::start(store.clone()).await?;
+    let client = client(args.concurrency)?;
+    let base = server.base.clone();
     let urls: Arc<[String]> = dataset
         .keys
         .iter()
@@ -211,8 +209,7 @@ async fn measure(
     .await?;
     // Idle keep-alive connections would hold the graceful shutdown open.
     drop(client);
-    let _ = stop.send(());
-    server.await??;
+    server.stop().await?;
 
     let keys: Arc<[(String, String)]> = dataset.keys.iter().cloned().collect();
     let lookup = phase(backend, "primary-key lookup (Store::read)", args, {
@@ -233,11 +230,85 @@ async fn measure(
     store.close().await;
     Ok(Row {
         backend,
-        import_per_second: dataset.keys.len() as f64 / import_seconds,
+        import_per_second,
         read,
         healthz,
         lookup,
     })
+}
+
+/// Imports the data set into `store` (migrated here, empty) and returns resources per second.
+async fn import(
+    backend: &str,
+    store: &Store,
+    args: &BenchArgs,
+    dataset: &Dataset,
+) -> BenchResult<f64> {
+    store.migrate().await?;
+    eprintln!("bench: {backend}: importing");
+    let started = Instant::now();
+    let report = crate::import::run(
+        store,
+        std::slice::from_ref(&dataset.file.0),
+        args.batch_size,
+    )
+    .await?;
+    let import_seconds = started.elapsed().as_secs_f64();
+    if report.failed > 0 || report.total() != dataset.keys.len() as u64 {
+        return Err(format!(
+            "{backend}: {} of {} resources imported ({} failed)",
+            report.total(),
+            dataset.keys.len(),
+            report.failed
+        )
+        .into());
+    }
+    Ok(dataset.keys.len() as f64 / import_seconds)
+}
+
+/// The application served in-process on `127.0.0.1:<free port>`.
+struct Server {
+    /// `http://127.0.0.1:<port>`.
+    base: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl Server {
+    async fn start(store: Store) -> BenchResult<Self> {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+        let address = listener.local_addr()?;
+        let app = router(AppState::new(store, serve_config(address)));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Server {
+            base: format!("http://{address}"),
+            stop,
+            task,
+        })
+    }
+
+    /// Waits for requests in flight; clients must be dropped first.
+    async fn stop(self) -> BenchResult<()> {
+        let _ = self.stop.send(());
+        self.task.await??;
+        Ok(())
+    }
+}
+
+/// The HTTP client of the load.
+fn client(concurrency: usize) -> BenchResult<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        // The load goes straight to 127.0.0.1, whatever proxy the environment names.
+        .no_proxy()
+        .pool_max_idle_per_host(concurrency)
+        .build()?)
 }
 
 /// One measurement, after an uncounted warm-up with the same load.

@@ -64,6 +64,6 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
     }
 }
 
-fn ms(duration: Duration) -> String {
+pub(super) fn ms(duration: Duration) -> String {
     format!("{:.2}", duration.as_secs_f64() * 1000.0)
 }
