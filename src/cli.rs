@@ -106,6 +106,7 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
             store.migrate().await?;
             crate::engine::reindex::ensure_current(&store).await?;
             let report = crate::import::run(&store, &paths, batch_size.max(1)).await?;
+            store.analyze().await?;
             store.close().await;
             return Ok(if report.failed == 0 {
                 ExitCode::SUCCESS

@@ -121,6 +121,15 @@ impl Store {
         Ok(())
     }
 
+    /// Refreshes the planner's statistics: after a bulk load they describe an empty
+    /// database, and searches would be planned for one.
+    pub async fn analyze(&self) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("ANALYZE").execute(pool).await?;
+        });
+        Ok(())
+    }
+
     pub async fn close(&self) {
         dispatch!(self, pool => pool.close().await)
     }
