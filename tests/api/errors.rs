@@ -10,6 +10,7 @@ backend_tests!(
     body_too_large_is_413,
     update_id_rules_are_400,
     unknown_endpoint_is_404_outcome,
+    control_characters_are_refused_not_stored,
 );
 
 async fn malformed_json_is_400(backend: Backend) {
@@ -149,4 +150,40 @@ async fn unknown_endpoint_is_404_outcome(backend: Backend) {
         .unwrap();
     expect_outcome(response, 404).await;
     expect_outcome(server.get("Patient/1/_history/1/extra").await, 404).await;
+}
+
+async fn control_characters_are_refused_not_stored(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    let body = r#"{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}"#;
+    let response = server
+        .client
+        .post(server.url("Patient"))
+        .header("content-type", "application/fhir+json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let outcome = expect_outcome(response, 422).await;
+    assert_eq!(
+        outcome["issue"][0]["expression"][0],
+        "Patient.name[0].family"
+    );
+    for query in [
+        "Patient?name=%00",
+        "Patient?_id=%00",
+        "Patient?identifier=a%00|b",
+        "Patient?na%01me=x",
+    ] {
+        expect_outcome(server.get(query).await, 400).await;
+    }
+    // Tabs and line breaks are fine.
+    let response = server
+        .post(
+            "Patient",
+            &json!({"resourceType": "Patient", "name": [{"text": "A\tB\nC"}]}),
+        )
+        .await;
+    assert_eq!(response.status(), 201);
 }

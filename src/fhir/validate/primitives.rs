@@ -144,6 +144,16 @@ impl PrimitiveDef {
                 self.name
             ));
         }
+        // R4 datatypes: strings hold no character below U+0020 but tab, CR and LF.
+        if let Some(control) = s
+            .chars()
+            .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'))
+        {
+            return Err(format!(
+                "The {} contains the control character U+{:04X}, which FHIR strings may not hold",
+                self.name, control as u32
+            ));
+        }
         if let Some(max) = self.max_len
             && s.len() > max
             && s.chars().count() > max

@@ -140,6 +140,18 @@ pub fn parse_search_at(
         unknown: Vec::new(),
     };
     for (name, value) in params {
+        // No index value holds a control character, and PostgreSQL rejects NUL in text.
+        if let Some(control) = name
+            .chars()
+            .chain(value.chars())
+            .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\r' | '\n'))
+        {
+            return Err(FhirError::bad_request(format!(
+                "Search parameter '{name}': contains the control character U+{:04X}",
+                control as u32
+            ))
+            .expression_at(name.clone()));
+        }
         if !value.is_empty() {
             query
                 .add(name, value, now_us)
