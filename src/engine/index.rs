@@ -16,7 +16,7 @@ pub fn index_rows(resource: &Value) -> IndexRows {
             .into_iter()
             .map(|compartment_id| CompartmentRow {
                 compartment_type: "Patient",
-                compartment_id,
+                compartment_id: bounded(compartment_id),
             })
             .collect(),
         ..IndexRows::default()
@@ -26,8 +26,8 @@ pub fn index_rows(resource: &Value) -> IndexRows {
         match entry.value {
             IndexValue::String { normalized, exact } => rows.strings.push(StringRow {
                 param,
-                normalized,
-                exact,
+                normalized: bounded(normalized),
+                exact: bounded(exact),
             }),
             IndexValue::Token {
                 system,
@@ -41,12 +41,12 @@ pub fn index_rows(resource: &Value) -> IndexRows {
                 };
                 rows.tokens.push(TokenRow {
                     param,
-                    system,
-                    code,
+                    system: system.map(bounded),
+                    code: code.map(bounded),
                     // Only `:text` reads it, with the normalization of string search.
-                    display: display.as_deref().map(normalize_string),
-                    type_system,
-                    type_code,
+                    display: display.as_deref().map(normalize_string).map(bounded),
+                    type_system: type_system.map(bounded),
+                    type_code: type_code.map(bounded),
                 });
             }
             IndexValue::Date { start, end } => rows.dates.push(DateRow {
@@ -66,11 +66,11 @@ pub fn index_rows(resource: &Value) -> IndexRows {
                 };
                 rows.references.push(ReferenceRow {
                     param,
-                    target_type,
-                    target_id,
-                    url,
-                    identifier_system,
-                    identifier_value,
+                    target_type: target_type.map(bounded),
+                    target_id: target_id.map(bounded),
+                    url: url.map(bounded),
+                    identifier_system: identifier_system.map(bounded),
+                    identifier_value: identifier_value.map(bounded),
                 });
             }
             IndexValue::Quantity {
@@ -85,9 +85,9 @@ pub fn index_rows(resource: &Value) -> IndexRows {
                 value,
                 low,
                 high,
-                system,
-                code,
-                unit,
+                system: system.map(bounded),
+                code: code.map(bounded),
+                unit: unit.map(bounded),
             }),
             IndexValue::Number { value, low, high } => rows.numbers.push(NumberRow {
                 param,
@@ -95,10 +95,43 @@ pub fn index_rows(resource: &Value) -> IndexRows {
                 low,
                 high,
             }),
-            IndexValue::Uri(uri) => rows.uris.push(UriRow { param, uri }),
+            IndexValue::Uri(uri) => rows.uris.push(UriRow {
+                param,
+                uri: bounded(uri),
+            }),
             // Composite parameters are matched through their components by the search engine.
             IndexValue::Composite(_) => {}
         }
     }
     rows
+}
+
+/// Longest text kept in an index column, in bytes: two such values and the key's other
+/// columns stay under PostgreSQL's B-tree entry limit (about 2.7 kB). Longer values are
+/// indexed by their start; the stored resource keeps them whole.
+const MAX_INDEXED_BYTES: usize = 1000;
+
+fn bounded(mut text: String) -> String {
+    if text.len() > MAX_INDEXED_BYTES {
+        let mut end = MAX_INDEXED_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn long_values_are_cut_at_a_character_boundary() {
+        assert_eq!(bounded("short".into()), "short");
+        let long = "é".repeat(700);
+        let cut = bounded(long);
+        assert!(cut.len() <= MAX_INDEXED_BYTES);
+        assert_eq!(cut.chars().count(), 500);
+    }
 }

@@ -11,6 +11,7 @@ backend_tests!(
     update_id_rules_are_400,
     unknown_endpoint_is_404_outcome,
     control_characters_are_refused_not_stored,
+    very_long_values_are_stored_and_searchable,
 );
 
 async fn malformed_json_is_400(backend: Backend) {
@@ -186,4 +187,29 @@ async fn control_characters_are_refused_not_stored(backend: Backend) {
         )
         .await;
     assert_eq!(response.status(), 201);
+}
+
+/// Index entries have a size limit (PostgreSQL B-trees): long values must still be stored.
+async fn very_long_values_are_stored_and_searchable(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    // Letters that do not compress, so the index entry really is long.
+    let long: String = (0..9000u32)
+        .map(|i| char::from(b'a' + ((i.wrapping_mul(2_654_435_761) >> 13) % 26) as u8))
+        .collect();
+    let created = server
+        .create(&json!({
+            "resourceType": "Patient",
+            "identifier": [{"system": long.clone(), "value": long.clone()}],
+            "name": [{"family": long.clone()}],
+            "generalPractitioner": [{"reference": format!("Practitioner/{long}")}],
+            "link": [{"other": {"reference": format!("Patient/{long}")}, "type": "seealso"}]
+        }))
+        .await;
+    assert_eq!(created["name"][0]["family"].as_str().unwrap().len(), 9000);
+    let prefix = &long[..40];
+    let response = server.get(&format!("Patient?name={prefix}")).await;
+    let bundle = expect_json(response, 200).await;
+    assert_eq!(bundle["entry"][0]["resource"]["id"], created["id"]);
 }
