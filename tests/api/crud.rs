@@ -189,29 +189,11 @@ async fn if_match_guards_update_and_delete(backend: Backend) {
         )
         .await;
     assert_eq!(fresh.status(), 200);
-    let stale_delete = server
-        .client
-        .delete(server.url(&url))
-        .header("if-match", "W/\"1\"")
-        .send()
-        .await
-        .unwrap();
+    let stale_delete = server.delete_if_match(&url, "W/\"1\"").await;
     expect_outcome(stale_delete, 412).await;
-    let bad_tag = server
-        .client
-        .delete(server.url(&url))
-        .header("if-match", "yesterday")
-        .send()
-        .await
-        .unwrap();
+    let bad_tag = server.delete_if_match(&url, "yesterday").await;
     expect_outcome(bad_tag, 400).await;
-    let delete = server
-        .client
-        .delete(server.url(&url))
-        .header("if-match", "W/\"2\"")
-        .send()
-        .await
-        .unwrap();
+    let delete = server.delete_if_match(&url, "W/\"2\"").await;
     assert_eq!(delete.status(), 204);
 }
 

@@ -25,26 +25,10 @@ async fn malformed_json_is_400(backend: Backend) {
         "null",
         "\u{0}",
     ] {
-        let response = server
-            .client
-            .post(server.url("Patient"))
-            .header("content-type", "application/fhir+json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        let outcome = expect_outcome(response, 400).await;
+        let outcome = expect_outcome(server.post_raw("Patient", body).await, 400).await;
         assert_eq!(outcome["issue"][0]["severity"], "error");
     }
-    let response = server
-        .client
-        .post(server.url(""))
-        .header("content-type", "application/fhir+json")
-        .body("{not json")
-        .send()
-        .await
-        .unwrap();
-    expect_outcome(response, 400).await;
+    expect_outcome(server.post_raw("", "{not json").await, 400).await;
 }
 
 async fn unknown_type_and_bad_ids(backend: Backend) {
@@ -158,15 +142,7 @@ async fn control_characters_are_refused_not_stored(backend: Backend) {
         return;
     };
     let body = r#"{"resourceType":"Patient","name":[{"family":"a\u0000b"}]}"#;
-    let response = server
-        .client
-        .post(server.url("Patient"))
-        .header("content-type", "application/fhir+json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let outcome = expect_outcome(response, 422).await;
+    let outcome = expect_outcome(server.post_raw("Patient", body).await, 422).await;
     assert_eq!(
         outcome["issue"][0]["expression"][0],
         "Patient.name[0].family"

@@ -310,6 +310,27 @@ impl Server {
         request.send().await.expect("request")
     }
 
+    /// Sends `body` exactly as given (malformed JSON, control characters…) as FHIR JSON.
+    pub async fn post_raw(&self, path: &str, body: &str) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// A DELETE with an `If-Match` header.
+    pub async fn delete_if_match(&self, path: &str, tag: &str) -> reqwest::Response {
+        self.client
+            .delete(self.url(path))
+            .header("if-match", tag)
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
     pub async fn delete(&self, path: &str) -> reqwest::Response {
         self.client
             .delete(self.url(path))
