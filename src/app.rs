@@ -9,12 +9,14 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::auth::keys::KeyRing;
 use crate::config::ServeConfig;
 use crate::rest::capability::capability_statement;
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
@@ -26,6 +28,7 @@ pub struct AppState {
     pub store: Store,
     pub config: Arc<ServeConfig>,
     pub capability: Arc<Value>,
+    pub keys: Arc<KeyRing>,
 }
 
 impl AppState {
@@ -39,12 +42,35 @@ impl AppState {
 
     pub fn new(store: Store, config: ServeConfig) -> Self {
         let capability = capability_statement(&config.fhir_base());
+        // Retired keys stay published as long as anything they signed may still be checked.
+        let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
         AppState {
             store,
             config: Arc::new(config),
             capability: Arc::new(capability),
+            keys: Arc::new(keys),
         }
     }
+}
+
+/// Browser apps call discovery, the token endpoint and the FHIR API from their own origin;
+/// tokens travel in headers, never cookies, so any origin may call without credentials.
+fn cors() -> CorsLayer {
+    CorsLayer::new()
+        .allow_origin(Any)
+        .allow_methods(Any)
+        .allow_headers(Any)
+        .expose_headers([
+            header::LOCATION,
+            header::ETAG,
+            header::LAST_MODIFIED,
+            header::CONTENT_LOCATION,
+            header::WWW_AUTHENTICATE,
+            HeaderName::from_static("x-progress"),
+            header::RETRY_AFTER,
+            REQUEST_ID,
+        ])
+        .max_age(Duration::from_secs(3600))
 }
 
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -58,6 +84,7 @@ pub fn router(state: AppState) -> Router {
             "/fhir/",
             post(system::transaction).get(search::search_system),
         )
+        .merge(crate::auth::routes())
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::disable())
@@ -68,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(middleware::from_fn(outcome_layer::ensure_outcome))
+        .layer(cors())
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(|request: &Request<_>| {

@@ -1,10 +1,12 @@
-//! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`.
+//! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, and the auth admin
+//! commands (`client`, `user`, `launch`, `keys`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::auth::cli as auth;
 use crate::config::{DatabaseArgs, LogFormat, ServeConfig};
 use crate::store::Store;
 
@@ -58,6 +60,34 @@ enum Command {
     },
     /// Measure import and read throughput on SQLite and PostgreSQL.
     Bench(crate::bench::BenchArgs),
+    /// Register, list and remove SMART apps.
+    Client {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: auth::ClientCommand,
+    },
+    /// Manage the people who sign in to Kiln.
+    User {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: auth::UserCommand,
+    },
+    /// Create EHR launch contexts (for scripts and tests).
+    Launch {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: auth::LaunchCommand,
+    },
+    /// Manage Kiln's token signing keys.
+    Keys {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: auth::KeysCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -115,6 +145,10 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
             });
         }
         Command::Bench(args) => crate::bench::run(args).await?,
+        Command::Client { database, command } => auth::client(database, command).await?,
+        Command::User { database, command } => auth::user(database, command).await?,
+        Command::Launch { database, command } => auth::launch(database, command).await?,
+        Command::Keys { database, command } => auth::keys(database, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,10 +9,15 @@ pub const DEFAULT_DATABASE_URL: &str = "sqlite://kiln-data/kiln.db";
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
     /// Database URL: `sqlite://path` (embedded, the default) or `postgres://…`.
-    #[arg(long, env = "KILN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
+    #[arg(long, global = true, env = "KILN_DATABASE_URL", default_value = DEFAULT_DATABASE_URL)]
     pub database_url: String,
     /// Connections in the database pool.
-    #[arg(long, env = "KILN_DATABASE_MAX_CONNECTIONS", default_value_t = 16)]
+    #[arg(
+        long,
+        global = true,
+        env = "KILN_DATABASE_MAX_CONNECTIONS",
+        default_value_t = 16
+    )]
     pub database_max_connections: u32,
 }
 
@@ -45,6 +50,32 @@ pub struct ServeConfig {
     /// Import the bundled Synthea sample patients at start when they are not there yet.
     #[arg(long, env = "KILN_LOAD_SAMPLE_DATA", default_value_t = false)]
     pub load_sample_data: bool,
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Token lifetimes and access policy of the SMART authorization server.
+#[derive(Debug, Clone, Args)]
+pub struct AuthConfig {
+    /// Seconds an app's access token (and id_token) stays valid.
+    #[arg(long, env = "KILN_ACCESS_TOKEN_LIFETIME", default_value_t = 3600)]
+    pub access_token_lifetime: i64,
+    /// Seconds a backend service's access token stays valid (at most 300).
+    #[arg(long, env = "KILN_BACKEND_TOKEN_LIFETIME", default_value_t = 300)]
+    pub backend_token_lifetime: i64,
+    /// Seconds a refresh token stays valid (default 90 days).
+    #[arg(long, env = "KILN_REFRESH_TOKEN_LIFETIME", default_value_t = 90 * 24 * 3600)]
+    pub refresh_token_lifetime: i64,
+    /// Serve FHIR data to requests without a token (off by default; for local exploration).
+    #[arg(long, env = "KILN_ANONYMOUS_ACCESS", default_value_t = false)]
+    pub anonymous_access: bool,
+}
+
+impl AuthConfig {
+    /// The backend-services lifetime, capped at the five minutes SMART allows.
+    pub fn backend_lifetime(&self) -> i64 {
+        self.backend_token_lifetime.clamp(1, 300)
+    }
 }
 
 impl ServeConfig {

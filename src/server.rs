@@ -20,7 +20,9 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     // Tests and scripts read this line to find the port when binding to :0.
     println!("kiln listening on http://{address}");
     tracing::info!(%address, base_url = %config.base_url, backend = ?store.backend(), "kiln started");
-    let app = router(AppState::new(store.clone(), config));
+    let state = AppState::new(store.clone(), config);
+    state.keys.ensure_key().await?;
+    let app = router(state);
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown_signal())
         .await?;

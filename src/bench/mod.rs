@@ -356,5 +356,12 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
         max_page_size: 1000,
         request_timeout_secs: 120,
         load_sample_data: false,
+        // The benchmark measures the data path; token checks are measured separately.
+        auth: crate::config::AuthConfig {
+            access_token_lifetime: 3600,
+            backend_token_lifetime: 300,
+            refresh_token_lifetime: 90 * 24 * 3600,
+            anonymous_access: true,
+        },
     }
 }

@@ -41,7 +41,7 @@ async fn migrate_applies_and_is_repeatable(backend: Backend) {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    let server = Server::start_on(db, &[]).await;
+    let server = Server::start_on(db, &["--anonymous-access"]).await;
     assert_eq!(
         server.post("Patient", &patient("Migrated")).await.status(),
         201
@@ -95,7 +95,7 @@ async fn import_keeps_ids_resolves_references_and_reports_bad_records(backend: B
         "{stderr}"
     );
 
-    let server = Server::start_on(db, &[]).await;
+    let server = Server::start_on(db, &["--anonymous-access"]).await;
     let patient = expect_json(server.get("Patient/imp-p1").await, 200).await;
     assert_eq!(patient["meta"]["versionId"], "1");
     assert_eq!(
@@ -156,7 +156,7 @@ async fn import_reads_gzip_and_single_files(backend: Backend) {
     // Importing again is an update: ids stay, versions move on.
     let output = kiln(&["import", gz_path.to_str().unwrap()], &db.url);
     assert!(output.status.success());
-    let server = Server::start_on(db, &[]).await;
+    let server = Server::start_on(db, &["--anonymous-access"]).await;
     let patient = expect_json(server.get("Patient/imp-p1").await, 200).await;
     assert_eq!(patient["meta"]["versionId"], "2");
     expect_json(server.get("Organization/imp-org-1").await, 200).await;
@@ -190,7 +190,7 @@ async fn import_loads_the_shared_sample_data(backend: Backend) {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     assert!(!stderr.contains("failed"), "{stderr}");
-    let server = Server::start_on(db, &[]).await;
+    let server = Server::start_on(db, &["--anonymous-access"]).await;
     // Spot checks: a Synthea patient, a bulk-sample conditional reference, a US Core patient.
     expect_json(
         server

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod auth_admin;
 mod capability;
 mod cli;
 mod concurrency;

@@ -446,7 +446,7 @@ async fn us_core_search_matrix(backend: Backend) {
     };
     kiln_import(&db.url, &[&synthea, &bundle]);
     let data = Data::load(&synthea, &bundle);
-    let server = Server::start_on(db, &[]).await;
+    let server = Server::start_on(db, &["--anonymous-access"]).await;
     let mut c = Checker {
         server: &server,
         checked: 0,

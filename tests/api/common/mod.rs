@@ -148,14 +148,44 @@ fn free_port() -> u16 {
 }
 
 impl Server {
-    /// Starts a server on a fresh database of `backend`; `None` when that backend is skipped.
+    /// Starts a server on a fresh database of `backend` that serves data without a token
+    /// (`--anonymous-access`); `None` when that backend is skipped.
     pub async fn start(backend: Backend) -> Option<Server> {
         Self::start_with(backend, &[]).await
     }
 
+    /// [`Server::start`] with more `kiln serve` arguments.
     pub async fn start_with(backend: Backend, extra_args: &[&str]) -> Option<Server> {
         let db = TestDb::new(backend).await?;
+        let mut args = vec!["--anonymous-access"];
+        args.extend_from_slice(extra_args);
+        Some(Self::start_on(db, &args).await)
+    }
+
+    /// Starts a server that requires a SMART access token for every data request.
+    pub async fn start_secured(backend: Backend, extra_args: &[&str]) -> Option<Server> {
+        let db = TestDb::new(backend).await?;
         Some(Self::start_on(db, extra_args).await)
+    }
+
+    /// Runs a `kiln` admin command (e.g. `["client", "add", …]`) on this server's database
+    /// and returns the JSON it printed last; panics if it fails.
+    pub fn kiln(&self, args: &[&str]) -> Value {
+        let output = Command::new(kiln_bin())
+            .args(args)
+            .env("KILN_DATABASE_URL", &self.db.url)
+            .env("KILN_BASE_URL", &self.base)
+            .output()
+            .expect("run kiln");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "kiln {args:?} failed: {}{}",
+            stdout,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let last = stdout.lines().last().unwrap_or_default();
+        serde_json::from_str(last).unwrap_or_else(|_| panic!("kiln {args:?} printed {stdout}"))
     }
 
     pub async fn start_on(db: TestDb, extra_args: &[&str]) -> Server {

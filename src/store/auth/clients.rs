@@ -1,0 +1,123 @@
+//! Registered apps.
+
+use sqlx::Row;
+
+use crate::store::{Store, StoreResult, dispatch};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Client {
+    pub client_id: String,
+    pub name: String,
+    /// `public`, `confidential-symmetric` or `confidential-asymmetric`.
+    pub client_type: String,
+    pub secret_hash: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub launch_uri: Option<String>,
+    pub scope: String,
+    pub grant_types: Vec<String>,
+    pub jwks: Option<String>,
+    pub jwks_uri: Option<String>,
+    pub created_at: i64,
+}
+
+const COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, launch_uri, \
+                       scope, grant_types, jwks, jwks_uri, created_at";
+
+fn json_list(text: &str) -> Vec<String> {
+    serde_json::from_str(text).unwrap_or_default()
+}
+
+macro_rules! client_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        Client {
+            client_id: row.try_get(0)?,
+            name: row.try_get(1)?,
+            client_type: row.try_get(2)?,
+            secret_hash: row.try_get(3)?,
+            redirect_uris: json_list(&row.try_get::<String, _>(4)?),
+            launch_uri: row.try_get(5)?,
+            scope: row.try_get(6)?,
+            grant_types: json_list(&row.try_get::<String, _>(7)?),
+            jwks: row.try_get(8)?,
+            jwks_uri: row.try_get(9)?,
+            created_at: row.try_get(10)?,
+        }
+    }};
+}
+
+impl Store {
+    pub async fn insert_client(&self, client: &Client) -> StoreResult<()> {
+        let redirect_uris = serde_json::to_string(&client.redirect_uris).unwrap_or_default();
+        let grant_types = serde_json::to_string(&client.grant_types).unwrap_or_default();
+        dispatch!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO auth_clients ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            )))
+            .bind(&client.client_id)
+            .bind(&client.name)
+            .bind(&client.client_type)
+            .bind(&client.secret_hash)
+            .bind(&redirect_uris)
+            .bind(&client.launch_uri)
+            .bind(&client.scope)
+            .bind(&grant_types)
+            .bind(&client.jwks)
+            .bind(&client.jwks_uri)
+            .bind(client.created_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM auth_clients WHERE client_id = $1"
+            )))
+            .bind(client_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(client_from_row!(row)),
+                None => None,
+            })
+        })
+    }
+
+    pub async fn clients(&self) -> StoreResult<Vec<Client>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM auth_clients ORDER BY created_at, client_id"
+            )))
+            .fetch_all(pool)
+            .await?;
+            let mut clients = Vec::with_capacity(rows.len());
+            for row in rows {
+                clients.push(client_from_row!(row));
+            }
+            Ok(clients)
+        })
+    }
+
+    /// Removes a client and revokes every grant it held; `false` when there was none.
+    pub async fn remove_client(&self, client_id: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE client_id = $2")
+                .bind(true)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?;
+            let removed = sqlx::query("DELETE FROM auth_clients WHERE client_id = $1")
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(removed > 0)
+        })
+    }
+}

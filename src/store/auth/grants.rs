@@ -1,0 +1,324 @@
+//! Grants (what a user or a backend client authorized), their authorization codes and
+//! tokens, and the client assertion ids already seen.
+
+use sqlx::Row;
+
+use crate::store::{Store, StoreResult, dispatch};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub grant_id: String,
+    pub client_id: String,
+    /// The signed-in user; `None` for backend services.
+    pub username: Option<String>,
+    pub scope: String,
+    pub patient: Option<String>,
+    pub encounter: Option<String>,
+    pub fhir_user: Option<String>,
+    pub need_patient_banner: bool,
+    pub created_at: i64,
+    pub revoked: bool,
+}
+
+/// An authorization code waiting to be exchanged.
+#[derive(Debug, Clone)]
+pub struct Code {
+    pub code_hash: String,
+    pub grant_id: String,
+    pub redirect_uri: String,
+    pub code_challenge: String,
+    pub nonce: Option<String>,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Access,
+    Refresh,
+}
+
+impl TokenKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            TokenKind::Access => "access",
+            TokenKind::Refresh => "refresh",
+        }
+    }
+}
+
+/// A token with the grant it belongs to.
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub kind: TokenKind,
+    pub grant: Grant,
+    pub scope: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+    pub used: bool,
+    pub revoked: bool,
+    /// Whether the grant's client is still registered.
+    pub client_exists: bool,
+}
+
+const GRANT_COLUMNS: &str = "g.grant_id, g.client_id, g.username, g.scope, g.patient, g.encounter, \
+                             g.fhir_user, g.need_patient_banner, g.created_at, g.revoked";
+
+macro_rules! grant_from_row {
+    ($row:expr, $at:expr) => {{
+        let row = $row;
+        let at: usize = $at;
+        Grant {
+            grant_id: row.try_get(at)?,
+            client_id: row.try_get(at + 1)?,
+            username: row.try_get(at + 2)?,
+            scope: row.try_get(at + 3)?,
+            patient: row.try_get(at + 4)?,
+            encounter: row.try_get(at + 5)?,
+            fhir_user: row.try_get(at + 6)?,
+            need_patient_banner: row.try_get(at + 7)?,
+            created_at: row.try_get(at + 8)?,
+            revoked: row.try_get(at + 9)?,
+        }
+    }};
+}
+
+impl Store {
+    pub async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO auth_grants (grant_id, client_id, username, scope, patient, encounter, \
+                 fhir_user, need_patient_banner, created_at, revoked) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            )
+            .bind(&grant.grant_id)
+            .bind(&grant.client_id)
+            .bind(&grant.username)
+            .bind(&grant.scope)
+            .bind(&grant.patient)
+            .bind(&grant.encounter)
+            .bind(&grant.fhir_user)
+            .bind(grant.need_patient_banner)
+            .bind(grant.created_at)
+            .bind(grant.revoked)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM auth_grants g WHERE g.grant_id = $1"
+            )))
+            .bind(grant_id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(grant_from_row!(row, 0)),
+                None => None,
+            })
+        })
+    }
+
+    /// The live grants a user gave, newest first (the connected-apps page).
+    pub async fn user_grants(&self, username: &str) -> StoreResult<Vec<Grant>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {GRANT_COLUMNS} FROM auth_grants g \
+                 WHERE g.username = $1 AND g.revoked = $2 ORDER BY g.created_at DESC, g.grant_id"
+            )))
+            .bind(username)
+            .bind(false)
+            .fetch_all(pool)
+            .await?;
+            let mut grants = Vec::with_capacity(rows.len());
+            for row in rows {
+                grants.push(grant_from_row!(row, 0));
+            }
+            Ok(grants)
+        })
+    }
+
+    /// Revokes a grant and so every token issued under it, on every replica at once.
+    pub async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE grant_id = $2")
+                .bind(true)
+                .bind(grant_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn insert_code(&self, code: &Code) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO auth_codes (code_hash, grant_id, redirect_uri, code_challenge, nonce, \
+                 expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&code.code_hash)
+            .bind(&code.grant_id)
+            .bind(&code.redirect_uri)
+            .bind(&code.code_challenge)
+            .bind(&code.nonce)
+            .bind(code.expires_at)
+            .bind(false)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Marks a code used and returns it with whether it had been used before (a replay).
+    pub async fn consume_code(&self, code_hash: &str) -> StoreResult<Option<(Code, bool)>> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let row = sqlx::query(
+                "SELECT code_hash, grant_id, redirect_uri, code_challenge, nonce, expires_at, used \
+                 FROM auth_codes WHERE code_hash = $1",
+            )
+            .bind(code_hash)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            // Only one exchange can flip `used`: concurrent replays see zero rows affected.
+            let flipped = sqlx::query(
+                "UPDATE auth_codes SET used = $1 WHERE code_hash = $2 AND used = $3",
+            )
+            .bind(true)
+            .bind(code_hash)
+            .bind(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            let code = Code {
+                code_hash: row.try_get(0)?,
+                grant_id: row.try_get(1)?,
+                redirect_uri: row.try_get(2)?,
+                code_challenge: row.try_get(3)?,
+                nonce: row.try_get(4)?,
+                expires_at: row.try_get(5)?,
+            };
+            Ok(Some((code, flipped == 0)))
+        })
+    }
+
+    pub async fn insert_token(
+        &self,
+        token_hash: &str,
+        kind: TokenKind,
+        grant_id: &str,
+        scope: &str,
+        issued_at: i64,
+        expires_at: i64,
+    ) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO auth_tokens (token_hash, kind, grant_id, scope, issued_at, expires_at, \
+                 used, revoked) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(token_hash)
+            .bind(kind.as_str())
+            .bind(grant_id)
+            .bind(scope)
+            .bind(issued_at)
+            .bind(expires_at)
+            .bind(false)
+            .bind(false)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// A token with its grant; one indexed lookup, so revocation is seen by every replica.
+    pub async fn token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT t.kind, t.scope, t.issued_at, t.expires_at, t.used, t.revoked, \
+                 c.client_id IS NOT NULL, {GRANT_COLUMNS} \
+                 FROM auth_tokens t JOIN auth_grants g ON g.grant_id = t.grant_id \
+                 LEFT JOIN auth_clients c ON c.client_id = g.client_id \
+                 WHERE t.token_hash = $1"
+            )))
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?;
+            let Some(row) = row else {
+                return Ok(None);
+            };
+            let kind: String = row.try_get(0)?;
+            Ok(Some(TokenRecord {
+                kind: if kind == "refresh" { TokenKind::Refresh } else { TokenKind::Access },
+                scope: row.try_get(1)?,
+                issued_at: row.try_get(2)?,
+                expires_at: row.try_get(3)?,
+                used: row.try_get(4)?,
+                revoked: row.try_get(5)?,
+                client_exists: row.try_get(6)?,
+                grant: grant_from_row!(row, 7),
+            }))
+        })
+    }
+
+    /// Marks a refresh token used (rotated); `false` when it already was (a reuse).
+    pub async fn use_refresh_token(&self, token_hash: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let flipped = sqlx::query(
+                "UPDATE auth_tokens SET used = $1 WHERE token_hash = $2 AND used = $3",
+            )
+            .bind(true)
+            .bind(token_hash)
+            .bind(false)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(flipped == 1)
+        })
+    }
+
+    pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("UPDATE auth_tokens SET revoked = $1 WHERE token_hash = $2")
+                .bind(true)
+                .bind(token_hash)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Records a client assertion's `jti`; `false` if it was seen and has not expired yet.
+    pub async fn record_assertion_jti(
+        &self,
+        client_id: &str,
+        jti: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("DELETE FROM auth_assertion_jtis WHERE expires_at < $1")
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            let inserted = sqlx::query(
+                "INSERT INTO auth_assertion_jtis (client_id, jti, expires_at) VALUES ($1, $2, $3) \
+                 ON CONFLICT (client_id, jti) DO NOTHING",
+            )
+            .bind(client_id)
+            .bind(jti)
+            .bind(expires_at)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(inserted == 1)
+        })
+    }
+}

@@ -1,0 +1,94 @@
+//! Kiln's signing keys, shared by every replica through the database.
+
+use sqlx::Row;
+
+use crate::store::{Store, StoreResult, dispatch};
+
+#[derive(Debug, Clone)]
+pub struct SigningKeyRow {
+    pub kid: String,
+    pub alg: String,
+    /// PKCS#8 PEM.
+    pub private_pem: String,
+    /// The public JWK (JSON).
+    pub public_jwk: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+impl Store {
+    /// Every key not retired before `retired_after`, newest first.
+    pub async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT kid, alg, private_pem, public_jwk, created_at, retired_at \
+                 FROM auth_signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
+                 ORDER BY created_at DESC, kid",
+            )
+            .bind(retired_after)
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    Ok(SigningKeyRow {
+                        kid: row.try_get(0)?,
+                        alg: row.try_get(1)?,
+                        private_pem: row.try_get(2)?,
+                        public_jwk: row.try_get(3)?,
+                        created_at: row.try_get(4)?,
+                        retired_at: row.try_get(5)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+
+    /// Makes `key` the active key of its algorithm: older active keys of that algorithm are
+    /// retired at `key.created_at` (they stay published until their tokens expire).
+    pub async fn rotate_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "UPDATE auth_signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL",
+            )
+            .bind(key.created_at)
+            .bind(&key.alg)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO auth_signing_keys (kid, alg, private_pem, public_jwk, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_pem)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Stores the first key of its algorithm unless another replica got there first.
+    pub async fn insert_first_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO auth_signing_keys (kid, alg, private_pem, public_jwk, created_at) \
+                 SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS \
+                 (SELECT 1 FROM auth_signing_keys WHERE alg = $6 AND retired_at IS NULL)",
+            )
+            .bind(&key.kid)
+            .bind(&key.alg)
+            .bind(&key.private_pem)
+            .bind(&key.public_jwk)
+            .bind(key.created_at)
+            .bind(&key.alg)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

@@ -1,0 +1,14 @@
+//! Rows of the SMART authorization server (migration 0004): clients, users, signing keys,
+//! browser sessions, launches, grants, codes, tokens and assertion ids.
+
+mod browser;
+mod clients;
+mod grants;
+mod keys;
+mod users;
+
+pub use browser::{Launch, Pending, Session};
+pub use clients::Client;
+pub use grants::{Code, Grant, TokenKind, TokenRecord};
+pub use keys::SigningKeyRow;
+pub use users::User;
