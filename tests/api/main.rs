@@ -4,6 +4,7 @@ mod common;
 
 mod capability;
 mod cli;
+mod composite_search;
 mod concurrency;
 mod crud;
 mod errors;
