@@ -21,89 +21,111 @@ pub fn index_rows(resource: &Value) -> IndexRows {
             .collect(),
         ..IndexRows::default()
     };
+    let mut tuples = 0..;
     for entry in extract(resource) {
-        let param = entry.param;
         match entry.value {
-            IndexValue::String { normalized, exact } => rows.strings.push(StringRow {
-                param,
-                normalized: bounded(normalized),
-                exact: bounded(exact),
-            }),
-            IndexValue::Token {
-                system,
-                code,
-                display,
-                identifier_type,
-            } => {
-                let (type_system, type_code) = match identifier_type {
-                    Some((system, code)) => (system, Some(code)),
-                    None => (None, None),
-                };
-                rows.tokens.push(TokenRow {
-                    param,
-                    system: system.map(bounded),
-                    code: code.map(bounded),
-                    // Only `:text` reads it, with the normalization of string search.
-                    display: display.as_deref().map(normalize_string).map(bounded),
-                    type_system: type_system.map(bounded),
-                    type_code: type_code.map(bounded),
-                });
+            IndexValue::Composite(components) => {
+                let tuple_id = tuples.next();
+                for component in components {
+                    for value in component.values {
+                        push_row(&mut rows, component.param, tuple_id, value);
+                    }
+                }
             }
-            IndexValue::Date { start, end } => rows.dates.push(DateRow {
-                param,
-                start_us: start,
-                end_us: end,
-            }),
-            IndexValue::Reference {
-                target_type,
-                target_id,
-                url,
-                identifier,
-            } => {
-                let (identifier_system, identifier_value) = match identifier {
-                    Some((system, value)) => (system, Some(value)),
-                    None => (None, None),
-                };
-                rows.references.push(ReferenceRow {
-                    param,
-                    target_type: target_type.map(bounded),
-                    target_id: target_id.map(bounded),
-                    url: url.map(bounded),
-                    identifier_system: identifier_system.map(bounded),
-                    identifier_value: identifier_value.map(bounded),
-                });
-            }
-            IndexValue::Quantity {
-                value,
-                low,
-                high,
-                system,
-                code,
-                unit,
-            } => rows.quantities.push(QuantityRow {
-                param,
-                value,
-                low,
-                high,
-                system: system.map(bounded),
-                code: code.map(bounded),
-                unit: unit.map(bounded),
-            }),
-            IndexValue::Number { value, low, high } => rows.numbers.push(NumberRow {
-                param,
-                value,
-                low,
-                high,
-            }),
-            IndexValue::Uri(uri) => rows.uris.push(UriRow {
-                param,
-                uri: bounded(uri),
-            }),
-            // Composite parameters are matched through their components by the search engine.
-            IndexValue::Composite(_) => {}
+            value => push_row(&mut rows, entry.param, None, value),
         }
     }
     rows
+}
+
+/// Adds the row of one value of `param` (a composite's value is its components' rows).
+fn push_row(rows: &mut IndexRows, param: &'static str, tuple_id: Option<i64>, value: IndexValue) {
+    match value {
+        IndexValue::String { normalized, exact } => rows.strings.push(StringRow {
+            param,
+            normalized: bounded(normalized),
+            exact: bounded(exact),
+            tuple_id,
+        }),
+        IndexValue::Token {
+            system,
+            code,
+            display,
+            identifier_type,
+        } => {
+            let (type_system, type_code) = match identifier_type {
+                Some((system, code)) => (system, Some(code)),
+                None => (None, None),
+            };
+            rows.tokens.push(TokenRow {
+                param,
+                system: system.map(bounded),
+                code: code.map(bounded),
+                // Only `:text` reads it, with the normalization of string search.
+                display: display.as_deref().map(normalize_string).map(bounded),
+                type_system: type_system.map(bounded),
+                type_code: type_code.map(bounded),
+                tuple_id,
+            });
+        }
+        IndexValue::Date { start, end } => rows.dates.push(DateRow {
+            param,
+            start_us: start,
+            end_us: end,
+            tuple_id,
+        }),
+        IndexValue::Reference {
+            target_type,
+            target_id,
+            url,
+            identifier,
+        } => {
+            let (identifier_system, identifier_value) = match identifier {
+                Some((system, value)) => (system, Some(value)),
+                None => (None, None),
+            };
+            rows.references.push(ReferenceRow {
+                param,
+                target_type: target_type.map(bounded),
+                target_id: target_id.map(bounded),
+                url: url.map(bounded),
+                identifier_system: identifier_system.map(bounded),
+                identifier_value: identifier_value.map(bounded),
+                tuple_id,
+            });
+        }
+        IndexValue::Quantity {
+            value,
+            low,
+            high,
+            system,
+            code,
+            unit,
+        } => rows.quantities.push(QuantityRow {
+            param,
+            value,
+            low,
+            high,
+            system: system.map(bounded),
+            code: code.map(bounded),
+            unit: unit.map(bounded),
+            tuple_id,
+        }),
+        IndexValue::Number { value, low, high } => rows.numbers.push(NumberRow {
+            param,
+            value,
+            low,
+            high,
+            tuple_id,
+        }),
+        IndexValue::Uri(uri) => rows.uris.push(UriRow {
+            param,
+            uri: bounded(uri),
+            tuple_id,
+        }),
+        // R4 has no composite of composites: the extraction never nests them.
+        IndexValue::Composite(_) => {}
+    }
 }
 
 /// Longest text kept in an index column, in bytes: two such values and the key's other

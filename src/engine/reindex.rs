@@ -10,7 +10,7 @@ use crate::store::{Indexed, Store};
 use super::index::index_rows;
 
 /// Bump when the extraction code changes what it stores for the same registry.
-const EXTRACTION_REVISION: u32 = 1;
+const EXTRACTION_REVISION: u32 = 2;
 
 const SETTING: &str = "search_index_version";
 

@@ -6,7 +6,7 @@ use serde_json::Value;
 use super::distinct::DistinctEntries;
 use super::fhirpath::Item;
 use super::reference::parse_reference;
-use super::registry::{self, SearchParam};
+use super::registry::{self, Component, SearchParam};
 use super::values::convert;
 
 /// One indexed value of a search parameter.
@@ -64,10 +64,19 @@ pub enum IndexValue {
         high: f64,
     },
     Uri(String),
-    /// A composite parameter: one value per component, in the order of
-    /// [`SearchParam::components`]. Each item of the composite's expression (an Observation,
-    /// each Observation.component, ...) gives every combination of its components' values.
-    Composite(Vec<IndexValue>),
+    /// A composite parameter: one item of its expression (an Observation, each
+    /// Observation.component, ...) with the values of each of its components, in the order
+    /// of [`SearchParam::components`]. Only items with a value for every component count;
+    /// every combination of one value per component is a value of the composite.
+    Composite(Vec<ComponentValues>),
+}
+
+/// The values of one component of a composite parameter on one item.
+#[derive(Debug, Clone, PartialEq, Hash)]
+pub struct ComponentValues {
+    /// [`Component::row_param`](super::Component::row_param).
+    pub param: &'static str,
+    pub values: Vec<IndexValue>,
 }
 
 /// One index row: `param` is the code of a search parameter of the resource's type.
@@ -136,7 +145,7 @@ fn local_patient_id<'a>(item: Item<'a>) -> Option<&'a str> {
     parsed.target_id
 }
 
-fn param_values(param: &SearchParam, resource: &Value, out: &mut dyn FnMut(IndexValue)) {
+fn param_values(param: &'static SearchParam, resource: &Value, out: &mut dyn FnMut(IndexValue)) {
     if param.components.is_empty() {
         param
             .expr
@@ -144,41 +153,35 @@ fn param_values(param: &SearchParam, resource: &Value, out: &mut dyn FnMut(Index
         return;
     }
     param.expr.eval(resource, &mut |item| {
-        let parts: Vec<Vec<IndexValue>> = param
+        let components: Vec<ComponentValues> = param
             .components
             .iter()
-            .map(|component| {
-                let mut values = Vec::new();
-                component.expr.eval_on(resource, item, &mut |part| {
-                    convert(component.kind, part, &mut |v| {
-                        // A CodeableConcept's text is for `:text`, which composites lack.
-                        let text_only = matches!(v, IndexValue::Token { code: None, .. });
-                        if !text_only && !values.contains(&v) {
-                            values.push(v);
-                        }
-                    })
-                });
-                values
+            .map(|component| ComponentValues {
+                param: &component.row_param,
+                values: component_values(component, resource, item),
             })
             .collect();
-        combinations(&parts, &mut Vec::with_capacity(parts.len()), out);
+        if components.iter().all(|c| !c.values.is_empty()) {
+            out(IndexValue::Composite(components));
+        }
     });
 }
 
-/// Every combination of one value per component (none if a component has no value).
-fn combinations(
-    parts: &[Vec<IndexValue>],
-    prefix: &mut Vec<IndexValue>,
-    out: &mut dyn FnMut(IndexValue),
-) {
-    match parts.split_first() {
-        None => out(IndexValue::Composite(prefix.clone())),
-        Some((first, rest)) => {
-            for value in first {
-                prefix.push(value.clone());
-                combinations(rest, prefix, out);
-                prefix.pop();
+/// The distinct values of `component` on `item`, an item of its composite's expression.
+fn component_values<'a>(
+    component: &'a Component,
+    resource: &'a Value,
+    item: Item<'a>,
+) -> Vec<IndexValue> {
+    let mut values = Vec::new();
+    component.expr.eval_on(resource, item, &mut |part| {
+        convert(component.kind, part, &mut |v| {
+            // A CodeableConcept's text is for `:text`, which composites lack.
+            let text_only = matches!(v, IndexValue::Token { code: None, .. });
+            if !text_only && !values.contains(&v) {
+                values.push(v);
             }
-        }
-    }
+        })
+    });
+    values
 }

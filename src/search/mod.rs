@@ -35,7 +35,7 @@ mod tests;
 
 pub use datetime::date_range;
 pub use decimal::decimal_range;
-pub use extract::{IndexEntry, IndexValue, extract, patient_compartments};
+pub use extract::{ComponentValues, IndexEntry, IndexValue, extract, patient_compartments};
 pub use normalize::normalize_string;
 pub use reference::{ParsedReference, parse_reference};
 pub use registry::{Component, ParamType, SearchParam, param, params, registry_source};

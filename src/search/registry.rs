@@ -84,6 +84,19 @@ pub struct Component {
     pub url: Box<str>,
     pub expression: Box<str>,
     pub(crate) expr: Expr,
+    /// The `param` of the component's index rows: the composite's code, `$`, the component's
+    /// position (`code-value-quantity$1`). No parameter's code contains `$`, so these rows
+    /// are never taken for a parameter's own.
+    pub row_param: Box<str>,
+}
+
+/// The fields a [`SearchParam`] shares with a [`Component`].
+struct Definition {
+    code: Box<str>,
+    kind: ParamType,
+    url: Box<str>,
+    expression: Box<str>,
+    expr: Expr,
 }
 
 struct ResourceParams {
@@ -195,13 +208,13 @@ impl Registry {
 
 impl SearchParam {
     fn parse(v: &Value, is_choice: &dyn Fn(&str) -> bool) -> Result<SearchParam, String> {
-        let Component {
+        let Definition {
             code,
             kind,
             url,
             expression,
             expr,
-        } = Component::parse(v, is_choice)?;
+        } = Definition::parse(v, is_choice)?;
         let targets = match v.get("target") {
             None => Vec::new(),
             t => strings(t, "target")?,
@@ -212,7 +225,8 @@ impl SearchParam {
                 .as_array()
                 .ok_or("component")?
                 .iter()
-                .map(|c| Component::parse(c, is_choice))
+                .enumerate()
+                .map(|(position, c)| Component::parse(c, is_choice, &code, position))
                 .collect::<Result<_, _>>()?,
         };
         if (kind == ParamType::Composite) == components.is_empty() {
@@ -231,8 +245,33 @@ impl SearchParam {
 }
 
 impl Component {
-    /// Also reads the fields a [`SearchParam`] shares with a component.
-    fn parse(v: &Value, is_choice: &dyn Fn(&str) -> bool) -> Result<Component, String> {
+    /// The component at `position` of the composite parameter `composite`.
+    fn parse(
+        v: &Value,
+        is_choice: &dyn Fn(&str) -> bool,
+        composite: &str,
+        position: usize,
+    ) -> Result<Component, String> {
+        let Definition {
+            code,
+            kind,
+            url,
+            expression,
+            expr,
+        } = Definition::parse(v, is_choice)?;
+        Ok(Component {
+            code,
+            kind,
+            url,
+            expression,
+            expr,
+            row_param: format!("{composite}${position}").into(),
+        })
+    }
+}
+
+impl Definition {
+    fn parse(v: &Value, is_choice: &dyn Fn(&str) -> bool) -> Result<Definition, String> {
         let field = |name: &str| -> Result<Box<str>, String> {
             v.get(name)
                 .and_then(Value::as_str)
@@ -243,7 +282,7 @@ impl Component {
         let kind = ParamType::parse(&field("type")?).ok_or_else(|| format!("{code}: bad type"))?;
         let expression = field("expression")?;
         let expr = fhirpath::parse(&expression, is_choice).map_err(|e| format!("{code}: {e}"))?;
-        Ok(Component {
+        Ok(Definition {
             url: field("url")?,
             code,
             kind,
@@ -333,6 +372,20 @@ mod tests {
                 ("component-value-quantity", ParamType::Quantity)
             ]
         );
+        let rows: Vec<_> = p.components.iter().map(|c| &*c.row_param).collect();
+        assert_eq!(
+            rows,
+            [
+                "component-code-value-quantity$0",
+                "component-code-value-quantity$1"
+            ]
+        );
+        // Component rows are told apart from parameters' rows by the `$`.
+        let dollar = crate::fhir::validate::resource_types()
+            .iter()
+            .flat_map(|rt| params(rt))
+            .find(|p| p.code.contains('$'));
+        assert!(dollar.is_none(), "{dollar:?}");
         assert_eq!(param("Patient", "race").unwrap().kind, ParamType::Token);
         assert!(param("Patient", "nope").is_none());
         assert!(params("Nope").is_empty());

@@ -438,35 +438,62 @@ fn us_core_extensions() {
     assert_eq!(values(&c, "asserted-date"), [date("2021-07")]);
 }
 
+/// `(row param, codes or quantity values)` of each component of each tuple of `code`.
+fn tuples(resource: &Value, code: &str) -> Vec<Vec<(&'static str, Vec<String>)>> {
+    let text = |v: &IndexValue| match v {
+        IndexValue::Token { code, .. } => code.clone().unwrap(),
+        other => quantity(other).0.to_string(),
+    };
+    values(resource, code)
+        .iter()
+        .map(|v| match v {
+            IndexValue::Composite(components) => components
+                .iter()
+                .map(|c| (c.param, c.values.iter().map(text).collect()))
+                .collect(),
+            other => panic!("{other:?}"),
+        })
+        .collect()
+}
+
 #[test]
 fn composites() {
     let o = observation();
-    let loinc_panel = token(Some("http://loinc.org"), Some("85354-9"), Some("BP panel"));
-    let cvq = values(&o, "code-value-quantity");
-    // Each coding with the one value (the text has no code to pair).
-    assert_eq!(cvq.len(), 2);
-    let IndexValue::Composite(parts) = &cvq[0] else {
-        panic!("{cvq:?}")
+    // One tuple: the Observation, with both codings and its value (the text has no code).
+    assert_eq!(
+        tuples(&o, "code-value-quantity"),
+        [[
+            (
+                "code-value-quantity$0",
+                vec!["85354-9".into(), "75367002".into()]
+            ),
+            ("code-value-quantity$1", vec!["1.5".into()]),
+        ]]
+    );
+    let IndexValue::Composite(parts) = &values(&o, "code-value-quantity")[0] else {
+        panic!()
     };
-    assert_eq!(parts[0], loinc_panel);
-    assert_eq!(quantity(&parts[1]).0, 1.5);
-
-    let ccvq = values(&o, "component-code-value-quantity");
-    assert_eq!(ccvq.len(), 2);
-    let pairs: Vec<_> = ccvq
-        .iter()
-        .map(|v| match v {
-            IndexValue::Composite(p) => match &p[0] {
-                IndexValue::Token { code, .. } => (code.clone().unwrap(), quantity(&p[1]).0),
-                other => panic!("{other:?}"),
-            },
-            other => panic!("{other:?}"),
-        })
-        .collect();
-    // Each component pairs its own code with its own value.
-    assert_eq!(pairs, [("8480-6".into(), 120.0), ("8462-4".into(), 80.0)]);
-    // combo-*: the Observation's pairs and the components'.
-    assert_eq!(values(&o, "combo-code-value-quantity").len(), 4);
+    assert_eq!(
+        parts[0].values[0],
+        token(Some("http://loinc.org"), Some("85354-9"), Some("BP panel"))
+    );
+    // Each component is a tuple of its own code and value.
+    assert_eq!(
+        tuples(&o, "component-code-value-quantity"),
+        [
+            [
+                ("component-code-value-quantity$0", vec!["8480-6".into()]),
+                ("component-code-value-quantity$1", vec!["120".into()]),
+            ],
+            [
+                ("component-code-value-quantity$0", vec!["8462-4".into()]),
+                ("component-code-value-quantity$1", vec!["80".into()]),
+            ],
+        ]
+    );
+    // combo-*: the Observation's tuple and the components'.
+    assert_eq!(values(&o, "combo-code-value-quantity").len(), 3);
+    // No item has a value for every component.
     assert!(values(&o, "code-value-concept").is_empty());
 }
 

@@ -13,6 +13,7 @@ pub struct TokenRow {
     pub display: Option<String>,
     pub type_system: Option<String>,
     pub type_code: Option<String>,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -20,6 +21,7 @@ pub struct StringRow {
     pub param: &'static str,
     pub normalized: String,
     pub exact: String,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -27,6 +29,7 @@ pub struct DateRow {
     pub param: &'static str,
     pub start_us: i64,
     pub end_us: i64,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -37,6 +40,7 @@ pub struct ReferenceRow {
     pub url: Option<String>,
     pub identifier_system: Option<String>,
     pub identifier_value: Option<String>,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -48,6 +52,7 @@ pub struct QuantityRow {
     pub system: Option<String>,
     pub code: Option<String>,
     pub unit: Option<String>,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -56,12 +61,14 @@ pub struct NumberRow {
     pub value: f64,
     pub low: f64,
     pub high: f64,
+    pub tuple_id: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
 pub struct UriRow {
     pub param: &'static str,
     pub uri: String,
+    pub tuple_id: Option<i64>,
 }
 
 /// A compartment (e.g. `Patient/123`) that holds the resource.
@@ -71,7 +78,8 @@ pub struct CompartmentRow {
     pub compartment_id: String,
 }
 
-/// Every index row of one resource version.
+/// Every index row of one resource version. `tuple_id` is set on the component rows of a
+/// composite parameter only: rows with the same one are the components of one tuple.
 #[derive(Debug, Clone, Default)]
 pub struct IndexRows {
     pub tokens: Vec<TokenRow>,
@@ -177,16 +185,19 @@ impl Tx {
             "display": "text" => token.display.as_deref(),
             "type_system": "text" => token.type_system.as_deref(),
             "type_code": "text" => token.type_code.as_deref(),
+            "tuple_id": "int8" => token.tuple_id,
         ]);
         insert_rows!(self, "search_string", owned(resources, |index| &index.strings), |string| [
             "param": "text" => string.param,
             "normalized": "text" => string.normalized.as_str(),
             "exact": "text" => string.exact.as_str(),
+            "tuple_id": "int8" => string.tuple_id,
         ]);
         insert_rows!(self, "search_date", owned(resources, |index| &index.dates), |date| [
             "param": "text" => date.param,
             "start_us": "int8" => date.start_us,
             "end_us": "int8" => date.end_us,
+            "tuple_id": "int8" => date.tuple_id,
         ]);
         insert_rows!(self, "search_reference", owned(resources, |index| &index.references), |reference| [
             "param": "text" => reference.param,
@@ -195,6 +206,7 @@ impl Tx {
             "url": "text" => reference.url.as_deref(),
             "identifier_system": "text" => reference.identifier_system.as_deref(),
             "identifier_value": "text" => reference.identifier_value.as_deref(),
+            "tuple_id": "int8" => reference.tuple_id,
         ]);
         insert_rows!(self, "search_quantity", owned(resources, |index| &index.quantities), |quantity| [
             "param": "text" => quantity.param,
@@ -204,16 +216,19 @@ impl Tx {
             "system": "text" => quantity.system.as_deref(),
             "code": "text" => quantity.code.as_deref(),
             "unit": "text" => quantity.unit.as_deref(),
+            "tuple_id": "int8" => quantity.tuple_id,
         ]);
         insert_rows!(self, "search_number", owned(resources, |index| &index.numbers), |number| [
             "param": "text" => number.param,
             "value": "float8" => number.value,
             "low": "float8" => number.low,
             "high": "float8" => number.high,
+            "tuple_id": "int8" => number.tuple_id,
         ]);
         insert_rows!(self, "search_uri", owned(resources, |index| &index.uris), |uri| [
             "param": "text" => uri.param,
             "uri": "text" => uri.uri.as_str(),
+            "tuple_id": "int8" => uri.tuple_id,
         ]);
         insert_rows!(self, "resource_compartment", owned(resources, |index| &index.compartments), |compartment| [
             "compartment_type": "text" => compartment.compartment_type,

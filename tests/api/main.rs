@@ -5,6 +5,7 @@ mod common;
 mod auth_admin;
 mod capability;
 mod cli;
+mod composite_search;
 mod concurrency;
 mod crud;
 mod errors;

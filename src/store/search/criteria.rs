@@ -3,12 +3,13 @@
 //! Every criterion becomes a set of matching resource ids: `r.id IN (SELECT resource_id
 //! FROM <index table> WHERE resource_type = … AND param = … AND <value test>)`, which both
 //! engines run from the `(resource_type, param, …)` lookup indexes. Chains and `_has` wrap
-//! that set in `search_reference` hops; `:missing` and `:not` negate it.
+//! that set in `search_reference` hops; `:missing` and `:not` negate it. A composite
+//! value needs all its components to match rows of one tuple (joined on `tuple_id`).
 
 use crate::search::ParamType;
 use crate::search::query::{
-    Criterion, DateValue, Direction, NumberValue, Prefix, QuantityValue, ReferenceValue,
-    StringValue, SystemCode, SystemMatch, Test, TokenValue, UriValue, Value,
+    ComponentValue, Criterion, DateValue, Direction, NumberValue, Prefix, QuantityValue,
+    ReferenceValue, StringValue, SystemCode, SystemMatch, Test, TokenValue, UriValue, Value,
 };
 
 use super::sql::{Sql, like_escape, prefix_upper_bound};
@@ -84,42 +85,75 @@ fn push_positive_set(sql: &mut Sql, criterion: &Criterion, resource_type: &str, 
     push_values(sql, &criterion.test, base);
 }
 
-/// A composite value matches a resource whose component parameters each match their part
-/// (the index keeps components separately, so the parts may come from different
-/// repetitions of the element).
+/// Ids of the resources with a tuple of the composite (`:missing`), or with a tuple whose
+/// components all match one of the values: the component rows of one tuple share their
+/// `tuple_id` (see `migrations/*/0003_composite_search.sql`).
 fn push_composite_set(sql: &mut Sql, criterion: &Criterion, resource_type: &str, base: &str) {
-    sql.push("SELECT id FROM resources WHERE resource_type = ")
-        .text(resource_type)
-        .push(" AND deleted = ")
-        .bind(super::sql::Bind::Bool(false));
     let values = match &criterion.test {
         Test::Any(values) | Test::NotAny(values) => values,
-        Test::Missing(_) => return,
+        Test::Missing(_) => return push_any_tuple(sql, criterion, resource_type),
     };
-    sql.push(" AND (");
     for (index, value) in values.iter().enumerate() {
         if index > 0 {
-            sql.push(" OR ");
+            sql.push(" UNION ");
         }
-        sql.push("(1 = 1");
-        if let Value::Composite(components) = value {
-            for component in components {
-                let part = Criterion {
-                    name: criterion.name.clone(),
-                    chain: Vec::new(),
-                    resource_type: criterion.resource_type,
-                    param: component.param,
-                    kind: kind_of(&component.value),
-                    test: Test::Any(vec![component.value.clone()]),
-                };
-                sql.push(" AND id IN (");
-                push_positive_set(sql, &part, resource_type, base);
-                sql.push(")");
-            }
+        match value {
+            Value::Composite(components) => push_tuple_match(sql, components, resource_type, base),
+            _ => push_no_resource(sql),
         }
-        sql.push(")");
     }
+}
+
+/// Ids of the resources with a tuple of the composite: every tuple has a row of each
+/// component, so those of the first component.
+fn push_any_tuple(sql: &mut Sql, criterion: &Criterion, resource_type: &str) {
+    let first = crate::search::param(resource_type, criterion.param)
+        .and_then(|param| param.components.first());
+    let Some(first) = first else {
+        return push_no_resource(sql);
+    };
+    sql.push("SELECT resource_id FROM ")
+        .push(table(first.kind))
+        .push(" WHERE resource_type = ")
+        .text(resource_type)
+        .push(" AND param = ")
+        .text(&*first.row_param);
+}
+
+/// Ids of the resources with a tuple whose rows match each component value: a row `t` of
+/// the first component, and for each other component a row `c` of the same tuple.
+fn push_tuple_match(sql: &mut Sql, components: &[ComponentValue], resource_type: &str, base: &str) {
+    let Some((first, others)) = components.split_first() else {
+        return push_no_resource(sql);
+    };
+    // A value test names its table's columns unqualified: they resolve to the innermost
+    // table with them, `c` inside `EXISTS`, else `t`.
+    sql.push("SELECT t.resource_id FROM ")
+        .push(table(kind_of(&first.value)))
+        .push(" t WHERE t.resource_type = ")
+        .text(resource_type)
+        .push(" AND t.param = ")
+        .text(first.param)
+        .push(" AND (");
+    push_value(sql, &first.value, base);
     sql.push(")");
+    for component in others {
+        sql.push(" AND EXISTS (SELECT 1 FROM ")
+            .push(table(kind_of(&component.value)))
+            .push(
+                " c WHERE c.resource_type = t.resource_type AND c.resource_id = t.resource_id \
+                 AND c.param = ",
+            )
+            .text(component.param)
+            .push(" AND c.tuple_id = t.tuple_id AND (");
+        push_value(sql, &component.value, base);
+        sql.push("))");
+    }
+}
+
+/// A set of resource ids that is always empty.
+fn push_no_resource(sql: &mut Sql) {
+    sql.push("SELECT resource_id FROM search_token WHERE 1 = 0");
 }
 
 /// The `AND (…)` of a test's values (nothing for `:missing`).
@@ -205,7 +239,7 @@ fn push_value(sql: &mut Sql, value: &Value, base: &str) {
         Value::Quantity(value) => push_quantity(sql, value),
         Value::Reference(value) => push_reference(sql, value, base),
         Value::Uri(value) => push_uri(sql, value),
-        // Composite criteria are compiled as a whole by `push_composite_set`.
+        // A composite's components are tested by `push_tuple_match`.
         Value::Composite(_) => {
             sql.push("1 = 0");
         }

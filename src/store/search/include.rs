@@ -89,8 +89,14 @@ fn push_include_filters(sql: &mut Sql, include: &Include) {
     if let Some(source_type) = include.source_type {
         sql.push(" AND resource_type = ").text(source_type);
     }
-    if let Some(param) = include.param {
-        sql.push(" AND param = ").text(param);
+    match include.param {
+        Some(param) => {
+            sql.push(" AND param = ").text(param);
+        }
+        // `*`: every reference parameter, not the rows of a composite's components.
+        None => {
+            sql.push(" AND tuple_id IS NULL");
+        }
     }
 }
 

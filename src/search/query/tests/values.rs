@@ -434,9 +434,9 @@ fn composites_parse_each_component_by_its_type() {
         panic!("{list:?}")
     };
     assert_eq!(parts.len(), 2);
-    assert_eq!(parts[0].param, "code");
+    assert_eq!(parts[0].param, "code-value-quantity$0");
     assert_eq!(parts[0].value, code(is("http://loinc.org"), Some("8480-6")));
-    assert_eq!(parts[1].param, "value-quantity");
+    assert_eq!(parts[1].param, "code-value-quantity$1");
     let q = quantity(parts[1].value.clone());
     assert_eq!(q.prefix, Prefix::Gt);
     assert!(close(q.value, 100.0));

@@ -38,7 +38,8 @@ pub enum Value {
 /// prefix, uris exactly, and dates, numbers and quantities take prefixes.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ComponentValue {
-    /// The code of the parameter the component is defined by (`value-quantity`).
+    /// The `param` of the component's index rows (`code-value-quantity$1`, see
+    /// [`Component::row_param`](crate::search::Component::row_param)).
     pub param: &'static str,
     pub value: Value,
 }
@@ -145,7 +146,7 @@ fn composite(param: &'static SearchParam, item: &str, now_us: i64) -> Parsed<Val
                 )));
             }
             Ok(ComponentValue {
-                param: &component.code,
+                param: &component.row_param,
                 value: unmodified(param, component.kind, part, now_us)?,
             })
         })
