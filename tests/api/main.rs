@@ -11,6 +11,7 @@ mod history;
 mod indexing;
 mod negotiation;
 mod operations;
+mod paging;
 mod search;
 mod transaction;
 mod us_core_search;
