@@ -48,11 +48,22 @@ pub struct SearchPage {
     pub total: Option<i64>,
 }
 
+/// How PostgreSQL plans a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// Prepared once per connection and reused: fixed-shape queries.
+    Cached,
+    /// Planned on each run with its values: search SQL, whose best plan depends on them
+    /// (a reused statement may switch to a generic plan that ignores them).
+    PerRun,
+}
+
 /// The query of `$sql` with its values bound (for either engine's pool).
 macro_rules! bound {
-    ($sql:expr) => {{
+    ($sql:expr, $plan:expr) => {{
         let sql = $sql;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql.text)).persistent($plan == Plan::Cached);
         for bind in sql.binds {
             query = match bind {
                 Bind::Text(value) => query.bind(value),
@@ -101,7 +112,7 @@ impl Store {
         let keys = &spec.query.controls.sort;
         let sql = page_sql(keys, filter, &spec.cursor, spec.count + 1);
         let types: Vec<SortType> = keys.iter().map(sort_type).collect();
-        let mut rows = self.fetch_keyed(sql, &types).await?;
+        let mut rows = self.fetch_keyed(sql, Plan::PerRun, &types).await?;
         let more = rows.len() as i64 > spec.count;
         rows.truncate(spec.count as usize);
         let backwards = matches!(spec.cursor, Cursor::Before(_));
@@ -130,15 +141,20 @@ impl Store {
         Ok(())
     }
 
-    pub(super) async fn fetch(&self, sql: Sql) -> StoreResult<Vec<StoredResource>> {
-        let rows = self.fetch_keyed(sql, &[]).await?;
+    pub(super) async fn fetch(&self, sql: Sql, plan: Plan) -> StoreResult<Vec<StoredResource>> {
+        let rows = self.fetch_keyed(sql, plan, &[]).await?;
         Ok(rows.into_iter().map(|(stored, _)| stored).collect())
     }
 
     /// Rows of the five resource columns, then one column of each type in `types`.
-    async fn fetch_keyed(&self, sql: Sql, types: &[SortType]) -> StoreResult<Vec<Keyed>> {
+    async fn fetch_keyed(
+        &self,
+        sql: Sql,
+        plan: Plan,
+        types: &[SortType],
+    ) -> StoreResult<Vec<Keyed>> {
         dispatch!(self, pool => {
-            let query = bound!(sql);
+            let query = bound!(sql, plan);
             let rows = query.fetch_all(pool).await?;
             rows.iter()
                 .map(|row| {
@@ -171,7 +187,7 @@ impl Store {
 
     async fn fetch_count(&self, sql: Sql) -> StoreResult<i64> {
         dispatch!(self, pool => {
-            let query = bound!(sql);
+            let query = bound!(sql, Plan::PerRun);
             let row = query.fetch_one(pool).await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
