@@ -6,6 +6,7 @@ mod capability;
 mod cli;
 mod concurrency;
 mod crud;
+mod docref;
 mod errors;
 mod history;
 mod indexing;
