@@ -103,7 +103,9 @@ impl Inputs {
             "start" => set_once(&mut self.start, name, checked_date(name, value)?),
             "end" => set_once(&mut self.end, name, checked_date(name, value)?),
             "type" => {
-                self.types.push(value.to_string());
+                if !value.is_empty() {
+                    self.types.push(value.to_string());
+                }
                 Ok(())
             }
             "_count" | "_cursor" => {
@@ -115,12 +117,7 @@ impl Inputs {
                 _ => Err(invalid(name, "on-demand must be true or false")),
             },
             "profile" | "_format" | "_pretty" => Ok(()),
-            other => Err(invalid(
-                other,
-                format!(
-                    "$docref takes patient, start, end, type, on-demand and profile, not {other:?}"
-                ),
-            )),
+            other => Err(unknown(other)),
         }
     }
 
@@ -151,12 +148,7 @@ impl Inputs {
                 .map(drop)
                 .ok_or_else(|| invalid(name, "on-demand must be a valueBoolean")),
             "profile" => parameter.string("valueCanonical").map(drop),
-            other => Err(invalid(
-                other,
-                format!(
-                    "$docref takes patient, start, end, type, on-demand and profile, not {other:?}"
-                ),
-            )),
+            other => Err(unknown(other)),
         }
     }
 
@@ -200,6 +192,13 @@ impl Inputs {
 
 fn invalid(name: &str, message: impl Into<String>) -> FhirError {
     FhirError::bad_request(message).expression_at(name.to_string())
+}
+
+fn unknown(name: &str) -> FhirError {
+    invalid(
+        name,
+        format!("$docref takes patient, start, end, type, on-demand and profile, not {name:?}"),
+    )
 }
 
 fn set_once(slot: &mut Option<String>, name: &str, value: String) -> FhirResult<()> {

@@ -166,19 +166,7 @@ impl Store {
                         deleted: false,
                         body: row.try_get(4)?,
                     };
-                    let values = types
-                        .iter()
-                        .enumerate()
-                        .map(|(index, sort_type)| {
-                            let index = 5 + index;
-                            Ok(match sort_type {
-                                SortType::Text => row.try_get::<Option<String>, _>(index)?.map(SortValue::Text),
-                                SortType::Int => row.try_get::<Option<i64>, _>(index)?.map(SortValue::Int),
-                                SortType::Float => row.try_get::<Option<f64>, _>(index)?.map(SortValue::Float),
-                            })
-                        })
-                        .collect::<Result<Vec<_>, sqlx::Error>>()?;
-                    Ok((stored, values))
+                    Ok((stored, sort_values(row, types)?))
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(Into::into)
@@ -192,6 +180,30 @@ impl Store {
             Ok(row.try_get::<i64, _>(0)?)
         })
     }
+}
+
+/// The `_sort` values after the five resource columns of `row`.
+fn sort_values<R: Row>(row: &R, types: &[SortType]) -> Result<Vec<Option<SortValue>>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    types
+        .iter()
+        .enumerate()
+        .map(|(index, sort_type)| {
+            let index = 5 + index;
+            Ok(match sort_type {
+                SortType::Text => row
+                    .try_get::<Option<String>, _>(index)?
+                    .map(SortValue::Text),
+                SortType::Int => row.try_get::<Option<i64>, _>(index)?.map(SortValue::Int),
+                SortType::Float => row.try_get::<Option<f64>, _>(index)?.map(SortValue::Float),
+            })
+        })
+        .collect()
 }
 
 fn keyset((stored, values): &Keyed) -> Keyset {
