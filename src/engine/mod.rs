@@ -2,6 +2,7 @@
 //! conditional references and transaction/batch Bundles. Used by the REST layer and import.
 
 pub mod conditional;
+mod cursor;
 pub mod index;
 pub mod prepare;
 pub mod reindex;

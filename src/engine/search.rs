@@ -3,6 +3,7 @@
 
 use serde_json::{Value, json};
 
+use super::cursor::{cursor_text, parse_cursor};
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::fhir::subset::Subset;
@@ -59,7 +60,7 @@ pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult
             .map_or(request.limits.default, i64::from)
             .min(request.limits.max),
     };
-    let cursor = parse_cursor(query.controls.cursor.as_deref())?;
+    let cursor = parse_cursor(query.controls.cursor.as_deref(), &query)?;
     let subset = subset_of(&query)?;
     let page = store
         .search(&SearchSpec {
@@ -104,46 +105,6 @@ fn subset_of(query: &SearchQuery) -> FhirResult<Subset> {
     };
     let elements = query.controls.elements.join(",");
     Subset::from_params(summary, (!elements.is_empty()).then_some(elements.as_str()))
-}
-
-/// Cursors are opaque to clients: `k.<type>.<id>` (after a key), `b.<type>.<id>` (before a
-/// key) or `o.<offset>` (a position in a `_sort`ed result).
-fn parse_cursor(text: Option<&str>) -> FhirResult<Cursor> {
-    let Some(text) = text else {
-        return Ok(Cursor::Start);
-    };
-    let invalid = || {
-        FhirError::bad_request(format!(
-            "_cursor {text:?} is not a paging cursor of this server"
-        ))
-        .expression_at("_cursor")
-    };
-    if let Some(key) = text.strip_prefix("k.") {
-        let (resource_type, id) = key.split_once('.').ok_or_else(invalid)?;
-        return Ok(Cursor::After(resource_type.to_string(), id.to_string()));
-    }
-    if let Some(key) = text.strip_prefix("b.") {
-        let (resource_type, id) = key.split_once('.').ok_or_else(invalid)?;
-        return Ok(Cursor::Before(resource_type.to_string(), id.to_string()));
-    }
-    if let Some(offset) = text.strip_prefix("o.") {
-        let offset: i64 = offset.parse().map_err(|_| invalid())?;
-        return if offset >= 0 {
-            Ok(Cursor::Offset(offset))
-        } else {
-            Err(invalid())
-        };
-    }
-    Err(invalid())
-}
-
-fn cursor_text(cursor: &Cursor) -> Option<String> {
-    match cursor {
-        Cursor::Start => None,
-        Cursor::After(resource_type, id) => Some(format!("k.{resource_type}.{id}")),
-        Cursor::Before(resource_type, id) => Some(format!("b.{resource_type}.{id}")),
-        Cursor::Offset(offset) => Some(format!("o.{offset}")),
-    }
 }
 
 fn page_link(base: &str, path: &str, params: &[(String, String)], cursor: &Cursor) -> String {

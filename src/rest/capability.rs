@@ -47,6 +47,10 @@ fn operations(resource_type: &str) -> Option<Value> {
         "DocumentReference" => Some(json!([{
             "name": "docref",
             "definition": "http://hl7.org/fhir/us/core/OperationDefinition/docref",
+            "documentation": "GET with query parameters or POST with a Parameters body: the \
+                patient's stored DocumentReferences, those whose context.period overlaps \
+                start..end when given, of any of the given types. on-demand and profile are \
+                accepted; no document is generated on demand.",
         }])),
         _ => None,
     }

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per FHIR interaction.
 
 pub mod capability;
+pub mod docref;
 pub mod health;
 pub mod history;
 pub mod negotiate;
@@ -29,7 +30,10 @@ pub fn fhir_routes() -> Router<AppState> {
             "/Patient/{id}/$everything",
             get(operations::patient_everything),
         )
-        .route("/DocumentReference/$docref", get(operations::docref))
+        .route(
+            "/DocumentReference/$docref",
+            get(docref::docref).post(docref::docref_post),
+        )
         .route("/_history", get(history::system_history))
         .route(
             "/{resource_type}",

@@ -1,4 +1,4 @@
-//! Operations: `Patient/[id]/$everything` and US Core's `DocumentReference/$docref`.
+//! `Patient/[id]/$everything` (US Core's `DocumentReference/$docref` is in `docref`).
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -48,52 +48,6 @@ pub async fn patient_everything(
             limits: state.page_limits(),
             base: &state.config.fhir_base(),
             link: Some((&path, &request.params)),
-        },
-    )
-    .await?;
-    Ok(json_value(StatusCode::OK, request.format, &bundle))
-}
-
-/// `DocumentReference/$docref?patient=…[&start=…][&end=…][&type=…]`: the patient's
-/// documents, those whose period overlaps `start`..`end` when given.
-pub async fn docref(State(state): State<AppState>, request: FhirRequest) -> FhirResult<Response> {
-    let mut params: Vec<(String, String)> = Vec::new();
-    let mut patient = None;
-    for (name, value) in &request.params {
-        match name.as_str() {
-            "patient" => {
-                patient = Some(value.clone());
-                params.push(("patient".into(), value.clone()));
-            }
-            "start" => params.push(("period".into(), format!("ge{value}"))),
-            "end" => params.push(("period".into(), format!("le{value}"))),
-            "type" => params.push(("type".into(), value.clone())),
-            "_count" | "_cursor" => params.push((name.clone(), value.clone())),
-            // Accepted and answered with the stored documents.
-            "on-demand" | "profile" | "_format" | "_pretty" => {}
-            other => {
-                return Err(FhirError::bad_request(format!(
-                    "$docref takes patient, start, end and type, not {other:?}"
-                ))
-                .expression_at(other.to_string()));
-            }
-        }
-    }
-    if patient.is_none() {
-        return Err(
-            FhirError::bad_request("$docref needs the patient parameter").expression_at("patient"),
-        );
-    }
-    let bundle = searchset(
-        &state.store,
-        &SearchRequest {
-            resource_type: Some("DocumentReference"),
-            params: &params,
-            patient_compartment: None,
-            strict: true,
-            limits: state.page_limits(),
-            base: &state.config.fhir_base(),
-            link: Some(("DocumentReference/$docref", &request.params)),
         },
     )
     .await?;

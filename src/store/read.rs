@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 
-use super::search::{Bind, Sql};
+use super::search::{Bind, Plan, Sql};
 use super::{Store, StoreResult, dispatch};
 
 /// One stored version of a resource, with the exact bytes to serve.
@@ -98,6 +98,6 @@ impl Store {
             .text(after_id)
             .push(")) ORDER BY resource_type, id LIMIT ")
             .int(limit);
-        self.fetch(sql).await
+        self.fetch(sql, Plan::Cached).await
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashSet;
 
+use super::Plan;
 use super::sql::{Bind, Sql};
 use crate::search::query::{Include, SearchQuery};
 use crate::store::{Store, StoreResult, StoredResource};
@@ -30,10 +31,10 @@ pub async fn included(
         let wanted = |include: &&Include| iteration == 0 || include.iterate;
         let mut found = Vec::new();
         for include in controls.include.iter().filter(wanted) {
-            found.extend(store.fetch(forward(include, &round)).await?);
+            found.extend(store.fetch(forward(include, &round), Plan::PerRun).await?);
         }
         for include in controls.revinclude.iter().filter(wanted) {
-            found.extend(store.fetch(reverse(include, &round)).await?);
+            found.extend(store.fetch(reverse(include, &round), Plan::PerRun).await?);
         }
         found_in_round = Vec::new();
         for stored in found {

@@ -2,26 +2,27 @@
 
 mod criteria;
 mod include;
+mod keyset;
 pub(super) mod sql;
 
 use sqlx::Row;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
-use crate::search::query::{SearchQuery, SortKey, Total};
-use criteria::{push_criterion, table};
+use crate::search::query::{SearchQuery, Total};
+use criteria::push_criterion;
+use keyset::page_sql;
+pub use keyset::{Keyset, SortType, SortValue, sort_type};
 pub(super) use sql::{Bind, Sql};
 
 /// Where a page starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Cursor {
     /// The first page.
     Start,
-    /// After this `(type, id)` in the default order (keyset paging).
-    After(String, String),
-    /// Before this `(type, id)` in the default order (the previous page).
-    Before(String, String),
-    /// After this many matches (pages of a `_sort`ed search).
-    Offset(i64),
+    /// After this row in the search's order.
+    After(Keyset),
+    /// Before this row in the search's order (the previous page).
+    Before(Keyset),
 }
 
 /// A search to run.
@@ -47,11 +48,22 @@ pub struct SearchPage {
     pub total: Option<i64>,
 }
 
+/// How PostgreSQL plans a statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Plan {
+    /// Prepared once per connection and reused: fixed-shape queries.
+    Cached,
+    /// Planned on each run with its values: search SQL, whose best plan depends on them
+    /// (a reused statement may switch to a generic plan that ignores them).
+    PerRun,
+}
+
 /// The query of `$sql` with its values bound (for either engine's pool).
 macro_rules! bound {
-    ($sql:expr) => {{
+    ($sql:expr, $plan:expr) => {{
         let sql = $sql;
-        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql.text));
+        let mut query =
+            sqlx::query(sqlx::AssertSqlSafe(sql.text)).persistent($plan == Plan::Cached);
         for bind in sql.binds {
             query = match bind {
                 Bind::Text(value) => query.bind(value),
@@ -66,73 +78,15 @@ macro_rules! bound {
 
 const COLUMNS: &str = "r.resource_type, r.id, r.version_id, r.last_updated, r.body";
 
+/// A matching resource with its `_sort` values.
+type Keyed = (StoredResource, Vec<Option<SortValue>>);
+
 impl Store {
     pub async fn search(&self, spec: &SearchSpec<'_>) -> StoreResult<SearchPage> {
         let filter = filter(spec);
         let mut page = SearchPage::default();
         if spec.count > 0 {
-            let backwards = matches!(spec.cursor, Cursor::Before(..));
-            let mut sql = Sql::default();
-            sql.push("SELECT ")
-                .push(COLUMNS)
-                .push(" FROM resources r WHERE ");
-            sql.append(filter.clone());
-            push_cursor(&mut sql, &spec.cursor);
-            push_order(&mut sql, &spec.query.controls.sort, backwards);
-            sql.push(" LIMIT ").int(spec.count + 1);
-            if let Cursor::Offset(offset) = spec.cursor {
-                sql.push(" OFFSET ").int(offset);
-            }
-            let mut matches = self.fetch(sql).await?;
-            let more = matches.len() as i64 > spec.count;
-            matches.truncate(spec.count as usize);
-            if backwards {
-                matches.reverse();
-            }
-            let key = |stored: &StoredResource| (stored.resource_type.clone(), stored.id.clone());
-            match (&spec.cursor, spec.query.controls.sort.is_empty()) {
-                // Keyset pages (the default order): neighbours are named by the edge keys.
-                (Cursor::Before(..), true) => {
-                    page.next = matches
-                        .last()
-                        .map(|last| Cursor::After(key(last).0, key(last).1));
-                    if more {
-                        page.previous = matches
-                            .first()
-                            .map(|first| Cursor::Before(key(first).0, key(first).1));
-                    }
-                }
-                (cursor, true) => {
-                    if more {
-                        page.next = matches
-                            .last()
-                            .map(|last| Cursor::After(key(last).0, key(last).1));
-                    }
-                    if *cursor != Cursor::Start {
-                        page.previous = matches
-                            .first()
-                            .map(|first| Cursor::Before(key(first).0, key(first).1));
-                    }
-                }
-                // `_sort`ed pages are numbered by position.
-                (cursor, false) => {
-                    let offset = match cursor {
-                        Cursor::Offset(offset) => *offset,
-                        _ => 0,
-                    };
-                    if more {
-                        page.next = Some(Cursor::Offset(offset + spec.count));
-                    }
-                    if offset > 0 {
-                        page.previous = Some(Cursor::Offset((offset - spec.count).max(0)));
-                    }
-                }
-            }
-            if spec.cursor == Cursor::Start && !more {
-                // The whole result fits on the first page: its size is the total, for free.
-                page.total = Some(matches.len() as i64);
-            }
-            page.matches = matches;
+            self.search_page(spec, filter.clone(), &mut page).await?;
         }
         let wants_total = matches!(
             spec.query.controls.total,
@@ -141,27 +95,78 @@ impl Store {
         if page.total.is_none() && wants_total {
             let mut sql = Sql::default();
             sql.push("SELECT COUNT(*) FROM resources r WHERE ");
-            sql.append(filter.clone());
+            sql.append(filter);
             page.total = Some(self.fetch_count(sql).await?);
         }
         page.included = include::included(self, spec.query, &page.matches).await?;
         Ok(page)
     }
 
-    pub(super) async fn fetch(&self, sql: Sql) -> StoreResult<Vec<StoredResource>> {
+    /// The page's matches and the cursors of its neighbours.
+    async fn search_page(
+        &self,
+        spec: &SearchSpec<'_>,
+        filter: Sql,
+        page: &mut SearchPage,
+    ) -> StoreResult<()> {
+        let keys = &spec.query.controls.sort;
+        let sql = page_sql(keys, filter, &spec.cursor, spec.count + 1);
+        let types: Vec<SortType> = keys.iter().map(sort_type).collect();
+        let mut rows = self.fetch_keyed(sql, Plan::PerRun, &types).await?;
+        let more = rows.len() as i64 > spec.count;
+        rows.truncate(spec.count as usize);
+        let backwards = matches!(spec.cursor, Cursor::Before(_));
+        if backwards {
+            rows.reverse();
+        }
+        let first = rows.first().map(keyset);
+        let last = rows.last().map(keyset);
+        // Walking back, the page after this one is where the walk came from.
+        let (has_next, has_previous) = if backwards {
+            (true, more)
+        } else {
+            (more, spec.cursor != Cursor::Start)
+        };
+        if has_next {
+            page.next = last.map(Cursor::After);
+        }
+        if has_previous {
+            page.previous = first.map(Cursor::Before);
+        }
+        if spec.cursor == Cursor::Start && !more {
+            // The whole result fits on the first page: its size is the total, for free.
+            page.total = Some(rows.len() as i64);
+        }
+        page.matches = rows.into_iter().map(|(stored, _)| stored).collect();
+        Ok(())
+    }
+
+    pub(super) async fn fetch(&self, sql: Sql, plan: Plan) -> StoreResult<Vec<StoredResource>> {
+        let rows = self.fetch_keyed(sql, plan, &[]).await?;
+        Ok(rows.into_iter().map(|(stored, _)| stored).collect())
+    }
+
+    /// Rows of the five resource columns, then one column of each type in `types`.
+    async fn fetch_keyed(
+        &self,
+        sql: Sql,
+        plan: Plan,
+        types: &[SortType],
+    ) -> StoreResult<Vec<Keyed>> {
         dispatch!(self, pool => {
-            let query = bound!(sql);
+            let query = bound!(sql, plan);
             let rows = query.fetch_all(pool).await?;
-            rows.into_iter()
+            rows.iter()
                 .map(|row| {
-                    Ok(StoredResource {
+                    let stored = StoredResource {
                         resource_type: row.try_get(0)?,
                         id: row.try_get(1)?,
                         version_id: row.try_get(2)?,
                         last_updated: row.try_get(3)?,
                         deleted: false,
                         body: row.try_get(4)?,
-                    })
+                    };
+                    Ok((stored, sort_values(row, types)?))
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(Into::into)
@@ -170,10 +175,42 @@ impl Store {
 
     async fn fetch_count(&self, sql: Sql) -> StoreResult<i64> {
         dispatch!(self, pool => {
-            let query = bound!(sql);
+            let query = bound!(sql, Plan::PerRun);
             let row = query.fetch_one(pool).await?;
             Ok(row.try_get::<i64, _>(0)?)
         })
+    }
+}
+
+/// The `_sort` values after the five resource columns of `row`.
+fn sort_values<R: Row>(row: &R, types: &[SortType]) -> Result<Vec<Option<SortValue>>, sqlx::Error>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    types
+        .iter()
+        .enumerate()
+        .map(|(index, sort_type)| {
+            let index = 5 + index;
+            Ok(match sort_type {
+                SortType::Text => row
+                    .try_get::<Option<String>, _>(index)?
+                    .map(SortValue::Text),
+                SortType::Int => row.try_get::<Option<i64>, _>(index)?.map(SortValue::Int),
+                SortType::Float => row.try_get::<Option<f64>, _>(index)?.map(SortValue::Float),
+            })
+        })
+        .collect()
+}
+
+fn keyset((stored, values): &Keyed) -> Keyset {
+    Keyset {
+        values: values.clone(),
+        resource_type: stored.resource_type.clone(),
+        id: stored.id.clone(),
     }
 }
 
@@ -211,81 +248,4 @@ fn filter(spec: &SearchSpec<'_>) -> Sql {
         push_criterion(&mut sql, criterion, spec.base);
     }
     sql
-}
-
-fn push_cursor(sql: &mut Sql, cursor: &Cursor) {
-    let (resource_type, id, comparison) = match cursor {
-        Cursor::After(resource_type, id) => (resource_type, id, " > "),
-        Cursor::Before(resource_type, id) => (resource_type, id, " < "),
-        Cursor::Start | Cursor::Offset(_) => return,
-    };
-    sql.push(" AND (r.resource_type")
-        .push(comparison)
-        .text(resource_type.as_str())
-        .push(" OR (r.resource_type = ")
-        .text(resource_type.as_str())
-        .push(" AND r.id")
-        .push(comparison)
-        .text(id.as_str())
-        .push("))");
-}
-
-/// `_sort` keys by their smallest (ascending) or largest (descending) index value, then the
-/// resource key, so the order is total and stable.
-/// `backwards` walks the default order in reverse (to find a previous page).
-fn push_order(sql: &mut Sql, keys: &[SortKey], backwards: bool) {
-    sql.push(" ORDER BY ");
-    for key in keys {
-        let direction = if key.descending { " DESC" } else { " ASC" };
-        match key.param {
-            "_id" => {
-                sql.push("r.id").push(direction);
-            }
-            "_lastUpdated" => {
-                sql.push("r.last_updated").push(direction);
-            }
-            param => {
-                let (aggregate, column) = sort_column(key);
-                sql.push("(SELECT ")
-                    .push(aggregate)
-                    .push("(")
-                    .push(column)
-                    .push(") FROM ")
-                    .push(table(key.kind))
-                    .push(" s WHERE s.resource_type = r.resource_type AND s.resource_id = r.id AND s.param = ")
-                    .text(param)
-                    .push(")")
-                    .push(direction)
-                    // Resources without a value come last, on both engines.
-                    .push(" NULLS LAST");
-            }
-        }
-        sql.push(", ");
-    }
-    sql.push(if backwards {
-        "r.resource_type DESC, r.id DESC"
-    } else {
-        "r.resource_type, r.id"
-    });
-}
-
-fn sort_column(key: &SortKey) -> (&'static str, &'static str) {
-    use crate::search::ParamType;
-    let aggregate = if key.descending { "MAX" } else { "MIN" };
-    let column = match key.kind {
-        ParamType::String => "normalized",
-        ParamType::Token => "code",
-        ParamType::Date => {
-            if key.descending {
-                "end_us"
-            } else {
-                "start_us"
-            }
-        }
-        ParamType::Reference => "target_id",
-        ParamType::Quantity | ParamType::Number => "value",
-        ParamType::Uri => "uri",
-        ParamType::Composite => "code",
-    };
-    (aggregate, column)
 }
