@@ -1,6 +1,7 @@
 //! Kiln's SMART App Launch authorization server: discovery, keys, clients, users, scopes,
 //! the authorize and token endpoints, and the access checks on every FHIR request.
 
+pub mod active;
 pub mod cli;
 pub mod crypto;
 pub mod discovery;
