@@ -78,11 +78,14 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
+    let bearer = middleware::from_fn_with_state(state.clone(), crate::auth::bearer::authenticate);
     Router::new()
-        .nest("/fhir", fhir_routes())
+        .nest("/fhir", fhir_routes().layer(bearer.clone()))
         .route(
             "/fhir/",
-            post(system::transaction).get(search::search_system),
+            post(system::transaction)
+                .get(search::search_system)
+                .layer(bearer),
         )
         .merge(crate::auth::routes())
         .route("/healthz", get(health::healthz))

@@ -1,7 +1,9 @@
 //! Kiln's SMART App Launch authorization server: discovery, keys, clients, users, scopes,
 //! the authorize and token endpoints, and the access checks on every FHIR request.
 
+pub mod access;
 pub mod active;
+pub mod bearer;
 pub mod cli;
 pub mod crypto;
 pub mod discovery;

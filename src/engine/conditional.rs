@@ -59,6 +59,7 @@ impl Condition {
     pub async fn matches(&self, store: &Store, base: &str) -> FhirResult<Vec<String>> {
         let page = store
             .search(&SearchSpec {
+                access: None,
                 query: &self.query,
                 base,
                 count: 2,

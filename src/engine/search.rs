@@ -3,7 +3,10 @@
 
 use serde_json::{Value, json};
 
+use super::access;
 use super::cursor::{cursor_text, parse_cursor};
+use crate::auth::access::Access;
+use crate::auth::scope::Permission;
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::fhir::subset::Subset;
@@ -34,6 +37,8 @@ pub struct SearchRequest<'a> {
     /// The path and parameters of the paging links, when not the search's own: an
     /// operation such as `Patient/[id]/$everything` pages with its own parameters.
     pub link: Option<(&'a str, &'a [(String, String)])>,
+    /// Who is searching: the search sees only what their token reaches.
+    pub access: &'a Access,
 }
 
 /// Runs the search and returns the `searchset` Bundle of one page.
@@ -62,15 +67,23 @@ pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult
     };
     let cursor = parse_cursor(query.controls.cursor.as_deref(), &query)?;
     let subset = subset_of(&query)?;
-    let page = store
+    let types: Vec<&str> = match query.resource_type {
+        Some(resource_type) => vec![resource_type],
+        None => query.types.clone(),
+    };
+    let filter = access::search_filter(request.access, &types, Permission::Search)?;
+    let mut page = store
         .search(&SearchSpec {
             query: &query,
             base: request.base,
             count,
             cursor: cursor.clone(),
             patient_compartment: request.patient_compartment,
+            access: filter.as_ref(),
         })
         .await?;
+    page.included =
+        access::retain_readable(store, request.base, request.access, page.included).await?;
     let path = match (
         request.link,
         request.patient_compartment,

@@ -10,10 +10,13 @@ use std::collections::{HashMap, HashSet};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
+use super::access;
 use super::conditional::{Condition, for_each_reference};
 use super::prepare::{Expect, prepare_resource};
 use super::search::{PageLimits, SearchRequest, searchset};
 use super::write::{Applied, WriteAction, WriteOutcome, WriteRequest, apply};
+use crate::auth::access::Access;
+use crate::auth::scope::Permission;
 use crate::fhir::id::{is_valid_id, new_id};
 use crate::fhir::instant::to_fhir_instant;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
@@ -88,6 +91,7 @@ pub async fn process_bundle(
     bundle: Map<String, Value>,
     base: &str,
     preference: ReturnPreference,
+    access: &Access,
 ) -> FhirResult<Value> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(FhirError::bad_request(
@@ -126,16 +130,17 @@ pub async fn process_bundle(
             .map(|(index, entry)| parse_entry(index, entry, base))
             .collect::<FhirResult<Vec<_>>>()?;
         check_no_duplicate_targets(&entries)?;
-        run_transaction(store, &entries, base).await?
+        run_transaction(store, &entries, base, access).await?
     } else {
         let mut results = Vec::with_capacity(raw_entries.len());
         for (index, entry) in raw_entries.into_iter().enumerate() {
             let result = match parse_entry(index, entry, base) {
-                Ok(entry) => match run_transaction(store, std::slice::from_ref(&entry), base).await
-                {
-                    Ok(mut results) => results.remove(0),
-                    Err(error) => EntryResult::Failed(error),
-                },
+                Ok(entry) => {
+                    match run_transaction(store, std::slice::from_ref(&entry), base, access).await {
+                        Ok(mut results) => results.remove(0),
+                        Err(error) => EntryResult::Failed(error),
+                    }
+                }
                 Err(error) => EntryResult::Failed(error),
             };
             results.push(result);
@@ -393,13 +398,14 @@ async fn run_transaction(
     store: &Store,
     entries: &[Entry],
     base: &str,
+    access: &Access,
 ) -> FhirResult<Vec<EntryResult>> {
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = store.begin().await?;
-        match plan_and_apply(store, &mut tx, entries.to_vec(), base).await? {
+        match plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await? {
             Some(mut results) => {
                 tx.commit().await?;
-                read_entries(store, entries, &mut results, base).await?;
+                read_entries(store, entries, &mut results, base, access).await?;
                 return Ok(results);
             }
             None => continue,
@@ -416,6 +422,7 @@ async fn plan_and_apply(
     tx: &mut Tx,
     mut entries: Vec<Entry>,
     base: &str,
+    access: &Access,
 ) -> FhirResult<Option<Vec<EntryResult>>> {
     let mut results: Vec<Option<EntryResult>> = vec![None; entries.len()];
     // 1. Decide the identity every entry writes to, and map fullUrls to it.
@@ -559,6 +566,9 @@ async fn plan_and_apply(
             (Method::Put, Some(resource)) => WriteAction::Put(resource),
             _ => continue,
         };
+        check_write(store, base, access, &resource_type, &id, &action)
+            .await
+            .map_err(|error| error.expression_at(format!("Bundle.entry[{}]", entry.index)))?;
         requests.push(WriteRequest {
             resource_type,
             id,
@@ -588,6 +598,7 @@ async fn read_entries(
     entries: &[Entry],
     results: &mut [EntryResult],
     base: &str,
+    access: &Access,
 ) -> FhirResult<()> {
     for (slot, entry) in entries.iter().enumerate() {
         if entry.method != Method::Get {
@@ -606,6 +617,7 @@ async fn read_entries(
                     limits: BUNDLE_SEARCH_LIMITS,
                     base,
                     link: None,
+                    access,
                 };
                 results[slot] = match searchset(store, &request).await {
                     Ok(bundle) => EntryResult::Found(bundle),
@@ -629,9 +641,51 @@ async fn read_entries(
             Some(stored) if stored.deleted => {
                 EntryResult::Failed(FhirError::gone("the resource was deleted"))
             }
-            Some(stored) => EntryResult::Read(stored.body, stored.version_id, stored.last_updated),
+            Some(stored) => {
+                match access::require(store, base, access, Permission::Read, &stored).await {
+                    Ok(()) => {
+                        EntryResult::Read(stored.body, stored.version_id, stored.last_updated)
+                    }
+                    Err(error) => EntryResult::Failed(error),
+                }
+            }
             None => EntryResult::Failed(FhirError::not_found("no such resource")),
         };
+    }
+    Ok(())
+}
+
+/// The caller's token must reach the resource as it is (update, delete) and as it will be
+/// (create, update).
+async fn check_write(
+    store: &Store,
+    base: &str,
+    caller: &Access,
+    resource_type: &str,
+    id: &str,
+    action: &WriteAction,
+) -> FhirResult<()> {
+    if caller.is_full() {
+        return Ok(());
+    }
+    let existing = store
+        .read(resource_type, id)
+        .await?
+        .filter(|stored| !stored.deleted);
+    let (permission, new_body) = match (action, &existing) {
+        (WriteAction::Delete, _) => (Permission::Delete, None),
+        (WriteAction::Put(body), Some(_)) => (Permission::Update, Some(body)),
+        (WriteAction::Put(body) | WriteAction::Create(body), _) => (Permission::Create, Some(body)),
+    };
+    if let Some(stored) = &existing {
+        access::require(store, base, caller, permission, stored).await?;
+    }
+    if let Some(body) = new_body {
+        let mut body = Value::Object(body.clone());
+        body["id"] = Value::String(id.to_owned());
+        if !access::admits_new(caller, permission, &body)? {
+            return Err(access::outside_reach(resource_type, id));
+        }
     }
     Ok(())
 }
@@ -738,6 +792,7 @@ pub async fn execute(
     store: &Store,
     base: &str,
     interaction: Interaction<'_>,
+    access: &Access,
 ) -> FhirResult<InteractionResult> {
     let method = match interaction.method {
         "POST" => Method::Post,
@@ -767,7 +822,7 @@ pub async fn execute(
         if_match: interaction.if_match,
         if_none_exist,
     };
-    let mut results = run_transaction(store, std::slice::from_ref(&entry), base).await?;
+    let mut results = run_transaction(store, std::slice::from_ref(&entry), base, access).await?;
     match results.pop() {
         Some(EntryResult::Written(outcome)) => Ok(InteractionResult::Written(outcome)),
         Some(EntryResult::Existing { resource_type, id }) => {

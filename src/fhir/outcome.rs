@@ -22,6 +22,7 @@ pub enum IssueCode {
     Informational,
     Security,
     Login,
+    Forbidden,
 }
 
 impl IssueCode {
@@ -42,6 +43,7 @@ impl IssueCode {
             IssueCode::Informational => "informational",
             IssueCode::Security => "security",
             IssueCode::Login => "login",
+            IssueCode::Forbidden => "forbidden",
         }
     }
 }

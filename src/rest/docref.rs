@@ -78,6 +78,7 @@ async fn run(
             limits: state.page_limits(),
             base: &state.config.fhir_base(),
             link: Some(("DocumentReference/$docref", link_params)),
+            access: &request.access,
         },
     )
     .await?;

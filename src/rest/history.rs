@@ -8,10 +8,13 @@ use serde_json::{Value, json};
 use super::negotiate::{FhirRequest, json_value};
 use super::{resource_id, resource_type};
 use crate::app::AppState;
+use crate::auth::access::Access;
+use crate::auth::scope::Permission;
+use crate::engine::access as engine_access;
 use crate::fhir::id::new_id;
 use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
+use crate::store::{HistoryEntry, HistoryQuery, HistoryScope, StoredResource};
 
 /// The paging cursor: history continues with versions written before this sequence number.
 const CURSOR: &str = "_cursor";
@@ -29,6 +32,7 @@ pub async fn type_history(
     request: FhirRequest,
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
+    request.access.reach(resource_type, Permission::Read)?;
     let path = format!("{resource_type}/_history");
     history(
         &state,
@@ -46,10 +50,25 @@ pub async fn instance_history(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
-    if state.store.read(resource_type, id).await?.is_none() {
-        return Err(FhirError::not_found(format!(
-            "{resource_type}/{id} is not known"
-        )));
+    request.access.reach(resource_type, Permission::Read)?;
+    match state.store.read(resource_type, id).await? {
+        None => {
+            return Err(FhirError::not_found(format!(
+                "{resource_type}/{id} is not known"
+            )));
+        }
+        Some(stored) if !stored.deleted => {
+            let base = state.config.fhir_base();
+            engine_access::require(
+                &state.store,
+                &base,
+                &request.access,
+                Permission::Read,
+                &stored,
+            )
+            .await?;
+        }
+        Some(_) => {}
     }
     let path = format!("{resource_type}/{id}/_history");
     let scope = HistoryScope::Instance(resource_type.into(), id.into());
@@ -101,8 +120,9 @@ async fn history(
         .await?;
     let has_next = entries.len() as i64 > count;
     entries.truncate(count as usize);
-
+    let next_seq = entries.last().map(|last| last.seq).filter(|_| has_next);
     let base = state.config.fhir_base();
+    let entries = readable(state, &base, &request.access, entries).await?;
     let link = |cursor: Option<i64>| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("_count", &count.to_string());
@@ -115,8 +135,8 @@ async fn history(
         format!("{base}/{path}?{}", query.finish())
     };
     let mut links = vec![json!({"relation": "self", "url": link(before_seq)})];
-    if has_next && let Some(last) = entries.last() {
-        links.push(json!({"relation": "next", "url": link(Some(last.seq))}));
+    if let Some(seq) = next_seq {
+        links.push(json!({"relation": "next", "url": link(Some(seq))}));
     }
     let bundle = json!({
         "resourceType": "Bundle",
@@ -126,6 +146,34 @@ async fn history(
         "entry": entries.into_iter().map(|entry| history_entry(&base, entry)).collect::<Vec<_>>(),
     });
     Ok(json_value(StatusCode::OK, request.format, &bundle))
+}
+
+/// The versions the caller's token may read (a page may come out shorter; paging goes on
+/// from the last version looked at).
+async fn readable(
+    state: &AppState,
+    base: &str,
+    access: &Access,
+    entries: Vec<HistoryEntry>,
+) -> FhirResult<Vec<HistoryEntry>> {
+    if access.is_full() {
+        return Ok(entries);
+    }
+    let mut kept = Vec::with_capacity(entries.len());
+    for entry in entries {
+        let version = StoredResource {
+            resource_type: entry.resource_type.clone(),
+            id: entry.id.clone(),
+            version_id: entry.version_id,
+            last_updated: entry.last_updated,
+            deleted: entry.deleted,
+            body: entry.body.clone(),
+        };
+        if engine_access::admits(&state.store, base, access, Permission::Read, &version).await? {
+            kept.push(entry);
+        }
+    }
+    Ok(kept)
 }
 
 fn history_entry(base: &str, entry: HistoryEntry) -> Value {

@@ -5,6 +5,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::access::Access;
 use crate::engine::transaction::ReturnPreference;
 use crate::fhir::outcome::{FhirError, FhirResult};
 
@@ -25,6 +26,8 @@ pub struct FhirRequest {
     pub preference: ReturnPreference,
     /// Query parameters in order, repeats kept.
     pub params: Vec<(String, String)>,
+    /// Who is asking (set by the bearer-token middleware).
+    pub access: Access,
 }
 
 impl FhirRequest {
@@ -50,10 +53,16 @@ impl<S: Send + Sync> FromRequestParts<S> for FhirRequest {
             })
             .unwrap_or_default();
         let format = negotiate(&parts.headers, &params)?;
+        let access = parts
+            .extensions
+            .get::<Access>()
+            .cloned()
+            .unwrap_or(Access::Nobody);
         Ok(FhirRequest {
             format,
             preference: return_preference(&parts.headers),
             params,
+            access,
         })
     }
 }

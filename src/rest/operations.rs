@@ -7,6 +7,8 @@ use axum::response::Response;
 use super::negotiate::{FhirRequest, json_value};
 use super::resource_id;
 use crate::app::AppState;
+use crate::auth::scope::Permission;
+use crate::engine::access;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::outcome::{FhirError, FhirResult};
 
@@ -18,8 +20,18 @@ pub async fn patient_everything(
     request: FhirRequest,
 ) -> FhirResult<Response> {
     let id = resource_id(&id)?;
+    let base = state.config.fhir_base();
     match state.store.read("Patient", id).await? {
-        Some(stored) if !stored.deleted => {}
+        Some(stored) if !stored.deleted => {
+            access::require(
+                &state.store,
+                &base,
+                &request.access,
+                Permission::Read,
+                &stored,
+            )
+            .await?;
+        }
         Some(_) => return Err(FhirError::gone(format!("Patient/{id} was deleted"))),
         None => return Err(FhirError::not_found(format!("Patient/{id} is not known"))),
     }
@@ -46,8 +58,9 @@ pub async fn patient_everything(
             patient_compartment: Some(id),
             strict: true,
             limits: state.page_limits(),
-            base: &state.config.fhir_base(),
+            base: &base,
             link: Some((&path, &request.params)),
+            access: &request.access,
         },
     )
     .await?;

@@ -8,6 +8,8 @@ use axum::response::{IntoResponse, Response};
 use super::negotiate::{FhirRequest, json_body};
 use super::{resource_id, resource_type};
 use crate::app::AppState;
+use crate::auth::scope::Permission;
+use crate::engine::access;
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};
@@ -23,6 +25,7 @@ pub async fn read(
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
+    request.access.reach(resource_type, Permission::Read)?;
     let mut stored = state
         .store
         .read(resource_type, id)
@@ -31,6 +34,15 @@ pub async fn read(
     if stored.deleted {
         return Err(gone(&stored));
     }
+    let base = state.config.fhir_base();
+    access::require(
+        &state.store,
+        &base,
+        &request.access,
+        Permission::Read,
+        &stored,
+    )
+    .await?;
     if not_modified(&headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         add_version_headers(response.headers_mut(), &stored);
@@ -53,6 +65,7 @@ pub async fn vread(
             "{version:?} is not a version id (a positive integer)"
         ))
     })?;
+    request.access.reach(resource_type, Permission::Read)?;
     let mut stored = state
         .store
         .vread(resource_type, id, version_id)
@@ -63,6 +76,15 @@ pub async fn vread(
     if stored.deleted {
         return Err(gone(&stored));
     }
+    let base = state.config.fhir_base();
+    access::require(
+        &state.store,
+        &base,
+        &request.access,
+        Permission::Read,
+        &stored,
+    )
+    .await?;
     stored.body = subset.apply(stored.body);
     Ok(resource_response(StatusCode::OK, &request, stored))
 }

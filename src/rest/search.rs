@@ -149,6 +149,7 @@ async fn search(
             limits: state.page_limits(),
             base: &state.config.fhir_base(),
             link: None,
+            access: &request.access,
         },
     )
     .await?;

@@ -32,6 +32,7 @@ pub async fn transaction(
         bundle,
         &state.config.fhir_base(),
         request.preference,
+        &request.access,
     )
     .await?;
     Ok(json_value(StatusCode::OK, request.format, &response))

@@ -204,7 +204,13 @@ async fn run(
     request: &FhirRequest,
     interaction: Interaction<'_>,
 ) -> FhirResult<Response> {
-    let result = execute(&state.store, &state.config.fhir_base(), interaction).await?;
+    let result = execute(
+        &state.store,
+        &state.config.fhir_base(),
+        interaction,
+        &request.access,
+    )
+    .await?;
     respond(state, request, result).await
 }
 

@@ -38,4 +38,6 @@ pub use decimal::decimal_range;
 pub use extract::{ComponentValues, IndexEntry, IndexValue, extract, patient_compartments};
 pub use normalize::normalize_string;
 pub use reference::{ParsedReference, parse_reference};
-pub use registry::{Component, ParamType, SearchParam, param, params, registry_source};
+pub use registry::{
+    Component, ParamType, SearchParam, has_patient_compartment, param, params, registry_source,
+};

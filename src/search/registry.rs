@@ -143,6 +143,13 @@ pub fn compartment_params(resource_type: &str) -> impl Iterator<Item = &'static 
         .flat_map(|r| r.compartment.iter().map(|&i| &r.params[i]))
 }
 
+/// Whether resources of `resource_type` can be in a Patient's compartment (Patient itself,
+/// and every type the compartment definition lists); other types (Practitioner,
+/// Organization, Medication…) belong to no patient.
+pub fn has_patient_compartment(resource_type: &str) -> bool {
+    resource_type == "Patient" || compartment_params(resource_type).next().is_some()
+}
+
 /// Whether `suffix` is the type part of a choice element's JSON name (`Quantity` in
 /// `valueQuantity`).
 pub(crate) fn is_choice_type(suffix: &str) -> bool {

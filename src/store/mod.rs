@@ -18,7 +18,10 @@ pub use index::{
     TokenRow, UriRow,
 };
 pub use read::StoredResource;
-pub use search::{Cursor, Keyset, SearchPage, SearchSpec, SortType, SortValue, sort_type};
+pub use search::{
+    AccessFilter, AccessGroup, Cursor, Keyset, SearchPage, SearchSpec, SortType, SortValue,
+    sort_type,
+};
 pub use write::{Current, Tx, VersionWrite, WriteStatus};
 
 use sqlx::{PgPool, SqlitePool};

@@ -224,6 +224,7 @@ async fn serve_in(
     let mut command = Command::new(kiln_bin());
     command
         .arg("serve")
+        .arg("--anonymous-access")
         .args(args)
         .current_dir(dir)
         .env_remove("KILN_DATABASE_URL")

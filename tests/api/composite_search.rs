@@ -556,7 +556,7 @@ async fn transaction_import_and_reindex_write_tuples(backend: Backend) {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let mut server = Server::start_on(db, &[]).await;
+    let mut server = Server::start_on(db, &["--anonymous-access"]).await;
     // Transaction.
     let entry = |resource: Value| {
         json!({

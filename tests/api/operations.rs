@@ -66,7 +66,8 @@ async fn json_logs_carry_the_request_id(backend: Backend) {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 404);
+    // An unknown token is refused even under anonymous access.
+    assert_eq!(response.status(), 401);
     tokio::time::sleep(Duration::from_millis(200)).await;
     let log = server.log();
     let lines: Vec<Value> = log

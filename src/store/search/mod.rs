@@ -8,6 +8,7 @@ pub(super) mod sql;
 use sqlx::Row;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
+use crate::auth::access::Limit;
 use crate::search::query::{SearchQuery, Total};
 use criteria::push_criterion;
 use keyset::page_sql;
@@ -35,6 +36,21 @@ pub struct SearchSpec<'a> {
     pub cursor: Cursor,
     /// Only resources in this Patient's compartment (`Patient/[id]/[type]`).
     pub patient_compartment: Option<&'a str>,
+    /// Only what the caller's token reaches (`None`: everything).
+    pub access: Option<&'a AccessFilter>,
+}
+
+/// The rows a caller may see: those of any group.
+#[derive(Debug, Clone, Default)]
+pub struct AccessFilter {
+    pub groups: Vec<AccessGroup>,
+}
+
+/// Resources of these types, within one of the limits (no limits: all of them).
+#[derive(Debug, Clone)]
+pub struct AccessGroup {
+    pub types: Vec<String>,
+    pub limits: Vec<Limit>,
 }
 
 /// One page of results.
@@ -235,17 +251,67 @@ fn filter(spec: &SearchSpec<'_>) -> Sql {
         None => {}
     }
     if let Some(patient) = spec.patient_compartment {
-        sql.push(
-            " AND r.id IN (SELECT resource_id FROM resource_compartment WHERE compartment_type = ",
-        )
-        .text("Patient")
-        .push(" AND compartment_id = ")
-        .text(patient)
-        .push(" AND resource_type = r.resource_type)");
+        sql.push(" AND ");
+        push_in_compartment(&mut sql, patient);
     }
     for criterion in &spec.query.criteria {
         sql.push(" AND ");
         push_criterion(&mut sql, criterion, spec.base);
     }
+    if let Some(access) = spec.access {
+        sql.push(" AND ");
+        push_access(&mut sql, access, spec.base);
+    }
     sql
+}
+
+fn push_in_compartment(sql: &mut Sql, patient: &str) {
+    sql.push("r.id IN (SELECT resource_id FROM resource_compartment WHERE compartment_type = ")
+        .text("Patient")
+        .push(" AND compartment_id = ")
+        .text(patient)
+        .push(" AND resource_type = r.resource_type)");
+}
+
+/// `(group OR group …)`, each `type IN (…) AND (limit OR limit …)`; no group: nothing.
+fn push_access(sql: &mut Sql, access: &AccessFilter, base: &str) {
+    if access.groups.is_empty() {
+        sql.push("1 = 0");
+        return;
+    }
+    sql.push("(");
+    for (index, group) in access.groups.iter().enumerate() {
+        if index > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(r.resource_type IN (");
+        for (i, resource_type) in group.types.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(resource_type.as_str());
+        }
+        sql.push(")");
+        if !group.limits.is_empty() {
+            sql.push(" AND (");
+            for (i, limit) in group.limits.iter().enumerate() {
+                if i > 0 {
+                    sql.push(" OR ");
+                }
+                sql.push("(1 = 1");
+                if let Some(patient) = &limit.patient {
+                    sql.push(" AND ");
+                    push_in_compartment(sql, patient);
+                }
+                for criterion in &limit.criteria {
+                    sql.push(" AND ");
+                    push_criterion(sql, criterion, base);
+                }
+                sql.push(")");
+            }
+            sql.push(")");
+        }
+        sql.push(")");
+    }
+    sql.push(")");
 }

@@ -1,0 +1,98 @@
+//! The bearer-token check in front of the FHIR API: turns `Authorization: Bearer …` into an
+//! [`Access`] for the handlers, or answers 401 with `WWW-Authenticate` and an
+//! OperationOutcome. `/metadata` stays public.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+
+use super::access::{Access, Granted, unauthorized};
+use super::active::live_token;
+use super::scope::ScopeSet;
+use crate::app::AppState;
+use crate::fhir::outcome::FhirError;
+use crate::store::auth::TokenKind;
+
+pub async fn authenticate(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.uri().path().ends_with("/metadata") {
+        return next.run(request).await;
+    }
+    let access = match bearer_token(&request) {
+        Bearer::Missing if state.config.auth.anonymous_access => Access::Full,
+        Bearer::Missing => return challenge(None),
+        Bearer::Malformed => {
+            return challenge(Some("the Authorization header is not a Bearer token"));
+        }
+        Bearer::Token(token) => {
+            match live_token(&state.store, &token, TokenKind::Access, super::now()).await {
+                Ok(Some(record)) => Access::Token(Arc::new(Granted {
+                    client_id: record.grant.client_id,
+                    scopes: ScopeSet::parse(&record.scope),
+                    patient: record.grant.patient,
+                    fhir_user: record.grant.fhir_user,
+                })),
+                Ok(None) => {
+                    return challenge(Some("the access token is unknown, expired or revoked"));
+                }
+                Err(error) => return FhirError::from(error).into_response(),
+            }
+        }
+    };
+    request.extensions_mut().insert(access);
+    next.run(request).await
+}
+
+enum Bearer {
+    Missing,
+    Malformed,
+    Token(String),
+}
+
+fn bearer_token(request: &Request) -> Bearer {
+    let Some(value) = request.headers().get(header::AUTHORIZATION) else {
+        return Bearer::Missing;
+    };
+    let Ok(value) = value.to_str() else {
+        return Bearer::Malformed;
+    };
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Bearer::Token(token.trim().to_owned())
+        }
+        _ => Bearer::Malformed,
+    }
+}
+
+/// 401 per RFC 6750 §3: `error="invalid_token"` when a token was sent but is not usable.
+fn challenge(problem: Option<&str>) -> Response {
+    let mut error = unauthorized();
+    let header_value = match problem {
+        Some(problem) => {
+            error = FhirError::new(
+                error.status,
+                crate::fhir::outcome::IssueCode::Login,
+                problem,
+            );
+            format!(
+                "Bearer realm=\"kiln\", error=\"invalid_token\", error_description=\"{problem}\""
+            )
+        }
+        None => "Bearer realm=\"kiln\"".to_owned(),
+    };
+    let mut response = error.into_response();
+    if let Ok(value) = HeaderValue::from_str(&header_value) {
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, value);
+    }
+    response
+}

@@ -1,0 +1,172 @@
+//! Applying the caller's [`Access`] to what the engine reads: a filter for searches, and a
+//! yes/no for single resources (reads, includes, history entries, writes).
+
+use serde_json::Value;
+
+use crate::auth::access::{Access, Limit, Reach};
+use crate::auth::scope::Permission;
+use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
+use crate::fhir::validate::resource_types;
+use crate::search::patient_compartments;
+use crate::search::query::parse_search;
+use crate::store::{AccessFilter, AccessGroup, Cursor, SearchSpec, Store, StoredResource};
+
+/// The search filter for `types` (empty: every type). `None` when the caller sees all.
+/// A type the caller may not search is a 403 when asked for by name, and left out of a
+/// search over every type.
+pub fn search_filter(
+    access: &Access,
+    types: &[&str],
+    permission: Permission,
+) -> FhirResult<Option<AccessFilter>> {
+    if access.is_full() {
+        return Ok(None);
+    }
+    let named = !types.is_empty();
+    let all: Vec<&str> = if named {
+        types.to_vec()
+    } else {
+        resource_types().iter().map(String::as_str).collect()
+    };
+    let mut unlimited: Vec<String> = Vec::new();
+    let mut limited: Vec<AccessGroup> = Vec::new();
+    for resource_type in all {
+        let reach = match access.reach(resource_type, permission) {
+            Ok(reach) => reach,
+            Err(error) if named || error.status.as_u16() == 401 => return Err(error),
+            Err(_) => continue,
+        };
+        match reach {
+            Reach::All => unlimited.push(resource_type.to_owned()),
+            Reach::Some(limits) => match limited.iter_mut().find(|g| g.limits == limits) {
+                Some(group) => group.types.push(resource_type.to_owned()),
+                None => limited.push(AccessGroup {
+                    types: vec![resource_type.to_owned()],
+                    limits,
+                }),
+            },
+        }
+    }
+    if !named && unlimited.len() == resource_types().len() {
+        return Ok(None);
+    }
+    let mut groups = limited;
+    if !unlimited.is_empty() {
+        groups.push(AccessGroup {
+            types: unlimited,
+            limits: Vec::new(),
+        });
+    }
+    Ok(Some(AccessFilter { groups }))
+}
+
+/// Whether the caller may see `stored` with `permission`.
+pub async fn admits(
+    store: &Store,
+    base: &str,
+    access: &Access,
+    permission: Permission,
+    stored: &StoredResource,
+) -> FhirResult<bool> {
+    if access.is_full() {
+        return Ok(true);
+    }
+    let reach = match access.reach(&stored.resource_type, permission) {
+        Ok(reach) => reach,
+        Err(error) if error.status.as_u16() == 401 => return Err(error),
+        Err(_) => return Ok(false),
+    };
+    let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
+    if reach.admits_compartments(&patient_compartments(&body)) {
+        return Ok(true);
+    }
+    let Reach::Some(limits) = &reach else {
+        return Ok(true);
+    };
+    for limit in limits.iter().filter(|l| !l.criteria.is_empty()) {
+        if matches_limit(store, base, stored, limit).await? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// [`admits`], or 403.
+pub async fn require(
+    store: &Store,
+    base: &str,
+    access: &Access,
+    permission: Permission,
+    stored: &StoredResource,
+) -> FhirResult<()> {
+    // The type itself must be allowed: a 403 that names the missing scope.
+    access.reach(&stored.resource_type, permission)?;
+    if admits(store, base, access, permission, stored).await? {
+        Ok(())
+    } else {
+        Err(outside_reach(&stored.resource_type, &stored.id))
+    }
+}
+
+/// Whether a resource about to be written (not yet in the database) is within reach:
+/// granular (search-filtered) scopes cannot vouch for it.
+pub fn admits_new(access: &Access, permission: Permission, body: &Value) -> FhirResult<bool> {
+    let resource_type = body
+        .get("resourceType")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let reach = access.reach(resource_type, permission)?;
+    Ok(reach.admits_compartments(&patient_compartments(body)))
+}
+
+pub fn outside_reach(resource_type: &str, id: &str) -> FhirError {
+    FhirError::new(
+        axum::http::StatusCode::FORBIDDEN,
+        IssueCode::Forbidden,
+        format!(
+            "{resource_type}/{id} is outside what the access token may reach \
+             (its patient context or granular scopes)"
+        ),
+    )
+}
+
+/// Drops the resources the caller may not read (includes, history entries).
+pub async fn retain_readable(
+    store: &Store,
+    base: &str,
+    access: &Access,
+    resources: Vec<StoredResource>,
+) -> FhirResult<Vec<StoredResource>> {
+    if access.is_full() {
+        return Ok(resources);
+    }
+    let mut kept = Vec::with_capacity(resources.len());
+    for stored in resources {
+        if admits(store, base, access, Permission::Read, &stored).await? {
+            kept.push(stored);
+        }
+    }
+    Ok(kept)
+}
+
+async fn matches_limit(
+    store: &Store,
+    base: &str,
+    stored: &StoredResource,
+    limit: &Limit,
+) -> FhirResult<bool> {
+    let params = [("_id".to_owned(), stored.id.clone())];
+    let mut query = parse_search(Some(&stored.resource_type), &params)?;
+    query.criteria.extend(limit.criteria.iter().cloned());
+    let page = store
+        .search(&SearchSpec {
+            query: &query,
+            base,
+            count: 1,
+            cursor: Cursor::Start,
+            patient_compartment: limit.patient.as_deref(),
+            access: None,
+        })
+        .await?;
+    Ok(!page.matches.is_empty())
+}
