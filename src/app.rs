@@ -41,7 +41,8 @@ impl AppState {
     }
 
     pub fn new(store: Store, config: ServeConfig) -> Self {
-        let capability = capability_statement(&config.fhir_base());
+        let endpoints = crate::auth::Endpoints::new(&config.base_url);
+        let capability = capability_statement(&config.fhir_base(), &endpoints);
         // Retired keys stay published as long as anything they signed may still be checked.
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
         AppState {

@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::negotiate::{FhirRequest, json_value};
 use crate::app::AppState;
+use crate::auth::Endpoints;
 use crate::fhir::instant::{now_micros, to_fhir_instant};
 use crate::fhir::outcome::FhirResult;
 use crate::fhir::validate::resource_types;
@@ -68,7 +69,7 @@ fn search_includes(resource_type: &str) -> Vec<String> {
 }
 
 /// Builds the CapabilityStatement once at startup.
-pub fn capability_statement(fhir_base: &str) -> Value {
+pub fn capability_statement(fhir_base: &str, endpoints: &Endpoints) -> Value {
     let resources: Vec<Value> = resource_types()
         .iter()
         .map(|resource_type| {
@@ -119,11 +120,37 @@ pub fn capability_statement(fhir_base: &str) -> Value {
         "format": ["application/fhir+json", "json"],
         "rest": [{
             "mode": "server",
+            "security": security(endpoints),
             "resource": resources,
             "interaction": SYSTEM_INTERACTIONS
                 .iter()
                 .map(|code| json!({"code": code}))
                 .collect::<Vec<_>>(),
+        }],
+    })
+}
+
+/// SMART on FHIR: the service coding and the OAuth endpoints (the `oauth-uris` extension).
+fn security(endpoints: &Endpoints) -> Value {
+    json!({
+        "cors": true,
+        "service": [{
+            "coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                "code": "SMART-on-FHIR",
+                "display": "SMART-on-FHIR",
+            }],
+            "text": "OAuth2 using SMART-on-FHIR profile (see http://docs.smarthealthit.org)",
+        }],
+        "extension": [{
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": endpoints.authorize},
+                {"url": "token", "valueUri": endpoints.token},
+                {"url": "introspect", "valueUri": endpoints.introspect},
+                {"url": "revoke", "valueUri": endpoints.revoke},
+                {"url": "manage", "valueUri": endpoints.manage},
+            ],
         }],
     })
 }

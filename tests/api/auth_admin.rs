@@ -38,6 +38,13 @@ async fn discovery_and_key_rotation(backend: Backend) {
             "{capability} missing"
         );
     }
+    let statement = expect_json(server.get("metadata").await, 200).await;
+    let security = &statement["rest"][0]["security"];
+    assert_eq!(security["service"][0]["coding"][0]["code"], "SMART-on-FHIR");
+    let uris = security["extension"][0]["extension"].as_array().unwrap();
+    let uri = |name: &str| uris.iter().find(|u| u["url"] == name).unwrap()["valueUri"].clone();
+    assert_eq!(uri("authorize"), config["authorization_endpoint"]);
+    assert_eq!(uri("token"), config["token_endpoint"]);
     let openid = expect_json(server.get(".well-known/openid-configuration").await, 200).await;
     assert_eq!(openid["issuer"], config["issuer"]);
     assert_eq!(openid["jwks_uri"], config["jwks_uri"]);
