@@ -50,6 +50,12 @@ pub struct ServeConfig {
     /// Import the bundled Synthea sample patients at start when they are not there yet.
     #[arg(long, env = "KILN_LOAD_SAMPLE_DATA", default_value_t = false)]
     pub load_sample_data: bool,
+    /// TLS certificate chain (PEM); with `--tls-key`, Kiln serves HTTPS itself (TLS 1.2/1.3).
+    #[arg(long, env = "KILN_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// TLS private key (PEM) for `--tls-cert`.
+    #[arg(long, env = "KILN_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub auth: AuthConfig,
 }

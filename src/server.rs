@@ -1,5 +1,6 @@
 //! `kiln serve`: migrate, listen, and shut down gracefully on SIGINT/SIGTERM.
 
+use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 
 use crate::app::{AppState, router};
@@ -15,19 +16,48 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     if config.load_sample_data {
         sample::load_if_absent(&store).await?;
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => Some(
+            RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map_err(|error| format!("cannot load the TLS certificate or key: {error}"))?,
+        ),
+        _ => None,
+    };
     let listener = TcpListener::bind(config.bind).await?;
     let address = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when binding to :0.
-    println!("kiln listening on http://{address}");
+    println!("kiln listening on {scheme}://{address}");
     tracing::info!(%address, base_url = %config.base_url, backend = ?store.backend(), "kiln started");
     let state = AppState::new(store.clone(), config);
     state.keys.ensure_key().await?;
     let app = router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match tls {
+        Some(tls) => serve_tls(listener, tls, app).await?,
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+    }
     store.close().await;
     tracing::info!("kiln stopped");
+    Ok(())
+}
+
+/// HTTPS with rustls (TLS 1.2 and 1.3 only), with the same graceful shutdown.
+async fn serve_tls(listener: TcpListener, tls: RustlsConfig, app: axum::Router) -> CliResult {
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.graceful_shutdown(None);
+    });
+    axum_server::from_tcp_rustls(listener.into_std()?, tls)?
+        .handle(handle)
+        .serve(app.into_make_service())
+        .await?;
     Ok(())
 }
 

@@ -356,6 +356,8 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
         max_page_size: 1000,
         request_timeout_secs: 120,
         load_sample_data: false,
+        tls_cert: None,
+        tls_key: None,
         // The benchmark measures the data path; token checks are measured separately.
         auth: crate::config::AuthConfig {
             access_token_lifetime: 3600,

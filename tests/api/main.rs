@@ -16,6 +16,7 @@ mod negotiation;
 mod operations;
 mod paging;
 mod search;
+mod tls;
 mod transaction;
 mod us_core_search;
 mod validation;
