@@ -58,14 +58,17 @@ pub async fn next_step(
                 }
                 _ => (StatusCode::OK, ""),
             };
-            return Ok(login_page(
-                state,
-                session,
-                Some(&pending.pending_id),
-                None,
-                Some(&client.name),
+            return Ok(html(
                 status,
-                Some(message).filter(|m| !m.is_empty()),
+                &LoginPage {
+                    action: &url(state, "/auth/login"),
+                    csrf_token: &session.csrf_token,
+                    pending: Some(&pending.pending_id),
+                    return_to: None,
+                    app_name: Some(&client.name),
+                    message: Some(message).filter(|m| !m.is_empty()),
+                    username: launch.as_ref().map(|l| l.username.as_str()),
+                },
             ));
         }
     };
@@ -170,6 +173,7 @@ pub fn login_page(
             return_to,
             app_name,
             message,
+            username: None,
         },
     )
 }

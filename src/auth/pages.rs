@@ -45,6 +45,8 @@ pub struct LoginPage<'a> {
     pub return_to: Option<&'a str>,
     pub app_name: Option<&'a str>,
     pub message: Option<&'a str>,
+    /// Filled in for an EHR launch: only the launch's user may sign in.
+    pub username: Option<&'a str>,
 }
 
 #[derive(Template)]

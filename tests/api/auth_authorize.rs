@@ -555,6 +555,11 @@ async fn ehr_launch(backend: Backend) {
     let mut browser = Browser::new();
     let login = browser.get(&url).await;
     assert_eq!(login.status, 200);
+    assert!(
+        login
+            .body
+            .contains(r#"name="username" autocomplete="username" required value="doc""#)
+    );
     let refused = browser.login(&server, &login, "alice", "alice-pw").await;
     assert_eq!(refused.status, 403, "{}", refused.body);
     assert!(
