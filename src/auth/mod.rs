@@ -3,15 +3,24 @@
 
 pub mod access;
 pub mod active;
+mod apps;
+mod authorize;
 pub mod bearer;
 pub mod cli;
+mod consent;
 pub mod crypto;
 pub mod discovery;
+mod ehr;
+mod flow;
 pub mod keys;
+mod pages;
+mod records;
 pub mod scope;
+mod session;
 
 use axum::Router;
-use axum::routing::get;
+use axum::middleware;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -59,4 +68,26 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/auth/jwks", get(discovery::jwks))
         .route("/auth/smart-style.json", get(discovery::style))
+        .merge(pages())
+}
+
+/// The browser side: authorize, sign in, patient picker, consent, EHR launch, connected apps.
+fn pages() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/auth/authorize",
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
+        .route("/auth/login", post(flow::login))
+        .route(
+            "/auth/patient",
+            get(flow::picker).post(flow::choose_patient),
+        )
+        .route("/auth/consent", post(flow::consent))
+        .route("/auth/ehr", get(ehr::page))
+        .route("/auth/ehr/launch", post(ehr::launch))
+        .route("/auth/apps", get(apps::page))
+        .route("/auth/apps/revoke", post(apps::revoke))
+        .route("/auth/logout", post(apps::logout))
+        .layer(middleware::from_fn(pages::no_store))
 }

@@ -17,7 +17,7 @@ pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
         || response.headers().contains_key(header::CONTENT_TYPE)
             && response.headers()[header::CONTENT_TYPE]
                 .to_str()
-                .is_ok_and(|value| value.contains("json"))
+                .is_ok_and(|value| value.contains("json") || value.starts_with("text/html"))
     {
         return response;
     }

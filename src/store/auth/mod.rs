@@ -5,6 +5,7 @@ mod browser;
 mod clients;
 mod grants;
 mod keys;
+mod signin;
 mod users;
 
 pub use browser::{Launch, Pending, Session};

@@ -1,0 +1,112 @@
+//! The connected-apps page (`management_endpoint`): a signed-in user sees the apps they
+//! authorized and revokes them; revoking a grant stops its tokens at once.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+
+use super::flow::{login_page, url};
+use super::pages::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
+use super::scope::ScopeSet;
+use super::session::{self, Browser, Fields};
+use crate::app::AppState;
+
+/// `GET /auth/apps`.
+pub async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
+    async {
+        let browser = Browser::open(&state, &jar).await?;
+        let session = &browser.session;
+        let Some(username) = &session.username else {
+            let page = login_page(
+                &state,
+                session,
+                None,
+                Some("/auth/apps"),
+                None,
+                StatusCode::OK,
+                None,
+            );
+            return Ok(browser.respond(page));
+        };
+        let mut grants = Vec::new();
+        for grant in state.store.user_grants(username).await? {
+            let app = match state.store.client(&grant.client_id).await? {
+                Some(client) => client.name,
+                None => continue,
+            };
+            grants.push(GrantRow {
+                id: grant.grant_id,
+                app,
+                scopes: ScopeSet::parse(&grant.scope)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                patient: grant.patient.map(|id| format!("Patient/{id}")),
+                date: date(grant.created_at),
+            });
+        }
+        let page = html(
+            StatusCode::OK,
+            &AppsPage {
+                revoke_action: &url(&state, "/auth/apps/revoke"),
+                logout_action: &url(&state, "/auth/logout"),
+                csrf_token: &session.csrf_token,
+                username,
+                grants,
+            },
+        );
+        Ok::<_, PageError>(browser.respond(page))
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn date(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+/// `POST /auth/apps/revoke` with `grant`.
+pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    revoke_inner(&state, &jar, &form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn revoke_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let session = session::posted(state, jar, form).await?;
+    let Some(username) = &session.username else {
+        return Err(PageError::forbidden("Sign in to manage your apps."));
+    };
+    let grant = match form.get("grant") {
+        Some(id) => state.store.grant(id).await?,
+        None => None,
+    };
+    match grant {
+        Some(grant) if grant.username.as_ref() == Some(username) => {
+            state.store.revoke_grant(&grant.grant_id).await?;
+            Ok(redirect(&url(state, "/auth/apps")))
+        }
+        _ => Err(PageError::bad_request("No such connected app.")),
+    }
+}
+
+/// `POST /auth/logout`.
+pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    async {
+        let session = session::posted(&state, &jar, &form).await?;
+        state.store.delete_session(&session.session_hash).await?;
+        Ok::<_, PageError>(redirect(&url(&state, "/auth/apps")))
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}

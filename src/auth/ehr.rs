@@ -1,0 +1,154 @@
+//! Kiln as the EHR: a signed-in practitioner finds a patient (and an encounter), picks a
+//! registered app with a launch URL and launches it with a fresh launch context.
+
+use axum::body::Bytes;
+use axum::extract::{RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum_extra::extract::CookieJar;
+
+use super::crypto::{digest_hex, random_token};
+use super::flow::{login_page, url};
+use super::pages::{Choice, EhrPage, PageError, PageResult, html, redirect};
+use super::records;
+use super::session::{self, Browser, Fields};
+use crate::app::AppState;
+use crate::store::auth::{Launch, Session, User};
+
+/// How long a launch waits for the app to come back to `/auth/authorize`.
+const LAUNCH_LIFETIME_SECS: i64 = 3600;
+
+/// `GET /auth/ehr[?name=…][&patient=ID]`.
+pub async fn page(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let form = Fields::parse(query.unwrap_or_default().as_bytes());
+    async {
+        let browser = Browser::open(&state, &jar).await?;
+        let session = &browser.session;
+        if session.username.is_none() {
+            let page = login_page(
+                &state,
+                session,
+                None,
+                Some("/auth/ehr"),
+                None,
+                StatusCode::OK,
+                None,
+            );
+            return Ok(browser.respond(page));
+        }
+        let user = practitioner(&state, session).await?.ok_or_else(|| {
+            PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
+        })?;
+        let query = form.get("name").unwrap_or("");
+        let patient = match form.get("patient") {
+            Some(id) => records::patient(&state, id).await?,
+            None => None,
+        };
+        let (patients, encounters) = match &patient {
+            Some(chosen) => (Vec::new(), records::encounters(&state, &chosen.id).await?),
+            None => (records::find_patients(&state, query).await?, Vec::new()),
+        };
+        let apps = state
+            .store
+            .clients()
+            .await?
+            .into_iter()
+            .filter(|client| client.launch_uri.is_some())
+            .map(|client| Choice {
+                id: client.client_id,
+                label: client.name,
+            })
+            .collect();
+        let page = html(
+            StatusCode::OK,
+            &EhrPage {
+                action: &url(&state, "/auth/ehr"),
+                launch_action: &url(&state, "/auth/ehr/launch"),
+                csrf_token: &session.csrf_token,
+                username: &user.username,
+                query,
+                patients,
+                patient,
+                encounters,
+                apps,
+            },
+        );
+        Ok::<_, PageError>(browser.respond(page))
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
+/// `POST /auth/ehr/launch`: records the launch and sends the browser to the app.
+pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+    let form = Fields::parse(&body);
+    launch_inner(&state, &jar, &form)
+        .await
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+async fn launch_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let session = session::posted(state, jar, form).await?;
+    let Some(user) = practitioner(state, &session).await? else {
+        return Err(PageError::forbidden(
+            "Sign in as a practitioner to launch apps.",
+        ));
+    };
+    let client = match form.get("client_id") {
+        Some(id) => state.store.client(id).await?,
+        None => None,
+    };
+    let Some((client, launch_uri)) = client.and_then(|c| c.launch_uri.clone().map(|uri| (c, uri)))
+    else {
+        return Err(PageError::bad_request(
+            "Choose a registered app with a launch URL.",
+        ));
+    };
+    let patient = match form.get("patient") {
+        Some(id) => records::patient(state, id).await?,
+        None => None,
+    };
+    let Some(patient) = patient else {
+        return Err(PageError::bad_request("Choose a patient."));
+    };
+    let encounter = form.get("encounter").filter(|e| !e.is_empty());
+    if let Some(encounter) = encounter
+        && !records::is_encounter_of(state, encounter, &patient.id).await?
+    {
+        return Err(PageError::bad_request(
+            "The encounter does not belong to this patient.",
+        ));
+    }
+    let mut target = reqwest::Url::parse(&launch_uri).map_err(PageError::internal)?;
+    let launch = random_token();
+    state
+        .store
+        .insert_launch(&Launch {
+            launch_hash: digest_hex(&launch),
+            client_id: client.client_id,
+            username: user.username,
+            patient: Some(patient.id),
+            encounter: encounter.map(str::to_owned),
+            expires_at: super::now() + LAUNCH_LIFETIME_SECS,
+            used: false,
+        })
+        .await?;
+    target
+        .query_pairs_mut()
+        .append_pair("iss", &state.config.fhir_base())
+        .append_pair("launch", &launch);
+    Ok(redirect(target.as_str()))
+}
+
+/// The session's user when it is a practitioner (patients cannot launch apps for others).
+async fn practitioner(state: &AppState, session: &Session) -> PageResult<Option<User>> {
+    let Some(username) = &session.username else {
+        return Ok(None);
+    };
+    let user = state.store.user(username).await?;
+    Ok(user.filter(|u| u.fhir_user.starts_with("Practitioner/")))
+}

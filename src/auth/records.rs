@@ -1,0 +1,144 @@
+//! The few FHIR reads the pages need (patients and encounters to choose from), through the
+//! search engine and store reads.
+
+use serde_json::Value;
+
+use super::pages::{Choice, PageError, PageResult};
+use crate::app::AppState;
+use crate::auth::access::Access;
+use crate::engine::search::{SearchRequest, searchset};
+
+/// How many patients or encounters a list shows.
+const LIST_SIZE: &str = "25";
+
+/// Patients whose name matches `name` (every patient when empty).
+pub async fn find_patients(state: &AppState, name: &str) -> PageResult<Vec<Choice>> {
+    let mut params = vec![("_count".to_string(), LIST_SIZE.to_string())];
+    if !name.trim().is_empty() {
+        params.push(("name".into(), name.trim().into()));
+    }
+    search(state, "Patient", &params).await.map(|found| {
+        found
+            .iter()
+            .filter_map(|patient| Some(patient_choice(patient["id"].as_str()?, patient)))
+            .collect()
+    })
+}
+
+/// The encounters of one patient.
+pub async fn encounters(state: &AppState, patient_id: &str) -> PageResult<Vec<Choice>> {
+    let params = [
+        ("patient".to_string(), format!("Patient/{patient_id}")),
+        ("_count".to_string(), LIST_SIZE.to_string()),
+    ];
+    search(state, "Encounter", &params).await.map(|found| {
+        found
+            .iter()
+            .filter_map(|encounter| {
+                Some(Choice {
+                    id: encounter["id"].as_str()?.to_string(),
+                    label: encounter_label(encounter),
+                })
+            })
+            .collect()
+    })
+}
+
+/// A live Patient, as a choice.
+pub async fn patient(state: &AppState, id: &str) -> PageResult<Option<Choice>> {
+    Ok(live(state, "Patient", id)
+        .await?
+        .map(|patient| patient_choice(id, &patient)))
+}
+
+/// Whether `encounter_id` is a live Encounter of patient `patient_id`.
+pub async fn is_encounter_of(
+    state: &AppState,
+    encounter_id: &str,
+    patient_id: &str,
+) -> PageResult<bool> {
+    let expected = format!("Patient/{patient_id}");
+    Ok(live(state, "Encounter", encounter_id)
+        .await?
+        .is_some_and(|encounter| encounter["subject"]["reference"] == expected.as_str()))
+}
+
+async fn live(state: &AppState, resource_type: &str, id: &str) -> PageResult<Option<Value>> {
+    if !crate::fhir::id::is_valid_id(id) {
+        return Ok(None);
+    }
+    let stored = state.store.read(resource_type, id).await?;
+    Ok(stored
+        .filter(|stored| !stored.deleted)
+        .and_then(|stored| serde_json::from_slice(&stored.body).ok()))
+}
+
+async fn search(
+    state: &AppState,
+    resource_type: &str,
+    params: &[(String, String)],
+) -> PageResult<Vec<Value>> {
+    let base = state.config.fhir_base();
+    let bundle = searchset(
+        &state.store,
+        &SearchRequest {
+            resource_type: Some(resource_type),
+            params,
+            patient_compartment: None,
+            strict: false,
+            limits: state.page_limits(),
+            base: &base,
+            link: None,
+            // Kiln's own pages, shown to practitioners only: not limited by an app's token.
+            access: &Access::Full,
+        },
+    )
+    .await
+    .map_err(PageError::internal)?;
+    Ok(bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| entry["resource"].clone())
+                .filter(|resource| resource["resourceType"] == resource_type)
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+fn patient_choice(id: &str, patient: &Value) -> Choice {
+    let name = &patient["name"][0];
+    let mut label = match name["text"].as_str() {
+        Some(text) => text.to_string(),
+        None => {
+            let given: Vec<&str> = name["given"]
+                .as_array()
+                .map(|given| given.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            let family = name["family"].as_str().unwrap_or("");
+            format!("{} {family}", given.join(" ")).trim().to_string()
+        }
+    };
+    if label.is_empty() {
+        label = "(no name)".into();
+    }
+    if let Some(born) = patient["birthDate"].as_str() {
+        label.push_str(&format!(", born {born}"));
+    }
+    Choice {
+        id: id.to_string(),
+        label: format!("{label} (Patient/{id})"),
+    }
+}
+
+fn encounter_label(encounter: &Value) -> String {
+    let kind = encounter["type"][0]["text"]
+        .as_str()
+        .or_else(|| encounter["type"][0]["coding"][0]["display"].as_str())
+        .or_else(|| encounter["class"]["code"].as_str())
+        .unwrap_or("Encounter");
+    let start = encounter["period"]["start"].as_str().unwrap_or("");
+    let id = encounter["id"].as_str().unwrap_or("");
+    format!("{kind} {start} (Encounter/{id})").replace("  ", " ")
+}
