@@ -2,14 +2,25 @@
 //! the authorize and token endpoints, and the access checks on every FHIR request.
 
 pub mod active;
+mod assertion;
+mod backend_grant;
 pub mod cli;
+mod client_auth;
+mod code_grant;
 pub mod crypto;
 pub mod discovery;
+mod introspect;
+mod issue;
+mod jwks_fetch;
 pub mod keys;
+mod oauth;
+mod refresh_grant;
+mod revoke;
 pub mod scope;
+mod token;
 
 use axum::Router;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -57,4 +68,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/auth/jwks", get(discovery::jwks))
         .route("/auth/smart-style.json", get(discovery::style))
+        .route("/auth/token", post(token::token))
+        .route("/auth/introspect", post(introspect::introspect))
+        .route("/auth/revoke", post(revoke::revoke))
 }
