@@ -20,7 +20,8 @@ const LONGEST_LIFETIME: i64 = 300;
 
 #[derive(Deserialize)]
 struct Claims {
-    exp: i64,
+    /// Required by the validation; optional here so its absence is reported as such.
+    exp: Option<i64>,
     jti: Option<String>,
 }
 
@@ -95,7 +96,10 @@ pub async fn verify(
     let claims = jsonwebtoken::decode::<Claims>(assertion, &key, &validation)
         .map_err(|error| OAuthError::invalid_client(refusal(error.kind())))?
         .claims;
-    if claims.exp > now + LONGEST_LIFETIME + CLOCK_SKEW {
+    let exp = claims
+        .exp
+        .ok_or_else(|| OAuthError::invalid_client("the client assertion has no exp"))?;
+    if exp > now + LONGEST_LIFETIME + CLOCK_SKEW {
         return Err(OAuthError::invalid_client(
             "the client assertion's exp is more than five minutes ahead",
         ));
@@ -106,7 +110,7 @@ pub async fn verify(
         .ok_or_else(|| OAuthError::invalid_client("the client assertion has no jti"))?;
     // Remembered until the assertion could no longer pass the exp check.
     if !store
-        .record_assertion_jti(&client.client_id, &jti, claims.exp + CLOCK_SKEW, now)
+        .record_assertion_jti(&client.client_id, &jti, exp + CLOCK_SKEW, now)
         .await?
     {
         return Err(OAuthError::invalid_client(

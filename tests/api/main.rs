@@ -3,6 +3,7 @@
 mod common;
 
 mod auth_admin;
+mod auth_token;
 mod capability;
 mod cli;
 mod composite_search;
