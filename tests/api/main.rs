@@ -4,6 +4,7 @@ mod common;
 
 mod auth_admin;
 mod auth_token;
+mod auth_token_grants;
 mod capability;
 mod cli;
 mod composite_search;
