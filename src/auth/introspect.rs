@@ -38,7 +38,10 @@ async fn answer(
     let access = live_token(&state.store, token, TokenKind::Access, now).await?;
     let record = match access {
         Some(record) => Some(record),
-        None => live_token(&state.store, token, TokenKind::Refresh, now).await?,
+        // A rotated refresh token can no longer be exchanged.
+        None => live_token(&state.store, token, TokenKind::Refresh, now)
+            .await?
+            .filter(|record| !record.used),
     };
     let body = match record {
         Some(record) => describe(&record, &state.config.fhir_base()),

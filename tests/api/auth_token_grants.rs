@@ -355,6 +355,8 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
     assert_eq!(second.extra_fields().patient.as_deref(), Some("p1"));
     let second_refresh = second.refresh_token().unwrap().clone();
     assert_ne!(second_refresh.secret(), first_refresh.secret());
+    assert!(!active(&server, rs_id, rs_secret, first_refresh.secret()).await);
+    assert!(active(&server, rs_id, rs_secret, second_refresh.secret()).await);
     assert!(active(&server, rs_id, rs_secret, second.access_token().secret()).await);
 
     // A wider scope is refused, and does not use up the refresh token.
