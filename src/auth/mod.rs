@@ -4,19 +4,30 @@
 pub mod access;
 pub mod active;
 mod apps;
+mod assertion;
 mod authorize;
+mod backend_grant;
 pub mod bearer;
 pub mod cli;
+mod client_auth;
+mod code_grant;
 mod consent;
 pub mod crypto;
 pub mod discovery;
 mod ehr;
 mod flow;
+mod introspect;
+mod issue;
+mod jwks_fetch;
 pub mod keys;
+mod oauth;
 mod pages;
 mod records;
+mod refresh_grant;
+mod revoke;
 pub mod scope;
 mod session;
+mod token;
 
 use axum::Router;
 use axum::middleware;
@@ -68,6 +79,9 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/auth/jwks", get(discovery::jwks))
         .route("/auth/smart-style.json", get(discovery::style))
+        .route("/auth/token", post(token::token))
+        .route("/auth/introspect", post(introspect::introspect))
+        .route("/auth/revoke", post(revoke::revoke))
         .merge(pages())
 }
 

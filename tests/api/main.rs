@@ -4,6 +4,8 @@ mod common;
 
 mod auth_admin;
 mod auth_authorize;
+mod auth_token;
+mod auth_token_grants;
 mod capability;
 mod cli;
 mod composite_search;
@@ -17,6 +19,7 @@ mod negotiation;
 mod operations;
 mod paging;
 mod search;
+mod smart_access;
 mod tls;
 mod transaction;
 mod us_core_search;

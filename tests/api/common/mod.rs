@@ -1,5 +1,7 @@
 //! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
 
+pub mod smart;
+
 use std::io::Write;
 use std::net::TcpListener;
 use std::path::PathBuf;

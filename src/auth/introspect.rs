@@ -1,0 +1,121 @@
+//! `POST /auth/introspect` (RFC 7662), for resource servers: a confidential client with its
+//! own credentials, or a backend service with its bearer token, asks whether a token is live.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::Endpoints;
+use super::active::live_token;
+use super::client_auth::{Method, authenticate};
+use super::oauth::{OAuthError, Params, no_store};
+use super::scope::{Context, ScopeSet};
+use crate::app::AppState;
+use crate::store::auth::{TokenKind, TokenRecord};
+
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match answer(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let params = Params::parse(headers, body)?;
+    let now = super::now();
+    authorize_caller(state, headers, &params, now).await?;
+    let token = params.require("token")?;
+    let access = live_token(&state.store, token, TokenKind::Access, now).await?;
+    let record = match access {
+        Some(record) => Some(record),
+        // A rotated refresh token can no longer be exchanged.
+        None => live_token(&state.store, token, TokenKind::Refresh, now)
+            .await?
+            .filter(|record| !record.used),
+    };
+    let body = match record {
+        Some(record) => describe(&record, &state.config.fhir_base()),
+        None => json!({ "active": false }),
+    };
+    Ok(no_store(StatusCode::OK, body))
+}
+
+/// Only confidential clients and backend services may introspect.
+async fn authorize_caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    now: i64,
+) -> Result<(), OAuthError> {
+    if let Some(bearer) = bearer(headers) {
+        let record = live_token(&state.store, bearer, TokenKind::Access, now).await?;
+        let backend = record.is_some_and(|record| {
+            record.grant.username.is_none()
+                && ScopeSet::parse(&record.scope).has_context(Context::System)
+        });
+        return if backend {
+            Ok(())
+        } else {
+            Err(OAuthError::invalid_token(
+                "introspection needs a live backend-services access token",
+            ))
+        };
+    }
+    let endpoints = Endpoints::new(&state.config.base_url);
+    let audiences = [endpoints.token.as_str(), endpoints.introspect.as_str()];
+    let caller = authenticate(state, headers, params, &audiences, now).await?;
+    if caller.method == Method::None {
+        return Err(OAuthError::invalid_client(
+            "introspection needs a confidential client's credentials",
+        ));
+    }
+    Ok(())
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+/// The RFC 7662 answer for a live token.
+fn describe(record: &TokenRecord, fhir_base: &str) -> Value {
+    let grant = &record.grant;
+    let mut body = json!({
+        "active": true,
+        "scope": record.scope,
+        "client_id": grant.client_id,
+        "exp": record.expires_at,
+        "iat": record.issued_at,
+        "iss": fhir_base,
+    });
+    if record.kind == TokenKind::Access {
+        body["token_type"] = json!("Bearer");
+    }
+    if let Some(username) = &grant.username {
+        body["sub"] = json!(username);
+    }
+    if let Some(patient) = &grant.patient {
+        body["patient"] = json!(patient);
+    }
+    if let Some(encounter) = &grant.encounter {
+        body["encounter"] = json!(encounter);
+    }
+    if let Some(fhir_user) = &grant.fhir_user {
+        body["fhirUser"] = json!(format!("{}/{fhir_user}", fhir_base.trim_end_matches('/')));
+    }
+    body
+}

@@ -1,0 +1,189 @@
+//! What the token, introspection and revocation endpoints share: their form bodies, the
+//! RFC 6749 §5.2 error answer, and JSON answers that no cache may keep.
+
+use std::collections::HashMap;
+
+use axum::Json;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::keys::KeyError;
+use crate::store::StoreError;
+
+/// An OAuth error answer (RFC 6749 §5.2).
+#[derive(Debug)]
+pub struct OAuthError {
+    pub status: StatusCode,
+    pub error: &'static str,
+    pub description: String,
+    /// The client tried HTTP Basic: a 401 must name that scheme.
+    pub basic_challenge: bool,
+}
+
+impl OAuthError {
+    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+        OAuthError {
+            status,
+            error,
+            description: description.into(),
+            basic_challenge: false,
+        }
+    }
+
+    pub fn invalid_request(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", description)
+    }
+
+    pub fn invalid_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_client", description)
+    }
+
+    /// A bearer token that does not authorize the caller (RFC 6750 §3.1).
+    pub fn invalid_token(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_token", description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_grant", description)
+    }
+
+    pub fn unauthorized_client(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "unauthorized_client", description)
+    }
+
+    pub fn unsupported_grant_type(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+            description,
+        )
+    }
+
+    pub fn invalid_scope(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    fn server_error(error: &dyn std::fmt::Display) -> Self {
+        tracing::error!(%error, "token endpoint failure");
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "server_error",
+            "the authorization server failed; try again later",
+        )
+    }
+}
+
+impl From<StoreError> for OAuthError {
+    fn from(error: StoreError) -> Self {
+        OAuthError::server_error(&error)
+    }
+}
+
+impl From<KeyError> for OAuthError {
+    fn from(error: KeyError) -> Self {
+        OAuthError::server_error(&error)
+    }
+}
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.error, "error_description": self.description });
+        let mut response = no_store(self.status, body);
+        let challenge = if self.error == "invalid_token" {
+            Some("Bearer error=\"invalid_token\"")
+        } else if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {
+            Some("Basic realm=\"kiln\"")
+        } else {
+            None
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
+        response
+    }
+}
+
+/// A JSON answer with `Cache-Control: no-store` and `Pragma: no-cache` (RFC 6749 §5.1).
+pub fn no_store(status: StatusCode, body: Value) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The parameters of an `application/x-www-form-urlencoded` body, each sent at most once.
+#[derive(Debug, Default)]
+pub struct Params(HashMap<String, String>);
+
+impl Params {
+    pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
+        let form = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.split(';').next())
+            .is_some_and(|media| {
+                media
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            });
+        if !form {
+            return Err(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            ));
+        }
+        let mut params = HashMap::new();
+        for (name, value) in form_urlencoded::parse(body) {
+            // RFC 6749 §3.2: a parameter sent twice makes the request invalid.
+            if params.insert(name.to_string(), value.to_string()).is_some() {
+                return Err(OAuthError::invalid_request(format!(
+                    "the parameter {name} is repeated"
+                )));
+            }
+        }
+        Ok(Params(params))
+    }
+
+    /// A parameter's value; an empty value counts as absent (RFC 6749 §3.1).
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|value| !value.is_empty())
+    }
+
+    pub fn require(&self, name: &str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("the parameter {name} is missing")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form_headers() -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/x-www-form-urlencoded; charset=UTF-8"),
+        );
+        headers
+    }
+
+    #[test]
+    fn parses_forms_and_refuses_repeats_and_other_media() {
+        let params = Params::parse(&form_headers(), b"a=1&b=x%20y&c=").unwrap();
+        assert_eq!(params.get("b"), Some("x y"));
+        assert_eq!(params.get("c"), None);
+        assert_eq!(params.require("c").unwrap_err().error, "invalid_request");
+        let repeated = Params::parse(&form_headers(), b"a=1&a=2").unwrap_err();
+        assert_eq!(repeated.error, "invalid_request");
+        let json = Params::parse(&HeaderMap::new(), b"{}").unwrap_err();
+        assert_eq!(json.status, StatusCode::BAD_REQUEST);
+    }
+}

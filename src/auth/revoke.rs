@@ -1,0 +1,45 @@
+//! `POST /auth/revoke` (RFC 7009): a client revokes one of its tokens; revoking a refresh
+//! token revokes its whole grant. Unknown tokens are answered 200 like known ones.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::Endpoints;
+use super::client_auth::authenticate;
+use super::crypto::digest_hex;
+use super::oauth::{OAuthError, Params, no_store};
+use crate::app::AppState;
+use crate::store::auth::TokenKind;
+
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match answer(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn answer(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let params = Params::parse(headers, body)?;
+    let now = super::now();
+    let endpoints = Endpoints::new(&state.config.base_url);
+    let audiences = [endpoints.token.as_str(), endpoints.revoke.as_str()];
+    let caller = authenticate(state, headers, &params, &audiences, now).await?;
+    let hash = digest_hex(params.require("token")?);
+    // Another client's token is left alone, with the same answer, so nothing is revealed.
+    if let Some(record) = state.store.token(&hash).await?
+        && record.grant.client_id == caller.client.client_id
+    {
+        match record.kind {
+            TokenKind::Access => state.store.revoke_token(&hash).await?,
+            TokenKind::Refresh => state.store.revoke_grant(&record.grant.grant_id).await?,
+        }
+    }
+    Ok(no_store(StatusCode::OK, json!({})))
+}

@@ -1,0 +1,48 @@
+//! `POST /auth/token` (RFC 6749 §3.2): authenticates the client, then runs the grant it asks
+//! for: `authorization_code`, `refresh_token` or `client_credentials`.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+
+use super::client_auth::authenticate;
+use super::oauth::{OAuthError, Params};
+use super::{Endpoints, backend_grant, code_grant, refresh_grant};
+use crate::app::AppState;
+
+const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
+
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    match exchange(&state, &headers, &body).await {
+        Ok(response) => response,
+        Err(error) => error.into_response(),
+    }
+}
+
+async fn exchange(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<Response, OAuthError> {
+    let params = Params::parse(headers, body)?;
+    let grant_type = params.require("grant_type")?;
+    if !GRANT_TYPES.contains(&grant_type) {
+        return Err(OAuthError::unsupported_grant_type(format!(
+            "grant_type {grant_type} is not supported"
+        )));
+    }
+    let now = super::now();
+    let endpoints = Endpoints::new(&state.config.base_url);
+    let caller = authenticate(state, headers, &params, &[&endpoints.token], now).await?;
+    if !caller.client.grant_types.iter().any(|g| g == grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not registered for {grant_type}"
+        )));
+    }
+    match grant_type {
+        "authorization_code" => code_grant::exchange(state, &caller.client, &params, now).await,
+        "refresh_token" => refresh_grant::exchange(state, &caller.client, &params, now).await,
+        _ => backend_grant::exchange(state, &caller, &params, now).await,
+    }
+}

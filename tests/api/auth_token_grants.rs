@@ -1,0 +1,445 @@
+//! The authorization_code and refresh_token grants, driven by the `oauth2` crate: each code
+//! comes from a real EHR launch through Kiln's pages (see `common::smart`).
+
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
+use oauth2::{
+    AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::backend_tests;
+use crate::common::smart::{Answers, App, NONCE, authorize_code};
+use crate::common::*;
+
+backend_tests!(code_exchange_and_replay, refresh_rotation_and_reuse);
+
+const REDIRECT: &str = "https://app.example/cb";
+const SCOPE: &str = "launch launch/patient patient/*.rs openid fhirUser offline_access";
+
+/// The SMART fields of a token response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Smart {
+    patient: Option<String>,
+    encounter: Option<String>,
+    need_patient_banner: Option<bool>,
+    smart_style_url: Option<String>,
+    #[serde(rename = "fhirContext")]
+    fhir_context: Option<Value>,
+    id_token: Option<String>,
+}
+
+impl ExtraTokenFields for Smart {}
+
+type Tokens = StandardTokenResponse<Smart, BasicTokenType>;
+/// A client before its token endpoint is set.
+type NewClient = oauth2::Client<
+    BasicErrorResponse,
+    Tokens,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+>;
+type SmartClient = oauth2::Client<
+    BasicErrorResponse,
+    Tokens,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+type Refusal = RequestTokenError<reqwest::Error, BasicErrorResponse>;
+
+/// oauth2's HTTP over our reqwest.
+async fn send(
+    http: &reqwest::Client,
+    request: oauth2::HttpRequest,
+) -> Result<oauth2::HttpResponse, reqwest::Error> {
+    let (parts, body) = request.into_parts();
+    let response = http
+        .request(parts.method, parts.uri.to_string())
+        .headers(parts.headers)
+        .body(body)
+        .send()
+        .await?;
+    let mut answer = axum::http::Response::builder().status(response.status());
+    for (name, value) in response.headers() {
+        answer = answer.header(name, value);
+    }
+    let body = response.bytes().await?.to_vec();
+    Ok(answer.body(body).expect("response"))
+}
+
+fn oauth_client(server: &Server, id: &str, secret: Option<&str>) -> SmartClient {
+    let client = NewClient::new(ClientId::new(id.into()))
+        .set_token_uri(TokenUrl::new(format!("{}/auth/token", server.base)).unwrap())
+        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
+    match secret {
+        Some(secret) => client.set_client_secret(ClientSecret::new(secret.into())),
+        None => client.set_auth_type(AuthType::RequestBody),
+    }
+}
+
+fn add_client(server: &Server, kind: &str) -> Value {
+    server.kiln(&[
+        "client",
+        "add",
+        "--name",
+        kind,
+        "--type",
+        kind,
+        "--redirect-uri",
+        REDIRECT,
+        "--launch-uri",
+        "https://app.example/launch",
+        "--scope",
+        SCOPE,
+    ])
+}
+
+/// An EHR launch for alice (Patient/p1) in encounter e1, through the authorize pages;
+/// returns the raw code and its verifier.
+async fn authorize(server: &Server, client_id: &str, scope: &str) -> (String, PkceCodeVerifier) {
+    let launch = server.kiln(&[
+        "launch",
+        "create",
+        "--client-id",
+        client_id,
+        "--user",
+        "alice",
+        "--patient",
+        "p1",
+        "--encounter",
+        "e1",
+    ]);
+    let app = App {
+        client_id: client_id.into(),
+        secret: None,
+        redirect_uri: REDIRECT.into(),
+    };
+    authorize_code(
+        server,
+        &app,
+        scope,
+        launch["launch"].as_str(),
+        &Answers::allow("alice", "pw-1"),
+    )
+    .await
+    .unwrap()
+}
+
+/// A secured server with Patient p1, Encounter e1 and the user alice (Patient/p1).
+async fn server_with_alice(backend: Backend) -> Option<Server> {
+    let server = Server::start_secured(backend, &[]).await?;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p1.ndjson");
+    let records = [
+        json!({"resourceType": "Patient", "id": "p1"}),
+        json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+               "subject": {"reference": "Patient/p1"}}),
+    ];
+    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
+    std::fs::write(
+        &path,
+        lines.join(
+            "
+",
+        ),
+    )
+    .unwrap();
+    let imported = std::process::Command::new(kiln_bin())
+        .args(["import", path.to_str().unwrap()])
+        .env("KILN_DATABASE_URL", &server.db.url)
+        .output()
+        .unwrap();
+    assert!(imported.status.success());
+    server.kiln(&[
+        "user",
+        "add",
+        "--username",
+        "alice",
+        "--password",
+        "pw-1",
+        "--fhir-user",
+        "Patient/p1",
+    ]);
+    Some(server)
+}
+
+async fn exchange(
+    server: &Server,
+    client: &SmartClient,
+    code: &str,
+    verifier: &str,
+    redirect: &str,
+) -> Result<Tokens, Refusal> {
+    let redirect = RedirectUrl::new(redirect.into()).unwrap();
+    client
+        .exchange_code(AuthorizationCode::new(code.into()))
+        .set_pkce_verifier(PkceCodeVerifier::new(verifier.into()))
+        .set_redirect_uri(std::borrow::Cow::Owned(redirect))
+        .request_async(&|request| send(&server.client, request))
+        .await
+}
+
+fn refused_with(result: Result<Tokens, Refusal>, expected: BasicErrorResponseType) {
+    match result {
+        Err(RequestTokenError::ServerResponse(error)) => assert_eq!(*error.error(), expected),
+        other => panic!("expected {expected:?}, got {other:?}"),
+    }
+}
+
+async fn active(server: &Server, id: &str, secret: &str, token: &str) -> bool {
+    let body = format!("token={token}");
+    let response = server
+        .client
+        .post(format!("{}/auth/introspect", server.base))
+        .basic_auth(id, Some(secret))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    expect_json(response, 200).await["active"]
+        .as_bool()
+        .unwrap()
+}
+
+async fn code_exchange_and_replay(backend: Backend) {
+    let Some(server) = server_with_alice(backend).await else {
+        return;
+    };
+    let chart = add_client(&server, "confidential-symmetric");
+    let (id, secret) = (
+        chart["client_id"].as_str().unwrap(),
+        chart["client_secret"].as_str().unwrap(),
+    );
+    let client = oauth_client(&server, id, Some(secret));
+
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    let tokens = exchange(&server, &client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    assert_eq!(*tokens.token_type(), BasicTokenType::Bearer);
+    assert_eq!(
+        tokens.expires_in(),
+        Some(std::time::Duration::from_secs(3600))
+    );
+    let scopes: Vec<&str> = tokens
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(scopes.join(" "), SCOPE);
+    let smart = tokens.extra_fields();
+    assert_eq!(smart.patient.as_deref(), Some("p1"));
+    assert_eq!(smart.encounter.as_deref(), Some("e1"));
+    // An EHR launch: the EHR shows the banner itself.
+    assert_eq!(smart.need_patient_banner, Some(false));
+    assert_eq!(
+        smart.smart_style_url.as_deref(),
+        Some(format!("{}/auth/smart-style.json", server.base).as_str())
+    );
+    assert_eq!(
+        smart.fhir_context,
+        Some(json!([{"reference": "Encounter/e1"}]))
+    );
+
+    // The id_token verifies with Kiln's published key.
+    let id_token = smart.id_token.as_deref().unwrap();
+    let header = jsonwebtoken::decode_header(id_token).unwrap();
+    assert_eq!(header.alg, jsonwebtoken::Algorithm::RS256);
+    let jwks: jsonwebtoken::jwk::JwkSet = server
+        .client
+        .get(format!("{}/auth/jwks", server.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = jwks.find(header.kid.as_deref().unwrap()).unwrap();
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_audience(&[id]);
+    validation.set_issuer(&[&server.fhir]);
+    let claims = jsonwebtoken::decode::<Value>(
+        id_token,
+        &jsonwebtoken::DecodingKey::from_jwk(key).unwrap(),
+        &validation,
+    )
+    .unwrap()
+    .claims;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["nonce"], NONCE);
+    assert_eq!(
+        claims["fhirUser"],
+        format!("{}/Patient/p1", server.fhir).as_str()
+    );
+    assert_eq!(
+        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
+        3600
+    );
+
+    let access = tokens.access_token().secret().clone();
+    let refresh = tokens.refresh_token().unwrap().secret().clone();
+    assert!(active(&server, id, secret, &access).await);
+    assert!(active(&server, id, secret, &refresh).await);
+    // A replayed code is refused and what it yielded is revoked.
+    refused_with(
+        exchange(&server, &client, &code, verifier.secret(), REDIRECT).await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+    assert!(!active(&server, id, secret, &access).await);
+    assert!(!active(&server, id, secret, &refresh).await);
+
+    // Wrong verifier, wrong redirect URI, another client.
+    let (code, _) = authorize(&server, id, SCOPE).await;
+    let wrong = PkceCodeVerifier::new("x".repeat(43));
+    refused_with(
+        exchange(&server, &client, &code, wrong.secret(), REDIRECT).await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    refused_with(
+        exchange(
+            &server,
+            &client,
+            &code,
+            verifier.secret(),
+            "https://app.example/other",
+        )
+        .await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+    let phone = add_client(&server, "public");
+    let phone_client = oauth_client(&server, phone["client_id"].as_str().unwrap(), None);
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    refused_with(
+        exchange(&server, &phone_client, &code, verifier.secret(), REDIRECT).await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+    // Without offline_access or online_access there is no refresh token; without
+    // fhirUser or profile no id_token.
+    let (code, verifier) = authorize(&server, id, "launch patient/*.rs openid").await;
+    let tokens = exchange(&server, &client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    assert!(tokens.refresh_token().is_none());
+    assert!(tokens.extra_fields().id_token.is_none());
+}
+
+async fn refresh_rotation_and_reuse(backend: Backend) {
+    let Some(server) = server_with_alice(backend).await else {
+        return;
+    };
+    let phone = add_client(&server, "public");
+    let id = phone["client_id"].as_str().unwrap();
+    let client = oauth_client(&server, id, None);
+    // A confidential client to ask the introspection endpoint.
+    let chart = add_client(&server, "confidential-symmetric");
+    let (rs_id, rs_secret) = (
+        chart["client_id"].as_str().unwrap(),
+        chart["client_secret"].as_str().unwrap(),
+    );
+    let http = |request| send(&server.client, request);
+
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    let first = exchange(&server, &client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    let first_refresh = first.refresh_token().unwrap().clone();
+
+    // Rotation, with a narrower scope for the new access token.
+    let second = client
+        .exchange_refresh_token(&first_refresh)
+        .add_scope(Scope::new("patient/Observation.rs".into()))
+        .request_async(&http)
+        .await
+        .unwrap();
+    let scopes: Vec<&str> = second
+        .scopes()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str())
+        .collect();
+    assert_eq!(scopes, ["patient/Observation.rs"]);
+    assert_eq!(second.extra_fields().patient.as_deref(), Some("p1"));
+    let second_refresh = second.refresh_token().unwrap().clone();
+    assert_ne!(second_refresh.secret(), first_refresh.secret());
+    assert!(!active(&server, rs_id, rs_secret, first_refresh.secret()).await);
+    assert!(active(&server, rs_id, rs_secret, second_refresh.secret()).await);
+    assert!(active(&server, rs_id, rs_secret, second.access_token().secret()).await);
+
+    // A wider scope is refused, and does not use up the refresh token.
+    let wider = client
+        .exchange_refresh_token(&second_refresh)
+        .add_scope(Scope::new("patient/*.cruds".into()))
+        .request_async(&http)
+        .await;
+    refused_with(wider, BasicErrorResponseType::InvalidScope);
+    let third = client
+        .exchange_refresh_token(&second_refresh)
+        .request_async(&http)
+        .await
+        .unwrap();
+    let scopes: Vec<&str> = third.scopes().unwrap().iter().map(|s| s.as_str()).collect();
+    assert_eq!(scopes.join(" "), SCOPE, "the full scope comes back");
+    let third_refresh = third.refresh_token().unwrap().clone();
+
+    // Another client cannot use it.
+    let other = oauth_client(&server, rs_id, Some(rs_secret));
+    refused_with(
+        other
+            .exchange_refresh_token(&third_refresh)
+            .request_async(&http)
+            .await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+
+    // Reusing a rotated refresh token revokes the whole chain.
+    refused_with(
+        client
+            .exchange_refresh_token(&first_refresh)
+            .request_async(&http)
+            .await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+    assert!(!active(&server, rs_id, rs_secret, third.access_token().secret()).await);
+    refused_with(
+        client
+            .exchange_refresh_token(&third_refresh)
+            .request_async(&http)
+            .await,
+        BasicErrorResponseType::InvalidGrant,
+    );
+
+    // Revoking a refresh token revokes its grant.
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    let fresh = exchange(&server, &client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    let body = format!(
+        "token={}&client_id={id}",
+        fresh.refresh_token().unwrap().secret()
+    );
+    let revoked = server
+        .client
+        .post(format!("{}/auth/revoke", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoked.status(), 200);
+    assert!(!active(&server, rs_id, rs_secret, fresh.access_token().secret()).await);
+}
