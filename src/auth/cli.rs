@@ -212,7 +212,8 @@ fn new_client(add: ClientAdd) -> Result<(Client, Option<String>), String> {
         grant_names.extend(names.iter().map(|n| n.to_string()));
     }
     let client = Client {
-        client_id: random_token()[..22].to_string(),
+        // Hex, so an id never starts with `-` (which a command line would take for a flag).
+        client_id: uuid::Uuid::new_v4().simple().to_string(),
         name: add.name,
         client_type: add.client_type.as_str().into(),
         secret_hash: secret.as_deref().map(hash_secret),

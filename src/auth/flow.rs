@@ -431,7 +431,13 @@ async fn consent_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> Page
             app_state,
         ));
     }
-    let (patient, encounter) = context(&user, &pending, launch.as_ref());
+    let (patient, mut encounter) = context(&user, &pending, launch.as_ref());
+    // A standalone launch asking for `launch/encounter` gets the patient's latest encounter.
+    if let (None, None, Some(patient)) = (&launch, &encounter, &patient)
+        && granted.contains(&Scope::LaunchEncounter)
+    {
+        encounter = records::latest_encounter(state, patient).await?;
+    }
     let now = super::now();
     let grant = Grant {
         grant_id: uuid::Uuid::new_v4().to_string(),

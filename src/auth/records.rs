@@ -44,6 +44,20 @@ pub async fn encounters(state: &AppState, patient_id: &str) -> PageResult<Vec<Ch
     })
 }
 
+/// The id of the patient's most recent Encounter (by its period), if any.
+pub async fn latest_encounter(state: &AppState, patient_id: &str) -> PageResult<Option<String>> {
+    let params = [
+        ("patient".to_string(), format!("Patient/{patient_id}")),
+        ("_sort".to_string(), "-date".to_string()),
+        ("_count".to_string(), "1".to_string()),
+    ];
+    let found = search(state, "Encounter", &params).await?;
+    Ok(found
+        .first()
+        .and_then(|encounter| encounter["id"].as_str())
+        .map(str::to_string))
+}
+
 /// A live Patient, as a choice.
 pub async fn patient(state: &AppState, id: &str) -> PageResult<Option<Choice>> {
     Ok(live(state, "Patient", id)

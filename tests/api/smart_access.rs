@@ -126,12 +126,14 @@ async fn patient_launch_sees_only_its_patient(backend: Backend) {
     let Some(server) = secured_with_records(backend, &[]).await else {
         return;
     };
-    let scope = "launch/patient openid fhirUser offline_access patient/*.rs";
+    let scope = "launch/patient launch/encounter openid fhirUser offline_access patient/*.rs";
     let app = App::register(&server, "public", scope, &[]);
     let token = authorize(&server, &app, scope, None, &Answers::allow("alice", "pw-1"))
         .await
         .unwrap();
     assert_eq!(token.extra_fields().patient.as_deref(), Some("pa"));
+    // launch/encounter in a standalone launch: the patient's latest encounter.
+    assert_eq!(token.extra_fields().encounter.as_deref(), Some("enc-a"));
     assert!(
         token.extra_fields().id_token.is_some(),
         "openid + fhirUser give an id_token"
