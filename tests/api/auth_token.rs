@@ -190,6 +190,7 @@ async fn backend_services_with_rs384_and_es384(backend: Backend) {
     let jwks = JwksServer::start(vec![rsa.jwk.clone(), ec.jwk.clone()]).await;
     let client_id = add_backend_client(&server, ("--jwks-uri", &jwks.url));
 
+    let mut token = String::new();
     for key in [&rsa, &ec] {
         let assertion = key.sign(|_| {}, &claims(&server, &client_id));
         let response = backend_token(
@@ -216,7 +217,33 @@ async fn backend_services_with_rs384_and_es384(backend: Backend) {
         assert_eq!(body["expires_in"], 300);
         assert_eq!(body["scope"], "system/Patient.rs system/Observation.read");
         assert!(body["access_token"].as_str().unwrap().len() >= 43);
+        token = body["access_token"].as_str().unwrap().to_string();
     }
+    // The token reaches every patient's records of its types, and nothing else.
+    let fhir = |method: reqwest::Method, path: &str| {
+        server
+            .client
+            .request(method, server.url(path))
+            .bearer_auth(&token)
+    };
+    let search = fhir(reqwest::Method::GET, "Patient").send().await.unwrap();
+    assert_eq!(search.status(), 200);
+    let observations = fhir(reqwest::Method::GET, "Observation")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(observations.status(), 200);
+    let encounters = fhir(reqwest::Method::GET, "Encounter")
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(encounters, 403).await;
+    let create = fhir(reqwest::Method::POST, "Patient")
+        .json(&patient("Backend"))
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(create, 403).await;
     // Cached under the JWKS's max-age: both keys came from one fetch.
     assert_eq!(jwks.fetches(), 1);
 
