@@ -198,13 +198,32 @@ async fn measure(
         .collect();
     let read = phase(backend, "read by id over HTTP", args, {
         let client = client.clone();
-        move |random| get(client.clone(), urls[random as usize % urls.len()].clone())
+        let urls = urls.clone();
+        move |random| {
+            get(
+                client.clone(),
+                urls[random as usize % urls.len()].clone(),
+                None,
+            )
+        }
+    })
+    .await?;
+    let token: Arc<str> = backend_token(&store).await?.into();
+    let read_with_token = phase(backend, "read by id with a SMART token", args, {
+        let client = client.clone();
+        move |random| {
+            get(
+                client.clone(),
+                urls[random as usize % urls.len()].clone(),
+                Some(token.clone()),
+            )
+        }
     })
     .await?;
     let healthz_url = format!("{base}/healthz");
     let healthz = phase(backend, "GET /healthz", args, {
         let client = client.clone();
-        move |_| get(client.clone(), healthz_url.clone())
+        move |_| get(client.clone(), healthz_url.clone(), None)
     })
     .await?;
     // Idle keep-alive connections would hold the graceful shutdown open.
@@ -232,6 +251,7 @@ async fn measure(
         backend,
         import_per_second,
         read,
+        read_with_token,
         healthz,
         lookup,
     })
@@ -336,14 +356,67 @@ where
 }
 
 /// A GET that must answer 200; the body is read in full, as a real client would.
-async fn get(client: reqwest::Client, url: String) -> BenchResult<()> {
-    let response = client.get(&url).send().await?;
+async fn get(client: reqwest::Client, url: String, token: Option<Arc<str>>) -> BenchResult<()> {
+    let mut request = client.get(&url);
+    if let Some(token) = token {
+        request = request.bearer_auth(token);
+    }
+    let response = request.send().await?;
     let status = response.status();
     response.bytes().await?;
     if status != reqwest::StatusCode::OK {
         return Err(format!("GET {url} answered {status}").into());
     }
     Ok(())
+}
+
+/// A live `system/*.rs` access token, registered the way the token endpoint stores one:
+/// the server checks it (token ⋈ grant ⋈ client) on every request of the phase.
+async fn backend_token(store: &Store) -> BenchResult<String> {
+    use crate::auth::crypto::{digest_hex, random_token};
+    use crate::store::auth::{Client, Grant, TokenKind};
+    let now = crate::auth::now();
+    let client_id = uuid::Uuid::new_v4().simple().to_string();
+    store
+        .insert_client(&Client {
+            client_id: client_id.clone(),
+            name: "kiln bench".into(),
+            client_type: "confidential-asymmetric".into(),
+            secret_hash: None,
+            redirect_uris: Vec::new(),
+            launch_uri: None,
+            scope: "system/*.rs".into(),
+            grant_types: vec!["client_credentials".into()],
+            jwks: None,
+            jwks_uri: None,
+            created_at: now,
+        })
+        .await?;
+    let grant = Grant {
+        grant_id: uuid::Uuid::new_v4().to_string(),
+        client_id,
+        username: None,
+        scope: "system/*.rs".into(),
+        patient: None,
+        encounter: None,
+        fhir_user: None,
+        need_patient_banner: false,
+        created_at: now,
+        revoked: false,
+    };
+    store.insert_grant(&grant).await?;
+    let token = random_token();
+    store
+        .insert_token(
+            &digest_hex(&token),
+            TokenKind::Access,
+            &grant.grant_id,
+            &grant.scope,
+            now,
+            now + 3600,
+        )
+        .await?;
+    Ok(token)
 }
 
 /// The `kiln serve` defaults, on the address actually bound.

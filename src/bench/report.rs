@@ -10,6 +10,8 @@ pub struct Row {
     pub backend: &'static str,
     pub import_per_second: f64,
     pub read: Summary,
+    /// The same reads with a SMART access token checked on each.
+    pub read_with_token: Summary,
     pub healthz: Summary,
     pub lookup: Summary,
 }
@@ -36,18 +38,23 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
     println!();
     println!(
         "| Backend | Import (resources/s) | Read by id (req/s) | Read p50 / p95 / p99 (ms) \
+         | Read with token (req/s) | with token p50 / p95 / p99 (ms) \
          | /healthz (req/s) | /healthz p50 / p99 (ms) | PK lookup (reads/s) | PK lookup p50 / p99 (ms) |"
     );
-    println!("|---|--:|--:|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|");
     for row in rows {
         println!(
-            "| {} | {:.0} | {:.0} | {} / {} / {} | {:.0} | {} / {} | {:.0} | {} / {} |",
+            "| {} | {:.0} | {:.0} | {} / {} / {} | {:.0} | {} / {} / {} | {:.0} | {} / {} | {:.0} | {} / {} |",
             row.backend,
             row.import_per_second,
             row.read.per_second,
             ms(row.read.p50),
             ms(row.read.p95),
             ms(row.read.p99),
+            row.read_with_token.per_second,
+            ms(row.read_with_token.p50),
+            ms(row.read_with_token.p95),
+            ms(row.read_with_token.p99),
             row.healthz.per_second,
             ms(row.healthz.p50),
             ms(row.healthz.p99),
