@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -45,8 +45,17 @@ pub async fn authenticate(
             }
         }
     };
+    let with_token = matches!(access, Access::Token(_));
     request.extensions_mut().insert(access);
-    next.run(request).await
+    let mut response = next.run(request).await;
+    // RFC 6750 §3.1: a token that lacks the scope for the request.
+    if with_token && response.status() == StatusCode::FORBIDDEN {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kiln\", error=\"insufficient_scope\""),
+        );
+    }
+    response
 }
 
 enum Bearer {

@@ -146,7 +146,14 @@ async fn patient_launch_sees_only_its_patient(backend: Backend) {
 
     // Reads and vreads.
     assert_eq!(get(&server, &t, "Patient/pa").await.status(), 200);
-    assert_eq!(get(&server, &t, "Patient/pb").await.status(), 403);
+    let refused = get(&server, &t, "Patient/pb").await;
+    assert_eq!(refused.status(), 403);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
     assert_eq!(
         get(&server, &t, "Observation/obs-b-lab").await.status(),
         403
