@@ -58,6 +58,29 @@ pub struct ServeConfig {
     pub tls_key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub auth: AuthConfig,
+    #[command(flatten)]
+    pub export: ExportConfig,
+}
+
+/// Bulk Data export: where files go, how long they stay, and how the workers pace jobs.
+#[derive(Debug, Clone, Args)]
+pub struct ExportConfig {
+    /// Directory of the export files (one subdirectory per job).
+    #[arg(long, env = "KILN_EXPORT_DIR", default_value = "kiln-data/exports")]
+    pub export_dir: std::path::PathBuf,
+    /// Seconds a finished export's files stay available (default 1 hour).
+    #[arg(long, env = "KILN_EXPORT_EXPIRY", default_value_t = 3600)]
+    pub export_expiry: i64,
+    /// Export jobs one client may have queued or running at once.
+    #[arg(long, env = "KILN_EXPORT_MAX_JOBS", default_value_t = 3)]
+    pub export_max_jobs: i64,
+    /// Seconds a worker holds a job without renewing; after that another worker (or this
+    /// one after a restart) takes it over.
+    #[arg(long, env = "KILN_EXPORT_LEASE", default_value_t = 60)]
+    pub export_lease: i64,
+    /// Resources read from the database per batch.
+    #[arg(long, env = "KILN_EXPORT_BATCH", default_value_t = 1000)]
+    pub export_batch: i64,
 }
 
 /// Token lifetimes and access policy of the SMART authorization server.

@@ -32,6 +32,7 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     tracing::info!(%address, base_url = %config.base_url, backend = ?store.backend(), "kiln started");
     let state = AppState::new(store.clone(), config);
     state.keys.ensure_key().await?;
+    crate::bulk::worker::spawn(state.clone());
     let app = router(state);
     match tls {
         Some(tls) => serve_tls(listener, tls, app).await?,

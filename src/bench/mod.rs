@@ -438,5 +438,12 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
             refresh_token_lifetime: 90 * 24 * 3600,
             anonymous_access: true,
         },
+        export: crate::config::ExportConfig {
+            export_dir: std::env::temp_dir().join("kiln-bench-exports"),
+            export_expiry: 3600,
+            export_max_jobs: 3,
+            export_lease: 60,
+            export_batch: 1000,
+        },
     }
 }

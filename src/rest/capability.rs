@@ -38,12 +38,25 @@ pub async fn metadata(State(state): State<AppState>, request: FhirRequest) -> Fh
 /// The US Core versions whose server searches this server supports.
 const US_CORE_VERSIONS: [&str; 4] = ["3.1.1", "4.0.0", "6.1.0", "7.0.0"];
 
+/// The Bulk Data Access server CapabilityStatement this server implements.
+const BULK_DATA_SERVER: &str = "http://hl7.org/fhir/uv/bulkdata/CapabilityStatement/bulk-data";
+
 /// The operations a resource type offers.
 fn operations(resource_type: &str) -> Option<Value> {
     match resource_type {
-        "Patient" => Some(json!([{
-            "name": "everything",
-            "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+        "Patient" => Some(json!([
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+            },
+            {
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export",
+            },
+        ])),
+        "Group" => Some(json!([{
+            "name": "export",
+            "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/group-export",
         }])),
         "DocumentReference" => Some(json!([{
             "name": "docref",
@@ -116,6 +129,7 @@ pub fn capability_statement(fhir_base: &str, endpoints: &Endpoints) -> Value {
         "instantiates": US_CORE_VERSIONS
             .iter()
             .map(|version| format!("http://hl7.org/fhir/us/core/CapabilityStatement/us-core-server|{version}"))
+            .chain([BULK_DATA_SERVER.to_owned()])
             .collect::<Vec<_>>(),
         "format": ["application/fhir+json", "json"],
         "rest": [{
@@ -126,6 +140,10 @@ pub fn capability_statement(fhir_base: &str, endpoints: &Endpoints) -> Value {
                 .iter()
                 .map(|code| json!({"code": code}))
                 .collect::<Vec<_>>(),
+            "operation": [{
+                "name": "export",
+                "definition": "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export",
+            }],
         }],
     })
 }

@@ -35,6 +35,7 @@ pub fn fhir_routes() -> Router<AppState> {
             get(docref::docref).post(docref::docref_post),
         )
         .route("/_history", get(history::system_history))
+        .merge(crate::bulk::routes())
         .route(
             "/{resource_type}",
             get(search::search_type)

@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod connect;
+mod export;
 mod history;
 mod index;
 mod read;
@@ -12,6 +13,7 @@ mod search;
 mod settings;
 mod write;
 
+pub use export::{ExportFile, ExportJob};
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::{
     CompartmentRow, DateRow, IndexRows, Indexed, NumberRow, QuantityRow, ReferenceRow, StringRow,
@@ -19,8 +21,8 @@ pub use index::{
 };
 pub use read::StoredResource;
 pub use search::{
-    AccessFilter, AccessGroup, Cursor, Keyset, SearchPage, SearchSpec, SortType, SortValue,
-    sort_type,
+    AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
+    SortType, SortValue, sort_type,
 };
 pub use write::{Current, Tx, VersionWrite, WriteStatus};
 

@@ -1,18 +1,13 @@
 //! The token endpoint for backend services (private_key_jwt with RS384 and ES384 keys from
 //! a JWKS URL or an inline JWK Set), client secrets, introspection and revocation.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-
-use aws_lc_rs::encoding::AsDer;
-use aws_lc_rs::rsa::{KeyPair, KeySize};
-use aws_lc_rs::signature::{ECDSA_P384_SHA384_FIXED_SIGNING, EcdsaKeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::jwk::{Jwk, JwkSet};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use crate::backend_tests;
+use crate::common::backend::*;
 use crate::common::*;
 
 backend_tests!(
@@ -20,109 +15,6 @@ backend_tests!(
     client_assertion_refusals,
     client_secrets_introspection_and_revocation
 );
-
-const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
-
-/// A key pair of the app: signs assertions, publishes its public JWK.
-struct AppKey {
-    alg: Algorithm,
-    kid: String,
-    key: EncodingKey,
-    jwk: Jwk,
-}
-
-impl AppKey {
-    fn rs384(kid: &str) -> AppKey {
-        let pair = KeyPair::generate(KeySize::Rsa2048).unwrap();
-        let der = STANDARD.encode(pair.as_der().unwrap().as_ref());
-        let pem = format!("-----BEGIN PRIVATE KEY-----\n{der}\n-----END PRIVATE KEY-----\n");
-        Self::new(
-            Algorithm::RS384,
-            kid,
-            EncodingKey::from_rsa_pem(pem.as_bytes()).unwrap(),
-        )
-    }
-
-    fn es384(kid: &str) -> AppKey {
-        let pair = EcdsaKeyPair::generate(&ECDSA_P384_SHA384_FIXED_SIGNING).unwrap();
-        let der = pair.to_pkcs8v1().unwrap();
-        Self::new(
-            Algorithm::ES384,
-            kid,
-            EncodingKey::from_ec_der(der.as_ref()),
-        )
-    }
-
-    fn new(alg: Algorithm, kid: &str, key: EncodingKey) -> AppKey {
-        let mut jwk = Jwk::from_encoding_key(&key, alg).unwrap();
-        jwk.common.key_id = Some(kid.to_string());
-        AppKey {
-            alg,
-            kid: kid.to_string(),
-            key,
-            jwk,
-        }
-    }
-
-    /// An assertion with these header changes and claims.
-    fn sign(&self, header: impl FnOnce(&mut Header), claims: &Value) -> String {
-        let mut h = Header::new(self.alg);
-        h.kid = Some(self.kid.clone());
-        header(&mut h);
-        jsonwebtoken::encode(&h, claims, &self.key).unwrap()
-    }
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-/// Valid assertion claims for `client_id` at `server`'s token endpoint.
-fn claims(server: &Server, client_id: &str) -> Value {
-    json!({
-        "iss": client_id,
-        "sub": client_id,
-        "aud": format!("{}/auth/token", server.base),
-        "exp": now() + 240,
-        "jti": uuid::Uuid::new_v4().to_string(),
-    })
-}
-
-/// A JWK Set served on loopback, with a count of how often it was fetched.
-struct JwksServer {
-    url: String,
-    keys: Arc<Mutex<Vec<Jwk>>>,
-    fetches: Arc<AtomicUsize>,
-}
-
-impl JwksServer {
-    async fn start(keys: Vec<Jwk>) -> JwksServer {
-        let keys = Arc::new(Mutex::new(keys));
-        let fetches = Arc::new(AtomicUsize::new(0));
-        let (served, counted) = (keys.clone(), fetches.clone());
-        let app = axum::Router::new().route(
-            "/jwks.json",
-            axum::routing::get(move || {
-                let set = JwkSet {
-                    keys: served.lock().unwrap().clone(),
-                };
-                counted.fetch_add(1, Ordering::SeqCst);
-                async move { ([("cache-control", "public, max-age=300")], axum::Json(set)) }
-            }),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        JwksServer { url, keys, fetches }
-    }
-
-    fn fetches(&self) -> usize {
-        self.fetches.load(Ordering::SeqCst)
-    }
-}
 
 fn add_backend_client(server: &Server, jwks: (&str, &str)) -> String {
     let client = server.kiln(&[

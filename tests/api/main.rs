@@ -6,6 +6,7 @@ mod auth_admin;
 mod auth_authorize;
 mod auth_token;
 mod auth_token_grants;
+mod bulk_export;
 mod capability;
 mod cli;
 mod composite_search;

@@ -1,6 +1,7 @@
 //! Running a parsed search against the index tables: matches, paging, totals, includes.
 
 mod criteria;
+mod export;
 mod include;
 mod keyset;
 pub(super) mod sql;
@@ -11,6 +12,7 @@ use super::{Store, StoreResult, StoredResource, dispatch};
 use crate::auth::access::Limit;
 use crate::search::query::{SearchQuery, Total};
 use criteria::push_criterion;
+pub use export::{ExportScan, Population};
 use keyset::page_sql;
 pub use keyset::{Keyset, SortType, SortValue, sort_type};
 pub(super) use sql::{Bind, Sql};

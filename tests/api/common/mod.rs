@@ -1,5 +1,6 @@
 //! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
 
+pub mod backend;
 pub mod smart;
 
 use std::io::Write;

@@ -1,0 +1,47 @@
+//! What a job carries from its kick-off to the worker: the parameters, the resolved types
+//! and population, and the caller's grant (the worker applies the same scopes).
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use super::params::ExportParams;
+use crate::auth::access::{Access, Granted};
+use crate::auth::scope::ScopeSet;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobSpec {
+    pub params: ExportParams,
+    /// The types to export, in output order.
+    pub types: Vec<String>,
+    /// The token's `system/` and `user/` scopes; `None` under anonymous access.
+    pub scope: Option<String>,
+    pub fhir_user: Option<String>,
+    /// Whose compartments to export; `None`: every resource (system) or every patient's.
+    pub patients: Option<Vec<String>>,
+}
+
+impl JobSpec {
+    /// The caller's access, as the worker applies it.
+    pub fn access(&self, client_id: &str) -> Access {
+        grant_access(self.scope.as_deref(), self.fhir_user.as_deref(), client_id)
+    }
+}
+
+/// An [`Access`] of these scopes (`None`: full access).
+pub fn grant_access(scope: Option<&str>, fhir_user: Option<&str>, client_id: &str) -> Access {
+    match scope {
+        None => Access::Full,
+        Some(scope) => Access::Token(Arc::new(Granted {
+            client_id: client_id.to_owned(),
+            scopes: ScopeSet::parse(scope),
+            patient: None,
+            fhir_user: fhir_user.map(str::to_owned),
+        })),
+    }
+}
+
+/// Where the files of a job live, under the export directory.
+pub fn job_dir(root: &std::path::Path, job_id: &str) -> std::path::PathBuf {
+    root.join(job_id)
+}

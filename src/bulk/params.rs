@@ -1,0 +1,217 @@
+//! The kick-off parameters of `$export`: read from the query string or a POSTed
+//! Parameters resource, checked, and kept with the job as JSON.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::fhir::instant::parse_fhir_datetime;
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::fhir::subset::Subset;
+use crate::fhir::validate::is_resource_type;
+use crate::search::query::parse_search;
+
+/// The output formats of Bulk Data; all mean ndjson.
+const OUTPUT_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
+
+/// What a job exports, as stored with it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ExportParams {
+    /// Types named by `_type` (empty: every type the level and scopes allow).
+    pub types: Vec<String>,
+    /// `_since` and `_until`, in microseconds.
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    /// `_typeFilter` queries as `(type, query)`.
+    pub type_filters: Vec<(String, String)>,
+    pub elements: Option<String>,
+    /// Patient ids from `patient` (Patient and Group levels).
+    pub patients: Option<Vec<String>>,
+    /// Parameters ignored under `Prefer: handling=lenient`, reported in the error file.
+    pub ignored: Vec<String>,
+}
+
+/// Reads the parameters; with `lenient`, unsupported ones are ignored (and noted) instead
+/// of refused.
+pub fn parse(pairs: &[(String, Value)], lenient: bool) -> FhirResult<ExportParams> {
+    let mut params = ExportParams::default();
+    for (name, value) in pairs {
+        let text = value.as_str().unwrap_or_default();
+        match name.as_str() {
+            "_outputFormat" => {
+                if !OUTPUT_FORMATS.contains(&text) {
+                    return Err(invalid(
+                        name,
+                        format!(
+                            "_outputFormat {text:?} is not supported; use application/fhir+ndjson"
+                        ),
+                    ));
+                }
+            }
+            "_since" | "_until" => {
+                let micros = parse_fhir_datetime(text).ok_or_else(|| {
+                    invalid(name, format!("{name} {text:?} is not a FHIR instant"))
+                })?;
+                if name == "_since" {
+                    params.since = Some(micros);
+                } else {
+                    params.until = Some(micros);
+                }
+            }
+            "_type" => {
+                for resource_type in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+                    if !is_resource_type(resource_type) {
+                        return Err(invalid(
+                            name,
+                            format!("_type names {resource_type:?}, not a FHIR R4 resource type"),
+                        ));
+                    }
+                    if !params.types.iter().any(|t| t == resource_type) {
+                        params.types.push(resource_type.to_owned());
+                    }
+                }
+            }
+            "_elements" => {
+                Subset::from_params(None, Some(text))?;
+                params.elements = Some(text.to_owned());
+            }
+            "_typeFilter" => {
+                for filter in split_type_filters(text) {
+                    params.type_filters.push(type_filter(&filter)?);
+                }
+            }
+            "patient" => {
+                let id = value
+                    .get("reference")
+                    .and_then(Value::as_str)
+                    .and_then(|r| r.strip_prefix("Patient/"))
+                    .filter(|id| crate::fhir::id::is_valid_id(id))
+                    .ok_or_else(|| {
+                        invalid(name, "patient must be a reference to Patient/[id]".into())
+                    })?;
+                params
+                    .patients
+                    .get_or_insert_with(Vec::new)
+                    .push(id.to_owned());
+            }
+            "_pretty" | "_format" => {}
+            _ if lenient => params.ignored.push(name.clone()),
+            _ => {
+                return Err(FhirError::bad_request(format!(
+                    "the $export parameter {name} is not supported by this server"
+                ))
+                .expression_at(name.clone()));
+            }
+        }
+    }
+    Ok(params)
+}
+
+/// `_typeFilter` values, comma-separated: a comma starts a new filter only before `Type?`.
+fn split_type_filters(text: &str) -> Vec<String> {
+    let mut filters: Vec<String> = Vec::new();
+    for part in text.split(',') {
+        let starts_filter = part
+            .split_once('?')
+            .is_some_and(|(t, _)| is_resource_type(t.trim()));
+        match filters.last_mut() {
+            Some(last) if !starts_filter => {
+                last.push(',');
+                last.push_str(part);
+            }
+            _ => filters.push(part.trim().to_owned()),
+        }
+    }
+    filters
+}
+
+/// `Type?query`, checked against the search parameters of `Type`.
+fn type_filter(filter: &str) -> FhirResult<(String, String)> {
+    let (resource_type, query) = filter
+        .split_once('?')
+        .filter(|(t, _)| is_resource_type(t))
+        .ok_or_else(|| {
+            invalid(
+                "_typeFilter",
+                format!("_typeFilter {filter:?} is not [type]?[search parameters]"),
+            )
+        })?;
+    let parsed = parse_search(Some(resource_type), &query_pairs(query))?;
+    if let Some(unknown) = parsed.unknown.first() {
+        return Err(invalid(
+            "_typeFilter",
+            format!("_typeFilter uses the unknown search parameter {unknown:?}"),
+        ));
+    }
+    Ok((resource_type.to_owned(), query.to_owned()))
+}
+
+pub fn query_pairs(query: &str) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn invalid(name: &str, message: String) -> FhirError {
+    FhirError::bad_request(message).expression_at(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pairs(list: &[(&str, Value)]) -> Vec<(String, Value)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn reads_the_parameters() {
+        let params = parse(
+            &pairs(&[
+                ("_outputFormat", json!("ndjson")),
+                ("_type", json!("Patient,Observation,Patient")),
+                ("_since", json!("2024-05-01T00:00:00Z")),
+                (
+                    "_typeFilter",
+                    json!("Observation?code=http://loinc.org|1,http://loinc.org|2,Patient?gender=female"),
+                ),
+                ("patient", json!({"reference": "Patient/p1"})),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(params.types, ["Patient", "Observation"]);
+        assert_eq!(params.since, Some(1_714_521_600_000_000));
+        assert_eq!(
+            params.type_filters,
+            [
+                (
+                    "Observation".to_string(),
+                    "code=http://loinc.org|1,http://loinc.org|2".to_string()
+                ),
+                ("Patient".to_string(), "gender=female".to_string())
+            ]
+        );
+        assert_eq!(params.patients, Some(vec!["p1".to_string()]));
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_do() {
+        for (name, value) in [
+            ("_outputFormat", json!("text/csv")),
+            ("_since", json!("yesterday")),
+            ("_type", json!("Nonsense")),
+            ("_typeFilter", json!("Observation?nonsense=1")),
+            ("_typeFilter", json!("status=final")),
+            ("patient", json!({"reference": "Group/1"})),
+            ("includeAssociatedData", json!("LatestProvenanceResources")),
+        ] {
+            let error = parse(&pairs(&[(name, value.clone())]), false).unwrap_err();
+            assert_eq!(error.status.as_u16(), 400, "{name} {value}");
+        }
+        let lenient = parse(&pairs(&[("organizeOutputBy", json!("Patient"))]), true).unwrap();
+        assert_eq!(lenient.ignored, ["organizeOutputBy"]);
+    }
+}

@@ -1,0 +1,190 @@
+//! The status URL of a job (poll, manifest, cancel) and the download of its files; only the
+//! client that started a job may see it.
+
+use axum::Extension;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::job::job_dir;
+use crate::app::AppState;
+use crate::auth::access::{Access, unauthorized};
+use crate::fhir::instant::{to_fhir_instant, to_http_date};
+use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
+use crate::rest::negotiate::FHIR_JSON;
+use crate::store::ExportJob;
+
+const NDJSON: &str = "application/fhir+ndjson";
+/// Seconds a client should wait before polling again.
+const RETRY_AFTER: &str = "2";
+
+pub async fn status(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    access: Option<Extension<Access>>,
+) -> FhirResult<Response> {
+    let job = owned_job(&state, &id, access).await?;
+    match job.status.as_str() {
+        "done" => manifest(&state, &job).await,
+        "failed" => Err(FhirError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            IssueCode::Exception,
+            format!(
+                "the export failed: {}",
+                job.error.as_deref().unwrap_or("unknown error")
+            ),
+        )),
+        _ => {
+            let progress = job.progress.as_deref().unwrap_or(job.status.as_str());
+            let mut response = StatusCode::ACCEPTED.into_response();
+            let headers = response.headers_mut();
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+            if let Ok(value) = HeaderValue::from_str(&truncate(progress, 100)) {
+                headers.insert("x-progress", value);
+            }
+            Ok(response)
+        }
+    }
+}
+
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    access: Option<Extension<Access>>,
+) -> FhirResult<Response> {
+    let job = owned_job(&state, &id, access).await?;
+    // The worker notices at its next lease renewal and stops.
+    state.store.delete_export_job(&job.id).await?;
+    let _ = tokio::fs::remove_dir_all(job_dir(&state.config.export.export_dir, &job.id)).await;
+    let body = serde_json::to_vec(&informational(format!("export job {id} cancelled")))
+        .unwrap_or_default();
+    Ok((
+        StatusCode::ACCEPTED,
+        [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],
+        body,
+    )
+        .into_response())
+}
+
+pub async fn file(
+    State(state): State<AppState>,
+    Path((id, index)): Path<(String, String)>,
+    access: Option<Extension<Access>>,
+    headers: HeaderMap,
+) -> FhirResult<Response> {
+    let job = owned_job(&state, &id, access).await?;
+    let not_found = || FhirError::not_found(format!("export job {id} has no file {index}"));
+    if job.status != "done" {
+        return Err(not_found());
+    }
+    let index: usize = index.parse().map_err(|_| not_found())?;
+    let files = state.store.export_files(&job.id).await?;
+    let entry = files.get(index).ok_or_else(not_found)?;
+    let path = job_dir(&state.config.export.export_dir, &job.id).join(&entry.name);
+    let file = tokio::fs::File::open(&path)
+        .await
+        .map_err(|_| not_found())?;
+    let gzip = accepts_gzip(&headers);
+    let body = if gzip {
+        Body::from_stream(super::stream::gzip(file))
+    } else {
+        Body::from_stream(super::stream::plain(file))
+    };
+    let mut response = (StatusCode::OK, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(NDJSON));
+    if gzip {
+        headers.insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    headers.insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    Ok(response)
+}
+
+/// The job, if it exists and belongs to the caller; 404 for anyone else.
+async fn owned_job(
+    state: &AppState,
+    id: &str,
+    access: Option<Extension<Access>>,
+) -> FhirResult<ExportJob> {
+    let client_id = match access.map(|Extension(access)| access) {
+        None | Some(Access::Nobody) => return Err(unauthorized()),
+        Some(Access::Full) => String::new(),
+        Some(Access::Token(granted)) => granted.client_id.clone(),
+    };
+    let unknown = || FhirError::not_found(format!("there is no export job {id}"));
+    let job = state.store.export_job(id).await?.ok_or_else(unknown)?;
+    if job.client_id != client_id || job.status == "cancelled" {
+        return Err(unknown());
+    }
+    Ok(job)
+}
+
+async fn manifest(state: &AppState, job: &ExportJob) -> FhirResult<Response> {
+    let files = state.store.export_files(&job.id).await?;
+    let base = state.config.fhir_base();
+    let mut output = Vec::new();
+    let mut error = Vec::new();
+    let mut deleted = Vec::new();
+    for (index, file) in files.iter().enumerate() {
+        let entry = json!({
+            "type": file.resource_type,
+            "url": format!("{base}/$export-file/{}/{index}", job.id),
+            "count": file.count,
+        });
+        match file.kind.as_str() {
+            "error" => error.push(entry),
+            "deleted" => deleted.push(entry),
+            _ => output.push(entry),
+        }
+    }
+    let mut manifest = json!({
+        "transactionTime": to_fhir_instant(job.transaction_time),
+        "request": job.request_url,
+        "requiresAccessToken": true,
+        "output": output,
+        "error": error,
+    });
+    if !deleted.is_empty() {
+        manifest["deleted"] = Value::Array(deleted);
+    }
+    let mut response = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::to_vec(&manifest).unwrap_or_default(),
+    )
+        .into_response();
+    if let Some(expires) = job.expires_at
+        && let Ok(value) = HeaderValue::from_str(&to_http_date(expires * 1_000_000))
+    {
+        response.headers_mut().insert(header::EXPIRES, value);
+    }
+    Ok(response)
+}
+
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';');
+            let name = parts.next().unwrap_or("").trim();
+            let refused = parts.any(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.trim().parse::<f32>().ok())
+                    == Some(0.0)
+            });
+            name.eq_ignore_ascii_case("gzip") && !refused
+        })
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    text.chars().take(max).collect()
+}

@@ -1,0 +1,103 @@
+//! The export worker started by `kiln serve`: claims jobs from the database queue (shared by
+//! every replica), runs them, and removes expired exports.
+
+use std::time::{Duration, Instant};
+
+use super::job::job_dir;
+use super::run::{Ended, Run};
+use crate::app::AppState;
+use crate::store::ExportJob;
+
+const IDLE_POLL: Duration = Duration::from_millis(500);
+const CLEANUP_EVERY: Duration = Duration::from_secs(5);
+
+pub fn spawn(state: AppState) {
+    tokio::spawn(async move {
+        let mut last_cleanup: Option<Instant> = None;
+        loop {
+            if last_cleanup.is_none_or(|at| at.elapsed() >= CLEANUP_EVERY) {
+                if let Err(error) = remove_expired(&state).await {
+                    tracing::warn!(%error, "could not remove expired exports");
+                }
+                last_cleanup = Some(Instant::now());
+            }
+            match claim_and_run(&state).await {
+                Ok(true) => {}
+                Ok(false) => tokio::time::sleep(IDLE_POLL).await,
+                Err(error) => {
+                    tracing::warn!(%error, "export worker error");
+                    tokio::time::sleep(IDLE_POLL).await;
+                }
+            }
+        }
+    });
+}
+
+/// Runs one claimed job; false when none was waiting.
+async fn claim_and_run(state: &AppState) -> Result<bool, Box<dyn std::error::Error + Send + Sync>> {
+    // A fresh id per claim: a run that lost its lease can never touch its successor's work.
+    let worker = uuid::Uuid::new_v4().simple().to_string();
+    let now = crate::auth::now();
+    let lease = now + state.config.export.export_lease.max(1);
+    let Some(job) = state.store.claim_export_job(&worker, now, lease).await? else {
+        return Ok(false);
+    };
+    tracing::info!(job = %job.id, level = %job.level, "export started");
+    // Whatever an earlier, interrupted run left is dropped: the job restarts cleanly.
+    state.store.clear_export_files(&job.id).await?;
+    let root = job_dir(&state.config.export.export_dir, &job.id);
+    let _ = tokio::fs::remove_dir_all(&root).await;
+    let dir = root.join(&worker);
+    tokio::fs::create_dir_all(&dir).await?;
+    finish(
+        state,
+        &job,
+        &worker,
+        &dir,
+        Run::new(state, &job, &worker, &dir).execute().await,
+    )
+    .await?;
+    Ok(true)
+}
+
+async fn finish(
+    state: &AppState,
+    job: &ExportJob,
+    worker: &str,
+    dir: &std::path::Path,
+    ended: Result<Ended, Box<dyn std::error::Error + Send + Sync>>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let expires = crate::auth::now() + state.config.export.export_expiry.max(1);
+    let kept = match ended {
+        Ok(Ended::Complete) => {
+            state
+                .store
+                .finish_export_job(&job.id, worker, "done", None, expires)
+                .await?
+        }
+        Ok(Ended::Lost) => false,
+        Err(error) => {
+            tracing::warn!(job = %job.id, %error, "export failed");
+            state
+                .store
+                .finish_export_job(&job.id, worker, "failed", Some(&error.to_string()), expires)
+                .await?;
+            false
+        }
+    };
+    if kept {
+        tracing::info!(job = %job.id, "export complete");
+    } else {
+        let _ = tokio::fs::remove_dir_all(dir).await;
+    }
+    Ok(())
+}
+
+async fn remove_expired(state: &AppState) -> Result<(), crate::store::StoreError> {
+    for id in state.store.expired_export_jobs(crate::auth::now()).await? {
+        state.store.delete_export_job(&id).await?;
+        let _ = tokio::fs::remove_dir_all(job_dir(&state.config.export.export_dir, &id)).await;
+        tracing::info!(job = %id, "expired export removed");
+    }
+    Ok(())
+}

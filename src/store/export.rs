@@ -1,0 +1,277 @@
+//! Bulk Data export jobs and their files: the queue workers claim from with a lease.
+
+use sqlx::Row;
+
+use super::{Store, StoreResult, dispatch};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportJob {
+    pub id: String,
+    pub client_id: String,
+    pub request_url: String,
+    /// `system`, `patient` or `group`.
+    pub level: String,
+    pub group_id: Option<String>,
+    /// The kick-off parameters and the token's grant, as JSON.
+    pub params: String,
+    /// `queued`, `running`, `done`, `failed` or `cancelled`.
+    pub status: String,
+    pub progress: Option<String>,
+    pub transaction_time: i64,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// One file of a job's manifest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportFile {
+    /// `output`, `error` or `deleted`.
+    pub kind: String,
+    pub resource_type: String,
+    pub name: String,
+    pub count: i64,
+}
+
+const COLUMNS: &str = "id, client_id, request_url, level, group_id, params, status, progress, \
+                       transaction_time, error, created_at, expires_at";
+
+macro_rules! job_from_row {
+    ($row:expr) => {{
+        let row = $row;
+        ExportJob {
+            id: row.try_get(0)?,
+            client_id: row.try_get(1)?,
+            request_url: row.try_get(2)?,
+            level: row.try_get(3)?,
+            group_id: row.try_get(4)?,
+            params: row.try_get(5)?,
+            status: row.try_get(6)?,
+            progress: row.try_get(7)?,
+            transaction_time: row.try_get(8)?,
+            error: row.try_get(9)?,
+            created_at: row.try_get(10)?,
+            expires_at: row.try_get(11)?,
+        }
+    }};
+}
+
+/// PostgreSQL lets replicas skip a row another one is claiming; SQLite has one writer.
+const CLAIM_PG: &str = "FOR UPDATE SKIP LOCKED";
+
+impl Store {
+    pub async fn insert_export_job(&self, job: &ExportJob) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO bulk_export_jobs ({COLUMNS}) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+            )))
+            .bind(&job.id)
+            .bind(&job.client_id)
+            .bind(&job.request_url)
+            .bind(&job.level)
+            .bind(&job.group_id)
+            .bind(&job.params)
+            .bind(&job.status)
+            .bind(&job.progress)
+            .bind(job.transaction_time)
+            .bind(&job.error)
+            .bind(job.created_at)
+            .bind(job.expires_at)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn export_job(&self, id: &str) -> StoreResult<Option<ExportJob>> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM bulk_export_jobs WHERE id = $1"
+            )))
+            .bind(id)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(job_from_row!(row)),
+                None => None,
+            })
+        })
+    }
+
+    /// Jobs of `client_id` still queued or running.
+    pub async fn active_export_jobs(&self, client_id: &str) -> StoreResult<i64> {
+        dispatch!(self, pool => {
+            let row = sqlx::query(
+                "SELECT COUNT(*) FROM bulk_export_jobs \
+                 WHERE client_id = $1 AND status IN ('queued', 'running')",
+            )
+            .bind(client_id)
+            .fetch_one(pool)
+            .await?;
+            Ok(row.try_get::<i64, _>(0)?)
+        })
+    }
+
+    /// Takes the oldest queued job, or a running one whose lease ran out (its worker died),
+    /// for `worker` until `lease_until`.
+    pub async fn claim_export_job(
+        &self,
+        worker: &str,
+        now: i64,
+        lease_until: i64,
+    ) -> StoreResult<Option<ExportJob>> {
+        let lock = match self {
+            Store::Postgres(_) => CLAIM_PG,
+            Store::Sqlite(_) => "",
+        };
+        dispatch!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE bulk_export_jobs SET status = 'running', worker = $1, lease_until = $2 \
+                 WHERE id = (SELECT id FROM bulk_export_jobs \
+                             WHERE status = 'queued' OR (status = 'running' AND lease_until < $3) \
+                             ORDER BY created_at, id LIMIT 1 {lock}) \
+                 RETURNING {COLUMNS}"
+            )))
+            .bind(worker)
+            .bind(lease_until)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?;
+            Ok(match row {
+                Some(row) => Some(job_from_row!(row)),
+                None => None,
+            })
+        })
+    }
+
+    /// Extends `worker`'s lease and records progress; false when the job is no longer its
+    /// own (cancelled, or taken over after the lease ran out).
+    pub async fn renew_export_lease(
+        &self,
+        id: &str,
+        worker: &str,
+        lease_until: i64,
+        progress: &str,
+    ) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE bulk_export_jobs SET lease_until = $1, progress = $2 \
+                 WHERE id = $3 AND worker = $4 AND status = 'running'",
+            )
+            .bind(lease_until)
+            .bind(progress)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Forgets the files of an earlier, interrupted run of the job.
+    pub async fn clear_export_files(&self, id: &str) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("DELETE FROM bulk_export_files WHERE job_id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn add_export_file(&self, id: &str, seq: i64, file: &ExportFile) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO bulk_export_files (job_id, seq, kind, resource_type, name, count) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(id)
+            .bind(seq)
+            .bind(&file.kind)
+            .bind(&file.resource_type)
+            .bind(&file.name)
+            .bind(file.count)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn export_files(&self, id: &str) -> StoreResult<Vec<ExportFile>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT kind, resource_type, name, count FROM bulk_export_files \
+                 WHERE job_id = $1 ORDER BY seq",
+            )
+            .bind(id)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| {
+                    Ok(ExportFile {
+                        kind: row.try_get(0)?,
+                        resource_type: row.try_get(1)?,
+                        name: row.try_get(2)?,
+                        count: row.try_get(3)?,
+                    })
+                })
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+
+    /// Ends `worker`'s run: `done` (with its expiry) or `failed`; false if the job was
+    /// cancelled or taken over meanwhile.
+    pub async fn finish_export_job(
+        &self,
+        id: &str,
+        worker: &str,
+        status: &str,
+        error: Option<&str>,
+        expires_at: i64,
+    ) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let done = sqlx::query(
+                "UPDATE bulk_export_jobs SET status = $1, error = $2, expires_at = $3, \
+                 lease_until = NULL, progress = NULL \
+                 WHERE id = $4 AND worker = $5 AND status = 'running'",
+            )
+            .bind(status)
+            .bind(error)
+            .bind(expires_at)
+            .bind(id)
+            .bind(worker)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Deletes a job and its file rows (cancellation, expiry).
+    pub async fn delete_export_job(&self, id: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let done = sqlx::query("DELETE FROM bulk_export_jobs WHERE id = $1")
+                .bind(id)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
+    }
+
+    /// Ids of finished jobs past their expiry.
+    pub async fn expired_export_jobs(&self, now: i64) -> StoreResult<Vec<String>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT id FROM bulk_export_jobs WHERE expires_at IS NOT NULL AND expires_at < $1",
+            )
+            .bind(now)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| row.try_get::<String, _>(0))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+}
