@@ -1,19 +1,15 @@
 //! The authorization_code and refresh_token grants, driven by the `oauth2` crate: each code
 //! comes from a real EHR launch through Kiln's pages (see `common::smart`).
 
-use oauth2::basic::{
-    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
-    BasicTokenIntrospectionResponse, BasicTokenType,
-};
+use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicTokenType};
 use oauth2::{
-    AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthorizationCode, PkceCodeVerifier, RedirectUrl, RequestTokenError, Scope, TokenResponse,
 };
-use serde::{Deserialize, Serialize};
 
 use crate::backend_tests;
-use crate::common::smart::{Answers, App, NONCE, authorize_code};
+use crate::common::smart::{
+    Answers, App, HttpError, NONCE, SmartClient, SmartToken, authorize_code, send,
+};
 use crate::common::*;
 
 backend_tests!(code_exchange_and_replay, refresh_rotation_and_reuse);
@@ -21,71 +17,15 @@ backend_tests!(code_exchange_and_replay, refresh_rotation_and_reuse);
 const REDIRECT: &str = "https://app.example/cb";
 const SCOPE: &str = "launch launch/patient patient/*.rs openid fhirUser offline_access";
 
-/// The SMART fields of a token response.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Smart {
-    patient: Option<String>,
-    encounter: Option<String>,
-    need_patient_banner: Option<bool>,
-    smart_style_url: Option<String>,
-    #[serde(rename = "fhirContext")]
-    fhir_context: Option<Value>,
-    id_token: Option<String>,
-}
-
-impl ExtraTokenFields for Smart {}
-
-type Tokens = StandardTokenResponse<Smart, BasicTokenType>;
-/// A client before its token endpoint is set.
-type NewClient = oauth2::Client<
-    BasicErrorResponse,
-    Tokens,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
->;
-type SmartClient = oauth2::Client<
-    BasicErrorResponse,
-    Tokens,
-    BasicTokenIntrospectionResponse,
-    StandardRevocableToken,
-    BasicRevocationErrorResponse,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointNotSet,
-    EndpointSet,
->;
-type Refusal = RequestTokenError<reqwest::Error, BasicErrorResponse>;
-
-/// oauth2's HTTP over our reqwest.
-async fn send(
-    http: &reqwest::Client,
-    request: oauth2::HttpRequest,
-) -> Result<oauth2::HttpResponse, reqwest::Error> {
-    let (parts, body) = request.into_parts();
-    let response = http
-        .request(parts.method, parts.uri.to_string())
-        .headers(parts.headers)
-        .body(body)
-        .send()
-        .await?;
-    let mut answer = axum::http::Response::builder().status(response.status());
-    for (name, value) in response.headers() {
-        answer = answer.header(name, value);
-    }
-    let body = response.bytes().await?.to_vec();
-    Ok(answer.body(body).expect("response"))
-}
+type Refusal = RequestTokenError<HttpError, BasicErrorResponse>;
 
 fn oauth_client(server: &Server, id: &str, secret: Option<&str>) -> SmartClient {
-    let client = NewClient::new(ClientId::new(id.into()))
-        .set_token_uri(TokenUrl::new(format!("{}/auth/token", server.base)).unwrap())
-        .set_redirect_uri(RedirectUrl::new(REDIRECT.into()).unwrap());
-    match secret {
-        Some(secret) => client.set_client_secret(ClientSecret::new(secret.into())),
-        None => client.set_auth_type(AuthType::RequestBody),
+    App {
+        client_id: id.into(),
+        secret: secret.map(str::to_string),
+        redirect_uri: REDIRECT.into(),
     }
+    .oauth(server)
 }
 
 fn add_client(server: &Server, kind: &str) -> Value {
@@ -139,29 +79,13 @@ async fn authorize(server: &Server, client_id: &str, scope: &str) -> (String, Pk
 /// A secured server with Patient p1, Encounter e1 and the user alice (Patient/p1).
 async fn server_with_alice(backend: Backend) -> Option<Server> {
     let server = Server::start_secured(backend, &[]).await?;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("p1.ndjson");
     let records = [
         json!({"resourceType": "Patient", "id": "p1"}),
         json!({"resourceType": "Encounter", "id": "e1", "status": "finished",
                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
                "subject": {"reference": "Patient/p1"}}),
     ];
-    let lines: Vec<String> = records.iter().map(Value::to_string).collect();
-    std::fs::write(
-        &path,
-        lines.join(
-            "
-",
-        ),
-    )
-    .unwrap();
-    let imported = std::process::Command::new(kiln_bin())
-        .args(["import", path.to_str().unwrap()])
-        .env("KILN_DATABASE_URL", &server.db.url)
-        .output()
-        .unwrap();
-    assert!(imported.status.success());
+    server.import(&records);
     server.kiln(&[
         "user",
         "add",
@@ -181,7 +105,7 @@ async fn exchange(
     code: &str,
     verifier: &str,
     redirect: &str,
-) -> Result<Tokens, Refusal> {
+) -> Result<SmartToken, Refusal> {
     let redirect = RedirectUrl::new(redirect.into()).unwrap();
     client
         .exchange_code(AuthorizationCode::new(code.into()))
@@ -191,7 +115,7 @@ async fn exchange(
         .await
 }
 
-fn refused_with(result: Result<Tokens, Refusal>, expected: BasicErrorResponseType) {
+fn refused_with(result: Result<SmartToken, Refusal>, expected: BasicErrorResponseType) {
     match result {
         Err(RequestTokenError::ServerResponse(error)) => assert_eq!(*error.error(), expected),
         other => panic!("expected {expected:?}, got {other:?}"),

@@ -53,17 +53,7 @@ fn records() -> Vec<Value> {
 /// and `doc` (Practitioner/dr1).
 async fn secured_with_records(backend: Backend, extra: &[&str]) -> Option<Server> {
     let server = Server::start_secured(backend, extra).await?;
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("records.ndjson");
-    let lines: Vec<String> = records().iter().map(Value::to_string).collect();
-    std::fs::write(&path, lines.join("\n")).unwrap();
-    let status = std::process::Command::new(kiln_bin())
-        .args(["import", path.to_str().unwrap()])
-        .env("KILN_DATABASE_URL", &server.db.url)
-        .output()
-        .unwrap()
-        .status;
-    assert!(status.success());
+    server.import(&records());
     for (user, fhir_user) in [
         ("alice", "Patient/pa"),
         ("bob", "Patient/pb"),

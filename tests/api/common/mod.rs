@@ -171,6 +171,26 @@ impl Server {
         Some(Self::start_on(db, extra_args).await)
     }
 
+    /// Loads resources (ids kept) with `kiln import` on this server's database, as an
+    /// operator would on a server that needs tokens for the API.
+    pub fn import(&self, resources: &[Value]) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("resources.ndjson");
+        let lines: Vec<String> = resources.iter().map(Value::to_string).collect();
+        std::fs::write(&path, lines.join("\n")).expect("write ndjson");
+        let output = Command::new(kiln_bin())
+            .arg("import")
+            .arg(&path)
+            .env("KILN_DATABASE_URL", &self.db.url)
+            .output()
+            .expect("run kiln import");
+        assert!(
+            output.status.success(),
+            "kiln import failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Runs a `kiln` admin command (e.g. `["client", "add", …]`) on this server's database
     /// and returns the JSON it printed last; panics if it fails.
     pub fn kiln(&self, args: &[&str]) -> Value {
