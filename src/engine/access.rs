@@ -71,18 +71,27 @@ pub async fn admits(
     if access.is_full() {
         return Ok(true);
     }
-    let reach = match access.reach(&stored.resource_type, permission) {
-        Ok(reach) => reach,
-        Err(error) if error.status.as_u16() == 401 => return Err(error),
-        Err(_) => return Ok(false),
+    match access.reach(&stored.resource_type, permission) {
+        Ok(reach) => within(store, base, &reach, stored).await,
+        Err(error) if error.status.as_u16() == 401 => Err(error),
+        Err(_) => Ok(false),
+    }
+}
+
+/// Whether `stored` is within `reach`: without parsing the body when the reach is everything.
+async fn within(
+    store: &Store,
+    base: &str,
+    reach: &Reach,
+    stored: &StoredResource,
+) -> FhirResult<bool> {
+    let Reach::Some(limits) = reach else {
+        return Ok(true);
     };
     let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
     if reach.admits_compartments(&patient_compartments(&body)) {
         return Ok(true);
     }
-    let Reach::Some(limits) = &reach else {
-        return Ok(true);
-    };
     for limit in limits.iter().filter(|l| !l.criteria.is_empty()) {
         if matches_limit(store, base, stored, limit).await? {
             return Ok(true);
@@ -100,8 +109,8 @@ pub async fn require(
     stored: &StoredResource,
 ) -> FhirResult<()> {
     // The type itself must be allowed: a 403 that names the missing scope.
-    access.reach(&stored.resource_type, permission)?;
-    if admits(store, base, access, permission, stored).await? {
+    let reach = access.reach(&stored.resource_type, permission)?;
+    if within(store, base, &reach, stored).await? {
         Ok(())
     } else {
         Err(outside_reach(&stored.resource_type, &stored.id))
