@@ -81,6 +81,9 @@ pub struct ExportConfig {
     /// Resources read from the database per batch.
     #[arg(long, env = "KILN_EXPORT_BATCH", default_value_t = 1000)]
     pub export_batch: i64,
+    /// Lines (resources) per export file; a larger part is split into several files.
+    #[arg(long, env = "KILN_EXPORT_FILE_LINES", default_value_t = 100_000)]
+    pub export_file_lines: i64,
 }
 
 /// Token lifetimes and access policy of the SMART authorization server.

@@ -444,6 +444,7 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
             export_max_jobs: 3,
             export_lease: 60,
             export_batch: 1000,
+            export_file_lines: 100_000,
         },
     }
 }

@@ -111,19 +111,39 @@ async fn kickoff(
 ) -> FhirResult<Response> {
     let (scope, fhir_user, client_id) = bulk_grant(&request.access)?;
     let lenient = check_headers(&request.headers)?;
-    let params = parse(&request_params(&request)?, lenient)?;
+    let mut params = parse(&request_params(&request)?, lenient)?;
     if level == Level::System && params.patients.is_some() {
         return Err(FhirError::bad_request(
             "patient applies to Patient and Group level exports only",
         )
         .expression_at("patient"));
     }
+    if params.organize_by_patient && params.associated.is_some() {
+        if !lenient {
+            return Err(FhirError::bad_request(
+                "includeAssociatedData cannot be combined with organizeOutputBy",
+            )
+            .expression_at("includeAssociatedData"));
+        }
+        params.associated = None;
+        params
+            .ignored
+            .push("includeAssociatedData (with organizeOutputBy)".to_owned());
+    }
     // The job reads with the token's system/ and user/ scopes only.
     let access = grant_access(scope.as_deref(), fhir_user.as_deref(), &client_id);
-    let types = export_types(&access, level, &params)?;
+    let mut types = export_types(&access, level, &params)?;
+    if params.associated.is_some() {
+        // Provenance comes with the resources it is about, not as a type of its own.
+        access.reach("Provenance", Permission::Read)?;
+        types.retain(|t| t != "Provenance");
+    }
     let patients = match group_id {
         Some(id) => Some(group_members(state, &access, id, &params).await?),
-        None => params.patients.clone(),
+        None => match &params.patients {
+            Some(patients) => Some(known_patients(state, patients).await?),
+            None => None,
+        },
     };
     let active = state.store.active_export_jobs(&client_id).await?;
     if active >= state.config.export.export_max_jobs {
@@ -279,15 +299,21 @@ fn request_params(request: &Kickoff) -> FhirResult<Vec<(String, Value)>> {
 }
 
 /// The types to export: those named by `_type` (each must be allowed: 403 otherwise),
-/// or every type of the level the token may read.
+/// or every type of the level the token may read. Patient-level, Group-level and output
+/// organized by Patient take the types of the Patient compartment only.
 fn export_types(access: &Access, level: Level, params: &ExportParams) -> FhirResult<Vec<String>> {
-    let in_level = |t: &str| level == Level::System || has_patient_compartment(t);
+    let compartment_only = level != Level::System || params.organize_by_patient;
+    let in_level = |t: &str| !compartment_only || has_patient_compartment(t);
     if !params.types.is_empty() {
         for resource_type in &params.types {
             if !in_level(resource_type) {
-                return Err(FhirError::bad_request(format!(
-                    "{resource_type} is not in the Patient compartment, so a {} export has none",
+                let what = if level == Level::System {
+                    "output organized by Patient"
+                } else {
                     level.as_str()
+                };
+                return Err(FhirError::bad_request(format!(
+                    "{resource_type} is not in the Patient compartment, so a {what} export has none"
                 ))
                 .expression_at("_type"));
             }
@@ -341,7 +367,29 @@ async fn group_members(
         }
     }
     if let Some(wanted) = &params.patients {
+        if let Some(outsider) = wanted.iter().find(|w| !members.contains(w)) {
+            return Err(FhirError::bad_request(format!(
+                "Patient/{outsider} is not a member of Group/{id}"
+            ))
+            .expression_at("patient"));
+        }
         members.retain(|m| wanted.contains(m));
     }
     Ok(members)
+}
+
+/// The Patients named by `patient`, each of which must exist.
+async fn known_patients(state: &AppState, patients: &[String]) -> FhirResult<Vec<String>> {
+    for id in patients {
+        let live = state
+            .store
+            .read("Patient", id)
+            .await?
+            .is_some_and(|stored| !stored.deleted);
+        if !live {
+            return Err(FhirError::bad_request(format!("Patient/{id} is not known"))
+                .expression_at("patient"));
+        }
+    }
+    Ok(patients.to_vec())
 }

@@ -3,9 +3,12 @@
 
 mod job;
 mod kickoff;
+mod organize;
+mod output;
 mod params;
 mod run;
 mod status;
+mod storage;
 mod stream;
 pub mod worker;
 

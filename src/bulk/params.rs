@@ -15,6 +15,7 @@ const OUTPUT_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjso
 
 /// What a job exports, as stored with it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ExportParams {
     /// Types named by `_type` (empty: every type the level and scopes allow).
     pub types: Vec<String>,
@@ -26,8 +27,23 @@ pub struct ExportParams {
     pub elements: Option<String>,
     /// Patient ids from `patient` (Patient and Group levels).
     pub patients: Option<Vec<String>>,
+    /// `includeAssociatedData`: the Provenance of the exported resources.
+    pub associated: Option<Associated>,
+    /// `organizeOutputBy=Patient`: blocks of one Patient's resources instead of one type per file.
+    pub organize_by_patient: bool,
+    /// `allowPartialManifests=true`: finished files are handed out while the job runs.
+    pub partial_manifests: bool,
     /// Parameters ignored under `Prefer: handling=lenient`, reported in the error file.
     pub ignored: Vec<String>,
+}
+
+/// The `includeAssociatedData` values Kiln supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Associated {
+    /// `LatestProvenanceResources`: the most recent Provenance of each exported resource.
+    LatestProvenance,
+    /// `RelevantProvenanceResources`: every Provenance of the exported resources.
+    RelevantProvenance,
 }
 
 /// Reads the parameters; with `lenient`, unsupported ones are ignored (and noted) instead
@@ -92,6 +108,54 @@ pub fn parse(pairs: &[(String, Value)], lenient: bool) -> FhirResult<ExportParam
                     .patients
                     .get_or_insert_with(Vec::new)
                     .push(id.to_owned());
+            }
+            "includeAssociatedData" => {
+                for code in text.split(',').map(str::trim) {
+                    let value = match code {
+                        "LatestProvenanceResources" => Associated::LatestProvenance,
+                        "RelevantProvenanceResources" => Associated::RelevantProvenance,
+                        _ if lenient => {
+                            params.ignored.push(format!("{name}={code}"));
+                            continue;
+                        }
+                        _ => {
+                            return Err(invalid(
+                                name,
+                                format!(
+                                    "includeAssociatedData {code:?} is not supported; use \
+                                     LatestProvenanceResources or RelevantProvenanceResources"
+                                ),
+                            ));
+                        }
+                    };
+                    // Of conflicting values the least restrictive applies.
+                    if params.associated != Some(Associated::RelevantProvenance) {
+                        params.associated = Some(value);
+                    }
+                }
+            }
+            "organizeOutputBy" => match text {
+                "Patient" => params.organize_by_patient = true,
+                _ if lenient => params.ignored.push(format!("{name}={text}")),
+                _ => {
+                    return Err(invalid(
+                        name,
+                        format!("organizeOutputBy {text:?} is not supported; use Patient"),
+                    ));
+                }
+            },
+            "allowPartialManifests" => {
+                params.partial_manifests = match (value, text) {
+                    (Value::Bool(flag), _) => *flag,
+                    (_, "true") => true,
+                    (_, "false") => false,
+                    _ => {
+                        return Err(invalid(
+                            name,
+                            format!("allowPartialManifests {text:?} is not true or false"),
+                        ));
+                    }
+                }
             }
             "_pretty" | "_format" => {}
             _ if lenient => params.ignored.push(name.clone()),
@@ -206,12 +270,43 @@ mod tests {
             ("_typeFilter", json!("Observation?nonsense=1")),
             ("_typeFilter", json!("status=final")),
             ("patient", json!({"reference": "Group/1"})),
-            ("includeAssociatedData", json!("LatestProvenanceResources")),
+            ("includeAssociatedData", json!("_custom")),
+            ("organizeOutputBy", json!("Encounter")),
+            ("allowPartialManifests", json!("yes")),
+            ("_nonsense", json!("1")),
         ] {
             let error = parse(&pairs(&[(name, value.clone())]), false).unwrap_err();
             assert_eq!(error.status.as_u16(), 400, "{name} {value}");
         }
-        let lenient = parse(&pairs(&[("organizeOutputBy", json!("Patient"))]), true).unwrap();
-        assert_eq!(lenient.ignored, ["organizeOutputBy"]);
+        let lenient = parse(
+            &pairs(&[
+                ("organizeOutputBy", json!("Encounter")),
+                ("_nonsense", json!("1")),
+            ]),
+            true,
+        )
+        .unwrap();
+        assert_eq!(lenient.ignored, ["organizeOutputBy=Encounter", "_nonsense"]);
+    }
+
+    #[test]
+    fn reads_the_bulk_data_3_additions() {
+        let params = parse(
+            &pairs(&[
+                (
+                    "includeAssociatedData",
+                    json!("LatestProvenanceResources,RelevantProvenanceResources"),
+                ),
+                ("includeAssociatedData", json!("LatestProvenanceResources")),
+                ("organizeOutputBy", json!("Patient")),
+                ("allowPartialManifests", json!(true)),
+            ]),
+            false,
+        )
+        .unwrap();
+        assert_eq!(params.associated, Some(Associated::RelevantProvenance));
+        assert!(params.organize_by_patient && params.partial_manifests);
+        let text = parse(&pairs(&[("allowPartialManifests", json!("false"))]), false).unwrap();
+        assert!(!text.partial_manifests);
     }
 }

@@ -3,18 +3,18 @@
 
 use axum::Extension;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::job::job_dir;
+use super::job::{JobSpec, job_dir};
 use crate::app::AppState;
 use crate::auth::access::{Access, unauthorized};
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::rest::negotiate::FHIR_JSON;
-use crate::store::ExportJob;
+use crate::store::{ExportFile, ExportJob};
 
 const NDJSON: &str = "application/fhir+ndjson";
 /// Seconds a client should wait before polling again.
@@ -23,11 +23,16 @@ const RETRY_AFTER: &str = "2";
 pub async fn status(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    RawQuery(query): RawQuery,
     access: Option<Extension<Access>>,
 ) -> FhirResult<Response> {
     let job = owned_job(&state, &id, access).await?;
+    let spec: JobSpec = serde_json::from_str(&job.params)
+        .map_err(|error| FhirError::internal("reading an export job", error))?;
+    let layout = Layout {
+        organized: spec.params.organize_by_patient,
+    };
     match job.status.as_str() {
-        "done" => manifest(&state, &job).await,
         "failed" => Err(FhirError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             IssueCode::Exception,
@@ -36,17 +41,135 @@ pub async fn status(
                 job.error.as_deref().unwrap_or("unknown error")
             ),
         )),
-        _ => {
-            let progress = job.progress.as_deref().unwrap_or(job.status.as_str());
-            let mut response = StatusCode::ACCEPTED.into_response();
-            let headers = response.headers_mut();
-            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
-            if let Ok(value) = HeaderValue::from_str(&truncate(progress, 100)) {
-                headers.insert("x-progress", value);
-            }
-            Ok(response)
+        _ if spec.params.partial_manifests => {
+            let page = manifest_page(query.as_deref(), &id)?;
+            partial_manifest(&state, &job, layout, page).await
+        }
+        "done" => {
+            let files = state.store.export_files(&job.id).await?;
+            let all: Vec<(usize, &ExportFile)> = files.iter().enumerate().collect();
+            Ok(complete(&job, manifest(&state, &job, layout, &all)))
+        }
+        _ => Ok(in_progress(&job)),
+    }
+}
+
+/// The page of a partial manifest asked for (`?page=N`; the status URL itself is page 0).
+fn manifest_page(query: Option<&str>, id: &str) -> FhirResult<i64> {
+    let mut page = 0;
+    for (name, value) in form_urlencoded::parse(query.unwrap_or_default().as_bytes()) {
+        if name == "page" {
+            page = value
+                .parse::<i64>()
+                .ok()
+                .filter(|page| *page >= 0)
+                .ok_or_else(|| {
+                    FhirError::not_found(format!("export job {id} has no manifest page {value}"))
+                })?;
         }
     }
+    Ok(page)
+}
+
+/// With `allowPartialManifests`, files are handed out as they are finished: each page of
+/// the manifest holds the files not handed out before it was first asked for, never changes
+/// after that, and links to the next page once there are more files.
+async fn partial_manifest(
+    state: &AppState,
+    job: &ExportJob,
+    layout: Layout,
+    page: i64,
+) -> FhirResult<Response> {
+    let mut files = state.store.export_files(&job.id).await?;
+    if !files.iter().any(|file| file.page == Some(page)) {
+        let next_page = files
+            .iter()
+            .filter_map(|file| file.page)
+            .max()
+            .map_or(0, |last| last + 1);
+        if page > next_page {
+            return Err(FhirError::not_found(format!(
+                "export job {} has no manifest page {page}",
+                job.id
+            )));
+        }
+        if page == next_page && files.iter().any(|file| file.page.is_none()) {
+            state.store.freeze_export_page(&job.id, page).await?;
+            files = state.store.export_files(&job.id).await?;
+        }
+    }
+    let done = job.status == "done";
+    let in_page: Vec<(usize, &ExportFile)> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, file)| file.page == Some(page))
+        .collect();
+    if in_page.is_empty() && !(done && page == 0) {
+        return if done {
+            Err(FhirError::not_found(format!(
+                "export job {} has no manifest page {page}",
+                job.id
+            )))
+        } else {
+            Ok(in_progress(job))
+        };
+    }
+    let mut body = manifest(state, job, layout, &in_page);
+    if files.iter().any(|file| file.page.is_none_or(|p| p > page)) {
+        body["link"] = json!([{
+            "relation": "next",
+            "url": format!("{}?page={}", status_url(state, &job.id), page + 1),
+        }]);
+    }
+    if done {
+        return Ok(complete(job, body));
+    }
+    let mut response = json_response(StatusCode::ACCEPTED, &body);
+    add_progress(&mut response, job);
+    Ok(response)
+}
+
+/// 202 with the progress while the job runs.
+fn in_progress(job: &ExportJob) -> Response {
+    let mut response = StatusCode::ACCEPTED.into_response();
+    add_progress(&mut response, job);
+    response
+}
+
+fn add_progress(response: &mut Response, job: &ExportJob) {
+    let progress = job.progress.as_deref().unwrap_or(job.status.as_str());
+    let headers = response.headers_mut();
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+    if let Ok(value) = HeaderValue::from_str(&truncate(progress, 100)) {
+        headers.insert("x-progress", value);
+    }
+}
+
+/// 200 with a manifest and the expiry of the files.
+fn complete(job: &ExportJob, body: Value) -> Response {
+    let mut response = json_response(StatusCode::OK, &body);
+    if let Some(expires) = job.expires_at
+        && let Ok(value) = HeaderValue::from_str(&to_http_date(expires * 1_000_000))
+    {
+        response.headers_mut().insert(header::EXPIRES, value);
+    }
+    response
+}
+
+fn json_response(status: StatusCode, body: &Value) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        serde_json::to_vec(body).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+fn status_url(state: &AppState, job_id: &str) -> String {
+    format!("{}/$export-status/{job_id}", state.config.fhir_base())
 }
 
 pub async fn cancel(
@@ -121,14 +244,26 @@ async fn owned_job(
     Ok(job)
 }
 
-async fn manifest(state: &AppState, job: &ExportJob) -> FhirResult<Response> {
-    let files = state.store.export_files(&job.id).await?;
+/// How the job's output is laid out.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// Organized by Patient: output files mix types, so they name none.
+    organized: bool,
+}
+
+/// The manifest listing `files` (with their index among all the job's files).
+fn manifest(
+    state: &AppState,
+    job: &ExportJob,
+    layout: Layout,
+    files: &[(usize, &ExportFile)],
+) -> Value {
     let base = state.config.fhir_base();
     let mut output = Vec::new();
     let mut error = Vec::new();
     let mut deleted = Vec::new();
-    for (index, file) in files.iter().enumerate() {
-        let entry = json!({
+    for (index, file) in files {
+        let mut entry = json!({
             "type": file.resource_type,
             "url": format!("{base}/$export-file/{}/{index}", job.id),
             "count": file.count,
@@ -136,7 +271,14 @@ async fn manifest(state: &AppState, job: &ExportJob) -> FhirResult<Response> {
         match file.kind.as_str() {
             "error" => error.push(entry),
             "deleted" => deleted.push(entry),
-            _ => output.push(entry),
+            _ => {
+                if layout.organized
+                    && let Some(entry) = entry.as_object_mut()
+                {
+                    entry.remove("type");
+                }
+                output.push(entry)
+            }
         }
     }
     let mut manifest = json!({
@@ -146,24 +288,13 @@ async fn manifest(state: &AppState, job: &ExportJob) -> FhirResult<Response> {
         "output": output,
         "error": error,
     });
+    if layout.organized {
+        manifest["outputOrganizedBy"] = json!("Patient");
+    }
     if !deleted.is_empty() {
         manifest["deleted"] = Value::Array(deleted);
     }
-    let mut response = (
-        StatusCode::OK,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        serde_json::to_vec(&manifest).unwrap_or_default(),
-    )
-        .into_response();
-    if let Some(expires) = job.expires_at
-        && let Ok(value) = HeaderValue::from_str(&to_http_date(expires * 1_000_000))
-    {
-        response.headers_mut().insert(header::EXPIRES, value);
-    }
-    Ok(response)
+    manifest
 }
 
 fn accepts_gzip(headers: &HeaderMap) -> bool {

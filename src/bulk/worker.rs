@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::job::job_dir;
 use super::run::{Ended, Run};
+use super::storage::ExportStorage;
 use crate::app::AppState;
 use crate::store::ExportJob;
 
@@ -43,20 +44,12 @@ async fn claim_and_run(state: &AppState) -> Result<bool, Box<dyn std::error::Err
         return Ok(false);
     };
     tracing::info!(job = %job.id, level = %job.level, "export started");
-    // Whatever an earlier, interrupted run left is dropped: the job restarts cleanly.
-    state.store.clear_export_files(&job.id).await?;
-    let root = job_dir(&state.config.export.export_dir, &job.id);
-    let _ = tokio::fs::remove_dir_all(&root).await;
-    let dir = root.join(&worker);
-    tokio::fs::create_dir_all(&dir).await?;
-    finish(
-        state,
-        &job,
-        &worker,
-        &dir,
-        Run::new(state, &job, &worker, &dir).execute().await,
-    )
-    .await?;
+    // An interrupted run's recorded files stay and this run goes on after them.
+    let ended = match Run::new(state, &job, &worker) {
+        Ok(run) => run.execute().await,
+        Err(error) => Err(error),
+    };
+    finish(state, &job, &worker, ended).await?;
     Ok(true)
 }
 
@@ -64,7 +57,6 @@ async fn finish(
     state: &AppState,
     job: &ExportJob,
     worker: &str,
-    dir: &std::path::Path,
     ended: Result<Ended, Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let expires = crate::auth::now() + state.config.export.export_expiry.max(1);
@@ -75,7 +67,15 @@ async fn finish(
                 .finish_export_job(&job.id, worker, "done", None, expires)
                 .await?
         }
-        Ok(Ended::Lost) => false,
+        Ok(Ended::Lost) => {
+            // Cancelled meanwhile: what this run wrote after the cancel goes too.
+            if state.store.export_job(&job.id).await?.is_none() {
+                ExportStorage::from_config(&state.config.export)?
+                    .remove_job(&job.id)
+                    .await?;
+            }
+            false
+        }
         Err(error) => {
             tracing::warn!(job = %job.id, %error, "export failed");
             state
@@ -87,8 +87,6 @@ async fn finish(
     };
     if kept {
         tracing::info!(job = %job.id, "export complete");
-    } else {
-        let _ = tokio::fs::remove_dir_all(dir).await;
     }
     Ok(())
 }

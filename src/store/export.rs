@@ -28,9 +28,15 @@ pub struct ExportJob {
 pub struct ExportFile {
     /// `output`, `error` or `deleted`.
     pub kind: String,
+    /// The type of every line (for output organized by Patient: `Patient`).
     pub resource_type: String,
     pub name: String,
     pub count: i64,
+    /// The last key written, where a resumed run goes on; `None` when the file ended its
+    /// part of the export.
+    pub resume_after: Option<String>,
+    /// The partial-manifest page the file was handed out in.
+    pub page: Option<i64>,
 }
 
 const COLUMNS: &str = "id, client_id, request_url, level, group_id, params, status, progress, \
@@ -169,22 +175,12 @@ impl Store {
         })
     }
 
-    /// Forgets the files of an earlier, interrupted run of the job.
-    pub async fn clear_export_files(&self, id: &str) -> StoreResult<()> {
-        dispatch!(self, pool => {
-            sqlx::query("DELETE FROM bulk_export_files WHERE job_id = $1")
-                .bind(id)
-                .execute(pool)
-                .await?;
-        });
-        Ok(())
-    }
-
     pub async fn add_export_file(&self, id: &str, seq: i64, file: &ExportFile) -> StoreResult<()> {
         dispatch!(self, pool => {
             sqlx::query(
-                "INSERT INTO bulk_export_files (job_id, seq, kind, resource_type, name, count) \
-                 VALUES ($1, $2, $3, $4, $5, $6)",
+                "INSERT INTO bulk_export_files \
+                 (job_id, seq, kind, resource_type, name, count, resume_after) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
             )
             .bind(id)
             .bind(seq)
@@ -192,6 +188,7 @@ impl Store {
             .bind(&file.resource_type)
             .bind(&file.name)
             .bind(file.count)
+            .bind(&file.resume_after)
             .execute(pool)
             .await?;
         });
@@ -201,8 +198,8 @@ impl Store {
     pub async fn export_files(&self, id: &str) -> StoreResult<Vec<ExportFile>> {
         dispatch!(self, pool => {
             let rows = sqlx::query(
-                "SELECT kind, resource_type, name, count FROM bulk_export_files \
-                 WHERE job_id = $1 ORDER BY seq",
+                "SELECT kind, resource_type, name, count, resume_after, manifest_page \
+                 FROM bulk_export_files WHERE job_id = $1 ORDER BY seq",
             )
             .bind(id)
             .fetch_all(pool)
@@ -214,11 +211,31 @@ impl Store {
                         resource_type: row.try_get(1)?,
                         name: row.try_get(2)?,
                         count: row.try_get(3)?,
+                        resume_after: row.try_get(4)?,
+                        page: row.try_get(5)?,
                     })
                 })
                 .collect::<Result<Vec<_>, sqlx::Error>>()
                 .map_err(Into::into)
         })
+    }
+
+    /// Hands out the job's files not yet in a partial-manifest page as page `page`, unless
+    /// that page (or a later one) exists already: a page once given never changes.
+    pub async fn freeze_export_page(&self, id: &str, page: i64) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "UPDATE bulk_export_files SET manifest_page = $2 \
+                 WHERE job_id = $1 AND manifest_page IS NULL AND NOT EXISTS \
+                 (SELECT 1 FROM bulk_export_files later \
+                  WHERE later.job_id = $1 AND later.manifest_page >= $2)",
+            )
+            .bind(id)
+            .bind(page)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
     }
 
     /// Ends `worker`'s run: `done` (with its expiry) or `failed`; false if the job was

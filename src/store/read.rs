@@ -101,3 +101,40 @@ impl Store {
         self.fetch(sql, Plan::Cached).await
     }
 }
+
+impl Store {
+    /// The version of a resource current at `at` (microseconds): the latest written then.
+    pub async fn version_at(
+        &self,
+        resource_type: &str,
+        id: &str,
+        at: i64,
+    ) -> StoreResult<Option<StoredResource>> {
+        let row = dispatch!(self, pool => {
+            sqlx::query(
+                "SELECT version_id, last_updated, deleted, body FROM resource_versions \
+                 WHERE resource_type = $1 AND id = $2 AND last_updated <= $3 \
+                 ORDER BY version_id DESC LIMIT 1",
+            )
+            .bind(resource_type)
+            .bind(id)
+            .bind(at)
+            .fetch_optional(pool)
+            .await?
+            .map(|row| -> Result<_, sqlx::Error> {
+                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
+            })
+            .transpose()?
+        });
+        Ok(
+            row.map(|(version_id, last_updated, deleted, body)| StoredResource {
+                resource_type: resource_type.to_string(),
+                id: id.to_string(),
+                version_id,
+                last_updated,
+                deleted,
+                body,
+            }),
+        )
+    }
+}

@@ -6,9 +6,15 @@ use std::time::{Duration, Instant};
 
 use crate::backend_tests;
 use crate::common::backend::BackendService;
+use crate::common::smart::{Answers, App, access_token, authorize};
 use crate::common::*;
 
-backend_tests!(exports_each_level_and_parameter, export_survives_a_crash);
+backend_tests!(
+    exports_each_level_and_parameter,
+    export_survives_a_crash,
+    exports_bulk_data_3_parameters,
+    export_authorization_and_limits
+);
 
 const ALL: &str = "system/*.cruds";
 
@@ -161,7 +167,7 @@ async fn contents(
     for file in manifest[key].as_array().into_iter().flatten() {
         let lines = download(server, token, file["url"].as_str().unwrap()).await;
         assert_eq!(file["count"], lines.len(), "{file}");
-        let mut ids: Vec<String> = lines
+        let ids: Vec<String> = lines
             .iter()
             .map(|line| match line["resourceType"].as_str() {
                 Some("Bundle") => line["entry"][0]["request"]["url"]
@@ -171,11 +177,21 @@ async fn contents(
                 _ => line["id"].as_str().unwrap().to_string(),
             })
             .collect();
-        ids.sort();
         found.push((file["type"].as_str().unwrap().to_string(), ids));
     }
+    // A type split into several files reads as one.
     found.sort();
-    found
+    let mut merged: Vec<(String, Vec<String>)> = Vec::new();
+    for (resource_type, ids) in found {
+        match merged.last_mut() {
+            Some((last, all)) if *last == resource_type => all.extend(ids),
+            _ => merged.push((resource_type, ids)),
+        }
+    }
+    for (_, ids) in &mut merged {
+        ids.sort();
+    }
+    merged
 }
 
 fn expected(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
@@ -469,7 +485,9 @@ async fn exports_each_level_and_parameter(backend: Backend) {
         "$export?_since=yesterday",
         "$export?_type=Nonsense",
         "$export?_typeFilter=Observation%3Fnonsense%3D1",
-        "$export?includeAssociatedData=LatestProvenanceResources",
+        "$export?includeAssociatedData=_custom",
+        "$export?organizeOutputBy=Encounter",
+        "$export?allowPartialManifests=maybe",
         "$export?patient=Patient%2Fp1",
         "Patient/$export?_type=Organization",
     ] {
@@ -483,7 +501,7 @@ async fn exports_each_level_and_parameter(backend: Backend) {
     let response = kickoff_request(
         &server,
         &token,
-        "$export?_type=Group&organizeOutputBy=Patient",
+        "$export?_type=Group&organizeOutputBy=Encounter",
     )
     .header("prefer", "handling=lenient")
     .send()
@@ -554,8 +572,20 @@ async fn exports_each_level_and_parameter(backend: Backend) {
 }
 
 async fn export_survives_a_crash(backend: Backend) {
-    let Some((mut server, dir)) =
-        start(backend, &["--export-batch", "1", "--export-lease", "1"]).await
+    // One resource per file and per page: files are recorded as they are finished, so the
+    // restarted server keeps the interrupted run's files and goes on after them.
+    let Some((mut server, dir)) = start(
+        backend,
+        &[
+            "--export-batch",
+            "1",
+            "--export-lease",
+            "1",
+            "--export-file-lines",
+            "1",
+        ],
+    )
+    .await
     else {
         return;
     };
@@ -567,6 +597,7 @@ async fn export_survives_a_crash(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(600)).await;
     server.restart().await;
     let done = manifest(&server, &token, &status).await;
+    // Every resource exactly once.
     assert_eq!(
         contents(&server, &token, &done, "output").await,
         expected(&[
@@ -576,7 +607,448 @@ async fn export_survives_a_crash(backend: Backend) {
             ("Patient", &["p1", "p2", "p3"]),
         ])
     );
-    // One run's files remain: the interrupted run's are gone.
+    // Only the manifest's files remain: a file the interrupted run was writing is gone.
     let job = status.rsplit('/').next().unwrap();
-    assert_eq!(std::fs::read_dir(dir.path().join(job)).unwrap().count(), 1);
+    let mut on_disk = 0;
+    for run in std::fs::read_dir(dir.path().join(job)).unwrap() {
+        on_disk += std::fs::read_dir(run.unwrap().path()).unwrap().count();
+    }
+    assert_eq!(on_disk, done["output"].as_array().unwrap().len());
+}
+
+/// `GET` on a status or manifest-page URL.
+async fn poll(server: &Server, token: &str, url: &str) -> reqwest::Response {
+    server
+        .client
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The status URL of an accepted kick-off.
+fn status_of(response: &reqwest::Response) -> String {
+    assert_eq!(response.status(), 202);
+    response.headers()["content-location"]
+        .to_str()
+        .unwrap()
+        .to_string()
+}
+
+/// Percent-encodes an instant for a query string.
+fn instant_param(instant: &str) -> String {
+    instant.replace(':', "%3A").replace('+', "%2B")
+}
+
+/// The `Type/id` of each line of the files of a manifest organized by Patient, by block.
+async fn blocks(server: &Server, token: &str, manifest: &Value) -> Vec<(String, Vec<String>)> {
+    let mut blocks: Vec<(String, Vec<String>)> = Vec::new();
+    for file in manifest["output"].as_array().unwrap() {
+        assert!(file.get("type").is_none(), "{file}");
+        let lines = download(server, token, file["url"].as_str().unwrap()).await;
+        assert_eq!(file["count"], lines.len());
+        // Every file opens with a header: a block never continues in another file.
+        assert_eq!(lines[0]["resourceType"], "Parameters", "{file}");
+        for line in lines {
+            if line["resourceType"] == "Parameters" {
+                assert_eq!(line["parameter"][0]["name"], "header");
+                let patient = line["parameter"][0]["valueReference"]["reference"]
+                    .as_str()
+                    .unwrap()
+                    .to_string();
+                blocks.push((patient, Vec::new()));
+            } else {
+                let key = format!(
+                    "{}/{}",
+                    line["resourceType"].as_str().unwrap(),
+                    line["id"].as_str().unwrap()
+                );
+                blocks.last_mut().unwrap().1.push(key);
+            }
+        }
+    }
+    blocks
+}
+
+fn provenance(id: &str, target: &str, recorded: &str) -> Value {
+    json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "target": [{"reference": target}],
+        "recorded": recorded,
+        "agent": [{"who": {"reference": "Organization/org1"}}],
+    })
+}
+
+async fn exports_bulk_data_3_parameters(backend: Backend) {
+    let Some((server, _dir)) = start(
+        backend,
+        &["--export-batch", "2", "--export-file-lines", "2"],
+    )
+    .await
+    else {
+        return;
+    };
+    let service = BackendService::register(&server, ALL).await;
+    let token = service.token(&server, ALL).await;
+    load(&server, &token).await;
+
+    // Large parts are split: four Observations in files of two, each counted.
+    let split = export(&server, &token, "$export?_type=Observation").await;
+    let files = split["output"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{split}");
+    assert!(
+        files
+            .iter()
+            .all(|f| f["type"] == "Observation" && f["count"] == 2)
+    );
+    let since = split["transactionTime"].as_str().unwrap().to_string();
+
+    // organizeOutputBy=Patient: a block per Patient (header, the Patient, its compartment),
+    // a block never split although files hold two lines.
+    let organized = export(&server, &token, "Patient/$export?organizeOutputBy=Patient").await;
+    assert_eq!(organized["outputOrganizedBy"], "Patient");
+    let found = blocks(&server, &token, &organized).await;
+    let mut sorted: Vec<(String, Vec<String>)> = found
+        .iter()
+        .map(|(patient, lines)| {
+            assert_eq!(&lines[0], patient, "the Patient opens its block");
+            let mut lines = lines.clone();
+            lines.sort();
+            (patient.clone(), lines)
+        })
+        .collect();
+    sorted.sort();
+    let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    assert_eq!(
+        sorted,
+        vec![
+            (
+                "Patient/p1".to_string(),
+                strings(&["Group/g1", "Observation/o1", "Observation/o2", "Patient/p1"])
+            ),
+            (
+                "Patient/p2".to_string(),
+                strings(&["Group/g1", "Observation/o3", "Patient/p2"])
+            ),
+            (
+                "Patient/p3".to_string(),
+                strings(&["Observation/o4", "Patient/p3"])
+            ),
+        ]
+    );
+    assert_eq!(organized["output"].as_array().unwrap().len(), 3);
+
+    // allowPartialManifests: pages of finished files, each unchanged once handed out,
+    // linked until the last one (200).
+    let response = kickoff_request(
+        &server,
+        &token,
+        "$export?_type=Patient,Observation&allowPartialManifests=true",
+    )
+    .send()
+    .await
+    .unwrap();
+    let mut url = status_of(&response);
+    let mut pages: Vec<(String, Value)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < deadline, "{}", server.log());
+        let response = poll(&server, &token, &url).await;
+        let status = response.status().as_u16();
+        assert!(status == 200 || status == 202, "{status}");
+        let has_body = response
+            .headers()
+            .get("content-type")
+            .is_some_and(|v| v == "application/json");
+        if !has_body {
+            assert_eq!(status, 202);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        let page: Value = response.json().await.unwrap();
+        assert!(page["transactionTime"].is_string());
+        match pages.iter().find(|(seen, _)| *seen == url) {
+            Some((_, first)) => assert_eq!(page["output"], first["output"], "a page never changes"),
+            None => pages.push((url.clone(), page.clone())),
+        }
+        if let Some(next) = page["link"][0]["url"].as_str() {
+            assert_eq!(page["link"][0]["relation"], "next");
+            url = next.to_string();
+        } else if status == 200 {
+            break;
+        } else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let mut all_files = json!({"output": []});
+    for (_, page) in &pages {
+        for file in page["output"].as_array().unwrap() {
+            all_files["output"]
+                .as_array_mut()
+                .unwrap()
+                .push(file.clone());
+        }
+    }
+    let mut ids: Vec<String> = Vec::new();
+    for (resource_type, found) in contents(&server, &token, &all_files, "output").await {
+        ids.extend(found.into_iter().map(|id| format!("{resource_type}/{id}")));
+    }
+    ids.sort();
+    assert_eq!(
+        ids,
+        strings(&[
+            "Observation/o1",
+            "Observation/o2",
+            "Observation/o3",
+            "Observation/o4",
+            "Patient/p1",
+            "Patient/p2",
+            "Patient/p3"
+        ])
+    );
+    let response = poll(&server, &token, &format!("{}?page=99", pages[0].0)).await;
+    expect_outcome(response, 404).await;
+
+    // Resources changed after the transaction time are exported as they were then.
+    let response = kickoff_request(&server, &token, "$export")
+        .send()
+        .await
+        .unwrap();
+    let status = status_of(&response);
+    let mut renamed = patient("p2");
+    renamed["id"] = json!("p2");
+    renamed["active"] = json!(false);
+    put(&server, &token, renamed).await;
+    let held = manifest(&server, &token, &status).await;
+    for file in held["output"].as_array().unwrap() {
+        for line in download(&server, &token, file["url"].as_str().unwrap()).await {
+            assert!(line.get("active").is_none(), "{line}");
+        }
+    }
+
+    // _until: p2 changed after `since`, so it is left out.
+    let until = export(
+        &server,
+        &token,
+        &format!("$export?_type=Patient&_until={}", instant_param(&since)),
+    )
+    .await;
+    assert_eq!(
+        contents(&server, &token, &until, "output").await,
+        expected(&[("Patient", &["p1", "p3"])])
+    );
+
+    // Deletions at Patient and Group level: those of the population only.
+    for id in ["o3", "o4"] {
+        let response = server
+            .client
+            .delete(server.url(&format!("Observation/{id}")))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(response.status().is_success());
+    }
+    let path = format!(
+        "Patient/$export?_type=Observation&_since={}",
+        instant_param(&since)
+    );
+    let patients = export(&server, &token, &path).await;
+    assert_eq!(
+        contents(&server, &token, &patients, "deleted").await,
+        expected(&[("Observation", &["Observation/o3", "Observation/o4"])])
+    );
+    let path = format!(
+        "Group/g1/$export?_type=Observation&_since={}",
+        instant_param(&since)
+    );
+    let group = export(&server, &token, &path).await;
+    assert_eq!(
+        contents(&server, &token, &group, "deleted").await,
+        expected(&[("Observation", &["Observation/o3"])])
+    );
+
+    // includeAssociatedData: the Provenance of the exported resources, all or the latest.
+    put(
+        &server,
+        &token,
+        provenance("prov1", "Observation/o1", "2024-01-01T00:00:00Z"),
+    )
+    .await;
+    put(
+        &server,
+        &token,
+        provenance("prov2", "Observation/o1", "2024-02-01T00:00:00Z"),
+    )
+    .await;
+    put(
+        &server,
+        &token,
+        provenance("prov3", "Patient/p3", "2024-01-01T00:00:00Z"),
+    )
+    .await;
+    put(
+        &server,
+        &token,
+        provenance("prov4", "Organization/org1", "2024-01-01T00:00:00Z"),
+    )
+    .await;
+    let relevant = export(
+        &server,
+        &token,
+        "$export?_type=Observation&includeAssociatedData=RelevantProvenanceResources",
+    )
+    .await;
+    assert_eq!(
+        contents(&server, &token, &relevant, "output").await,
+        expected(&[
+            ("Observation", &["o1", "o2"]),
+            ("Provenance", &["prov1", "prov2"])
+        ])
+    );
+    let latest = export(
+        &server,
+        &token,
+        "$export?_type=Observation&includeAssociatedData=LatestProvenanceResources",
+    )
+    .await;
+    assert_eq!(
+        contents(&server, &token, &latest, "output").await,
+        expected(&[("Observation", &["o1", "o2"]), ("Provenance", &["prov2"])])
+    );
+    let patients = export(&server, &token, "Patient/$export?_type=Patient,Observation&includeAssociatedData=RelevantProvenanceResources").await;
+    assert_eq!(
+        contents(&server, &token, &patients, "output").await,
+        expected(&[
+            ("Observation", &["o1", "o2"]),
+            ("Patient", &["p1", "p2", "p3"]),
+            ("Provenance", &["prov1", "prov2", "prov3"])
+        ])
+    );
+    // Provenance must be readable with the token's scopes.
+    let narrow = BackendService::register(&server, "system/Observation.rs").await;
+    let narrow_token = narrow.token(&server, "system/Observation.rs").await;
+    let refused = kickoff_request(
+        &server,
+        &narrow_token,
+        "$export?includeAssociatedData=LatestProvenanceResources",
+    )
+    .send()
+    .await
+    .unwrap();
+    expect_outcome(refused, 403).await;
+}
+
+async fn export_authorization_and_limits(backend: Backend) {
+    let Some((server, dir)) =
+        start(backend, &["--export-max-jobs", "1", "--export-expiry", "1"]).await
+    else {
+        return;
+    };
+    let service = BackendService::register(&server, ALL).await;
+    let token = service.token(&server, ALL).await;
+    load(&server, &token).await;
+    for (user, fhir_user) in [("alice", "Patient/p1"), ("doc", "Practitioner/dr1")] {
+        server.kiln(&[
+            "user",
+            "add",
+            "--username",
+            user,
+            "--password",
+            "pw-1",
+            "--fhir-user",
+            fhir_user,
+        ]);
+    }
+
+    // No token: 401. A patient's token: 403.
+    let anonymous = server
+        .client
+        .get(server.url("$export"))
+        .header("accept", "application/fhir+json")
+        .header("prefer", "respond-async")
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(anonymous, 401).await;
+    let scope = "launch/patient openid fhirUser patient/*.rs";
+    let app = App::register(&server, "public", scope, &[]);
+    let patient_token = authorize(&server, &app, scope, None, &Answers::allow("alice", "pw-1"))
+        .await
+        .unwrap();
+    let refused = kickoff_request(&server, &access_token(&patient_token), "Patient/$export")
+        .send()
+        .await
+        .unwrap();
+    expect_outcome(refused, 403).await;
+
+    // A practitioner's user/ token exports what the user may read.
+    let scope = "openid fhirUser user/Patient.rs user/Observation.rs";
+    let app = App::register(&server, "public", scope, &[]);
+    let doctor = access_token(
+        &authorize(&server, &app, scope, None, &Answers::allow("doc", "pw-1"))
+            .await
+            .unwrap(),
+    );
+    let by_doctor = export(&server, &doctor, "Patient/$export").await;
+    assert_eq!(
+        contents(&server, &doctor, &by_doctor, "output").await,
+        expected(&[
+            ("Observation", &["o1", "o2", "o3", "o4"]),
+            ("Patient", &["p1", "p2", "p3"])
+        ])
+    );
+
+    // `patient` must name known Patients (and, for a Group, its members).
+    for (path, reference) in [
+        ("Patient/$export", "Patient/nobody"),
+        ("Group/g1/$export", "Patient/p3"),
+    ] {
+        let response = server
+            .client
+            .post(server.url(path))
+            .bearer_auth(&token)
+            .header("accept", "application/fhir+json")
+            .header("prefer", "respond-async")
+            .json(&json!({"resourceType": "Parameters", "parameter": [
+                {"name": "patient", "valueReference": {"reference": reference}},
+            ]}))
+            .send()
+            .await
+            .unwrap();
+        expect_outcome(response, 400).await;
+    }
+
+    // One job at a time for this client: the next kick-off waits (429, Retry-After).
+    let mut refused = None;
+    let mut accepted = Vec::new();
+    for _ in 0..3 {
+        let response = kickoff_request(&server, &token, "$export")
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 429 {
+            refused = Some(response);
+            break;
+        }
+        accepted.push(status_of(&response));
+    }
+    let refused = refused.expect("a second concurrent job is refused");
+    assert!(refused.headers().contains_key("retry-after"));
+    expect_outcome(refused, 429).await;
+
+    // Files expire: after `--export-expiry`, the job and its files are gone.
+    let status = accepted.pop().unwrap();
+    let done = manifest(&server, &token, &status).await;
+    let file = done["output"][0]["url"].as_str().unwrap().to_string();
+    let job = status.rsplit('/').next().unwrap().to_string();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while poll(&server, &token, &status).await.status() != 404 {
+        assert!(Instant::now() < deadline, "the export never expired");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert_eq!(poll(&server, &token, &file).await.status(), 404);
+    assert!(!dir.path().join(job).exists());
 }

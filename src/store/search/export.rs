@@ -40,27 +40,7 @@ impl Store {
         sql.push("SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body FROM resources r WHERE r.deleted = ")
             .bind(Bind::Bool(false));
         push_scope(&mut sql, scan);
-        match scan.population {
-            Population::All => {}
-            Population::AnyPatient => {
-                sql.push(
-                    " AND r.id IN (SELECT resource_id FROM resource_compartment \
-                     WHERE compartment_type = ",
-                )
-                .text("Patient")
-                .push(" AND resource_type = r.resource_type)");
-            }
-            Population::Patients(patients) => {
-                sql.push(
-                    " AND r.id IN (SELECT resource_id FROM resource_compartment \
-                     WHERE compartment_type = ",
-                )
-                .text("Patient")
-                .push(" AND resource_type = r.resource_type AND compartment_id IN (");
-                push_list(&mut sql, patients);
-                sql.push("))");
-            }
-        }
+        push_population(&mut sql, &scan.population, "r");
         if !scan.filters.is_empty() {
             sql.push(" AND (");
             for (index, criteria) in scan.filters.iter().enumerate() {
@@ -76,6 +56,68 @@ impl Store {
             }
             sql.push(")");
         }
+        if let Some(access) = scan.access {
+            sql.push(" AND ");
+            push_access(&mut sql, access, scan.base);
+        }
+        sql.push(" ORDER BY r.id LIMIT ").int(scan.limit);
+        self.fetch(sql, Plan::PerRun).await
+    }
+
+    /// The next page of the Provenance resources whose `target` is one of the resources
+    /// the scan's population holds of `targets` (types) in its time window: all of them, or
+    /// with `latest` only the most recent one per target. The window and population apply
+    /// to the targets; the access filter to the Provenance.
+    pub async fn export_provenance_page(
+        &self,
+        scan: &ExportScan<'_>,
+        targets: &[String],
+        latest: bool,
+    ) -> StoreResult<Vec<StoredResource>> {
+        let mut sql = Sql::default();
+        sql.push("SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body FROM resources r WHERE r.deleted = ")
+            .bind(Bind::Bool(false))
+            .push(" AND r.resource_type = ")
+            .text("Provenance");
+        if let Some(after) = scan.after_id {
+            sql.push(" AND r.id > ").text(after);
+        }
+        sql.push(" AND r.id IN (SELECT ");
+        if latest {
+            sql.push(
+                "ranked.resource_id FROM (SELECT sr.resource_id, ROW_NUMBER() OVER \
+                 (PARTITION BY sr.target_type, sr.target_id \
+                 ORDER BY p.last_updated DESC, p.id DESC) AS position ",
+            );
+        } else {
+            sql.push("sr.resource_id ");
+        }
+        sql.push(
+            "FROM search_reference sr \
+             JOIN resources t ON t.resource_type = sr.target_type AND t.id = sr.target_id ",
+        );
+        if latest {
+            sql.push(
+                "JOIN resources p ON p.resource_type = sr.resource_type \
+                 AND p.id = sr.resource_id AND p.deleted = ",
+            )
+            .bind(Bind::Bool(false));
+        }
+        sql.push(" WHERE sr.resource_type = ")
+            .text("Provenance")
+            .push(" AND sr.param = ")
+            .text("target")
+            .push(" AND t.deleted = ")
+            .bind(Bind::Bool(false))
+            .push(" AND t.resource_type IN (");
+        push_list(&mut sql, targets);
+        sql.push(")");
+        push_window(&mut sql, scan, "t");
+        push_population(&mut sql, &scan.population, "t");
+        if latest {
+            sql.push(") ranked WHERE ranked.position = 1");
+        }
+        sql.push(")");
         if let Some(access) = scan.access {
             sql.push(" AND ");
             push_access(&mut sql, access, scan.base);
@@ -104,11 +146,40 @@ fn push_scope(sql: &mut Sql, scan: &ExportScan<'_>) {
     if let Some(after) = scan.after_id {
         sql.push(" AND r.id > ").text(after);
     }
+    push_window(sql, scan, "r");
+}
+
+/// `meta.lastUpdated` of the resources under `alias` within the scan's window. `alias` is
+/// one of this module's fixed table aliases.
+fn push_window(sql: &mut Sql, scan: &ExportScan<'_>, alias: &str) {
     if let Some(since) = scan.since {
-        sql.push(" AND r.last_updated >= ").int(since);
+        sql.push(&format!(" AND {alias}.last_updated >= "))
+            .int(since);
     }
     if let Some(until) = scan.until {
-        sql.push(" AND r.last_updated <= ").int(until);
+        sql.push(&format!(" AND {alias}.last_updated <= "))
+            .int(until);
+    }
+}
+
+/// The resources under `alias` that the population holds.
+fn push_population(sql: &mut Sql, population: &Population<'_>, alias: &str) {
+    let in_compartment = format!(
+        " AND {alias}.id IN (SELECT resource_id FROM resource_compartment \
+         WHERE resource_type = {alias}.resource_type AND compartment_type = "
+    );
+    match population {
+        Population::All => {}
+        Population::AnyPatient => {
+            sql.push(&in_compartment).text("Patient").push(")");
+        }
+        Population::Patients(patients) => {
+            sql.push(&in_compartment)
+                .text("Patient")
+                .push(" AND compartment_id IN (");
+            push_list(sql, patients);
+            sql.push("))");
+        }
     }
 }
 
@@ -121,5 +192,24 @@ fn push_list(sql: &mut Sql, values: &[String]) {
             sql.push(", ");
         }
         sql.text(value.as_str());
+    }
+}
+
+impl Store {
+    /// The types of the resources in a Patient's compartment.
+    pub async fn patient_compartment_types(&self, patient: &str) -> StoreResult<Vec<String>> {
+        crate::store::dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT DISTINCT resource_type FROM resource_compartment \
+                 WHERE compartment_type = 'Patient' AND compartment_id = $1",
+            )
+            .bind(patient)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|row| sqlx::Row::try_get::<String, _>(row, 0))
+                .collect::<Result<Vec<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
     }
 }
