@@ -129,7 +129,7 @@ async fn partial_manifest(
     Ok(response)
 }
 
-/// 202 with the progress while the job runs.
+/// 202 with the progress (under 100 characters, as the IG asks) while the job runs.
 fn in_progress(job: &ExportJob) -> Response {
     let mut response = StatusCode::ACCEPTED.into_response();
     add_progress(&mut response, job);
@@ -140,7 +140,7 @@ fn add_progress(response: &mut Response, job: &ExportJob) {
     let progress = job.progress.as_deref().unwrap_or(job.status.as_str());
     let headers = response.headers_mut();
     headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
-    if let Ok(value) = HeaderValue::from_str(&truncate(progress, 100)) {
+    if let Ok(value) = HeaderValue::from_str(&truncate(progress, 99)) {
         headers.insert("x-progress", value);
     }
 }
