@@ -2,13 +2,17 @@
 //! measured in the same run: a trivial handler on the same HTTP stack (`/healthz`) and the
 //! raw primary-key lookup without HTTP (`Store::read`).
 //!
-//! With `--search`, it measures US Core searches on PostgreSQL instead (see `search`).
+//! With `--search`, it measures US Core searches on PostgreSQL instead (see `search`); with
+//! `--export`, a Bulk Data export of everything imported (see `export`).
 //!
 //! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
 
+mod bulk_client;
 mod dataset;
+mod export;
 mod load;
 mod report;
+mod rss;
 mod search;
 
 use std::net::{Ipv4Addr, SocketAddr};
@@ -60,12 +64,17 @@ pub struct BenchArgs {
     /// per kind of search, on copies of the sample with shifted dates.
     #[arg(long, requires = "postgres_url", conflicts_with = "concurrency")]
     pub search: bool,
+    /// Measure a system-level Bulk Data export of all `--resources` instead: resources/s,
+    /// time to the first file, the download, and the process's resident memory meanwhile.
+    #[arg(long, conflicts_with_all = ["search", "concurrency", "seconds"])]
+    pub export: bool,
 }
 
 /// What a run measured.
 enum Measured {
     Throughput(Vec<Row>),
     Search(search::Report),
+    Export(Vec<export::Row>),
 }
 
 pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
@@ -83,6 +92,9 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
         match (args.search, postgres.as_ref()) {
             (true, Some(database)) => search::run(&args, database).await.map(Measured::Search),
             (true, None) => Err("--search needs --postgres-url".into()),
+            (false, postgres) if args.export => {
+                export::run(&args, postgres).await.map(Measured::Export)
+            }
             (false, _) => measure_all(&args, postgres.as_ref())
                 .await
                 .map(Measured::Throughput),
@@ -102,6 +114,7 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
     match measured? {
         Measured::Throughput(rows) => report::print(&args, &rows),
         Measured::Search(report) => search::print(&args, &report),
+        Measured::Export(rows) => export::print(&args, &rows),
     }
     dropped
 }
@@ -114,11 +127,7 @@ async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> Benc
     let count = args.resources;
     let dataset = tokio::task::spawn_blocking(move || dataset::build(count, false)).await??;
 
-    // SQLite in a fresh file of a temporary directory, with the same settings as `kiln serve`.
-    let dir = dataset::TempPath::new("");
-    std::fs::create_dir(&dir.0)?;
-    let url = format!("sqlite://{}", dir.0.join("kiln.db").display());
-    let sqlite = Store::connect(&url, POOL_CONNECTIONS).await?;
+    let (_dir, sqlite) = temporary_sqlite().await?;
     let mut rows = vec![measure("SQLite", sqlite, args, &dataset).await?];
 
     if let Some(database) = postgres {
@@ -126,6 +135,16 @@ async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> Benc
         rows.push(measure("PostgreSQL", store, args, &dataset).await?);
     }
     Ok(rows)
+}
+
+/// SQLite in a fresh file of a temporary directory (removed on drop), with the same settings
+/// as `kiln serve`.
+async fn temporary_sqlite() -> BenchResult<(dataset::TempPath, Store)> {
+    let dir = dataset::TempPath::new("");
+    std::fs::create_dir(&dir.0)?;
+    let url = format!("sqlite://{}", dir.0.join("kiln.db").display());
+    let store = Store::connect(&url, POOL_CONNECTIONS).await?;
+    Ok((dir, store))
 }
 
 /// A database created for the run on the given PostgreSQL server.
@@ -286,19 +305,26 @@ async fn import(
     Ok(dataset.keys.len() as f64 / import_seconds)
 }
 
-/// The application served in-process on `127.0.0.1:<free port>`.
+/// The application served in-process on `127.0.0.1:<free port>`, with the export worker
+/// of `kiln serve`.
 struct Server {
     /// `http://127.0.0.1:<port>`.
     base: String,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    worker: tokio::task::JoinHandle<()>,
+    /// The export files, removed with the server.
+    _exports: dataset::TempPath,
 }
 
 impl Server {
     async fn start(store: Store) -> BenchResult<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
-        let app = router(AppState::new(store, serve_config(address)));
+        let exports = dataset::TempPath::new("-exports");
+        let state = AppState::new(store, serve_config(address, &exports.0));
+        let worker = crate::bulk::worker::spawn(state.clone());
+        let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -311,13 +337,17 @@ impl Server {
             base: format!("http://{address}"),
             stop,
             task,
+            worker,
+            _exports: exports,
         })
     }
 
-    /// Waits for requests in flight; clients must be dropped first.
+    /// Waits for requests in flight; clients must be dropped first. The worker is idle by
+    /// then: the measurements wait for their exports to end.
     async fn stop(self) -> BenchResult<()> {
         let _ = self.stop.send(());
         self.task.await??;
+        self.worker.abort();
         Ok(())
     }
 }
@@ -419,8 +449,8 @@ async fn backend_token(store: &Store) -> BenchResult<String> {
     Ok(token)
 }
 
-/// The `kiln serve` defaults, on the address actually bound.
-fn serve_config(address: SocketAddr) -> ServeConfig {
+/// The `kiln serve` defaults, on the address actually bound, with export files in `exports`.
+fn serve_config(address: SocketAddr, exports: &std::path::Path) -> ServeConfig {
     ServeConfig {
         bind: address,
         base_url: format!("http://{address}"),
@@ -439,7 +469,7 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
             anonymous_access: true,
         },
         export: crate::config::ExportConfig {
-            export_dir: std::env::temp_dir().join("kiln-bench-exports"),
+            export_dir: exports.to_path_buf(),
             export_expiry: 3600,
             export_max_jobs: 3,
             export_lease: 60,

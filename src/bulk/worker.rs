@@ -12,7 +12,8 @@ use crate::store::ExportJob;
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const CLEANUP_EVERY: Duration = Duration::from_secs(5);
 
-pub fn spawn(state: AppState) {
+/// The handle lets an in-process user (`kiln bench`) stop the worker with its server.
+pub fn spawn(state: AppState) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let mut last_cleanup: Option<Instant> = None;
         loop {
@@ -31,7 +32,7 @@ pub fn spawn(state: AppState) {
                 }
             }
         }
-    });
+    })
 }
 
 /// Runs one claimed job; false when none was waiting.

@@ -1,4 +1,4 @@
-//! The command line: serve defaults and settings, migrate, import.
+//! The command line: serve defaults and settings, migrate, import, bench.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -322,4 +322,32 @@ async fn serve_loads_the_bundled_sample_once(backend: Backend) {
     server.restart().await;
     let again = expect_json(server.get("Patient/85").await, 200).await;
     assert_eq!(again["meta"]["versionId"], "1");
+}
+
+/// `kiln bench --export` on a small set, on PostgreSQL too when one is configured: the run
+/// fails unless the downloaded files hold every resource imported, once.
+#[test]
+fn bench_export_gets_every_resource_back() {
+    let postgres = std::env::var("KILN_TEST_DATABASE_URL").ok();
+    let mut command = Command::new(kiln_bin());
+    command
+        .args(["bench", "--export", "--resources", "300"])
+        .env("KILN_LOG", "warn")
+        .env_remove("KILN_BENCH_POSTGRES_URL")
+        .stdin(Stdio::null());
+    if let Some(url) = &postgres {
+        command.args(["--postgres-url", url]);
+    }
+    let output = command.output().expect("run kiln bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rows: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.starts_with("| SQLite |") || line.starts_with("| PostgreSQL |"))
+        .collect();
+    assert_eq!(rows.len(), 1 + usize::from(postgres.is_some()), "{stdout}");
 }
