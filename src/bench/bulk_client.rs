@@ -37,9 +37,7 @@ pub async fn kick_off(client: &Client, base: &str) -> BenchResult<String> {
     let response = client
         .get(&url)
         .header(ACCEPT, "application/fhir+json")
-        // Lenient: a server without partial manifests ignores the parameter instead of
-        // refusing the export (and lists the ignored parameter in its error file).
-        .header("prefer", "respond-async, handling=lenient")
+        .header("prefer", "respond-async")
         .send()
         .await?;
     if response.status() != StatusCode::ACCEPTED {
