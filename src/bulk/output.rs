@@ -9,6 +9,18 @@ use crate::store::ExportFile;
 
 pub type RunResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
+/// The run's job was cancelled or taken over while it was writing.
+#[derive(Debug)]
+pub struct LeaseLost;
+
+impl std::fmt::Display for LeaseLost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the export job is no longer this run's")
+    }
+}
+
+impl std::error::Error for LeaseLost {}
+
 /// What a part's files hold: manifest `output`, `deleted` or `error`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -145,10 +157,14 @@ impl<'a> Sink<'a> {
             resume_after: more.then_some(open.last_key),
             page: None,
         };
-        self.state
-            .store
-            .add_export_file(self.job_id, self.recorded.len() as i64, &file)
-            .await?;
+        let seq = self.recorded.len() as i64;
+        let store = &self.state.store;
+        if !store
+            .add_export_file(self.job_id, self.worker, seq, &file)
+            .await?
+        {
+            return Err(LeaseLost.into());
+        }
         self.recorded.push(file);
         Ok(())
     }

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use serde_json::{Value, json};
 
 use super::job::JobSpec;
-use super::output::{Kind, Part, RunResult, Sink};
+use super::output::{Kind, LeaseLost, Part, RunResult, Sink};
 use super::params::{Associated, query_pairs};
 use crate::app::AppState;
 use crate::auth::access::Access;
@@ -75,6 +75,13 @@ impl<'a> Run<'a> {
     }
 
     pub async fn execute(&self) -> RunResult<Ended> {
+        match self.parts().await {
+            Err(error) if error.is::<LeaseLost>() => Ok(Ended::Lost),
+            ended => ended,
+        }
+    }
+
+    async fn parts(&self) -> RunResult<Ended> {
         let mut sink = Sink::open(self.state, &self.job.id, self.worker).await?;
         let mut going = if self.spec.params.organize_by_patient {
             super::organize::blocks(self, &mut sink).await?

@@ -175,12 +175,22 @@ impl Store {
         })
     }
 
-    pub async fn add_export_file(&self, id: &str, seq: i64, file: &ExportFile) -> StoreResult<()> {
+    /// Records a finished file of `worker`'s run; false when the job is no longer its own
+    /// (cancelled, or taken over after the lease ran out), so nothing was recorded.
+    pub async fn add_export_file(
+        &self,
+        id: &str,
+        worker: &str,
+        seq: i64,
+        file: &ExportFile,
+    ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            sqlx::query(
+            let done = sqlx::query(
                 "INSERT INTO bulk_export_files \
                  (job_id, seq, kind, resource_type, name, count, resume_after) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                 SELECT $1, $2, $3, $4, $5, $6, $7 WHERE EXISTS \
+                 (SELECT 1 FROM bulk_export_jobs \
+                  WHERE id = $1 AND worker = $8 AND status = 'running')",
             )
             .bind(id)
             .bind(seq)
@@ -189,10 +199,11 @@ impl Store {
             .bind(&file.name)
             .bind(file.count)
             .bind(&file.resume_after)
+            .bind(worker)
             .execute(pool)
             .await?;
-        });
-        Ok(())
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     pub async fn export_files(&self, id: &str) -> StoreResult<Vec<ExportFile>> {
