@@ -216,23 +216,13 @@ fn peak(reset: bool) -> Option<u64> {
 }
 
 pub fn print(args: &BenchArgs, rows: &[Row]) {
-    let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
     println!(
         "kiln {} bench --export: {} resources, system-level $export, polled every {} ms",
         env!("CARGO_PKG_VERSION"),
         args.resources,
         EVERY.as_millis()
     );
-    println!(
-        "machine: {cpus} CPUs, {}/{}, {profile} build",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
+    println!("{}", super::report::machine_line());
     println!();
     println!(
         "| Backend | Import (resources/s) | Export (s) | Export (resources/s) | First file (s) \

@@ -16,13 +16,22 @@ pub struct Row {
     pub lookup: Summary,
 }
 
-pub fn print(args: &BenchArgs, rows: &[Row]) {
+/// The machine a run measured, printed under each report's title.
+pub fn machine_line() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
     let profile = if cfg!(debug_assertions) {
         "debug"
     } else {
         "release"
     };
+    format!(
+        "machine: {cpus} CPUs, {}/{}, {profile} build",
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
+pub fn print(args: &BenchArgs, rows: &[Row]) {
     println!(
         "kiln {} bench: {} resources, {} concurrent clients, {} s per read measurement",
         env!("CARGO_PKG_VERSION"),
@@ -30,11 +39,7 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
         args.concurrency,
         args.seconds
     );
-    println!(
-        "machine: {cpus} CPUs, {}/{}, {profile} build",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
+    println!("{}", machine_line());
     println!();
     println!(
         "| Backend | Import (resources/s) | Read by id (req/s) | Read p50 / p95 / p99 (ms) \

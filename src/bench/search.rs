@@ -279,12 +279,6 @@ async fn bundle_entries(request: reqwest::RequestBuilder) -> BenchResult<u64> {
 }
 
 pub fn print(args: &BenchArgs, report: &Report) {
-    let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
-    let profile = if cfg!(debug_assertions) {
-        "debug"
-    } else {
-        "release"
-    };
     println!(
         "kiln {} bench --search: {} resources ({} Patients) on PostgreSQL, 1 client, {} s per search",
         env!("CARGO_PKG_VERSION"),
@@ -292,11 +286,7 @@ pub fn print(args: &BenchArgs, report: &Report) {
         report.patients,
         args.seconds
     );
-    println!(
-        "machine: {cpus} CPUs, {}/{}, {profile} build",
-        std::env::consts::OS,
-        std::env::consts::ARCH
-    );
+    println!("{}", super::report::machine_line());
     println!("import: {:.0} resources/s", report.import_per_second);
     println!();
     println!(

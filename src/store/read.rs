@@ -16,6 +16,21 @@ pub struct StoredResource {
     pub body: Vec<u8>,
 }
 
+impl StoredResource {
+    /// A version from its `(version_id, last_updated, deleted, body)` columns.
+    fn from_parts(resource_type: &str, id: &str, parts: (i64, i64, bool, Vec<u8>)) -> Self {
+        let (version_id, last_updated, deleted, body) = parts;
+        StoredResource {
+            resource_type: resource_type.to_string(),
+            id: id.to_string(),
+            version_id,
+            last_updated,
+            deleted,
+            body,
+        }
+    }
+}
+
 impl Store {
     /// The current version (or tombstone) of a resource.
     pub async fn read(&self, resource_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
@@ -33,16 +48,7 @@ impl Store {
             })
             .transpose()?
         });
-        Ok(
-            row.map(|(version_id, last_updated, deleted, body)| StoredResource {
-                resource_type: resource_type.to_string(),
-                id: id.to_string(),
-                version_id,
-                last_updated,
-                deleted,
-                body,
-            }),
-        )
+        Ok(row.map(|parts| StoredResource::from_parts(resource_type, id, parts)))
     }
 
     /// A specific version of a resource.
@@ -126,15 +132,6 @@ impl Store {
             })
             .transpose()?
         });
-        Ok(
-            row.map(|(version_id, last_updated, deleted, body)| StoredResource {
-                resource_type: resource_type.to_string(),
-                id: id.to_string(),
-                version_id,
-                last_updated,
-                deleted,
-                body,
-            }),
-        )
+        Ok(row.map(|parts| StoredResource::from_parts(resource_type, id, parts)))
     }
 }

@@ -18,14 +18,25 @@ backend_tests!(
 
 const ALL: &str = "system/*.cruds";
 
-/// A server writing exports into a temporary directory.
-async fn start(backend: Backend, extra: &[&str]) -> Option<(Server, tempfile::TempDir)> {
+/// A server writing exports into a temporary directory, holding [`load`]'s resources, and a
+/// backend-services token with every `system/` scope.
+struct Loaded {
+    server: Server,
+    dir: tempfile::TempDir,
+    token: String,
+}
+
+async fn start(backend: Backend, extra: &[&str]) -> Option<Loaded> {
     let dir = tempfile::tempdir().unwrap();
     let mut args = vec!["--export-dir", dir.path().to_str().unwrap()];
     args.extend_from_slice(extra);
     let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    Some((Server::start_secured(backend, &args).await?, dir))
+    let server = Server::start_secured(backend, &args).await?;
+    let service = BackendService::register(&server, ALL).await;
+    let token = service.token(&server, ALL).await;
+    load(&server, &token).await;
+    Some(Loaded { server, dir, token })
 }
 
 async fn put(server: &Server, token: &str, resource: Value) {
@@ -206,12 +217,14 @@ async fn export(server: &Server, token: &str, path: &str) -> Value {
 }
 
 async fn exports_each_level_and_parameter(backend: Backend) {
-    let Some((server, _dir)) = start(backend, &["--export-batch", "2"]).await else {
+    let Some(Loaded {
+        server,
+        dir: _dir,
+        token,
+    }) = start(backend, &["--export-batch", "2"]).await
+    else {
         return;
     };
-    let service = BackendService::register(&server, ALL).await;
-    let token = service.token(&server, ALL).await;
-    load(&server, &token).await;
 
     // System level: every type, each line exactly what a read returns.
     let status_url = kickoff(
@@ -574,7 +587,11 @@ async fn exports_each_level_and_parameter(backend: Backend) {
 async fn export_survives_a_crash(backend: Backend) {
     // One resource per file and per page: files are recorded as they are finished, so the
     // restarted server keeps the interrupted run's files and goes on after them.
-    let Some((mut server, dir)) = start(
+    let Some(Loaded {
+        mut server,
+        dir,
+        token,
+    }) = start(
         backend,
         &[
             "--export-batch",
@@ -589,9 +606,6 @@ async fn export_survives_a_crash(backend: Backend) {
     else {
         return;
     };
-    let service = BackendService::register(&server, ALL).await;
-    let token = service.token(&server, ALL).await;
-    load(&server, &token).await;
     let status = kickoff(&server, &token, "$export").await;
     // Killed while the job is queued or running; the restarted server takes it over.
     tokio::time::sleep(Duration::from_millis(600)).await;
@@ -682,7 +696,11 @@ fn provenance(id: &str, target: &str, recorded: &str) -> Value {
 }
 
 async fn exports_bulk_data_3_parameters(backend: Backend) {
-    let Some((server, _dir)) = start(
+    let Some(Loaded {
+        server,
+        dir: _dir,
+        token,
+    }) = start(
         backend,
         &["--export-batch", "2", "--export-file-lines", "2"],
     )
@@ -690,9 +708,6 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
     else {
         return;
     };
-    let service = BackendService::register(&server, ALL).await;
-    let token = service.token(&server, ALL).await;
-    load(&server, &token).await;
 
     // Large parts are split: four Observations in files of two, each counted.
     let split = export(&server, &token, "$export?_type=Observation").await;
@@ -942,26 +957,12 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
 }
 
 async fn export_authorization_and_limits(backend: Backend) {
-    let Some((server, dir)) =
+    let Some(Loaded { server, dir, token }) =
         start(backend, &["--export-max-jobs", "1", "--export-expiry", "1"]).await
     else {
         return;
     };
-    let service = BackendService::register(&server, ALL).await;
-    let token = service.token(&server, ALL).await;
-    load(&server, &token).await;
-    for (user, fhir_user) in [("alice", "Patient/p1"), ("doc", "Practitioner/dr1")] {
-        server.kiln(&[
-            "user",
-            "add",
-            "--username",
-            user,
-            "--password",
-            "pw-1",
-            "--fhir-user",
-            fhir_user,
-        ]);
-    }
+    server.add_users(&[("alice", "Patient/p1"), ("doc", "Practitioner/dr1")]);
 
     // No token: 401. A patient's token: 403.
     let anonymous = server

@@ -54,22 +54,11 @@ fn records() -> Vec<Value> {
 async fn secured_with_records(backend: Backend, extra: &[&str]) -> Option<Server> {
     let server = Server::start_secured(backend, extra).await?;
     server.import(&records());
-    for (user, fhir_user) in [
+    server.add_users(&[
         ("alice", "Patient/pa"),
         ("bob", "Patient/pb"),
         ("doc", "Practitioner/dr1"),
-    ] {
-        server.kiln(&[
-            "user",
-            "add",
-            "--username",
-            user,
-            "--password",
-            "pw-1",
-            "--fhir-user",
-            fhir_user,
-        ]);
-    }
+    ]);
     Some(server)
 }
 

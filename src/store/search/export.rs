@@ -6,6 +6,10 @@ use super::{AccessFilter, Bind, Plan, Sql, push_access};
 use crate::search::query::Criterion;
 use crate::store::{Store, StoreResult, StoredResource};
 
+/// The columns of a [`StoredResource`], for a condition on `r.deleted` to follow.
+const SELECT_RESOURCES: &str = "SELECT r.resource_type, r.id, r.version_id, r.last_updated, \
+                                r.body FROM resources r WHERE r.deleted = ";
+
 /// Which resources of the type an export takes.
 #[derive(Debug, Clone)]
 pub enum Population<'a> {
@@ -37,8 +41,7 @@ impl Store {
     /// The next page of live resources of the scan.
     pub async fn export_page(&self, scan: &ExportScan<'_>) -> StoreResult<Vec<StoredResource>> {
         let mut sql = Sql::default();
-        sql.push("SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body FROM resources r WHERE r.deleted = ")
-            .bind(Bind::Bool(false));
+        sql.push(SELECT_RESOURCES).bind(Bind::Bool(false));
         push_scope(&mut sql, scan);
         push_population(&mut sql, &scan.population, "r");
         if !scan.filters.is_empty() {
@@ -56,12 +59,7 @@ impl Store {
             }
             sql.push(")");
         }
-        if let Some(access) = scan.access {
-            sql.push(" AND ");
-            push_access(&mut sql, access, scan.base);
-        }
-        sql.push(" ORDER BY r.id LIMIT ").int(scan.limit);
-        self.fetch(sql, Plan::PerRun).await
+        self.fetch_export_page(sql, scan).await
     }
 
     /// The next page of the Provenance resources whose `target` is one of the resources
@@ -75,7 +73,7 @@ impl Store {
         latest: bool,
     ) -> StoreResult<Vec<StoredResource>> {
         let mut sql = Sql::default();
-        sql.push("SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body FROM resources r WHERE r.deleted = ")
+        sql.push(SELECT_RESOURCES)
             .bind(Bind::Bool(false))
             .push(" AND r.resource_type = ")
             .text("Provenance");
@@ -118,6 +116,15 @@ impl Store {
             sql.push(") ranked WHERE ranked.position = 1");
         }
         sql.push(")");
+        self.fetch_export_page(sql, scan).await
+    }
+
+    /// The scan's access filter, then a page in id order.
+    async fn fetch_export_page(
+        &self,
+        mut sql: Sql,
+        scan: &ExportScan<'_>,
+    ) -> StoreResult<Vec<StoredResource>> {
         if let Some(access) = scan.access {
             sql.push(" AND ");
             push_access(&mut sql, access, scan.base);
@@ -132,11 +139,9 @@ impl Store {
         scan: &ExportScan<'_>,
     ) -> StoreResult<Vec<StoredResource>> {
         let mut sql = Sql::default();
-        sql.push("SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body FROM resources r WHERE r.deleted = ")
-            .bind(Bind::Bool(true));
+        sql.push(SELECT_RESOURCES).bind(Bind::Bool(true));
         push_scope(&mut sql, scan);
-        sql.push(" ORDER BY r.id LIMIT ").int(scan.limit);
-        self.fetch(sql, Plan::PerRun).await
+        self.fetch_export_page(sql, scan).await
     }
 }
 

@@ -191,6 +191,22 @@ impl Server {
         );
     }
 
+    /// Adds users `(username, fhirUser)`, each with the password `pw-1`.
+    pub fn add_users(&self, users: &[(&str, &str)]) {
+        for (username, fhir_user) in users {
+            self.kiln(&[
+                "user",
+                "add",
+                "--username",
+                username,
+                "--password",
+                "pw-1",
+                "--fhir-user",
+                fhir_user,
+            ]);
+        }
+    }
+
     /// Runs a `kiln` admin command (e.g. `["client", "add", …]`) on this server's database
     /// and returns the JSON it printed last; panics if it fails.
     pub fn kiln(&self, args: &[&str]) -> Value {
