@@ -298,7 +298,7 @@ impl Server {
     async fn start(store: Store) -> BenchResult<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
-        let app = router(AppState::new(store, serve_config(address)));
+        let app = router(AppState::new(store, serve_config(address))?);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             axum::serve(listener, app)
@@ -444,6 +444,7 @@ fn serve_config(address: SocketAddr) -> ServeConfig {
             export_max_jobs: 3,
             export_lease: 60,
             export_batch: 1000,
+            s3: crate::config::S3Config::default(),
         },
     }
 }

@@ -6,6 +6,7 @@ mod kickoff;
 mod params;
 mod run;
 mod status;
+pub mod storage;
 mod stream;
 pub mod worker;
 

@@ -1,13 +1,11 @@
 //! One run of a job: each type streamed page by page from the database into its ndjson
 //! file, renewing the lease (and noticing cancellation) between pages.
 
-use std::path::Path;
-
 use serde_json::{Value, json};
-use tokio::io::{AsyncWriteExt, BufWriter};
 
 use super::job::JobSpec;
 use super::params::query_pairs;
+use super::storage::ExportWriter;
 use crate::app::AppState;
 use crate::auth::scope::Permission;
 use crate::engine::access::search_filter;
@@ -27,23 +25,21 @@ pub enum Ended {
 
 type RunResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
-/// A run of `job` by `worker`, writing into `dir`.
+/// A run of `job` by `worker`, writing objects under `{job}/{worker}/`.
 pub struct Run<'a> {
     pub state: &'a AppState,
     pub job: &'a ExportJob,
     pub worker: &'a str,
-    pub dir: &'a Path,
     files: i64,
     exported: i64,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(state: &'a AppState, job: &'a ExportJob, worker: &'a str, dir: &'a Path) -> Self {
+    pub fn new(state: &'a AppState, job: &'a ExportJob, worker: &'a str) -> Self {
         Run {
             state,
             job,
             worker,
-            dir,
             files: 0,
             exported: 0,
         }
@@ -122,7 +118,7 @@ impl<'a> Run<'a> {
         }
         if !spec.params.ignored.is_empty() {
             let name = "OperationOutcome.ndjson";
-            let mut file = tokio::fs::File::create(self.dir.join(name)).await?;
+            let mut file = self.create(name);
             for parameter in &spec.params.ignored {
                 let outcome = informational(format!(
                     "the parameter {parameter} is not supported and was ignored"
@@ -131,7 +127,7 @@ impl<'a> Run<'a> {
                 line.push(b'\n');
                 file.write_all(&line).await?;
             }
-            file.flush().await?;
+            file.finish().await?;
             let count = spec.params.ignored.len() as i64;
             self.record("error", "OperationOutcome", name, count)
                 .await?;
@@ -149,7 +145,7 @@ impl<'a> Run<'a> {
         line: impl Fn(StoredResource) -> RunResult<Vec<u8>>,
     ) -> RunResult<Option<i64>> {
         let deletions = name.ends_with(".deleted.ndjson");
-        let mut writer: Option<BufWriter<tokio::fs::File>> = None;
+        let mut writer: Option<ExportWriter> = None;
         let mut after: Option<String> = None;
         let mut count = 0i64;
         loop {
@@ -167,8 +163,7 @@ impl<'a> Run<'a> {
             after = page.last().map(|stored| stored.id.clone());
             for stored in page {
                 if writer.is_none() {
-                    let file = tokio::fs::File::create(self.dir.join(name)).await?;
-                    writer = Some(BufWriter::with_capacity(256 * 1024, file));
+                    writer = Some(self.create(name));
                 }
                 if let Some(writer) = writer.as_mut() {
                     writer.write_all(&line(stored)?).await?;
@@ -183,10 +178,17 @@ impl<'a> Run<'a> {
                 break;
             }
         }
-        if let Some(mut writer) = writer {
-            writer.flush().await?;
+        if let Some(writer) = writer {
+            writer.finish().await?;
         }
         Ok(Some(count))
+    }
+
+    /// The run's object `name`, under the same name its manifest entry gets.
+    fn create(&self, name: &str) -> ExportWriter {
+        self.state
+            .exports
+            .create(&self.job.id, &format!("{}/{name}", self.worker))
     }
 
     async fn renew(&self, progress: &str) -> RunResult<bool> {

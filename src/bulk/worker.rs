@@ -3,7 +3,6 @@
 
 use std::time::{Duration, Instant};
 
-use super::job::job_dir;
 use super::run::{Ended, Run};
 use crate::app::AppState;
 use crate::store::ExportJob;
@@ -45,16 +44,12 @@ async fn claim_and_run(state: &AppState) -> Result<bool, Box<dyn std::error::Err
     tracing::info!(job = %job.id, level = %job.level, "export started");
     // Whatever an earlier, interrupted run left is dropped: the job restarts cleanly.
     state.store.clear_export_files(&job.id).await?;
-    let root = job_dir(&state.config.export.export_dir, &job.id);
-    let _ = tokio::fs::remove_dir_all(&root).await;
-    let dir = root.join(&worker);
-    tokio::fs::create_dir_all(&dir).await?;
+    state.exports.remove_job(&job.id).await?;
     finish(
         state,
         &job,
         &worker,
-        &dir,
-        Run::new(state, &job, &worker, &dir).execute().await,
+        Run::new(state, &job, &worker).execute().await,
     )
     .await?;
     Ok(true)
@@ -64,7 +59,6 @@ async fn finish(
     state: &AppState,
     job: &ExportJob,
     worker: &str,
-    dir: &std::path::Path,
     ended: Result<Ended, Box<dyn std::error::Error + Send + Sync>>,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     let expires = crate::auth::now() + state.config.export.export_expiry.max(1);
@@ -87,16 +81,27 @@ async fn finish(
     };
     if kept {
         tracing::info!(job = %job.id, "export complete");
-    } else {
-        let _ = tokio::fs::remove_dir_all(dir).await;
+    } else if abandoned(state, &job.id).await? {
+        state.exports.remove_job(&job.id).await?;
     }
     Ok(())
 }
 
-async fn remove_expired(state: &AppState) -> Result<(), crate::store::StoreError> {
+/// Whether nothing will ever serve the job's files: it was cancelled, or it failed. A job
+/// another run took over keeps them; its expiry removes what this run left.
+async fn abandoned(state: &AppState, id: &str) -> Result<bool, crate::store::StoreError> {
+    Ok(state
+        .store
+        .export_job(id)
+        .await?
+        .is_none_or(|job| matches!(job.status.as_str(), "failed" | "cancelled")))
+}
+
+async fn remove_expired(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for id in state.store.expired_export_jobs(crate::auth::now()).await? {
+        // Files first: should the store fail, the job stays listed and the next sweep retries.
+        state.exports.remove_job(&id).await?;
         state.store.delete_export_job(&id).await?;
-        let _ = tokio::fs::remove_dir_all(job_dir(&state.config.export.export_dir, &id)).await;
         tracing::info!(job = %id, "expired export removed");
     }
     Ok(())

@@ -10,7 +10,7 @@ use crate::common::*;
 
 backend_tests!(exports_each_level_and_parameter, export_survives_a_crash);
 
-const ALL: &str = "system/*.cruds";
+pub(crate) const ALL: &str = "system/*.cruds";
 
 /// A server writing exports into a temporary directory.
 async fn start(backend: Backend, extra: &[&str]) -> Option<(Server, tempfile::TempDir)> {
@@ -55,7 +55,7 @@ fn observation(id: &str, patient: &str, status: &str) -> Value {
 }
 
 /// Three patients, four observations, an organization and a group of p1 and p2.
-async fn load(server: &Server, token: &str) {
+pub(crate) async fn load(server: &Server, token: &str) {
     for id in ["p1", "p2", "p3"] {
         let mut resource = patient(id);
         resource["id"] = json!(id);
@@ -92,7 +92,7 @@ fn kickoff_request(server: &Server, token: &str, path: &str) -> reqwest::Request
 }
 
 /// Kicks off an export; returns the status URL.
-async fn kickoff(server: &Server, token: &str, path: &str) -> String {
+pub(crate) async fn kickoff(server: &Server, token: &str, path: &str) -> String {
     let response = kickoff_request(server, token, path).send().await.unwrap();
     assert_eq!(response.status(), 202, "{path}");
     response.headers()["content-location"]
@@ -102,7 +102,7 @@ async fn kickoff(server: &Server, token: &str, path: &str) -> String {
 }
 
 /// Polls until the manifest is there.
-async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
+pub(crate) async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let response = server
@@ -131,7 +131,7 @@ async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
     }
 }
 
-async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
+pub(crate) async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
     let response = server
         .client
         .get(url)
@@ -151,7 +151,7 @@ async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
 }
 
 /// `type -> ids` of the manifest's `key` files.
-async fn contents(
+pub(crate) async fn contents(
     server: &Server,
     token: &str,
     manifest: &Value,
@@ -178,7 +178,7 @@ async fn contents(
     found
 }
 
-fn expected(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+pub(crate) fn expected(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
     list.iter()
         .map(|(t, ids)| (t.to_string(), ids.iter().map(|i| i.to_string()).collect()))
         .collect()
