@@ -17,6 +17,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::auth::keys::KeyRing;
+use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
 use crate::rest::capability::capability_statement;
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
@@ -29,6 +30,8 @@ pub struct AppState {
     pub config: Arc<ServeConfig>,
     pub capability: Arc<Value>,
     pub keys: Arc<KeyRing>,
+    /// Where export files are written and read: shared by replicas when it is a bucket.
+    pub exports: ExportStorage,
 }
 
 impl AppState {
@@ -40,17 +43,20 @@ impl AppState {
         }
     }
 
-    pub fn new(store: Store, config: ServeConfig) -> Self {
+    /// Fails when the export store settings are unusable.
+    pub fn new(store: Store, config: ServeConfig) -> Result<Self, StorageError> {
         let endpoints = crate::auth::Endpoints::new(&config.base_url);
         let capability = capability_statement(&config.fhir_base(), &endpoints);
         // Retired keys stay published as long as anything they signed may still be checked.
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
-        AppState {
+        let exports = ExportStorage::from_config(&config.export)?;
+        Ok(AppState {
             store,
             config: Arc::new(config),
             capability: Arc::new(capability),
             keys: Arc::new(keys),
-        }
+            exports,
+        })
     }
 }
 

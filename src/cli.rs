@@ -34,8 +34,9 @@ enum Command {
     Serve {
         #[command(flatten)]
         database: DatabaseArgs,
+        // Boxed: the server's settings dwarf every other command's.
         #[command(flatten)]
-        config: ServeConfig,
+        config: Box<ServeConfig>,
     },
     /// Apply database migrations and exit.
     Migrate {
@@ -111,7 +112,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Serve { database, config } => crate::server::serve(database, config).await?,
+        Command::Serve { database, config } => crate::server::serve(database, *config).await?,
         Command::Migrate { database } => {
             let store = Store::connect(&database.database_url, 2).await?;
             store.migrate().await?;

@@ -84,6 +84,70 @@ pub struct ExportConfig {
     /// Lines (resources) per export file; a larger part is split into several files.
     #[arg(long, env = "KILN_EXPORT_FILE_LINES", default_value_t = 100_000)]
     pub export_file_lines: i64,
+    #[command(flatten)]
+    pub s3: S3Config,
+}
+
+/// An S3-compatible bucket for the export files, shared by every replica; unset: the
+/// export directory is used.
+#[derive(Debug, Clone, Default, Args)]
+pub struct S3Config {
+    /// Bucket of the export files; when set, files go there instead of the export directory.
+    #[arg(long = "export-s3-bucket", env = "KILN_EXPORT_S3_BUCKET")]
+    pub bucket: Option<String>,
+    /// Endpoint of an S3-compatible service (MinIO, Ceph…), addressed path-style; `http://`
+    /// is accepted here only. Default: AWS.
+    #[arg(long = "export-s3-endpoint", env = "KILN_EXPORT_S3_ENDPOINT")]
+    pub endpoint: Option<String>,
+    /// Region of the bucket.
+    #[arg(
+        long = "export-s3-region",
+        env = "KILN_EXPORT_S3_REGION",
+        default_value = "us-east-1"
+    )]
+    pub region: String,
+    /// Key prefix of the export files in the bucket (e.g. `kiln/exports`).
+    #[arg(long = "export-s3-prefix", env = "KILN_EXPORT_S3_PREFIX")]
+    pub prefix: Option<String>,
+    /// Access key id; without it, the usual AWS credential chain applies (AWS_* variables,
+    /// web identity, container or instance credentials).
+    #[arg(
+        long = "export-s3-access-key-id",
+        env = "KILN_EXPORT_S3_ACCESS_KEY_ID",
+        hide_env_values = true,
+        requires = "secret_access_key"
+    )]
+    pub access_key_id: Option<String>,
+    /// Secret access key, with `--export-s3-access-key-id`.
+    #[arg(
+        long = "export-s3-secret-access-key",
+        env = "KILN_EXPORT_S3_SECRET_ACCESS_KEY",
+        hide_env_values = true,
+        requires = "access_key_id"
+    )]
+    pub secret_access_key: Option<Secret>,
+}
+
+/// A credential that never shows in `Debug` output (and so never in logs).
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for Secret {
+    fn from(value: String) -> Self {
+        Secret(value)
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter.write_str("Secret(***)")
+    }
 }
 
 /// Token lifetimes and access policy of the SMART authorization server.

@@ -24,13 +24,15 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
         ),
         _ => None,
     };
-    let listener = TcpListener::bind(config.bind).await?;
+    let bind = config.bind;
+    let state = AppState::new(store.clone(), config)?;
+    state.exports.check().await?;
+    let listener = TcpListener::bind(bind).await?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when binding to :0.
     println!("kiln listening on {scheme}://{address}");
-    tracing::info!(%address, base_url = %config.base_url, backend = ?store.backend(), "kiln started");
-    let state = AppState::new(store.clone(), config);
+    tracing::info!(%address, base_url = %state.config.base_url, backend = ?store.backend(), "kiln started");
     state.keys.ensure_key().await?;
     crate::bulk::worker::spawn(state.clone());
     let app = router(state);

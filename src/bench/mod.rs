@@ -322,7 +322,7 @@ impl Server {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let exports = dataset::TempPath::new("-exports");
-        let state = AppState::new(store, serve_config(address, &exports.0));
+        let state = AppState::new(store, serve_config(address, &exports.0))?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -475,6 +475,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> ServeConfig {
             export_lease: 60,
             export_batch: 1000,
             export_file_lines: 100_000,
+            s3: crate::config::S3Config::default(),
         },
     }
 }

@@ -40,8 +40,3 @@ pub fn grant_access(scope: Option<&str>, fhir_user: Option<&str>, client_id: &st
         })),
     }
 }
-
-/// Where the files of a job live, under the export directory.
-pub fn job_dir(root: &std::path::Path, job_id: &str) -> std::path::PathBuf {
-    root.join(job_id)
-}

@@ -8,7 +8,7 @@ mod output;
 mod params;
 mod run;
 mod status;
-mod storage;
+pub mod storage;
 mod stream;
 pub mod worker;
 

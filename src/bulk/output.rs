@@ -73,7 +73,7 @@ impl<'a> Sink<'a> {
     /// The sink of `worker`'s run: files an earlier run recorded stay, anything else it
     /// left (a file it was writing when it stopped) goes.
     pub async fn open(state: &'a AppState, job_id: &'a str, worker: &'a str) -> RunResult<Self> {
-        let storage = super::storage::ExportStorage::from_config(&state.config.export)?;
+        let storage = state.exports.clone();
         let recorded = state.store.export_files(job_id).await?;
         let keep: Vec<String> = recorded.iter().map(|file| file.name.clone()).collect();
         storage.remove_all_but(job_id, &keep).await?;

@@ -8,7 +8,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::job::{JobSpec, job_dir};
+use super::job::JobSpec;
 use crate::app::AppState;
 use crate::auth::access::{Access, unauthorized};
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
@@ -180,7 +180,10 @@ pub async fn cancel(
     let job = owned_job(&state, &id, access).await?;
     // The worker notices at its next lease renewal and stops.
     state.store.delete_export_job(&job.id).await?;
-    let _ = tokio::fs::remove_dir_all(job_dir(&state.config.export.export_dir, &job.id)).await;
+    // The job is gone either way; a retried DELETE could not reach these files any more.
+    if let Err(error) = state.exports.remove_job(&job.id).await {
+        tracing::warn!(job = %job.id, %error, "could not remove a cancelled export's files");
+    }
     let body = serde_json::to_vec(&informational(format!("export job {id} cancelled")))
         .unwrap_or_default();
     Ok((
@@ -205,15 +208,16 @@ pub async fn file(
     let index: usize = index.parse().map_err(|_| not_found())?;
     let files = state.store.export_files(&job.id).await?;
     let entry = files.get(index).ok_or_else(not_found)?;
-    let path = job_dir(&state.config.export.export_dir, &job.id).join(&entry.name);
-    let file = tokio::fs::File::open(&path)
-        .await
-        .map_err(|_| not_found())?;
+    let file = state
+        .exports
+        .open(&job.id, &entry.name)
+        .await?
+        .ok_or_else(not_found)?;
     let gzip = accepts_gzip(&headers);
     let body = if gzip {
         Body::from_stream(super::stream::gzip(file))
     } else {
-        Body::from_stream(super::stream::plain(file))
+        Body::from_stream(file)
     };
     let mut response = (StatusCode::OK, body).into_response();
     let headers = response.headers_mut();

@@ -1,52 +1,32 @@
-//! Export files streamed from disk in chunks, as they are or gzip-compressed on the fly:
-//! memory stays flat whatever the file size.
+//! Export files gzip-compressed on the fly as they stream from the store: memory stays flat
+//! whatever the file size.
 
 use std::io::Write;
 
 use bytes::Bytes;
 use flate2::Compression;
 use flate2::write::GzEncoder;
-use futures_util::Stream;
-use tokio::fs::File;
-use tokio::io::AsyncReadExt;
+use futures_util::{Stream, StreamExt};
 
-const CHUNK: usize = 64 * 1024;
+use super::storage::ByteStream;
 
-pub fn plain(file: File) -> impl Stream<Item = std::io::Result<Bytes>> {
-    futures_util::stream::unfold(Some(file), |file| async move {
-        let mut file = file?;
-        let mut buffer = vec![0u8; CHUNK];
-        match file.read(&mut buffer).await {
-            Ok(0) => None,
-            Ok(read) => {
-                buffer.truncate(read);
-                Some((Ok(Bytes::from(buffer)), Some(file)))
-            }
-            Err(error) => Some((Err(error), None)),
-        }
-    })
-}
-
-pub fn gzip(file: File) -> impl Stream<Item = std::io::Result<Bytes>> {
+pub fn gzip(file: ByteStream) -> impl Stream<Item = std::io::Result<Bytes>> {
     let encoder = GzEncoder::new(Vec::new(), Compression::fast());
     futures_util::stream::unfold(Some((file, encoder)), |state| async move {
         let (mut file, mut encoder) = state?;
-        let mut buffer = vec![0u8; CHUNK];
         loop {
-            let read = match file.read(&mut buffer).await {
-                Ok(read) => read,
-                Err(error) => return Some((Err(error), None)),
+            let chunk = match file.next().await {
+                Some(Ok(chunk)) => chunk,
+                Some(Err(error)) => return Some((Err(error), None)),
+                None => return Some((encoder.finish().map(Bytes::from), None)),
             };
-            if read == 0 {
-                return Some((encoder.finish().map(Bytes::from), None));
-            }
-            if let Err(error) = encoder.write_all(&buffer[..read]) {
+            if let Err(error) = encoder.write_all(&chunk) {
                 return Some((Err(error), None));
             }
             // Compressed output arrives in bursts: send it once there is some.
             if !encoder.get_ref().is_empty() {
-                let chunk = std::mem::take(encoder.get_mut());
-                return Some((Ok(Bytes::from(chunk)), Some((file, encoder))));
+                let compressed = std::mem::take(encoder.get_mut());
+                return Some((Ok(Bytes::from(compressed)), Some((file, encoder))));
             }
         }
     })

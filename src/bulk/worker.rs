@@ -3,9 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::job::job_dir;
 use super::run::{Ended, Run};
-use super::storage::ExportStorage;
 use crate::app::AppState;
 use crate::store::ExportJob;
 
@@ -68,15 +66,7 @@ async fn finish(
                 .finish_export_job(&job.id, worker, "done", None, expires)
                 .await?
         }
-        Ok(Ended::Lost) => {
-            // Cancelled meanwhile: what this run wrote after the cancel goes too.
-            if state.store.export_job(&job.id).await?.is_none() {
-                ExportStorage::from_config(&state.config.export)?
-                    .remove_job(&job.id)
-                    .await?;
-            }
-            false
-        }
+        Ok(Ended::Lost) => false,
         Err(error) => {
             tracing::warn!(job = %job.id, %error, "export failed");
             state
@@ -88,14 +78,27 @@ async fn finish(
     };
     if kept {
         tracing::info!(job = %job.id, "export complete");
+    } else if abandoned(state, &job.id).await? {
+        state.exports.remove_job(&job.id).await?;
     }
     Ok(())
 }
 
-async fn remove_expired(state: &AppState) -> Result<(), crate::store::StoreError> {
+/// Whether nothing will ever serve the job's files: it was cancelled, or it failed. A job
+/// another run took over keeps them; its expiry removes what this run left.
+async fn abandoned(state: &AppState, id: &str) -> Result<bool, crate::store::StoreError> {
+    Ok(state
+        .store
+        .export_job(id)
+        .await?
+        .is_none_or(|job| matches!(job.status.as_str(), "failed" | "cancelled")))
+}
+
+async fn remove_expired(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for id in state.store.expired_export_jobs(crate::auth::now()).await? {
+        // Files first: should the store fail, the job stays listed and the next sweep retries.
+        state.exports.remove_job(&id).await?;
         state.store.delete_export_job(&id).await?;
-        let _ = tokio::fs::remove_dir_all(job_dir(&state.config.export.export_dir, &id)).await;
         tracing::info!(job = %id, "expired export removed");
     }
     Ok(())

@@ -16,7 +16,7 @@ backend_tests!(
     export_authorization_and_limits
 );
 
-const ALL: &str = "system/*.cruds";
+pub(crate) const ALL: &str = "system/*.cruds";
 
 /// A server writing exports into a temporary directory, holding [`load`]'s resources, and a
 /// backend-services token with every `system/` scope.
@@ -72,7 +72,7 @@ fn observation(id: &str, patient: &str, status: &str) -> Value {
 }
 
 /// Three patients, four observations, an organization and a group of p1 and p2.
-async fn load(server: &Server, token: &str) {
+pub(crate) async fn load(server: &Server, token: &str) {
     for id in ["p1", "p2", "p3"] {
         let mut resource = patient(id);
         resource["id"] = json!(id);
@@ -109,7 +109,7 @@ fn kickoff_request(server: &Server, token: &str, path: &str) -> reqwest::Request
 }
 
 /// Kicks off an export; returns the status URL.
-async fn kickoff(server: &Server, token: &str, path: &str) -> String {
+pub(crate) async fn kickoff(server: &Server, token: &str, path: &str) -> String {
     let response = kickoff_request(server, token, path).send().await.unwrap();
     assert_eq!(response.status(), 202, "{path}");
     response.headers()["content-location"]
@@ -119,7 +119,7 @@ async fn kickoff(server: &Server, token: &str, path: &str) -> String {
 }
 
 /// Polls until the manifest is there.
-async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
+pub(crate) async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let response = server
@@ -148,7 +148,7 @@ async fn manifest(server: &Server, token: &str, status_url: &str) -> Value {
     }
 }
 
-async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
+pub(crate) async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
     let response = server
         .client
         .get(url)
@@ -168,7 +168,7 @@ async fn download(server: &Server, token: &str, url: &str) -> Vec<Value> {
 }
 
 /// `type -> ids` of the manifest's `key` files.
-async fn contents(
+pub(crate) async fn contents(
     server: &Server,
     token: &str,
     manifest: &Value,
@@ -205,7 +205,7 @@ async fn contents(
     merged
 }
 
-fn expected(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+pub(crate) fn expected(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
     list.iter()
         .map(|(t, ids)| (t.to_string(), ids.iter().map(|i| i.to_string()).collect()))
         .collect()

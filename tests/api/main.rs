@@ -7,6 +7,7 @@ mod auth_authorize;
 mod auth_token;
 mod auth_token_grants;
 mod bulk_export;
+mod bulk_export_s3;
 mod capability;
 mod cli;
 mod composite_search;

@@ -1,6 +1,7 @@
 //! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
 
 pub mod backend;
+pub mod s3;
 pub mod smart;
 
 use std::io::Write;
@@ -77,6 +78,19 @@ impl TestDb {
     }
 }
 
+impl TestDb {
+    /// The same database for another server process, as a second replica; dropping it
+    /// leaves the database to its owner.
+    pub fn shared(&self) -> TestDb {
+        TestDb {
+            url: self.url.clone(),
+            admin_url: None,
+            name: String::new(),
+            _dir: None,
+        }
+    }
+}
+
 fn replace_database(url: &str, name: &str) -> String {
     let (without_query, query) = match url.split_once('?') {
         Some((base, query)) => (base, Some(query)),
@@ -138,6 +152,7 @@ pub struct Server {
     pub db: TestDb,
     child: Option<Child>,
     extra_args: Vec<String>,
+    env: Vec<(String, String)>,
     port: u16,
     log_path: PathBuf,
     _log_dir: tempfile::TempDir,
@@ -228,6 +243,15 @@ impl Server {
     }
 
     pub async fn start_on(db: TestDb, extra_args: &[&str]) -> Server {
+        Self::start_on_with_env(db, extra_args, &[]).await
+    }
+
+    /// [`Server::start_on`] with more environment variables for `kiln serve`.
+    pub async fn start_on_with_env(
+        db: TestDb,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("log dir");
         let mut server = Server {
@@ -240,6 +264,10 @@ impl Server {
             db,
             child: None,
             extra_args: extra_args.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(name, value)| (name.to_string(), value.to_string()))
+                .collect(),
             port,
             log_path: log_dir.path().join("kiln.log"),
             _log_dir: log_dir,
@@ -266,6 +294,7 @@ impl Server {
             .env_remove("KILN_DATABASE_URL")
             .env_remove("KILN_BASE_URL")
             .env_remove("KILN_BIND")
+            .envs(self.env.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
