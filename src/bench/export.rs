@@ -47,7 +47,10 @@ pub async fn run(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> BenchRes
     let count = args.resources;
     let dataset = tokio::task::spawn_blocking(move || dataset::build(count, false)).await??;
     let (_sqlite_dir, sqlite) = super::temporary_sqlite().await?;
-    let mut loaded = vec![load("SQLite", sqlite, args, &dataset).await?];
+    let mut loaded = Vec::new();
+    if !args.postgres_only {
+        loaded.push(load("SQLite", sqlite, args, &dataset).await?);
+    }
     if let Some(database) = postgres {
         let store = database.store(POOL_CONNECTIONS).await?;
         loaded.push(load("PostgreSQL", store, args, &dataset).await?);

@@ -68,6 +68,10 @@ pub struct BenchArgs {
     /// time to the first file, the download, and the process's resident memory meanwhile.
     #[arg(long, conflicts_with_all = ["search", "concurrency", "seconds"])]
     pub export: bool,
+    /// With `--export`, measure PostgreSQL only (a million-resource SQLite import takes a
+    /// while and the disk room of a second copy).
+    #[arg(long, requires_all = ["export", "postgres_url"])]
+    pub postgres_only: bool,
 }
 
 /// What a run measured.
