@@ -226,6 +226,18 @@ async fn exports_each_level_and_parameter(backend: Backend) {
         return;
     };
 
+    // Clients find Group ids by search.
+    let groups = server
+        .client
+        .get(server.url("Group?member=Patient/p2&type=person"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let groups = expect_json(groups, 200).await;
+    assert_eq!(groups["total"], 1, "{groups}");
+    assert_eq!(groups["entry"][0]["resource"]["id"], "g1");
+
     // System level: every type, each line exactly what a read returns.
     let status_url = kickoff(
         &server,
