@@ -2,9 +2,12 @@
 FROM rust:1.95-slim-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
+# vendor/: the patched sqlx-core that Cargo.toml's [patch] points at; templates/: compiled in.
+COPY vendor ./vendor
 COPY src ./src
 COPY migrations ./migrations
 COPY sample-data ./sample-data
+COPY templates ./templates
 RUN cargo build --release --locked && strip target/release/kiln
 
 # Runtime stage: the binary, CA certificates and an unprivileged user.
