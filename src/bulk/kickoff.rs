@@ -9,11 +9,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use super::job::{JobSpec, grant_access};
+use super::members::{group_members, known_patients};
 use super::params::{ExportParams, parse, query_pairs};
 use crate::app::AppState;
 use crate::auth::access::{Access, unauthorized};
 use crate::auth::scope::{Context, Permission, Scope};
-use crate::engine::access;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::fhir::validate::resource_types;
@@ -334,62 +334,4 @@ fn export_types(access: &Access, level: Level, params: &ExportParams) -> FhirRes
         ));
     }
     Ok(types)
-}
-
-/// The Patients of the Group (those named by `patient` among them, when given).
-async fn group_members(
-    state: &AppState,
-    caller: &Access,
-    id: &str,
-    params: &ExportParams,
-) -> FhirResult<Vec<String>> {
-    caller.reach("Group", Permission::Read)?;
-    let stored = state
-        .store
-        .read("Group", id)
-        .await?
-        .filter(|stored| !stored.deleted)
-        .ok_or_else(|| FhirError::not_found(format!("Group/{id} is not known")))?;
-    let base = state.config.fhir_base();
-    access::require(&state.store, &base, caller, Permission::Read, &stored).await?;
-    let group: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
-    let local = format!("{base}/");
-    let mut members: Vec<String> = Vec::new();
-    for member in group["member"].as_array().into_iter().flatten() {
-        let Some(reference) = member["entity"]["reference"].as_str() else {
-            continue;
-        };
-        let reference = reference.strip_prefix(&local).unwrap_or(reference);
-        if let Some(patient) = reference.strip_prefix("Patient/")
-            && !members.iter().any(|m| m == patient)
-        {
-            members.push(patient.to_owned());
-        }
-    }
-    if let Some(wanted) = &params.patients {
-        if let Some(outsider) = wanted.iter().find(|w| !members.contains(w)) {
-            return Err(FhirError::bad_request(format!(
-                "Patient/{outsider} is not a member of Group/{id}"
-            ))
-            .expression_at("patient"));
-        }
-        members.retain(|m| wanted.contains(m));
-    }
-    Ok(members)
-}
-
-/// The Patients named by `patient`, each of which must exist.
-async fn known_patients(state: &AppState, patients: &[String]) -> FhirResult<Vec<String>> {
-    for id in patients {
-        let live = state
-            .store
-            .read("Patient", id)
-            .await?
-            .is_some_and(|stored| !stored.deleted);
-        if !live {
-            return Err(FhirError::bad_request(format!("Patient/{id} is not known"))
-                .expression_at("patient"));
-        }
-    }
-    Ok(patients.to_vec())
 }

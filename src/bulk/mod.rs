@@ -3,6 +3,7 @@
 
 mod job;
 mod kickoff;
+mod members;
 mod organize;
 mod output;
 mod params;

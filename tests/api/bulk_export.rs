@@ -767,6 +767,26 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
     );
     assert_eq!(organized["output"].as_array().unwrap().len(), 3);
 
+    // Group members: nested Groups are followed (a cycle ends), inactive members left out.
+    put(
+        &server,
+        &token,
+        json!({
+            "resourceType": "Group", "id": "g2", "type": "person", "actual": true,
+            "member": [
+                {"entity": {"reference": "Group/g1"}},
+                {"entity": {"reference": "Group/g2"}},
+                {"entity": {"reference": "Patient/p3"}, "inactive": true},
+            ],
+        }),
+    )
+    .await;
+    let nested = export(&server, &token, "Group/g2/$export?_type=Patient").await;
+    assert_eq!(
+        contents(&server, &token, &nested, "output").await,
+        expected(&[("Patient", &["p1", "p2"])])
+    );
+
     // allowPartialManifests: pages of finished files, each unchanged once handed out,
     // linked until the last one (200).
     let response = kickoff_request(
