@@ -13,6 +13,20 @@ use crate::search::query::parse_search;
 /// The output formats of Bulk Data; all mean ndjson.
 const OUTPUT_FORMATS: [&str; 3] = ["application/fhir+ndjson", "application/ndjson", "ndjson"];
 
+/// Search result parameters, which the IG rules out of `_typeFilter`: an export has no
+/// pages, order, includes or subsets per filter.
+const RESULT_CONTROLS: [&str; 9] = [
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_count",
+    "_elements",
+    "_summary",
+    "_total",
+    "_contained",
+    "_containedType",
+];
+
 /// What a job exports, as stored with it.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -199,7 +213,17 @@ fn type_filter(filter: &str) -> FhirResult<(String, String)> {
                 format!("_typeFilter {filter:?} is not [type]?[search parameters]"),
             )
         })?;
-    let parsed = parse_search(Some(resource_type), &query_pairs(query))?;
+    let pairs = query_pairs(query);
+    if let Some((name, _)) = pairs.iter().find(|(name, _)| {
+        let base = name.split(':').next().unwrap_or_default();
+        RESULT_CONTROLS.contains(&base)
+    }) {
+        return Err(invalid(
+            "_typeFilter",
+            format!("_typeFilter selects resources; {name} does not belong in it"),
+        ));
+    }
+    let parsed = parse_search(Some(resource_type), &pairs)?;
     if let Some(unknown) = parsed.unknown.first() {
         return Err(invalid(
             "_typeFilter",
@@ -269,6 +293,11 @@ mod tests {
             ("_type", json!("Nonsense")),
             ("_typeFilter", json!("Observation?nonsense=1")),
             ("_typeFilter", json!("status=final")),
+            ("_typeFilter", json!("Observation?status=final&_sort=date")),
+            (
+                "_typeFilter",
+                json!("Observation?_include=Observation:subject"),
+            ),
             ("patient", json!({"reference": "Group/1"})),
             ("includeAssociatedData", json!("_custom")),
             ("organizeOutputBy", json!("Encounter")),
