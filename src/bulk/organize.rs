@@ -60,6 +60,7 @@ async fn patient_page(run: &Run<'_>, after: Option<&str>) -> RunResult<Vec<Strin
         population: Population::All,
         filters: &[],
         access: None,
+        deleted_after: None,
     };
     let page = run.state.store.export_page(&scan).await?;
     Ok(page.into_iter().map(|stored| stored.id).collect())
@@ -100,6 +101,7 @@ async fn block(
                 population: Population::Patients(&owner),
                 filters: &filters,
                 access: access.as_ref(),
+                deleted_after: None,
             };
             let page = run.state.store.export_page(&scan).await?;
             let full = page.len() as i64 >= run.batch();

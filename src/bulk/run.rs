@@ -273,6 +273,10 @@ impl<'a> Run<'a> {
             population: population.clone(),
             filters,
             access,
+            deleted_after: match source {
+                Source::Resources => Some(self.job.transaction_time),
+                _ => None,
+            },
         };
         let store = &self.state.store;
         Ok(match source {
@@ -290,6 +294,7 @@ impl<'a> Run<'a> {
                 let scan = ExportScan {
                     until: Some(until),
                     access: None,
+                    deleted_after: None,
                     ..scan
                 };
                 store.export_deleted_page(&scan).await?
@@ -316,8 +321,9 @@ impl<'a> Run<'a> {
             .map(|stored| one_line(self.subset.apply(stored.body))))
     }
 
-    /// The resource as it was at the job's transaction time: one changed since is exported
-    /// as it was then, or not at all if it did not exist then or is outside the window.
+    /// The resource as it was at the job's transaction time: one changed (or deleted) since
+    /// is exported as it was then, or not at all if it did not exist then or is outside the
+    /// window.
     pub async fn as_of_transaction(
         &self,
         stored: StoredResource,

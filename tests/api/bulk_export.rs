@@ -858,7 +858,13 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
     let response = poll(&server, &token, &format!("{}?page=99", pages[0].0)).await;
     expect_outcome(response, 404).await;
 
-    // Resources changed after the transaction time are exported as they were then.
+    // Resources changed or deleted after the transaction time are exported as they were then.
+    put(
+        &server,
+        &token,
+        json!({"resourceType": "Organization", "id": "org2", "name": "Lab"}),
+    )
+    .await;
     let response = kickoff_request(&server, &token, "$export")
         .send()
         .await
@@ -868,12 +874,28 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
     renamed["id"] = json!("p2");
     renamed["active"] = json!(false);
     put(&server, &token, renamed).await;
+    let response = server
+        .client
+        .delete(server.url("Organization/org2"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
     let held = manifest(&server, &token, &status).await;
     for file in held["output"].as_array().unwrap() {
         for line in download(&server, &token, file["url"].as_str().unwrap()).await {
             assert!(line.get("active").is_none(), "{line}");
         }
     }
+    let organizations = contents(&server, &token, &held, "output").await;
+    assert!(
+        organizations.contains(&(
+            "Organization".to_string(),
+            vec!["org1".to_string(), "org2".to_string()]
+        )),
+        "{organizations:?}"
+    );
 
     // _until: p2 changed after `since`, so it is left out.
     let until = export(

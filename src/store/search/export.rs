@@ -35,13 +35,30 @@ pub struct ExportScan<'a> {
     /// `_typeFilter` queries: a resource matches one of them (empty: no filter).
     pub filters: &'a [Vec<Criterion>],
     pub access: Option<&'a AccessFilter>,
+    /// Also the tombstones of resources deleted after this instant (microseconds): they
+    /// still existed then. Tombstones have no index rows, so a population or filter drops them.
+    pub deleted_after: Option<i64>,
 }
 
 impl Store {
     /// The next page of live resources of the scan.
     pub async fn export_page(&self, scan: &ExportScan<'_>) -> StoreResult<Vec<StoredResource>> {
         let mut sql = Sql::default();
-        sql.push(SELECT_RESOURCES).bind(Bind::Bool(false));
+        match scan.deleted_after {
+            Some(at) => {
+                sql.push(
+                    "SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
+                          FROM resources r WHERE (r.deleted = ",
+                )
+                .bind(Bind::Bool(false))
+                .push(" OR r.last_updated > ")
+                .int(at)
+                .push(")");
+            }
+            None => {
+                sql.push(SELECT_RESOURCES).bind(Bind::Bool(false));
+            }
+        }
         push_scope(&mut sql, scan);
         push_population(&mut sql, &scan.population, "r");
         if !scan.filters.is_empty() {
