@@ -216,6 +216,12 @@ async fn pending_of(state: &AppState, session: &Session, id: Option<&str>) -> Pa
         })
 }
 
+/// Failed sign-ins of one username within [`LOGIN_WINDOW`] after which its sign-in waits
+/// for the window to end (OWASP: throttle password guessing per account).
+const MAX_LOGIN_FAILURES: i64 = 5;
+/// Seconds of the window failed sign-ins are counted in.
+const LOGIN_WINDOW: i64 = 15 * 60;
+
 /// `POST /auth/login`.
 pub async fn login(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
     let form = Fields::parse(&body);
@@ -235,12 +241,40 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         .and_then(|path| RETURN_PATHS.iter().find(|p| **p == path).copied());
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
+    let throttle_key: String = username.chars().take(256).collect();
+    let now = crate::auth::now();
+    let window_after = now - LOGIN_WINDOW;
+    if let Some((failures, started)) = state
+        .store
+        .login_failures(&throttle_key, window_after)
+        .await?
+        && failures >= MAX_LOGIN_FAILURES
+    {
+        // Refused before the password is checked: guessing gains nothing while it lasts.
+        let minutes = (started + LOGIN_WINDOW - now + 59) / 60;
+        let message = format!(
+            "Too many failed sign-ins for this username. Try again in {minutes} minute(s)."
+        );
+        return refuse_login(
+            state,
+            &session,
+            pending.as_ref(),
+            return_to,
+            StatusCode::TOO_MANY_REQUESTS,
+            &message,
+        )
+        .await;
+    }
     let user = state.store.user(username).await?;
     let hash = user
         .as_ref()
         .map_or(UNKNOWN_USER_HASH.as_str(), |u| u.password_hash.as_str());
     let verified = verify_secret(password, hash);
     let Some(user) = user.filter(|_| verified) else {
+        state
+            .store
+            .add_login_failure(&throttle_key, now, window_after)
+            .await?;
         let message = "Incorrect username or password.";
         return refuse_login(
             state,
@@ -266,6 +300,7 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         )
         .await;
     }
+    state.store.clear_login_failures(&throttle_key).await?;
     // A new session id at sign-in, so an id planted before it is worth nothing after.
     let browser = Browser::start(state, Some(&user.username)).await?;
     state.store.delete_session(&session.session_hash).await?;

@@ -16,7 +16,8 @@ backend_tests!(
     standalone_patient_launch,
     practitioner_standalone_with_patient_picker,
     ehr_launch,
-    authorize_refusals
+    authorize_refusals,
+    sign_in_is_throttled
 );
 
 const LAB: &str = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
@@ -805,4 +806,39 @@ async fn authorize_refusals(backend: Backend) {
         )
         .await;
     assert_eq!(hijack.status, 400);
+}
+
+async fn sign_in_is_throttled(backend: Backend) {
+    let Some((server, client_id)) = setup(backend).await else {
+        return;
+    };
+    let mut browser = Browser::new();
+    let (url, _) = authorize_url(&server, &client_id, "launch/patient patient/*.rs", &[]);
+    let mut page = browser.get(&url).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    // Five wrong passwords, then even the right one waits: per username, not per browser.
+    for _ in 0..5 {
+        page = browser.login(&server, &page, "alice", "guess").await;
+        assert_eq!(page.status, 401, "{}", page.body);
+    }
+    let refused = browser.login(&server, &page, "alice", "alice-pw").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert!(
+        refused.body.contains("Too many failed sign-ins"),
+        "{}",
+        refused.body
+    );
+    let mut elsewhere = Browser::new();
+    let fresh = elsewhere.get(&url).await;
+    let refused = elsewhere.login(&server, &fresh, "alice", "alice-pw").await;
+    assert_eq!(refused.status, 429);
+    // Other usernames are not held up: four failures still let the right password in.
+    let mut other = Browser::new();
+    let mut page = other.get(&url).await;
+    for _ in 0..4 {
+        page = other.login(&server, &page, "doc", "guess").await;
+        assert_eq!(page.status, 401);
+    }
+    let signed_in = other.login(&server, &page, "doc", "doc-pw").await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
 }

@@ -6,6 +6,7 @@ mod clients;
 mod grants;
 mod keys;
 mod signin;
+mod throttle;
 mod users;
 
 pub use browser::{Launch, Pending, Session};

@@ -1,0 +1,7 @@
+-- Failed sign-ins per username in the current window: past a few, sign-in for that username
+-- waits for the window to end (password guessing is throttled on every replica alike).
+CREATE TABLE auth_login_failures (
+    username     TEXT PRIMARY KEY,
+    failures     INTEGER NOT NULL,
+    window_start INTEGER NOT NULL     -- seconds
+);
