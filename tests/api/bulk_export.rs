@@ -61,6 +61,21 @@ async fn put(server: &Server, token: &str, resource: Value) {
     );
 }
 
+async fn delete(server: &Server, token: &str, path: &str) {
+    let response = server
+        .client
+        .delete(server.url(path))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        response.status().is_success(),
+        "{path}: {}",
+        response.status()
+    );
+}
+
 fn observation(id: &str, patient: &str, status: &str) -> Value {
     json!({
         "resourceType": "Observation",
@@ -410,14 +425,7 @@ async fn exports_each_level_and_parameter(backend: Backend) {
     changed["id"] = json!("p1");
     changed["active"] = json!(false);
     put(&server, &token, changed).await;
-    let response = server
-        .client
-        .delete(server.url("Organization/org1"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    delete(&server, &token, "Organization/org1").await;
     let path = format!(
         "$export?_since={}",
         since.replace(':', "%3A").replace('+', "%2B")
@@ -874,14 +882,7 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
     renamed["id"] = json!("p2");
     renamed["active"] = json!(false);
     put(&server, &token, renamed).await;
-    let response = server
-        .client
-        .delete(server.url("Organization/org2"))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
-    assert!(response.status().is_success());
+    delete(&server, &token, "Organization/org2").await;
     let held = manifest(&server, &token, &status).await;
     for file in held["output"].as_array().unwrap() {
         for line in download(&server, &token, file["url"].as_str().unwrap()).await {
@@ -911,14 +912,7 @@ async fn exports_bulk_data_3_parameters(backend: Backend) {
 
     // Deletions at Patient and Group level: those of the population only.
     for id in ["o3", "o4"] {
-        let response = server
-            .client
-            .delete(server.url(&format!("Observation/{id}")))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert!(response.status().is_success());
+        delete(&server, &token, &format!("Observation/{id}")).await;
     }
     let path = format!(
         "Patient/$export?_type=Observation&_since={}",
