@@ -150,6 +150,21 @@ impl std::fmt::Debug for Secret {
     }
 }
 
+impl ExportConfig {
+    /// The `kiln serve` defaults (and any `KILN_EXPORT_*` variables) with files in `dir`:
+    /// read through the flags' own definitions, so there is one place for the defaults.
+    pub fn in_dir(dir: &std::path::Path) -> Result<ExportConfig, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Export {
+            #[command(flatten)]
+            export: ExportConfig,
+        }
+        let dir = dir.as_os_str().to_owned();
+        let args = [std::ffi::OsString::from("kiln"), "--export-dir".into(), dir];
+        <Export as clap::Parser>::try_parse_from(args).map(|parsed| parsed.export)
+    }
+}
+
 /// Token lifetimes and access policy of the SMART authorization server.
 #[derive(Debug, Clone, Args)]
 pub struct AuthConfig {

@@ -326,7 +326,7 @@ impl Server {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let exports = dataset::TempPath::new("-exports");
-        let state = AppState::new(store, serve_config(address, &exports.0))?;
+        let state = AppState::new(store, serve_config(address, &exports.0)?)?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -454,8 +454,11 @@ async fn backend_token(store: &Store) -> BenchResult<String> {
 }
 
 /// The `kiln serve` defaults, on the address actually bound, with export files in `exports`.
-fn serve_config(address: SocketAddr, exports: &std::path::Path) -> ServeConfig {
-    ServeConfig {
+fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<ServeConfig> {
+    let mut export = crate::config::ExportConfig::in_dir(exports)?;
+    // The measurement writes to the local directory whatever the environment says.
+    export.s3 = crate::config::S3Config::default();
+    Ok(ServeConfig {
         bind: address,
         base_url: format!("http://{address}"),
         max_body_bytes: 16 * 1024 * 1024,
@@ -472,14 +475,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> ServeConfig {
             refresh_token_lifetime: 90 * 24 * 3600,
             anonymous_access: true,
         },
-        export: crate::config::ExportConfig {
-            export_dir: exports.to_path_buf(),
-            export_expiry: 3600,
-            export_max_jobs: 3,
-            export_lease: 60,
-            export_batch: 1000,
-            export_file_lines: 100_000,
-            s3: crate::config::S3Config::default(),
-        },
-    }
+        export,
+    })
 }

@@ -213,15 +213,8 @@ mod tests {
     use super::*;
 
     fn storage(dir: &std::path::Path) -> ExportStorage {
-        let config = crate::config::ExportConfig {
-            export_dir: dir.to_path_buf(),
-            export_expiry: 3600,
-            export_max_jobs: 3,
-            export_lease: 60,
-            export_batch: 1000,
-            export_file_lines: 100_000,
-            s3: crate::config::S3Config::default(),
-        };
+        let mut config = crate::config::ExportConfig::in_dir(dir).unwrap();
+        config.s3 = crate::config::S3Config::default();
         ExportStorage::from_config(&config).unwrap()
     }
 
