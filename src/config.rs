@@ -56,6 +56,10 @@ pub struct ServeConfig {
     /// TLS private key (PEM) for `--tls-cert`.
     #[arg(long, env = "KILN_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<std::path::PathBuf>,
+    /// SQLite only: the largest the database may grow, in bytes; a write past it is refused
+    /// with 507 and stores nothing (default: as large as the disk allows).
+    #[arg(long, env = "KILN_SQLITE_MAX_BYTES")]
+    pub sqlite_max_bytes: Option<u64>,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]

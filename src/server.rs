@@ -1,5 +1,7 @@
 //! `kiln serve`: migrate, listen, and shut down gracefully on SIGINT/SIGTERM.
 
+use std::net::SocketAddr;
+
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 
@@ -10,7 +12,12 @@ use crate::sample;
 use crate::store::Store;
 
 pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
-    let store = Store::connect(&database.database_url, database.database_max_connections).await?;
+    let store = Store::connect_with(
+        &database.database_url,
+        database.database_max_connections,
+        config.sqlite_max_bytes,
+    )
+    .await?;
     store.migrate().await?;
     crate::engine::reindex::ensure_current(&store).await?;
     if config.load_sample_data {
@@ -39,9 +46,12 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     match tls {
         Some(tls) => serve_tls(listener, tls, app).await?,
         None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown_signal())
-                .await?
+            axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<SocketAddr>(),
+            )
+            .with_graceful_shutdown(shutdown_signal())
+            .await?
         }
     }
     store.close().await;
@@ -59,7 +69,7 @@ async fn serve_tls(listener: TcpListener, tls: RustlsConfig, app: axum::Router) 
     });
     axum_server::from_tcp_rustls(listener.into_std()?, tls)?
         .handle(handle)
-        .serve(app.into_make_service())
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
     Ok(())
 }

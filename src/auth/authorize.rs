@@ -78,6 +78,7 @@ async fn authorize(state: &AppState, jar: &CookieJar, form: &Fields) -> Response
             nonce: checked.nonce,
             launch_hash: checked.launch.map(|launch| launch.launch_hash),
             patient: None,
+            encounter: None,
             expires_at: super::now() + PENDING_LIFETIME_SECS,
         };
         state.store.insert_pending(&pending, super::now()).await?;

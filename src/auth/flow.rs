@@ -1,10 +1,13 @@
-//! The steps after `/auth/authorize`: sign in, choose a patient, consent; then the grant,
-//! the authorization code and the redirect back to the app.
+//! The steps after `/auth/authorize`: sign in (throttled per username and source address),
+//! choose a patient and an encounter, consent; then the grant, the authorization code and
+//! the redirect back to the app.
 
+use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
 
+use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
@@ -12,7 +15,10 @@ use axum_extra::extract::CookieJar;
 use super::authorize::{back_to_app, error_redirect};
 use super::consent;
 use super::crypto::{digest_hex, hash_secret, random_token, same, verify_secret};
-use super::pages::{ConsentPage, LoginPage, PageError, PageResult, PickerPage, html, redirect};
+use super::pages::{
+    Choice, ConsentPage, EncounterPage, LoginPage, PageError, PageResult, PickerPage, html,
+    redirect,
+};
 use super::records;
 use super::scope::{Context, Scope, ScopeSet};
 use super::session::{self, Browser, Fields};
@@ -76,11 +82,18 @@ pub async fn next_step(
         return picker_page(state, session, pending, &client.name, "", StatusCode::OK).await;
     }
     let (patient, _) = context(&user, pending, launch.as_ref());
+    if let (Some(patient), Some(encounters)) = (
+        &patient,
+        encounter_choices(state, &user, pending, launch.as_ref()).await?,
+    ) {
+        let (app_name, status) = (&client.name, StatusCode::OK);
+        return encounter_page(
+            state, session, pending, app_name, patient, encounters, status,
+        )
+        .await;
+    }
     let patient = match patient {
-        Some(id) => records::patient(state, &id)
-            .await?
-            .map(|choice| choice.label)
-            .or(Some(format!("Patient/{id}"))),
+        Some(id) => Some(patient_label(state, &id).await?),
         None => None,
     };
     let requested = ScopeSet::parse(&pending.scope);
@@ -133,7 +146,7 @@ fn needs_picker(user: &User, pending: &Pending, launch: Option<&Launch>) -> bool
         && ScopeSet::parse(&pending.scope).contains(&Scope::LaunchPatient)
 }
 
-/// The patient and encounter of the grant: the EHR launch's, the chosen one, or a patient
+/// The patient and encounter of the grant: the EHR launch's, the chosen ones, or a patient
 /// user's own record.
 fn context(
     user: &User,
@@ -144,15 +157,66 @@ fn context(
         return (launch.patient.clone(), launch.encounter.clone());
     }
     if let Some(patient) = &pending.patient {
-        return (Some(patient.clone()), None);
+        return (Some(patient.clone()), pending.encounter.clone());
     }
     let scopes = ScopeSet::parse(&pending.scope);
     let wants_patient =
         scopes.contains(&Scope::LaunchPatient) || scopes.has_context(Context::Patient);
     match patient_user(user) {
-        Some(own) if wants_patient => (Some(own.to_string()), None),
+        Some(own) if wants_patient => (Some(own.to_string()), pending.encounter.clone()),
         _ => (None, None),
     }
+}
+
+/// The encounters to choose from when a standalone launch asks for `launch/encounter`, the
+/// patient is known, no encounter is chosen yet and the patient has more than one: the user
+/// picks the context the app gets instead of Kiln guessing. `None` when there is no choice.
+async fn encounter_choices(
+    state: &AppState,
+    user: &User,
+    pending: &Pending,
+    launch: Option<&Launch>,
+) -> PageResult<Option<Vec<Choice>>> {
+    if launch.is_some()
+        || pending.encounter.is_some()
+        || !ScopeSet::parse(&pending.scope).contains(&Scope::LaunchEncounter)
+    {
+        return Ok(None);
+    }
+    let Some(patient) = context(user, pending, launch).0 else {
+        return Ok(None);
+    };
+    let encounters = records::encounters(state, &patient).await?;
+    Ok(Some(encounters).filter(|encounters| encounters.len() > 1))
+}
+
+async fn encounter_page(
+    state: &AppState,
+    session: &Session,
+    pending: &Pending,
+    app_name: &str,
+    patient: &str,
+    encounters: Vec<Choice>,
+    status: StatusCode,
+) -> PageResult {
+    let patient = patient_label(state, patient).await?;
+    Ok(html(
+        status,
+        &EncounterPage {
+            action: &url(state, "/auth/encounter"),
+            csrf_token: &session.csrf_token,
+            pending: &pending.pending_id,
+            app_name,
+            patient: &patient,
+            encounters,
+        },
+    ))
+}
+
+async fn patient_label(state: &AppState, id: &str) -> PageResult<String> {
+    Ok(records::patient(state, id)
+        .await?
+        .map_or_else(|| format!("Patient/{id}"), |choice| choice.label))
 }
 
 pub fn login_page(
@@ -216,21 +280,45 @@ async fn pending_of(state: &AppState, session: &Session, id: Option<&str>) -> Pa
         })
 }
 
-/// Failed sign-ins of one username within [`LOGIN_WINDOW`] after which its sign-in waits
-/// for the window to end (OWASP: throttle password guessing per account).
+/// Failed sign-ins of one username from one source address within [`LOGIN_WINDOW`] after
+/// which that username's sign-in from that source waits for the window to end (OWASP:
+/// throttle password guessing per account). Per source, so guessing from one address does
+/// not lock the user out everywhere else.
 const MAX_LOGIN_FAILURES: i64 = 5;
+/// Failed sign-ins from one source address, whatever the usernames, within [`LOGIN_WINDOW`]
+/// after which sign-in from that source waits (one password sprayed over many usernames).
+const MAX_SOURCE_FAILURES: i64 = 25;
 /// Seconds of the window failed sign-ins are counted in.
 const LOGIN_WINDOW: i64 = 15 * 60;
 
+/// The source a sign-in is counted against: the socket peer's address (no proxy header is
+/// trusted), an IPv6 peer by its /64 network, which one host can hop around freely.
+fn source_of(peer: Option<SocketAddr>) -> String {
+    match peer.map(|peer| peer.ip().to_canonical()) {
+        Some(IpAddr::V6(ip)) => {
+            let network = u128::from(ip) & !((1u128 << 64) - 1);
+            format!("{}/64", Ipv6Addr::from(network))
+        }
+        Some(IpAddr::V4(ip)) => ip.to_string(),
+        None => "unknown".to_string(),
+    }
+}
+
 /// `POST /auth/login`.
-pub async fn login(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn login(
+    State(state): State<AppState>,
+    peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
     let form = Fields::parse(&body);
-    login_inner(&state, &jar, &form)
+    let source = source_of(peer.map(|Extension(ConnectInfo(peer))| peer));
+    login_inner(&state, &jar, &form, &source)
         .await
         .unwrap_or_else(IntoResponse::into_response)
 }
 
-async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields, source: &str) -> PageResult {
     let session = session::posted(state, jar, form).await?;
     let pending = match form.get("pending") {
         Some(id) => Some(pending_of(state, &session, Some(id)).await?),
@@ -241,20 +329,44 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         .and_then(|path| RETURN_PATHS.iter().find(|p| **p == path).copied());
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let throttle_key: String = username.chars().take(256).collect();
+    let user_key = format!(
+        "user {source} {}",
+        username.chars().take(256).collect::<String>()
+    );
+    let source_key = format!("source {source}");
     let now = crate::auth::now();
     let window_after = now - LOGIN_WINDOW;
-    if let Some((failures, started)) = state
-        .store
-        .login_failures(&throttle_key, window_after)
-        .await?
-        && failures >= MAX_LOGIN_FAILURES
-    {
-        // Refused before the password is checked: guessing gains nothing while it lasts.
+    // Each attempt is reserved before its password is checked, so concurrent guesses get
+    // no more checks than the limit; refused before any check, guessing gains nothing.
+    let refusal = |started: i64, message: &str| {
         let minutes = (started + LOGIN_WINDOW - now + 59) / 60;
-        let message = format!(
-            "Too many failed sign-ins for this username. Try again in {minutes} minute(s)."
-        );
+        format!("{message} Try again in {minutes} minute(s).")
+    };
+    let attempts = state
+        .store
+        .reserve_login_attempt(&user_key, now, window_after, MAX_LOGIN_FAILURES)
+        .await?;
+    let throttled = if attempts.count > MAX_LOGIN_FAILURES {
+        Some(refusal(
+            attempts.window_start,
+            "Too many failed sign-ins for this username.",
+        ))
+    } else {
+        let from_source = state
+            .store
+            .reserve_login_attempt(&source_key, now, window_after, MAX_SOURCE_FAILURES)
+            .await?;
+        if from_source.count > MAX_SOURCE_FAILURES {
+            state.store.release_login_attempt(&user_key).await?;
+            Some(refusal(
+                from_source.window_start,
+                "Too many failed sign-ins from your network.",
+            ))
+        } else {
+            None
+        }
+    };
+    if let Some(message) = throttled {
         return refuse_login(
             state,
             &session,
@@ -271,10 +383,6 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         .map_or(UNKNOWN_USER_HASH.as_str(), |u| u.password_hash.as_str());
     let verified = verify_secret(password, hash);
     let Some(user) = user.filter(|_| verified) else {
-        state
-            .store
-            .add_login_failure(&throttle_key, now, window_after)
-            .await?;
         let message = "Incorrect username or password.";
         return refuse_login(
             state,
@@ -286,6 +394,8 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         )
         .await;
     };
+    state.store.clear_login_attempts(&user_key).await?;
+    state.store.release_login_attempt(&source_key).await?;
     if let Some(pending) = &pending
         && let Some(launch) = launch_of(state, pending).await?
         && launch.username != user.username
@@ -300,7 +410,6 @@ async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRe
         )
         .await;
     }
-    state.store.clear_login_failures(&throttle_key).await?;
     // A new session id at sign-in, so an id planted before it is worth nothing after.
     let browser = Browser::start(state, Some(&user.username)).await?;
     state.store.delete_session(&session.session_hash).await?;
@@ -414,6 +523,49 @@ pub async fn choose_patient(
     .unwrap_or_else(IntoResponse::into_response)
 }
 
+/// `POST /auth/encounter`: the user's choice among the patient's encounters.
+pub async fn choose_encounter(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    body: Bytes,
+) -> Response {
+    let form = Fields::parse(&body);
+    async {
+        let session = session::posted(&state, &jar, &form).await?;
+        let mut pending = pending_of(&state, &session, form.get("pending")).await?;
+        let launch = launch_of(&state, &pending).await?;
+        let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+            return next_step(&state, &session, &pending, None).await;
+        };
+        let (Some(patient), Some(encounters)) = (
+            context(&user, &pending, launch.as_ref()).0,
+            encounter_choices(&state, &user, &pending, launch.as_ref()).await?,
+        ) else {
+            return next_step(&state, &session, &pending, None).await;
+        };
+        let chosen = match form.get("encounter") {
+            Some(id) if records::is_encounter_of(&state, id, &patient).await? => id,
+            _ => {
+                let client = state.store.client(&pending.client_id).await?;
+                let name = client.map(|c| c.name).unwrap_or_default();
+                let status = StatusCode::BAD_REQUEST;
+                return encounter_page(
+                    &state, &session, &pending, &name, &patient, encounters, status,
+                )
+                .await;
+            }
+        };
+        state
+            .store
+            .set_pending_encounter(&pending.pending_id, chosen)
+            .await?;
+        pending.encounter = Some(chosen.to_string());
+        next_step(&state, &session, &pending, None).await
+    }
+    .await
+    .unwrap_or_else(IntoResponse::into_response)
+}
+
 /// `POST /auth/consent`: allow (a grant, a code, back to the app) or deny.
 pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
     let form = Fields::parse(&body);
@@ -429,7 +581,11 @@ async fn consent_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> Page
     let Some(user) = signed_in(state, &session, launch.as_ref()).await? else {
         return next_step(state, &session, &pending, None).await;
     };
-    if needs_picker(&user, &pending, launch.as_ref()) {
+    if needs_picker(&user, &pending, launch.as_ref())
+        || encounter_choices(state, &user, &pending, launch.as_ref())
+            .await?
+            .is_some()
+    {
         return next_step(state, &session, &pending, None).await;
     }
     let Some(client) = state.store.client(&pending.client_id).await? else {
@@ -467,11 +623,14 @@ async fn consent_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> Page
         ));
     }
     let (patient, mut encounter) = context(&user, &pending, launch.as_ref());
-    // A standalone launch asking for `launch/encounter` gets the patient's latest encounter.
-    if let (None, None, Some(patient)) = (&launch, &encounter, &patient)
-        && granted.contains(&Scope::LaunchEncounter)
-    {
-        encounter = records::latest_encounter(state, patient).await?;
+    // A standalone launch gets the encounter chosen on the picker, or the patient's only
+    // one, and only when the user granted `launch/encounter`.
+    if launch.is_none() {
+        if !granted.contains(&Scope::LaunchEncounter) {
+            encounter = None;
+        } else if let (None, Some(patient)) = (&encounter, &patient) {
+            encounter = records::latest_encounter(state, patient).await?;
+        }
     }
     let now = super::now();
     let grant = Grant {

@@ -85,7 +85,8 @@ pub fn routes() -> Router<AppState> {
         .merge(pages())
 }
 
-/// The browser side: authorize, sign in, patient picker, consent, EHR launch, connected apps.
+/// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,
+/// connected apps.
 fn pages() -> Router<AppState> {
     Router::new()
         .route(
@@ -97,6 +98,7 @@ fn pages() -> Router<AppState> {
             "/auth/patient",
             get(flow::picker).post(flow::choose_patient),
         )
+        .route("/auth/encounter", post(flow::choose_encounter))
         .route("/auth/consent", post(flow::consent))
         .route("/auth/ehr", get(ehr::page))
         .route("/auth/ehr/launch", post(ehr::launch))

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::keys::KeyError;
-use crate::store::StoreError;
+use crate::store::{RETRY_AFTER_SECS, StoreError, Trouble};
 
 /// An OAuth error answer (RFC 6749 §5.2).
 #[derive(Debug)]
@@ -76,7 +76,17 @@ impl OAuthError {
 
 impl From<StoreError> for OAuthError {
     fn from(error: StoreError) -> Self {
-        OAuthError::server_error(&error)
+        match error.trouble() {
+            Trouble::Fault => OAuthError::server_error(&error),
+            Trouble::Unavailable | Trouble::Full => {
+                tracing::warn!(%error, "token endpoint: database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "temporarily_unavailable",
+                    "the authorization server cannot reach its database; try again shortly",
+                )
+            }
+        }
     }
 }
 
@@ -90,6 +100,11 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = no_store(self.status, body);
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+        }
         let challenge = if self.error == "invalid_token" {
             Some("Bearer error=\"invalid_token\"")
         } else if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {

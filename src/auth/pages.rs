@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::store::StoreError;
+use crate::store::{RETRY_AFTER_SECS, StoreError, Trouble};
 
 /// One choice in a list (a patient, an encounter, an app).
 pub struct Choice {
@@ -58,6 +58,17 @@ pub struct PickerPage<'a> {
     pub app_name: &'a str,
     pub query: &'a str,
     pub patients: Vec<Choice>,
+}
+
+#[derive(Template)]
+#[template(path = "auth/encounter.html")]
+pub struct EncounterPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: &'a str,
+    pub app_name: &'a str,
+    pub patient: &'a str,
+    pub encounters: Vec<Choice>,
 }
 
 #[derive(Template)]
@@ -150,7 +161,19 @@ impl PageError {
 
 impl From<StoreError> for PageError {
     fn from(error: StoreError) -> PageError {
-        PageError::internal(error)
+        match error.trouble() {
+            Trouble::Fault => PageError::internal(error),
+            Trouble::Unavailable | Trouble::Full => {
+                tracing::warn!(%error, "authorization page: database unavailable");
+                PageError {
+                    status: StatusCode::SERVICE_UNAVAILABLE,
+                    title: "Temporarily unavailable",
+                    detail: "Kiln cannot reach its database right now. Please try again in a \
+                             moment."
+                        .into(),
+                }
+            }
+        }
     }
 }
 
@@ -160,10 +183,16 @@ impl IntoResponse for PageError {
             title: self.title,
             detail: &self.detail,
         };
-        match page.render() {
+        let mut response = match page.render() {
             Ok(body) => (self.status, Html(body)).into_response(),
             Err(_) => (self.status, Html(self.detail)).into_response(),
+        };
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
         }
+        response
     }
 }
 

@@ -25,10 +25,11 @@ pub async fn find_patients(state: &AppState, name: &str) -> PageResult<Vec<Choic
     })
 }
 
-/// The encounters of one patient.
+/// The encounters of one patient, the latest first (by `date`, as the search sorts it).
 pub async fn encounters(state: &AppState, patient_id: &str) -> PageResult<Vec<Choice>> {
     let params = [
         ("patient".to_string(), format!("Patient/{patient_id}")),
+        ("_sort".to_string(), "-date".to_string()),
         ("_count".to_string(), LIST_SIZE.to_string()),
     ];
     search(state, "Encounter", &params).await.map(|found| {

@@ -468,6 +468,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         load_sample_data: false,
         tls_cert: None,
         tls_key: None,
+        sqlite_max_bytes: None,
         // The benchmark measures the data path; token checks are measured separately.
         auth: crate::config::AuthConfig {
             access_token_lifetime: 3600,

@@ -18,6 +18,7 @@ pub enum IssueCode {
     Duplicate,
     Processing,
     TooCostly,
+    NoStore,
     Exception,
     Informational,
     Security,
@@ -39,6 +40,7 @@ impl IssueCode {
             IssueCode::Duplicate => "duplicate",
             IssueCode::Processing => "processing",
             IssueCode::TooCostly => "too-costly",
+            IssueCode::NoStore => "no-store",
             IssueCode::Exception => "exception",
             IssueCode::Informational => "informational",
             IssueCode::Security => "security",
@@ -222,10 +224,14 @@ impl IntoResponse for FhirError {
     fn into_response(self) -> Response {
         let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
         let mut response = (self.status, body).into_response();
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::rest::negotiate::FHIR_JSON),
         );
+        if self.status == StatusCode::SERVICE_UNAVAILABLE {
+            headers.insert(header::RETRY_AFTER, crate::store::RETRY_AFTER_SECS.into());
+        }
         response
     }
 }

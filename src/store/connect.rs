@@ -4,15 +4,31 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::Connection;
 use sqlx::postgres::PgPoolOptions;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{Store, StoreError, StoreResult};
+
+/// SQLite's page size when the database size is capped (its default).
+const SQLITE_PAGE_BYTES: u32 = 4096;
 
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…`; a SQLite file and its directory are
     /// created when absent.
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Store> {
+        Self::connect_with(url, max_connections, None).await
+    }
+
+    /// [`Store::connect`], with a cap on the size of a SQLite database (`sqlite_max_bytes`,
+    /// whole 4 KiB pages; ignored for PostgreSQL): a write past it fails as a full disk would.
+    pub async fn connect_with(
+        url: &str,
+        max_connections: u32,
+        sqlite_max_bytes: Option<u64>,
+    ) -> StoreResult<Store> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let pool = PgPoolOptions::new()
                 .max_connections(max_connections)
@@ -29,12 +45,20 @@ impl Store {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
+            let options = match sqlite_max_bytes {
+                Some(bytes) => options.page_size(SQLITE_PAGE_BYTES).pragma(
+                    "max_page_count",
+                    (bytes / u64::from(SQLITE_PAGE_BYTES)).to_string(),
+                ),
+                None => options,
+            };
             if let Some(parent) = options.get_filename().parent() {
                 create_dir(parent)?;
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
+                .after_release(|conn, _| Box::pin(async move { still_usable(conn).await }))
                 .connect_with(options)
                 .await?;
             return Ok(Store::Sqlite(pool));
@@ -43,6 +67,20 @@ impl Store {
             format!("unsupported database URL {url:?}: use postgres://… or sqlite://…").into(),
         )))
     }
+}
+
+/// Whether a SQLite connection may go back to the pool. A transaction that failed to commit
+/// or roll back (SQLite rolls back by itself on a full disk, so the later `ROLLBACK` fails)
+/// leaves sqlx counting an open transaction, and every later `BEGIN` on that connection
+/// would fail: such a connection is closed instead. The ping first lets the rollback that
+/// dropping the transaction queued run, so only a connection still in one is refused.
+async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
+    if conn.is_in_transaction() {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+        return Ok(false);
+    }
+    Ok(true)
 }
 
 fn create_dir(dir: &Path) -> StoreResult<()> {

@@ -64,14 +64,95 @@ impl StoreError {
     }
 }
 
+/// What a failed database call means for the client: worth retrying later, out of space, or
+/// a fault of the server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trouble {
+    /// The database cannot be reached or refuses work for now (connections lost, refused or
+    /// cut while set up, the pool timed out, the database shutting down or locked): 503 with
+    /// `Retry-After`.
+    Unavailable,
+    /// The database or its disk is full: 507.
+    Full,
+    /// Anything else: a server fault (500).
+    Fault,
+}
+
+/// Seconds a client is asked to wait (`Retry-After`) while the database is unavailable.
+pub const RETRY_AFTER_SECS: u32 = 5;
+
+impl StoreError {
+    pub fn trouble(&self) -> Trouble {
+        match &self.0 {
+            sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            // What a connection cut while it is being set up reads as.
+            | sqlx::Error::Protocol(_) => Trouble::Unavailable,
+            sqlx::Error::Database(error) => {
+                if let Some(error) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+                    postgres_trouble(error.code())
+                } else if let Some(code) = error.code() {
+                    sqlite_trouble(&code)
+                } else {
+                    Trouble::Fault
+                }
+            }
+            _ => Trouble::Fault,
+        }
+    }
+}
+
+/// PostgreSQL SQLSTATEs: class 08 (connection exception), 57P01–57P03 (shutdown, cannot
+/// connect now), 53300 (too many connections), 53200 (out of memory); 53100 is a full disk.
+fn postgres_trouble(sqlstate: &str) -> Trouble {
+    match sqlstate {
+        "53100" => Trouble::Full,
+        "53200" | "53300" | "57P01" | "57P02" | "57P03" => Trouble::Unavailable,
+        code if code.starts_with("08") => Trouble::Unavailable,
+        _ => Trouble::Fault,
+    }
+}
+
+/// SQLite result codes (extended; the primary code is the low byte): FULL (13) is a full
+/// database or disk; BUSY (5), LOCKED (6), IOERR (10) and CANTOPEN (14) are unavailability.
+fn sqlite_trouble(code: &str) -> Trouble {
+    match code.parse::<i32>().map(|code| code & 0xff) {
+        Ok(13) => Trouble::Full,
+        Ok(5 | 6 | 10 | 14) => Trouble::Unavailable,
+        _ => Trouble::Fault,
+    }
+}
+
 impl From<StoreError> for crate::fhir::outcome::FhirError {
     fn from(error: StoreError) -> Self {
-        use crate::fhir::outcome::FhirError;
+        use crate::fhir::outcome::{FhirError, IssueCode};
+        use axum::http::StatusCode;
         if error.is_transient() {
             tracing::warn!(%error, "transient database conflict");
             return FhirError::conflict("the write collided with a concurrent write; try again");
         }
-        FhirError::internal("accessing the database", error)
+        match error.trouble() {
+            Trouble::Unavailable => {
+                tracing::warn!(%error, "database unavailable");
+                FhirError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    IssueCode::NoStore,
+                    "the database is unavailable; try again shortly",
+                )
+            }
+            Trouble::Full => {
+                tracing::error!(%error, "database storage full");
+                FhirError::new(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    IssueCode::NoStore,
+                    "the database has no space left for this write; nothing was stored",
+                )
+            }
+            Trouble::Fault => FhirError::internal("accessing the database", error),
+        }
     }
 }
 

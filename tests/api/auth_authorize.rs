@@ -10,6 +10,7 @@ use regex::Regex;
 use reqwest::header::{CACHE_CONTROL, LOCATION, SET_COOKIE};
 
 use crate::backend_tests;
+use crate::common::smart;
 use crate::common::*;
 
 backend_tests!(
@@ -17,7 +18,9 @@ backend_tests!(
     practitioner_standalone_with_patient_picker,
     ehr_launch,
     authorize_refusals,
-    sign_in_is_throttled
+    sign_in_is_throttled,
+    sign_in_throttle_holds_under_concurrency_per_source,
+    standalone_launch_picks_the_encounter
 );
 
 const LAB: &str = "patient/Observation.rs?category=http://terminology.hl7.org/CodeSystem/observation-category|laboratory";
@@ -84,9 +87,15 @@ fn query(url: &reqwest::Url, name: &str) -> Option<String> {
 
 impl Browser {
     fn new() -> Browser {
+        Browser::from_address("127.0.0.1")
+    }
+
+    /// A browser on another host: its connections come from the loopback `address`.
+    fn from_address(address: &str) -> Browser {
         Browser {
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .local_address(address.parse::<std::net::IpAddr>().unwrap())
                 .build()
                 .unwrap(),
             cookie: None,
@@ -841,4 +850,191 @@ async fn sign_in_is_throttled(backend: Backend) {
     }
     let signed_in = other.login(&server, &page, "doc", "doc-pw").await;
     assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+}
+
+/// `count` browsers from `address`, each on its own login page for `url`.
+async fn login_pages(url: &str, address: &str, count: usize) -> Vec<(Browser, Page)> {
+    let mut pages = Vec::new();
+    for _ in 0..count {
+        let mut browser = Browser::from_address(address);
+        let page = browser.get(url).await;
+        assert_eq!(page.status, 200, "{}", page.body);
+        pages.push((browser, page));
+    }
+    pages
+}
+
+/// Signs in from every browser at once, `username(n)` with `password`; returns the statuses.
+async fn concurrent_logins(
+    server: &Server,
+    pages: &mut [(Browser, Page)],
+    username: impl Fn(usize) -> String,
+    password: &str,
+) -> Vec<u16> {
+    let names: Vec<String> = (0..pages.len()).map(username).collect();
+    let logins = pages
+        .iter_mut()
+        .zip(&names)
+        .map(|((browser, page), name)| browser.login(server, page, name, password));
+    futures_util::future::join_all(logins)
+        .await
+        .iter()
+        .map(|page| page.status)
+        .collect()
+}
+
+fn count(statuses: &[u16], status: u16) -> usize {
+    statuses.iter().filter(|s| **s == status).count()
+}
+
+async fn sign_in_throttle_holds_under_concurrency_per_source(backend: Backend) {
+    let Some((server, client_id)) = setup(backend).await else {
+        return;
+    };
+    let (url, _) = authorize_url(&server, &client_id, "launch/patient patient/*.rs", &[]);
+    // 40 wrong passwords for one username at once: 5 are checked, the rest wait (429).
+    let mut guessers = login_pages(&url, "127.0.0.1", 40).await;
+    let statuses = concurrent_logins(&server, &mut guessers, |_| "alice".into(), "guess").await;
+    assert_eq!(count(&statuses, 401), 5, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 35, "{statuses:?}");
+    let (browser, page) = &mut guessers[0];
+    let held = browser.login(&server, page, "alice", "alice-pw").await;
+    assert_eq!(held.status, 429, "{}", held.body);
+    // The guesser's address is held up, not alice: she signs in from another host.
+    let mut alice = Browser::from_address("127.0.0.2");
+    let login = alice.get(&url).await;
+    let signed_in = alice.login(&server, &login, "alice", "alice-pw").await;
+    assert_eq!(signed_in.status, 200, "{}", signed_in.body);
+    assert!(
+        signed_in.body.contains(r#"name="decision""#),
+        "{}",
+        signed_in.body
+    );
+
+    // One password sprayed over 40 usernames at once from a third host: 25 are checked.
+    let mut sprayers = login_pages(&url, "127.0.0.3", 40).await;
+    let statuses =
+        concurrent_logins(&server, &mut sprayers, |n| format!("user{n}"), "Summer2024").await;
+    assert_eq!(count(&statuses, 401), 25, "{statuses:?}");
+    assert_eq!(count(&statuses, 429), 15, "{statuses:?}");
+    let (browser, page) = &mut sprayers[0];
+    let held = browser.login(&server, page, "doc", "doc-pw").await;
+    assert_eq!(held.status, 429, "{}", held.body);
+    assert!(held.body.contains("from your network"), "{}", held.body);
+    // A successful sign-in gives its reservation back: doc signs in from the first host.
+    let (browser, page) = &mut guessers[1];
+    let doc = browser.login(&server, page, "doc", "doc-pw").await;
+    assert_eq!(doc.status, 200, "{}", doc.body);
+}
+
+async fn standalone_launch_picks_the_encounter(backend: Backend) {
+    let Some((server, client_id)) = setup(backend).await else {
+        return;
+    };
+    let encounter = |id: &str, start: &str, kind: &str| {
+        json!({"resourceType": "Encounter", "id": id, "status": "finished",
+               "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+               "type": [{"text": kind}],
+               "subject": {"reference": "Patient/pat-a"}, "period": {"start": start}})
+    };
+    server.import(&[
+        encounter("enc-2", "2024-06-01T09:00:00Z", "<b>Check-up</b>"),
+        encounter("enc-3", "2023-01-15T09:00:00Z", "Dental"),
+    ]);
+    let app = smart::App {
+        client_id,
+        secret: None,
+        redirect_uri: REDIRECT.to_string(),
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = app
+        .oauth(&server)
+        .authorize_url(CsrfToken::new_random)
+        .set_pkce_challenge(challenge)
+        .add_extra_param("aud", server.fhir.clone())
+        .add_scopes(
+            ["launch/patient", "launch/encounter", "patient/*.rs"].map(|s| Scope::new(s.into())),
+        )
+        .url();
+    let mut browser = Browser::new();
+    let login = browser.get(url.as_str()).await;
+    // The patient has three encounters: the user chooses.
+    let picker = browser.login(&server, &login, "alice", "alice-pw").await;
+    assert_eq!(picker.status, 200, "{}", picker.body);
+    assert_eq!(picker.headers[CACHE_CONTROL], "no-store");
+    let radios = r#"<input type="radio" name="encounter" value="([^"]*)""#;
+    let listed = |page: &Page| {
+        let mut values = page.values(radios);
+        values.sort();
+        values
+    };
+    assert_eq!(listed(&picker), ["enc-1", "enc-2", "enc-3"]);
+    assert!(picker.body.contains("Ann Alpha"), "{}", picker.body);
+    assert!(
+        picker.body.contains("Check-up") && !picker.body.contains("<b>Check"),
+        "{}",
+        picker.body
+    );
+    let csrf = picker.hidden("csrf_token");
+    let pending = picker.hidden("pending");
+    let picker_url = format!("{}/auth/encounter", server.base);
+    let no_csrf = browser
+        .post(
+            &picker_url,
+            &[("pending", &pending), ("encounter", "enc-3")],
+        )
+        .await;
+    assert_eq!(no_csrf.status, 403);
+    // Consent cannot skip the choice.
+    let skipped = browser
+        .post(
+            &format!("{}/auth/consent", server.base),
+            &[
+                ("csrf_token", csrf.as_str()),
+                ("pending", pending.as_str()),
+                ("scope", "launch/encounter"),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(listed(&skipped), ["enc-1", "enc-2", "enc-3"]);
+    let form = |encounter: &'static str| {
+        [
+            ("csrf_token", csrf.clone()),
+            ("pending", pending.clone()),
+            ("encounter", encounter.to_string()),
+        ]
+    };
+    let foreign = form("not-hers");
+    let refused = browser
+        .post(
+            &picker_url,
+            &foreign.each_ref().map(|(k, v)| (*k, v.as_str())),
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert_eq!(listed(&refused), ["enc-1", "enc-2", "enc-3"]);
+    let chosen = form("enc-3");
+    let consent = browser
+        .post(
+            &picker_url,
+            &chosen.each_ref().map(|(k, v)| (*k, v.as_str())),
+        )
+        .await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    let scopes = ["launch/patient", "launch/encounter", "patient/*.rs"];
+    let done = browser.consent(&server, &consent, &scopes, "allow").await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(
+        query(&done.location(), "state").as_deref(),
+        Some(state.secret().as_str())
+    );
+    let code = query(&done.location(), "code").expect("code");
+    let token = smart::exchange(&server, &app, &code, verifier)
+        .await
+        .expect("token");
+    let context = oauth2::TokenResponse::scopes(&token).cloned();
+    assert!(context.is_some_and(|s| s.iter().any(|s| s.as_str() == "launch/encounter")));
+    assert_eq!(token.extra_fields().patient.as_deref(), Some("pat-a"));
+    assert_eq!(token.extra_fields().encounter.as_deref(), Some("enc-3"));
 }

@@ -13,6 +13,7 @@ mod cli;
 mod composite_search;
 mod concurrency;
 mod crud;
+mod db_trouble;
 mod docref;
 mod errors;
 mod history;

@@ -26,6 +26,8 @@ pub struct Pending {
     pub nonce: Option<String>,
     pub launch_hash: Option<String>,
     pub patient: Option<String>,
+    /// The Encounter chosen on the encounter picker (standalone launch).
+    pub encounter: Option<String>,
     pub expires_at: i64,
 }
 
@@ -136,7 +138,7 @@ impl Store {
         dispatch!(self, pool => {
             let row = sqlx::query(
                 "SELECT pending_id, session_hash, client_id, redirect_uri, scope, state, \
-                 code_challenge, nonce, launch_hash, patient, expires_at \
+                 code_challenge, nonce, launch_hash, patient, expires_at, encounter \
                  FROM auth_pending WHERE pending_id = $1",
             )
             .bind(pending_id)
@@ -155,6 +157,7 @@ impl Store {
                     launch_hash: row.try_get(8)?,
                     patient: row.try_get(9)?,
                     expires_at: row.try_get(10)?,
+                    encounter: row.try_get(11)?,
                 }),
                 None => None,
             })
@@ -165,6 +168,21 @@ impl Store {
         dispatch!(self, pool => {
             sqlx::query("UPDATE auth_pending SET patient = $1 WHERE pending_id = $2")
                 .bind(patient)
+                .bind(pending_id)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn set_pending_encounter(
+        &self,
+        pending_id: &str,
+        encounter: &str,
+    ) -> StoreResult<()> {
+        dispatch!(self, pool => {
+            sqlx::query("UPDATE auth_pending SET encounter = $1 WHERE pending_id = $2")
+                .bind(encounter)
                 .bind(pending_id)
                 .execute(pool)
                 .await?;

@@ -1,64 +1,75 @@
-//! Failed sign-ins per username, counted in a window, for throttling password guessing.
+//! Sign-in attempts counted per throttle key in a window, for throttling password guessing:
+//! each attempt is reserved in one statement before its password is checked.
 
 use sqlx::Row;
 
 use crate::store::{Store, StoreResult, dispatch};
 
+/// The count of one throttle key after a reservation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Attempts {
+    /// Attempts counted in the window, this one included; above the limit the attempt was
+    /// refused and not counted again.
+    pub count: i64,
+    /// When the window started (seconds).
+    pub window_start: i64,
+}
+
 impl Store {
-    /// Failed sign-ins of `username` in the window that started after `window_after`
-    /// (seconds), and when that window started.
-    pub async fn login_failures(
+    /// Reserves one attempt for `key`, atomically: in the current window, or as the first of
+    /// a new one when the last started at or before `window_after`. A key already above
+    /// `limit` stays at `limit + 1`, so refused attempts do not lengthen the count.
+    pub async fn reserve_login_attempt(
         &self,
-        username: &str,
+        key: &str,
+        now: i64,
         window_after: i64,
-    ) -> StoreResult<Option<(i64, i64)>> {
+        limit: i64,
+    ) -> StoreResult<Attempts> {
         dispatch!(self, pool => {
             let row = sqlx::query(
-                "SELECT failures, window_start FROM auth_login_failures \
-                 WHERE username = $1 AND window_start > $2",
+                "INSERT INTO auth_login_attempts (throttle_key, attempts, window_start) \
+                 VALUES ($1, 1, $2) ON CONFLICT (throttle_key) DO UPDATE SET \
+                 attempts = CASE WHEN auth_login_attempts.window_start <= $3 THEN 1 \
+                            WHEN auth_login_attempts.attempts > $4 \
+                            THEN auth_login_attempts.attempts \
+                            ELSE auth_login_attempts.attempts + 1 END, \
+                 window_start = CASE WHEN auth_login_attempts.window_start <= $3 THEN $2 \
+                                ELSE auth_login_attempts.window_start END \
+                 RETURNING attempts, window_start",
             )
-            .bind(username)
+            .bind(key)
+            .bind(now)
             .bind(window_after)
-            .fetch_optional(pool)
+            .bind(limit)
+            .fetch_one(pool)
             .await?;
-            Ok(match row {
-                Some(row) => Some((row.try_get(0)?, row.try_get(1)?)),
-                None => None,
+            Ok(Attempts {
+                count: row.try_get(0)?,
+                window_start: row.try_get(1)?,
             })
         })
     }
 
-    /// Counts a failed sign-in: in the current window, or as the first of a new one when the
-    /// last started at or before `window_after`.
-    pub async fn add_login_failure(
-        &self,
-        username: &str,
-        now: i64,
-        window_after: i64,
-    ) -> StoreResult<()> {
+    /// Gives back one reserved attempt of `key` (the attempt was not a failure).
+    pub async fn release_login_attempt(&self, key: &str) -> StoreResult<()> {
         dispatch!(self, pool => {
             sqlx::query(
-                "INSERT INTO auth_login_failures (username, failures, window_start) \
-                 VALUES ($1, 1, $2) ON CONFLICT (username) DO UPDATE SET \
-                 failures = CASE WHEN auth_login_failures.window_start > $3 \
-                            THEN auth_login_failures.failures + 1 ELSE 1 END, \
-                 window_start = CASE WHEN auth_login_failures.window_start > $3 \
-                                THEN auth_login_failures.window_start ELSE $2 END",
+                "UPDATE auth_login_attempts SET attempts = attempts - 1 \
+                 WHERE throttle_key = $1 AND attempts > 0",
             )
-            .bind(username)
-            .bind(now)
-            .bind(window_after)
+            .bind(key)
             .execute(pool)
             .await?;
         });
         Ok(())
     }
 
-    /// Forgets the failures of `username` (after a successful sign-in).
-    pub async fn clear_login_failures(&self, username: &str) -> StoreResult<()> {
+    /// Forgets the attempts of `key` (after a successful sign-in).
+    pub async fn clear_login_attempts(&self, key: &str) -> StoreResult<()> {
         dispatch!(self, pool => {
-            sqlx::query("DELETE FROM auth_login_failures WHERE username = $1")
-                .bind(username)
+            sqlx::query("DELETE FROM auth_login_attempts WHERE throttle_key = $1")
+                .bind(key)
                 .execute(pool)
                 .await?;
         });
