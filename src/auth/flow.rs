@@ -86,9 +86,15 @@ pub async fn next_step(
         &patient,
         encounter_choices(state, &user, pending, launch.as_ref()).await?,
     ) {
-        let (app_name, status) = (&client.name, StatusCode::OK);
+        let name = &client.name;
         return encounter_page(
-            state, session, pending, app_name, patient, encounters, status,
+            state,
+            session,
+            pending,
+            name,
+            patient,
+            encounters,
+            StatusCode::OK,
         )
         .await;
     }

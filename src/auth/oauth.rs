@@ -83,7 +83,7 @@ impl From<StoreError> for OAuthError {
                 Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "temporarily_unavailable",
-                    "the authorization server cannot reach its database; try again shortly",
+                    "the authorization server's database is unavailable; try again shortly",
                 )
             }
         }

@@ -168,7 +168,7 @@ impl From<StoreError> for PageError {
                 PageError {
                     status: StatusCode::SERVICE_UNAVAILABLE,
                     title: "Temporarily unavailable",
-                    detail: "Kiln cannot reach its database right now. Please try again in a \
+                    detail: "Kiln's database is unavailable right now. Please try again in a \
                              moment."
                         .into(),
                 }
