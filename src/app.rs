@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 use axum::{Router, middleware};
 use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::cors::{Any, CorsLayer};
+use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
@@ -62,11 +62,13 @@ impl AppState {
 
 /// Browser apps call discovery, the token endpoint and the FHIR API from their own origin;
 /// tokens travel in headers, never cookies, so any origin may call without credentials.
+/// A preflight's requested headers are allowed by name: the Fetch standard's `*` never
+/// covers `Authorization`, which every FHIR call of a browser app carries.
 fn cors() -> CorsLayer {
     CorsLayer::new()
         .allow_origin(Any)
         .allow_methods(Any)
-        .allow_headers(Any)
+        .allow_headers(AllowHeaders::mirror_request())
         .expose_headers([
             header::LOCATION,
             header::ETAG,

@@ -1,5 +1,7 @@
-//! `private_key_jwt` client authentication (RFC 7523, SMART Backend Services): a JWT signed
-//! with RS384 or ES384 by a key from the client's registered JWK Set.
+//! `private_key_jwt` client authentication (RFC 7523, SMART Backend Services): a JWT of at
+//! most [`MAX_BYTES`], signed with RS384 or ES384 by a key from the client's registered JWK
+//! Set, with no critical header extension (RFC 7515 §4.1.11: Kiln understands none) and
+//! issued no later than now.
 
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
@@ -17,12 +19,25 @@ pub const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-be
 const CLOCK_SKEW: i64 = 30;
 /// The furthest ahead an assertion's `exp` may be (SMART: five minutes).
 const LONGEST_LIFETIME: i64 = 300;
+/// The largest client assertion read: a signed JWT with a certificate chain fits easily.
+pub const MAX_BYTES: usize = 16 * 1024;
 
 #[derive(Deserialize)]
 struct Claims {
     /// Required by the validation; optional here so its absence is reported as such.
     exp: Option<i64>,
+    iat: Option<i64>,
     jti: Option<String>,
+}
+
+/// Refuses an assertion larger than [`MAX_BYTES`] before anything decodes it.
+pub fn check_size(assertion: &str) -> Result<(), OAuthError> {
+    if assertion.len() > MAX_BYTES {
+        return Err(OAuthError::invalid_client(format!(
+            "the client assertion is larger than {MAX_BYTES} bytes"
+        )));
+    }
+    Ok(())
 }
 
 /// The client an assertion claims to come from (`sub`), read before it is verified, only
@@ -52,6 +67,11 @@ pub async fn verify(
     if !matches!(header.alg, Algorithm::RS384 | Algorithm::ES384) {
         return Err(OAuthError::invalid_client(
             "the client assertion must be signed with RS384 or ES384",
+        ));
+    }
+    if header.crit.is_some() {
+        return Err(OAuthError::invalid_client(
+            "the client assertion's crit header names extensions Kiln does not understand",
         ));
     }
     let kid = header
@@ -102,6 +122,11 @@ pub async fn verify(
     if exp > now + LONGEST_LIFETIME + CLOCK_SKEW {
         return Err(OAuthError::invalid_client(
             "the client assertion's exp is more than five minutes ahead",
+        ));
+    }
+    if claims.iat.is_some_and(|iat| iat > now + CLOCK_SKEW) {
+        return Err(OAuthError::invalid_client(
+            "the client assertion's iat is in the future",
         ));
     }
     let jti = claims

@@ -1,16 +1,18 @@
 //! Client authentication at the token, introspection and revocation endpoints: public
-//! clients by `client_id` alone, symmetric ones by `client_secret_basic` or
-//! `client_secret_post`, asymmetric ones by `private_key_jwt`.
+//! clients by `client_id` alone (or, when refreshing, by their refresh token), symmetric
+//! ones by `client_secret_basic` or `client_secret_post`, asymmetric ones by
+//! `private_key_jwt`.
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
+use super::active::live_token;
 use super::assertion::{self, JWT_BEARER};
 use super::crypto::verify_secret;
 use super::oauth::{OAuthError, Params};
 use crate::app::AppState;
-use crate::store::auth::Client;
+use crate::store::auth::{Client, TokenKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -62,7 +64,9 @@ pub async fn authenticate(
                 "client_assertion_type must be {JWT_BEARER}"
             )));
         }
-        let claimed = assertion::claimed_client(params.require("client_assertion")?)
+        let jwt = params.require("client_assertion")?;
+        assertion::check_size(jwt)?;
+        let claimed = assertion::claimed_client(jwt)
             .or(form_id.map(str::to_owned))
             .ok_or_else(|| OAuthError::invalid_client("the client assertion names no client"))?;
         (claimed, Method::PrivateKeyJwt)
@@ -114,6 +118,51 @@ pub async fn authenticate(
         }
     }
     Ok(Authenticated { client, method })
+}
+
+/// The client of a `refresh_token` grant. A request that identifies no client at all (no
+/// `client_id`, no credentials) is a public client's: RFC 6749 §6 requires authentication
+/// only of clients that have credentials, and the refresh token names its client (this is
+/// how the SMART JavaScript client refreshes). That client must be public; any other
+/// request is authenticated as usual.
+pub async fn authenticate_refresh(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    audiences: &[&str],
+    now: i64,
+) -> Result<Authenticated, OAuthError> {
+    let identified = basic_credentials(headers)?.is_some()
+        || [
+            "client_id",
+            "client_secret",
+            "client_assertion",
+            "client_assertion_type",
+        ]
+        .iter()
+        .any(|name| params.get(name).is_some());
+    if identified {
+        return authenticate(state, headers, params, audiences, now).await;
+    }
+    let raw = params.require("refresh_token")?;
+    let client = match live_token(&state.store, raw, TokenKind::Refresh, now).await? {
+        Some(record) => state.store.client(&record.grant.client_id).await?,
+        None => None,
+    };
+    let Some(client) = client else {
+        return Err(OAuthError::invalid_grant(
+            "the refresh token is unknown, expired or revoked",
+        ));
+    };
+    if client.client_type != "public" {
+        return Err(OAuthError::invalid_client(
+            "this client must authenticate to refresh its tokens",
+        ));
+    }
+    Ok(Authenticated {
+        client,
+        method: Method::None,
+    })
 }
 
 /// `Authorization: Basic` credentials: each part form-urlencoded (RFC 6749 §2.3.1).

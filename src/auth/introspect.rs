@@ -1,7 +1,9 @@
-//! `POST /auth/introspect` (RFC 7662), for resource servers: a confidential client with its
-//! own credentials, or a backend service with its bearer token, asks whether a token is live.
+//! `POST /auth/introspect` (RFC 7662): a confidential client with its own credentials, or a
+//! backend service with its bearer token, asks whether one of its own tokens is live. Another
+//! client's token is answered `{"active": false}`, as an unknown one is, so nothing about
+//! other apps' tokens is revealed.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,25 +17,17 @@ use super::scope::{Context, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{TokenKind, TokenRecord};
 
-pub async fn introspect(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    match answer(&state, &headers, &body).await {
+pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match answer(&state, &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn answer(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response, OAuthError> {
-    let params = Params::parse(headers, body)?;
+async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let params = Params::read(headers, body).await?;
     let now = super::now();
-    authorize_caller(state, headers, &params, now).await?;
+    let caller = authorize_caller(state, headers, &params, now).await?;
     let token = params.require("token")?;
     let access = live_token(&state.store, token, TokenKind::Access, now).await?;
     let record = match access {
@@ -44,31 +38,34 @@ async fn answer(
             .filter(|record| !record.used),
     };
     let body = match record {
-        Some(record) => describe(&record, &state.config.fhir_base()),
-        None => json!({ "active": false }),
+        Some(record) if record.grant.client_id == caller => {
+            describe(&record, &state.config.fhir_base())
+        }
+        _ => json!({ "active": false }),
     };
     Ok(no_store(StatusCode::OK, body))
 }
 
-/// Only confidential clients and backend services may introspect.
+/// Only confidential clients and backend services may introspect; returns the caller's
+/// client id.
 async fn authorize_caller(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     now: i64,
-) -> Result<(), OAuthError> {
+) -> Result<String, OAuthError> {
     if let Some(bearer) = bearer(headers) {
         let record = live_token(&state.store, bearer, TokenKind::Access, now).await?;
-        let backend = record.is_some_and(|record| {
-            record.grant.username.is_none()
-                && ScopeSet::parse(&record.scope).has_context(Context::System)
-        });
-        return if backend {
-            Ok(())
-        } else {
-            Err(OAuthError::invalid_token(
+        return match record {
+            Some(record)
+                if record.grant.username.is_none()
+                    && ScopeSet::parse(&record.scope).has_context(Context::System) =>
+            {
+                Ok(record.grant.client_id)
+            }
+            _ => Err(OAuthError::invalid_token(
                 "introspection needs a live backend-services access token",
-            ))
+            )),
         };
     }
     let endpoints = Endpoints::new(&state.config.base_url);
@@ -79,7 +76,7 @@ async fn authorize_caller(
             "introspection needs a confidential client's credentials",
         ));
     }
-    Ok(())
+    Ok(caller.client.client_id)
 }
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {

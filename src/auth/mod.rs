@@ -66,7 +66,8 @@ impl Endpoints {
     }
 }
 
-/// Routes under `/auth` and the discovery documents under the FHIR base.
+/// Routes under `/auth` and the discovery documents under the FHIR base (with or without a
+/// trailing slash, as some vendors' documentation writes them).
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
@@ -74,7 +75,15 @@ pub fn routes() -> Router<AppState> {
             get(discovery::smart_configuration),
         )
         .route(
+            "/fhir/.well-known/smart-configuration/",
+            get(discovery::smart_configuration),
+        )
+        .route(
             "/fhir/.well-known/openid-configuration",
+            get(discovery::openid_configuration),
+        )
+        .route(
+            "/fhir/.well-known/openid-configuration/",
             get(discovery::openid_configuration),
         )
         .route("/auth/jwks", get(discovery::jwks))

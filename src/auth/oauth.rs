@@ -1,11 +1,13 @@
-//! What the token, introspection and revocation endpoints share: their form bodies, the
-//! RFC 6749 §5.2 error answer, and JSON answers that no cache may keep.
+//! What the token, introspection and revocation endpoints share: their form bodies (and
+//! their size limit), the RFC 6749 §5.2 error answer, and JSON answers that no cache may keep.
 
 use std::collections::HashMap;
 
 use axum::Json;
+use axum::body::Body;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::keys::KeyError;
@@ -62,6 +64,14 @@ impl OAuthError {
 
     pub fn invalid_scope(description: impl Into<String>) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
+    }
+
+    fn body_too_large() -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request",
+            format!("the request body is larger than {MAX_FORM_BYTES} bytes"),
+        )
     }
 
     fn server_error(error: &dyn std::fmt::Display) -> Self {
@@ -131,11 +141,43 @@ pub fn no_store(status: StatusCode, body: Value) -> Response {
     response
 }
 
+/// The largest form body the token, introspection and revocation endpoints read: room for a
+/// client assertion of [`super::assertion::MAX_BYTES`] and the other parameters.
+pub const MAX_FORM_BYTES: usize = 32 * 1024;
+
 /// The parameters of an `application/x-www-form-urlencoded` body, each sent at most once.
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
 
 impl Params {
+    /// Reads and parses a request body of at most [`MAX_FORM_BYTES`]; a larger one is refused
+    /// (413). Past the limit the body is read on and dropped, never kept, so the client has
+    /// sent it all when the answer comes and reads the answer instead of a reset connection;
+    /// the server-wide body limit and request timeout bound that reading.
+    pub async fn read(headers: &HeaderMap, body: Body) -> Result<Params, OAuthError> {
+        let declared = headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|value| value.trim().parse::<u64>().ok());
+        let mut too_large = declared.is_some_and(|length| length > MAX_FORM_BYTES as u64);
+        let mut kept = Vec::new();
+        let mut stream = body.into_data_stream();
+        while let Some(chunk) = stream.next().await {
+            // A connection gone, or past the server-wide limit: either way, too much or nothing.
+            let chunk = chunk.map_err(|_| OAuthError::body_too_large())?;
+            if too_large || kept.len() + chunk.len() > MAX_FORM_BYTES {
+                too_large = true;
+                kept = Vec::new();
+            } else {
+                kept.extend_from_slice(&chunk);
+            }
+        }
+        if too_large {
+            return Err(OAuthError::body_too_large());
+        }
+        Self::parse(headers, &kept)
+    }
+
     pub fn parse(headers: &HeaderMap, body: &[u8]) -> Result<Params, OAuthError> {
         let form = headers
             .get(header::CONTENT_TYPE)

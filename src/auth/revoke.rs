@@ -1,7 +1,7 @@
 //! `POST /auth/revoke` (RFC 7009): a client revokes one of its tokens; revoking a refresh
 //! token revokes its whole grant. Unknown tokens are answered 200 like known ones.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -14,19 +14,15 @@ use super::oauth::{OAuthError, Params, no_store};
 use crate::app::AppState;
 use crate::store::auth::TokenKind;
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match answer(&state, &headers, &body).await {
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match answer(&state, &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
 }
 
-async fn answer(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Result<Response, OAuthError> {
-    let params = Params::parse(headers, body)?;
+async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+    let params = Params::read(headers, body).await?;
     let now = super::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str(), endpoints.revoke.as_str()];

@@ -1,20 +1,21 @@
-//! `POST /auth/token` (RFC 6749 §3.2): authenticates the client, then runs the grant it asks
-//! for: `authorization_code`, `refresh_token` or `client_credentials`.
+//! `POST /auth/token` (RFC 6749 §3.2): authenticates the client (a public client refreshing
+//! may be named by its refresh token alone), then runs the grant it asks for:
+//! `authorization_code`, `refresh_token` or `client_credentials`.
 
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-use super::client_auth::authenticate;
+use super::client_auth::{authenticate, authenticate_refresh};
 use super::oauth::{OAuthError, Params};
 use super::{Endpoints, backend_grant, code_grant, refresh_grant};
 use crate::app::AppState;
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    match exchange(&state, &headers, &body).await {
+pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match exchange(&state, &headers, body).await {
         Ok(response) => response,
         Err(error) => error.into_response(),
     }
@@ -23,9 +24,9 @@ pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Byte
 async fn exchange(
     state: &AppState,
     headers: &HeaderMap,
-    body: &[u8],
+    body: Body,
 ) -> Result<Response, OAuthError> {
-    let params = Params::parse(headers, body)?;
+    let params = Params::read(headers, body).await?;
     let grant_type = params.require("grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
@@ -34,7 +35,12 @@ async fn exchange(
     }
     let now = super::now();
     let endpoints = Endpoints::new(&state.config.base_url);
-    let caller = authenticate(state, headers, &params, &[&endpoints.token], now).await?;
+    let audiences = [endpoints.token.as_str()];
+    let caller = if grant_type == "refresh_token" {
+        authenticate_refresh(state, headers, &params, &audiences, now).await?
+    } else {
+        authenticate(state, headers, &params, &audiences, now).await?
+    };
     if !caller.client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client is not registered for {grant_type}"

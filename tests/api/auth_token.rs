@@ -13,6 +13,7 @@ use crate::common::*;
 backend_tests!(
     backend_services_with_rs384_and_es384,
     client_assertion_refusals,
+    client_assertion_crit_iat_and_size_limits,
     client_secrets_introspection_and_revocation
 );
 
@@ -406,6 +407,83 @@ async fn client_assertion_refusals(backend: Backend) {
     expect_oauth_error(repeated, 400, "invalid_request").await;
 }
 
+async fn client_assertion_crit_iat_and_size_limits(backend: Backend) {
+    let Some(server) = Server::start_secured(backend, &[]).await else {
+        return;
+    };
+    let rsa = AppKey::rs384("rsa-1");
+    let jwks = JwksServer::start(vec![rsa.jwk.clone()]).await;
+    let client_id = add_backend_client(&server, ("--jwks-uri", &jwks.url));
+    let with = |change: &dyn Fn(&mut Value)| {
+        let mut claims = claims(&server, &client_id);
+        change(&mut claims);
+        claims
+    };
+    let refused = async |assertion: &str, reason: &str| {
+        let description = expect_oauth_error(
+            backend_token(&server, assertion, "system/*.rs").await,
+            401,
+            "invalid_client",
+        )
+        .await;
+        assert!(description.contains(reason), "{reason}: {description}");
+    };
+
+    // RFC 7515 §4.1.11: a crit extension Kiln does not understand voids the assertion.
+    let crit = rsa.sign(
+        |h| h.crit = Some(vec!["http://example.org/ext".into()]),
+        &with(&|c| c["http://example.org/ext"] = json!(true)),
+    );
+    refused(&crit, "crit").await;
+    // Issued a day, or ten minutes, from now: the client's clock cannot be trusted.
+    for ahead in [86_400, 600] {
+        let assertion = rsa.sign(|_| {}, &with(&|c| c["iat"] = json!(now() + ahead)));
+        refused(&assertion, "iat").await;
+    }
+    // An iat of now (or a little in the past) is fine.
+    let assertion = rsa.sign(|_| {}, &with(&|c| c["iat"] = json!(now() - 5)));
+    assert_eq!(
+        backend_token(&server, &assertion, "system/*.rs")
+            .await
+            .status(),
+        200
+    );
+
+    // A 20 KiB assertion is refused before it is decoded.
+    let padding = "x".repeat(20 * 1024);
+    let large = rsa.sign(|_| {}, &with(&|c| c["pad"] = json!(padding)));
+    refused(&large, "larger than 16384 bytes").await;
+    // A 2 MB body is refused by its length at every form endpoint, and without a length too.
+    let huge = "a".repeat(2 * 1024 * 1024);
+    for path in ["/auth/token", "/auth/introspect", "/auth/revoke"] {
+        let response = post_form(
+            &server,
+            path,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_assertion_type", JWT_BEARER),
+                ("client_assertion", &huge),
+            ],
+        )
+        .await;
+        let description = expect_oauth_error(response, 413, "invalid_request").await;
+        assert!(description.contains("32768 bytes"), "{path}: {description}");
+    }
+    // Streamed (chunked, no length): refused as well once past the limit.
+    let chunks = futures_util::stream::iter(
+        (0..64).map(|_| Ok::<_, std::io::Error>(bytes::Bytes::from(vec![b'a'; 32 * 1024]))),
+    );
+    let streamed = server
+        .client
+        .post(format!("{}/auth/token", server.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(reqwest::Body::wrap_stream(chunks))
+        .send()
+        .await
+        .unwrap();
+    expect_oauth_error(streamed, 413, "invalid_request").await;
+}
+
 async fn client_secrets_introspection_and_revocation(backend: Backend) {
     let Some(server) = Server::start_secured(backend, &[]).await else {
         return;
@@ -455,9 +533,17 @@ async fn client_secrets_introspection_and_revocation(backend: Backend) {
             .await
             .unwrap()
     };
+    let introspect_bearer = async |bearer: &str, token: &str| {
+        form_request(&server, "/auth/introspect", &[("token", token)])
+            .bearer_auth(bearer)
+            .send()
+            .await
+            .unwrap()
+    };
 
-    // A confidential client's own credentials, by Basic and by post.
-    let response = introspect_basic(rs_id, rs_secret, &token).await;
+    // A backend service asks about its own token with its bearer token...
+    let caller = issue().await;
+    let response = introspect_bearer(&caller, &token).await;
     assert_eq!(response.headers()["cache-control"], "no-store");
     let active = expect_json(response, 200).await;
     assert_eq!(active["active"], true);
@@ -472,6 +558,25 @@ async fn client_secrets_introspection_and_revocation(backend: Backend) {
     assert_eq!(exp - iat, 300);
     assert!((iat - now()).abs() < 60);
     assert!(active.get("sub").is_none() && active.get("patient").is_none());
+    // ... or with a client assertion for the introspection endpoint.
+    let mut for_introspection = claims(&server, &backend_id);
+    for_introspection["aud"] = json!(format!("{}/auth/introspect", server.base));
+    let by_assertion = post_form(
+        &server,
+        "/auth/introspect",
+        &[
+            ("token", &token),
+            ("client_assertion_type", JWT_BEARER),
+            ("client_assertion", &rsa.sign(|_| {}, &for_introspection)),
+        ],
+    )
+    .await;
+    assert_eq!(expect_json(by_assertion, 200).await, active);
+    // Another client's live token is answered as an unknown one: by Basic, by post, and
+    // to another backend service's bearer token.
+    let inactive = json!({"active": false});
+    let by_basic = introspect_basic(rs_id, rs_secret, &token).await;
+    assert_eq!(expect_json(by_basic, 200).await, inactive);
     let by_post = post_form(
         &server,
         "/auth/introspect",
@@ -482,18 +587,21 @@ async fn client_secrets_introspection_and_revocation(backend: Backend) {
         ],
     )
     .await;
-    assert_eq!(expect_json(by_post, 200).await, active);
+    assert_eq!(expect_json(by_post, 200).await, inactive);
+    let other_key = AppKey::rs384("rsa-2");
+    let other_jwks = JwksServer::start(vec![other_key.jwk.clone()]).await;
+    let other_backend = add_backend_client(&server, ("--jwks-uri", &other_jwks.url));
+    let other_assertion = other_key.sign(|_| {}, &claims(&server, &other_backend));
+    let other_body = expect_json(
+        backend_token(&server, &other_assertion, "system/*.rs").await,
+        200,
+    )
+    .await;
+    let other_token = other_body["access_token"].as_str().unwrap();
+    let by_other_bearer = introspect_bearer(other_token, &token).await;
+    assert_eq!(expect_json(by_other_bearer, 200).await, inactive);
     let unknown = introspect_basic(rs_id, rs_secret, "not-a-token").await;
-    assert_eq!(expect_json(unknown, 200).await, json!({"active": false}));
-
-    // A backend service's bearer token.
-    let caller = issue().await;
-    let by_bearer = form_request(&server, "/auth/introspect", &[("token", &token)])
-        .bearer_auth(&caller)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(expect_json(by_bearer, 200).await, active);
+    assert_eq!(expect_json(unknown, 200).await, inactive);
 
     // Refused: no credentials, a bogus bearer, a public client, wrong secrets.
     let anonymous = post_form(&server, "/auth/introspect", &[("token", &token)]).await;
@@ -606,7 +714,7 @@ async fn client_secrets_introspection_and_revocation(backend: Backend) {
     ])
     .await;
     assert_eq!(by_other.status(), 200);
-    let still = introspect_basic(rs_id, rs_secret, &token).await;
+    let still = introspect_bearer(&caller, &token).await;
     assert_eq!(expect_json(still, 200).await["active"], true);
     let assertion = rsa.sign(|_| {}, &claims(&server, &backend_id));
     let by_owner = revoke(vec![
@@ -617,10 +725,10 @@ async fn client_secrets_introspection_and_revocation(backend: Backend) {
     .await;
     assert_eq!(by_owner.status(), 200);
     assert_eq!(by_owner.headers()["cache-control"], "no-store");
-    let revoked = introspect_basic(rs_id, rs_secret, &token).await;
+    let revoked = introspect_bearer(&caller, &token).await;
     assert_eq!(expect_json(revoked, 200).await, json!({"active": false}));
     // The backend's other token is unaffected; unknown tokens get 200; callers must authenticate.
-    let other = introspect_basic(rs_id, rs_secret, &caller).await;
+    let other = introspect_bearer(&caller, &caller).await;
     assert_eq!(expect_json(other, 200).await["active"], true);
     let unknown = revoke(vec![
         ("token", "no-such-token".to_string()),

@@ -12,7 +12,11 @@ use crate::common::smart::{
 };
 use crate::common::*;
 
-backend_tests!(code_exchange_and_replay, refresh_rotation_and_reuse);
+backend_tests!(
+    code_exchange_and_replay,
+    refresh_rotation_and_reuse,
+    public_client_refreshes_with_the_refresh_token_alone
+);
 
 const REDIRECT: &str = "https://app.example/cb";
 const SCOPE: &str = "launch launch/patient patient/*.rs openid fhirUser offline_access";
@@ -119,6 +123,22 @@ fn refused_with(result: Result<SmartToken, Refusal>, expected: BasicErrorRespons
     match result {
         Err(RequestTokenError::ServerResponse(error)) => assert_eq!(*error.error(), expected),
         other => panic!("expected {expected:?}, got {other:?}"),
+    }
+}
+
+/// Whether an access token still reads the patient's Observations (200) or is dead (401).
+async fn reads(server: &Server, token: &str) -> bool {
+    let response = server
+        .client
+        .get(server.url("Observation?patient=p1"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    match response.status().as_u16() {
+        200 => true,
+        401 => false,
+        status => panic!("unexpected status {status}"),
     }
 }
 
@@ -269,7 +289,7 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
     let phone = add_client(&server, "public");
     let id = phone["client_id"].as_str().unwrap();
     let client = oauth_client(&server, id, None);
-    // A confidential client to ask the introspection endpoint.
+    // Another client, which may not use the phone's refresh tokens.
     let chart = add_client(&server, "confidential-symmetric");
     let (rs_id, rs_secret) = (
         chart["client_id"].as_str().unwrap(),
@@ -300,9 +320,7 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
     assert_eq!(second.extra_fields().patient.as_deref(), Some("p1"));
     let second_refresh = second.refresh_token().unwrap().clone();
     assert_ne!(second_refresh.secret(), first_refresh.secret());
-    assert!(!active(&server, rs_id, rs_secret, first_refresh.secret()).await);
-    assert!(active(&server, rs_id, rs_secret, second_refresh.secret()).await);
-    assert!(active(&server, rs_id, rs_secret, second.access_token().secret()).await);
+    assert!(reads(&server, second.access_token().secret()).await);
 
     // A wider scope is refused, and does not use up the refresh token.
     let wider = client
@@ -338,7 +356,7 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
             .await,
         BasicErrorResponseType::InvalidGrant,
     );
-    assert!(!active(&server, rs_id, rs_secret, third.access_token().secret()).await);
+    assert!(!reads(&server, third.access_token().secret()).await);
     refused_with(
         client
             .exchange_refresh_token(&third_refresh)
@@ -365,5 +383,77 @@ async fn refresh_rotation_and_reuse(backend: Backend) {
         .await
         .unwrap();
     assert_eq!(revoked.status(), 200);
-    assert!(!active(&server, rs_id, rs_secret, fresh.access_token().secret()).await);
+    assert!(!reads(&server, fresh.access_token().secret()).await);
+}
+
+/// A refresh request with nothing but the refresh token (`fhirclient`'s default, RFC 6749
+/// §6): a public client's token names its client; a confidential client must authenticate.
+async fn public_client_refreshes_with_the_refresh_token_alone(backend: Backend) {
+    let Some(server) = server_with_alice(backend).await else {
+        return;
+    };
+    let bare = async |refresh: &str| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([("grant_type", "refresh_token"), ("refresh_token", refresh)])
+            .finish();
+        server
+            .client
+            .post(format!("{}/auth/token", server.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+            .await
+            .unwrap()
+    };
+    let phone = add_client(&server, "public");
+    let id = phone["client_id"].as_str().unwrap();
+    let client = oauth_client(&server, id, None);
+    let (code, verifier) = authorize(&server, id, SCOPE).await;
+    let first = exchange(&server, &client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    let first_refresh = first.refresh_token().unwrap().secret().clone();
+
+    let refreshed = expect_json(bare(&first_refresh).await, 200).await;
+    assert_eq!(refreshed["token_type"], "Bearer");
+    assert_eq!(refreshed["scope"], SCOPE);
+    assert_eq!(refreshed["patient"], "p1");
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_ne!(access, first.access_token().secret());
+    assert!(reads(&server, access).await);
+    let second_refresh = refreshed["refresh_token"].as_str().unwrap();
+    assert_ne!(second_refresh, first_refresh);
+    // Rotation and replay detection hold as with a client_id: the used token presented
+    // again revokes the grant.
+    let replay = expect_json(bare(&first_refresh).await, 400).await;
+    assert_eq!(replay["error"], "invalid_grant", "{replay}");
+    assert!(!reads(&server, access).await);
+    let after_replay = expect_json(bare(second_refresh).await, 400).await;
+    assert_eq!(after_replay["error"], "invalid_grant");
+    let unknown = expect_json(bare("no-such-token").await, 400).await;
+    assert_eq!(unknown["error"], "invalid_grant");
+
+    // A confidential client's refresh token alone is refused; with its secret it works.
+    let chart = add_client(&server, "confidential-symmetric");
+    let (chart_id, chart_secret) = (
+        chart["client_id"].as_str().unwrap(),
+        chart["client_secret"].as_str().unwrap(),
+    );
+    let chart_client = oauth_client(&server, chart_id, Some(chart_secret));
+    let (code, verifier) = authorize(&server, chart_id, SCOPE).await;
+    let tokens = exchange(&server, &chart_client, &code, verifier.secret(), REDIRECT)
+        .await
+        .unwrap();
+    let chart_refresh = tokens.refresh_token().unwrap();
+    let response = bare(chart_refresh.secret()).await;
+    assert_eq!(response.status(), 401);
+    let refused = expect_json(response, 401).await;
+    assert_eq!(refused["error"], "invalid_client", "{refused}");
+    let http = |request| send(&server.client, request);
+    let renewed = chart_client
+        .exchange_refresh_token(chart_refresh)
+        .request_async(&http)
+        .await
+        .unwrap();
+    assert!(reads(&server, renewed.access_token().secret()).await);
 }

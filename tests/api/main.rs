@@ -6,6 +6,7 @@ mod auth_admin;
 mod auth_authorize;
 mod auth_token;
 mod auth_token_grants;
+mod browser;
 mod bulk_export;
 mod bulk_export_s3;
 mod capability;
