@@ -128,7 +128,8 @@ impl Store {
             sql.append(filter);
             page.total = Some(self.fetch_count(sql).await?);
         }
-        page.included = include::included(self, spec.query, &page.matches).await?;
+        page.included =
+            include::included(self, spec.query, &page.matches, spec.access, spec.base).await?;
         Ok(page)
     }
 
