@@ -144,6 +144,14 @@ fn observation_of(patient: &str, code: &str) -> Value {
     })
 }
 
+/// A request to try: method, path, body, headers.
+type Write<'a> = (
+    reqwest::Method,
+    String,
+    Option<&'a Value>,
+    Vec<(&'a str, &'a str)>,
+);
+
 /// A 403 OperationOutcome whose issues carry no Bundle path (the request was not a Bundle).
 async fn refused_plainly(response: reqwest::Response, what: &str) {
     let outcome = expect_outcome(response, 403).await;
@@ -173,7 +181,7 @@ async fn writes_are_refused_on_scope_before_their_target_is_looked_up(backend: B
     let new_patient = patient("Newcomer");
     let missing = json!({"resourceType": "Observation", "id": "nope", "status": "final",
                          "code": {"text": "x"}, "subject": {"reference": "Patient/85"}});
-    let writes: Vec<(Method, String, Option<&Value>, Vec<(&str, &str)>)> = vec![
+    let writes: Vec<Write> = vec![
         (Method::POST, "Observation".into(), Some(&body), vec![]),
         (Method::POST, "Patient".into(), Some(&new_patient), vec![]),
         (
