@@ -1,5 +1,6 @@
-//! Applying the caller's [`Access`] to what the engine reads: a filter for searches, and a
-//! yes/no for single resources (reads, includes, history entries, writes).
+//! Applying the caller's [`Access`] to what the engine reads and writes: whether a token may
+//! do an interaction on a type at all (asked before any target is looked up), a filter for
+//! searches, and a yes/no for single resources (reads, includes, history entries, writes).
 
 use serde_json::Value;
 

@@ -355,8 +355,8 @@ fn push_limits(sql: &mut Sql, limits: &[Limit], types: &[&String], base: &str) {
 }
 
 /// `r` is `patient`'s data: in their compartment, or of a type outside the compartment that
-/// references them through one of its `patient_link_params` (as the `resources` of
-/// `search::patient_owners` would say).
+/// references them through one of its `patient_link_params` (the SQL form of
+/// `search::patient_owners`).
 fn push_patient_data(sql: &mut Sql, patient: &str, types: &[&String]) {
     sql.push("(");
     push_in_compartment(sql, patient);
