@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use super::scope::{Context, Permission, ScopeSet};
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::search::has_patient_compartment;
+use crate::search::belongs_to_patients;
 use crate::search::query::{Criterion, parse_search};
 
 /// The caller of one request.
@@ -30,10 +30,13 @@ pub struct Granted {
     pub patient: Option<String>,
     /// The signed-in user's FHIR resource (`Patient/ID`, `Practitioner/ID`), for `user/` scopes.
     pub fhir_user: Option<String>,
+    /// The signed-in user's username; `None` for backend services.
+    pub username: Option<String>,
 }
 
-/// One way a resource can be within reach: in this Patient's compartment (when set) and
-/// matching these search criteria (when set).
+/// One way a resource can be within reach: this Patient's data (when set: in their
+/// compartment, or for a type outside it, referencing them; see
+/// [`belongs_to_patients`]) and matching these search criteria (when set).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Limit {
     pub patient: Option<String>,
@@ -49,17 +52,14 @@ pub enum Reach {
 }
 
 impl Reach {
-    /// Whether a resource with these compartments passes without asking the database (only
-    /// limits without search criteria can say yes here).
-    pub fn admits_compartments(&self, compartments: &[String]) -> bool {
+    /// Whether a resource that is these Patients' data (`search::patient_owners`) passes
+    /// without asking the database (only limits without search criteria can say yes here).
+    pub fn admits_owners(&self, owners: &[String]) -> bool {
         match self {
             Reach::All => true,
             Reach::Some(limits) => limits.iter().any(|limit| {
                 limit.criteria.is_empty()
-                    && limit
-                        .patient
-                        .as_ref()
-                        .is_none_or(|p| compartments.contains(p))
+                    && limit.patient.as_ref().is_none_or(|p| owners.contains(p))
             }),
         }
     }
@@ -82,7 +82,7 @@ impl Access {
             Access::Nobody => return Err(unauthorized()),
             Access::Token(granted) => granted,
         };
-        let in_compartment = has_patient_compartment(resource_type);
+        let patient_data = belongs_to_patients(resource_type);
         let mut limits: Vec<Limit> = Vec::new();
         for scope in granted.scopes.resource_scopes() {
             if !scope.allows(scope.context, resource_type, permission) {
@@ -100,7 +100,7 @@ impl Access {
                 },
             };
             let limit = Limit {
-                patient: patient.filter(|_| in_compartment),
+                patient: patient.filter(|_| patient_data),
                 criteria,
             };
             if limit.patient.is_none() && limit.criteria.is_empty() {
@@ -180,6 +180,7 @@ mod tests {
             scopes: ScopeSet::parse(scopes),
             patient: patient.map(str::to_owned),
             fhir_user: fhir_user.map(str::to_owned),
+            username: None,
         }))
     }
 
@@ -195,12 +196,15 @@ mod tests {
         let access = token("patient/*.rs", Some("p1"), Some("Patient/p1"));
         let observation = access.reach("Observation", Permission::Read).unwrap();
         assert_eq!(patients(&observation), vec![Some("p1")]);
-        assert!(observation.admits_compartments(&["p1".into()]));
-        assert!(!observation.admits_compartments(&["p2".into()]));
+        assert!(observation.admits_owners(&["p1".into()]));
+        assert!(!observation.admits_owners(&["p2".into()]));
         assert_eq!(
             access.reach("Practitioner", Permission::Search).unwrap(),
             Reach::All
         );
+        // Outside the compartment definition, but a Patient's data when it references them.
+        let device = access.reach("Device", Permission::Search).unwrap();
+        assert_eq!(patients(&device), vec![Some("p1")]);
         let write = access.reach("Observation", Permission::Create).unwrap_err();
         assert_eq!(write.status.as_u16(), 403);
         // Without a launch patient, patient scopes reach nothing.
@@ -251,12 +255,12 @@ mod tests {
         let reach = access.reach("Observation", Permission::Search).unwrap();
         assert!(reach.has_criteria());
         assert!(
-            !reach.admits_compartments(&["p1".into()]),
+            !reach.admits_owners(&["p1".into()]),
             "the filter must be checked"
         );
         let wider = token(&format!("{lab} patient/Observation.rs"), Some("p1"), None);
         let reach = wider.reach("Observation", Permission::Search).unwrap();
-        assert!(reach.admits_compartments(&["p1".into()]));
+        assert!(reach.admits_owners(&["p1".into()]));
         // A filter on an unknown parameter grants nothing.
         let bogus = token("patient/Observation.rs?nonsense=1", Some("p1"), None);
         assert!(bogus.reach("Observation", Permission::Search).is_err());

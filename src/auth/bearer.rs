@@ -37,6 +37,7 @@ pub async fn authenticate(
                     scopes: ScopeSet::parse(&record.scope),
                     patient: record.grant.patient,
                     fhir_user: record.grant.fhir_user,
+                    username: record.grant.username,
                 })),
                 Ok(None) => {
                     return challenge(Some("the access token is unknown, expired or revoked"));

@@ -37,6 +37,8 @@ pub fn grant_access(scope: Option<&str>, fhir_user: Option<&str>, client_id: &st
             scopes: ScopeSet::parse(scope),
             patient: None,
             fhir_user: fhir_user.map(str::to_owned),
+            // The job's owner is checked at its status URL; its reads need only the scopes.
+            username: None,
         })),
     }
 }

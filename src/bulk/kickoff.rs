@@ -109,7 +109,12 @@ async fn kickoff(
     level: Level,
     group_id: Option<&str>,
 ) -> FhirResult<Response> {
-    let (scope, fhir_user, client_id) = bulk_grant(&request.access)?;
+    let BulkGrant {
+        scope,
+        fhir_user,
+        client_id,
+        username,
+    } = bulk_grant(&request.access)?;
     let lenient = check_headers(&request.headers)?;
     let mut params = parse(&request_params(&request)?, lenient)?;
     if level == Level::System && params.patients.is_some() {
@@ -169,6 +174,7 @@ async fn kickoff(
     let job = ExportJob {
         id: id.clone(),
         client_id,
+        owner_user: username,
         request_url: format!(
             "{}{}",
             state.config.base_url.trim_end_matches('/'),
@@ -199,12 +205,29 @@ async fn kickoff(
     Ok(response)
 }
 
+/// Who starts an export and with what.
+struct BulkGrant {
+    /// The token's `system/` and `user/` scopes the job runs with (`None`: anonymous).
+    scope: Option<String>,
+    fhir_user: Option<String>,
+    client_id: String,
+    /// The signed-in user (`None`: a backend service): the job is theirs through the client.
+    username: Option<String>,
+}
+
 /// The scopes a job runs with, the user and the client: `system/` scopes, or `user/`
 /// scopes of a user who is not a patient. Patient-context tokens may not export.
-fn bulk_grant(access: &Access) -> FhirResult<(Option<String>, Option<String>, String)> {
+fn bulk_grant(access: &Access) -> FhirResult<BulkGrant> {
     let granted = match access {
         Access::Nobody => return Err(unauthorized()),
-        Access::Full => return Ok((None, None, String::new())),
+        Access::Full => {
+            return Ok(BulkGrant {
+                scope: None,
+                fhir_user: None,
+                client_id: String::new(),
+                username: None,
+            });
+        }
         Access::Token(granted) => granted,
     };
     let practitioner = granted
@@ -224,11 +247,12 @@ fn bulk_grant(access: &Access) -> FhirResult<(Option<String>, Option<String>, St
             "Bulk Data export needs system/ scopes, or user/ scopes of a practitioner",
         ));
     }
-    Ok((
-        Some(scopes.to_string()),
-        granted.fhir_user.clone(),
-        granted.client_id.clone(),
-    ))
+    Ok(BulkGrant {
+        scope: Some(scopes.to_string()),
+        fhir_user: granted.fhir_user.clone(),
+        client_id: granted.client_id.clone(),
+        username: granted.username.clone(),
+    })
 }
 
 /// `Accept: application/fhir+json` and `Prefer: respond-async` are required; returns

@@ -1,5 +1,6 @@
 //! The status URL of a job (poll, manifest, cancel) and the download of its files; only the
-//! client that started a job may see it.
+//! grant that started a job (its user through its client, or for a backend-started job
+//! that backend client) may see it.
 
 use axum::Extension;
 use axum::body::Body;
@@ -235,17 +236,28 @@ async fn owned_job(
     id: &str,
     access: Option<Extension<Access>>,
 ) -> FhirResult<ExportJob> {
-    let client_id = match access.map(|Extension(access)| access) {
+    let (client_id, username) = match access.map(|Extension(access)| access) {
         None | Some(Access::Nobody) => return Err(unauthorized()),
-        Some(Access::Full) => String::new(),
-        Some(Access::Token(granted)) => granted.client_id.clone(),
+        Some(Access::Full) => (String::new(), None),
+        Some(Access::Token(granted)) => (granted.client_id.clone(), granted.username.clone()),
     };
-    let unknown = || FhirError::not_found(format!("there is no export job {id}"));
+    let unknown = || FhirError::not_found(format!("there is no export job {id:?}"));
+    if !is_job_id(id) {
+        return Err(unknown());
+    }
     let job = state.store.export_job(id).await?.ok_or_else(unknown)?;
-    if job.client_id != client_id || job.status == "cancelled" {
+    // The grant that started it: the same user through the same client, or for a job a
+    // backend service started, a backend token (no user) of that client.
+    if job.client_id != client_id || job.owner_user != username || job.status == "cancelled" {
         return Err(unknown());
     }
     Ok(job)
+}
+
+/// Whether `id` has the shape of a job id (a UUID's hex digits): anything else, such as
+/// a NUL byte, is not looked up at all.
+fn is_job_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
 }
 
 /// How the job's output is laid out.

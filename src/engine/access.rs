@@ -1,19 +1,21 @@
-//! Applying the caller's [`Access`] to what the engine reads: a filter for searches, and a
-//! yes/no for single resources (reads, includes, history entries, writes).
+//! Applying the caller's [`Access`] to what the engine reads and writes: whether a token may
+//! do an interaction on a type at all (asked before any target is looked up), a filter for
+//! searches, and a yes/no for single resources (reads, includes, history entries, writes).
 
 use serde_json::Value;
 
-use crate::auth::access::{Access, Limit, Reach};
+use crate::auth::access::{Access, Reach};
 use crate::auth::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::resource_types;
-use crate::search::patient_compartments;
-use crate::search::query::parse_search;
+use crate::search::patient_owners;
+use crate::search::query::{Criterion, parse_search};
 use crate::store::{AccessFilter, AccessGroup, Cursor, SearchSpec, Store, StoredResource};
 
-/// The search filter for `types` (empty: every type). `None` when the caller sees all.
-/// A type the caller may not search is a 403 when asked for by name, and left out of a
-/// search over every type.
+/// The search filter of a search of `types` (empty: every type); `None` when the caller
+/// sees all. A type the caller may not search is a 403 when asked for by name, and left out
+/// of a search over every type. The filter holds every type the caller reaches, not only
+/// `types`: the resources a chain or `_has` passes through are limited by it too.
 pub fn search_filter(
     access: &Access,
     types: &[&str],
@@ -22,18 +24,15 @@ pub fn search_filter(
     if access.is_full() {
         return Ok(None);
     }
-    let named = !types.is_empty();
-    let all: Vec<&str> = if named {
-        types.to_vec()
-    } else {
-        resource_types().iter().map(String::as_str).collect()
-    };
+    for resource_type in types {
+        access.reach(resource_type, permission)?;
+    }
     let mut unlimited: Vec<String> = Vec::new();
     let mut limited: Vec<AccessGroup> = Vec::new();
-    for resource_type in all {
+    for resource_type in resource_types() {
         let reach = match access.reach(resource_type, permission) {
             Ok(reach) => reach,
-            Err(error) if named || error.status.as_u16() == 401 => return Err(error),
+            Err(error) if error.status.as_u16() == 401 => return Err(error),
             Err(_) => continue,
         };
         match reach {
@@ -47,7 +46,7 @@ pub fn search_filter(
             },
         }
     }
-    if !named && unlimited.len() == resource_types().len() {
+    if unlimited.len() == resource_types().len() {
         return Ok(None);
     }
     let mut groups = limited;
@@ -58,6 +57,23 @@ pub fn search_filter(
         });
     }
     Ok(Some(AccessFilter { groups }))
+}
+
+/// Whether the token may do `permission` on `resource_type` at all (any scope of it
+/// allows it there), asked before the target of the interaction is looked up so that a
+/// refusal tells nothing about which resources exist. A `conditional` interaction runs a
+/// search to find its target, so it needs search on the type too.
+pub fn may(
+    access: &Access,
+    resource_type: &str,
+    permission: Permission,
+    conditional: bool,
+) -> FhirResult<()> {
+    access.reach(resource_type, permission)?;
+    if conditional {
+        access.reach(resource_type, Permission::Search)?;
+    }
+    Ok(())
 }
 
 /// Whether the caller may see `stored` with `permission`.
@@ -89,11 +105,15 @@ async fn within(
         return Ok(true);
     };
     let body: Value = serde_json::from_slice(&stored.body).unwrap_or(Value::Null);
-    if reach.admits_compartments(&patient_compartments(&body)) {
+    let owners = patient_owners(&body);
+    if reach.admits_owners(&owners) {
         return Ok(true);
     }
-    for limit in limits.iter().filter(|l| !l.criteria.is_empty()) {
-        if matches_limit(store, base, stored, limit).await? {
+    let with_criteria = limits.iter().filter(|limit| {
+        !limit.criteria.is_empty() && limit.patient.as_ref().is_none_or(|p| owners.contains(p))
+    });
+    for limit in with_criteria {
+        if matches_criteria(store, base, stored, &limit.criteria).await? {
             return Ok(true);
         }
     }
@@ -125,7 +145,7 @@ pub fn admits_new(access: &Access, permission: Permission, body: &Value) -> Fhir
         .and_then(Value::as_str)
         .unwrap_or_default();
     let reach = access.reach(resource_type, permission)?;
-    Ok(reach.admits_compartments(&patient_compartments(body)))
+    Ok(reach.admits_owners(&patient_owners(body)))
 }
 
 pub fn outside_reach(resource_type: &str, id: &str) -> FhirError {
@@ -158,22 +178,23 @@ pub async fn retain_readable(
     Ok(kept)
 }
 
-async fn matches_limit(
+/// Whether `stored` meets a granular scope's `criteria` (its patient was checked already).
+async fn matches_criteria(
     store: &Store,
     base: &str,
     stored: &StoredResource,
-    limit: &Limit,
+    criteria: &[Criterion],
 ) -> FhirResult<bool> {
     let params = [("_id".to_owned(), stored.id.clone())];
     let mut query = parse_search(Some(&stored.resource_type), &params)?;
-    query.criteria.extend(limit.criteria.iter().cloned());
+    query.criteria.extend(criteria.iter().cloned());
     let page = store
         .search(&SearchSpec {
             query: &query,
             base,
             count: 1,
             cursor: Cursor::Start,
-            patient_compartment: limit.patient.as_deref(),
+            patient_compartment: None,
             access: None,
         })
         .await?;

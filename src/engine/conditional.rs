@@ -1,8 +1,12 @@
 //! Conditional references and matches (`Patient?identifier=system|value`): the criteria of
-//! conditional create, update and delete and of conditional references, run through search.
+//! conditional create, update and delete and of conditional references, run through search
+//! with the caller's search limits (a match never sees what the caller could not search).
 
 use axum::http::StatusCode;
 
+use super::access::search_filter;
+use crate::auth::access::Access;
+use crate::auth::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::is_resource_type;
 use crate::search::query::{SearchQuery, parse_search};
@@ -54,12 +58,18 @@ impl Condition {
         })
     }
 
-    /// Ids of live resources that meet the criteria (at most two: enough to tell "none",
-    /// "one" and "several" apart).
-    pub async fn matches(&self, store: &Store, base: &str) -> FhirResult<Vec<String>> {
+    /// Ids of live resources that meet the criteria and that `access` may search (at most
+    /// two: enough to tell "none", "one" and "several" apart).
+    pub async fn matches(
+        &self,
+        store: &Store,
+        base: &str,
+        access: &Access,
+    ) -> FhirResult<Vec<String>> {
+        let filter = search_filter(access, &[&self.resource_type], Permission::Search)?;
         let page = store
             .search(&SearchSpec {
-                access: None,
+                access: filter.as_ref(),
                 query: &self.query,
                 base,
                 count: 2,
@@ -71,8 +81,14 @@ impl Condition {
     }
 
     /// The one matching id, or an error naming the reference when there are none or several.
-    pub async fn resolve_one(&self, store: &Store, base: &str, text: &str) -> FhirResult<String> {
-        let mut ids = self.matches(store, base).await?;
+    pub async fn resolve_one(
+        &self,
+        store: &Store,
+        base: &str,
+        text: &str,
+        access: &Access,
+    ) -> FhirResult<String> {
+        let mut ids = self.matches(store, base, access).await?;
         match ids.len() {
             1 => Ok(ids.remove(0)),
             0 => Err(FhirError::new(

@@ -62,12 +62,50 @@ enum Target {
 #[derive(Debug, Clone)]
 struct Entry {
     index: usize,
+    /// An entry of a posted Bundle (errors point at it), not a plain REST request.
+    in_bundle: bool,
     full_url: Option<String>,
     method: Method,
     target: Target,
     resource: Option<Map<String, Value>>,
     if_match: Option<i64>,
     if_none_exist: Option<Condition>,
+}
+
+impl Entry {
+    /// `error` pointed at this entry (`path`: below it, e.g. `.request.url`); a plain
+    /// request is not in a Bundle, so its errors carry no Bundle path.
+    fn locate(&self, error: FhirError, path: &str) -> FhirError {
+        if self.in_bundle {
+            error.expression_at(format!("Bundle.entry[{}]{path}", self.index))
+        } else {
+            error
+        }
+    }
+
+    /// The write this entry is, as scopes name it: its type, the permission, and whether a
+    /// search (a conditional match) comes with it. `None` for reads and searches.
+    fn write_kind(&self) -> Option<(&str, Permission, bool)> {
+        let conditional = self.if_none_exist.is_some();
+        match (self.method, &self.target) {
+            (Method::Post, Target::Type(resource_type)) => {
+                Some((resource_type, Permission::Create, conditional))
+            }
+            (Method::Put, Target::Instance(resource_type, _)) => {
+                Some((resource_type, Permission::Update, false))
+            }
+            (Method::Delete, Target::Instance(resource_type, _)) => {
+                Some((resource_type, Permission::Delete, false))
+            }
+            (Method::Put, Target::Conditional(condition)) => {
+                Some((&condition.resource_type, Permission::Update, true))
+            }
+            (Method::Delete, Target::Conditional(condition)) => {
+                Some((&condition.resource_type, Permission::Delete, true))
+            }
+            _ => None,
+        }
+    }
 }
 
 /// The outcome of one entry, ready for the response Bundle.
@@ -118,6 +156,7 @@ pub async fn process_bundle(
                 .expression_at("Bundle.entry"));
         }
     };
+    check_unique_full_urls(&raw_entries)?;
     let response_type = if is_transaction {
         "transaction-response"
     } else {
@@ -156,6 +195,28 @@ pub async fn process_bundle(
             .map(|result| response_entry(result, base, preference))
             .collect::<Vec<_>>(),
     }))
+}
+
+/// bdl-7: entries with the same `fullUrl` must be different versions of one resource
+/// (different `meta.versionId`); otherwise references to it would be ambiguous.
+fn check_unique_full_urls(entries: &[Value]) -> FhirResult<()> {
+    let mut seen: HashMap<(&str, Option<&str>), usize> = HashMap::new();
+    for (index, entry) in entries.iter().enumerate() {
+        let Some(full_url) = entry.get("fullUrl").and_then(Value::as_str) else {
+            continue;
+        };
+        let version = entry
+            .pointer("/resource/meta/versionId")
+            .and_then(Value::as_str);
+        if let Some(first) = seen.insert((full_url, version), index) {
+            return Err(FhirError::bad_request(format!(
+                "Bundle.entry[{index}] repeats the fullUrl {full_url:?} of Bundle.entry[{first}] \
+                 (bdl-7: fullUrl must be unique in a Bundle)"
+            ))
+            .expression_at(format!("Bundle.entry[{index}].fullUrl")));
+        }
+    }
+    Ok(())
 }
 
 fn entry_error(index: usize, message: impl Into<String>) -> FhirError {
@@ -273,6 +334,7 @@ fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<Entry> {
     };
     Ok(Entry {
         index,
+        in_bundle: true,
         full_url,
         method,
         target,
@@ -400,6 +462,14 @@ async fn run_transaction(
     base: &str,
     access: &Access,
 ) -> FhirResult<Vec<EntryResult>> {
+    // Scopes first: a write the token may not do on the type is refused before any target
+    // is looked up, so the answer tells nothing about what exists.
+    for entry in entries {
+        if let Some((resource_type, permission, conditional)) = entry.write_kind() {
+            access::may(access, resource_type, permission, conditional)
+                .map_err(|error| entry.locate(error, ""))?;
+        }
+    }
     for _ in 0..MAX_ATTEMPTS {
         let mut tx = store.begin().await?;
         match plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await? {
@@ -433,15 +503,14 @@ async fn plan_and_apply(
             (Method::Post, Target::Type(resource_type)) => {
                 let existing = match &entry.if_none_exist {
                     Some(condition) => {
-                        let ids = condition.matches(store, base).await?;
+                        let ids = condition.matches(store, base, access).await?;
                         if ids.len() > 1 {
-                            return Err(FhirError::precondition_failed(
-                                "ifNoneExist matches more than one resource",
-                            )
-                            .expression_at(format!(
-                                "Bundle.entry[{}].request.ifNoneExist",
-                                entry.index
-                            )));
+                            return Err(entry.locate(
+                                FhirError::precondition_failed(
+                                    "ifNoneExist matches more than one resource",
+                                ),
+                                ".request.ifNoneExist",
+                            ));
                         }
                         ids.into_iter().next()
                     }
@@ -462,7 +531,7 @@ async fn plan_and_apply(
                 (resource_type.clone(), id.clone())
             }
             (Method::Put | Method::Delete, Target::Conditional(condition)) => {
-                let ids = condition.matches(store, base).await?;
+                let ids = condition.matches(store, base, access).await?;
                 match ids.as_slice() {
                     [id] => (condition.resource_type.clone(), id.clone()),
                     [] if entry.method == Method::Delete => {
@@ -488,15 +557,15 @@ async fn plan_and_apply(
                         (condition.resource_type.clone(), id)
                     }
                     _ => {
-                        return Err(FhirError::precondition_failed(format!(
+                        let error = FhirError::precondition_failed(format!(
                             "the conditional {} matches more than one resource",
                             if entry.method == Method::Put {
                                 "update"
                             } else {
                                 "delete"
                             }
-                        ))
-                        .expression_at(format!("Bundle.entry[{}].request.url", entry.index)));
+                        ));
+                        return Err(entry.locate(error, ".request.url"));
                     }
                 }
             }
@@ -529,15 +598,11 @@ async fn plan_and_apply(
                 continue;
             }
             if let Some(condition) = Condition::parse_reference(&text) {
-                let condition = condition.map_err(|error| {
-                    error.expression_at(format!("Bundle.entry[{}].resource", entry.index))
-                })?;
+                let condition = condition.map_err(|error| entry.locate(error, ".resource"))?;
                 let id = condition
-                    .resolve_one(store, base, &text)
+                    .resolve_one(store, base, &text, access)
                     .await
-                    .map_err(|error| {
-                        error.expression_at(format!("Bundle.entry[{}].resource", entry.index))
-                    })?;
+                    .map_err(|error| entry.locate(error, ".resource"))?;
                 resolved.insert(text, format!("{}/{id}", condition.resource_type));
             }
         }
@@ -553,14 +618,14 @@ async fn plan_and_apply(
     // 3. Write everything at once.
     let mut requests = Vec::new();
     let mut request_slots = Vec::new();
-    for (slot, entry) in entries.into_iter().enumerate() {
+    for (slot, mut entry) in entries.into_iter().enumerate() {
         if results[slot].is_some() {
             continue;
         }
         let Some((resource_type, id)) = identities[slot].clone() else {
             continue;
         };
-        let action = match (entry.method, entry.resource) {
+        let action = match (entry.method, entry.resource.take()) {
             (Method::Delete, _) => WriteAction::Delete,
             (Method::Post, Some(resource)) => WriteAction::Create(resource),
             (Method::Put, Some(resource)) => WriteAction::Put(resource),
@@ -568,7 +633,7 @@ async fn plan_and_apply(
         };
         check_write(store, base, access, &resource_type, &id, &action)
             .await
-            .map_err(|error| error.expression_at(format!("Bundle.entry[{}]", entry.index)))?;
+            .map_err(|error| entry.locate(error, ""))?;
         requests.push(WriteRequest {
             resource_type,
             id,
@@ -625,9 +690,18 @@ async fn read_entries(
                 };
                 continue;
             }
-            Target::Instance(resource_type, id) => store.read(resource_type, id).await?,
-            Target::Version(resource_type, id, version) => {
-                store.vread(resource_type, id, *version).await?
+            Target::Instance(resource_type, id) | Target::Version(resource_type, id, _) => {
+                // The scope first: a refusal says nothing about whether the id exists.
+                if let Err(error) = access.reach(resource_type, Permission::Read) {
+                    results[slot] = EntryResult::Failed(error);
+                    continue;
+                }
+                match &entry.target {
+                    Target::Version(_, _, version) => {
+                        store.vread(resource_type, id, *version).await?
+                    }
+                    _ => store.read(resource_type, id).await?,
+                }
             }
             _ => {
                 results[slot] = EntryResult::Failed(FhirError::not_supported(
@@ -672,10 +746,11 @@ async fn check_write(
         .read(resource_type, id)
         .await?
         .filter(|stored| !stored.deleted);
-    let (permission, new_body) = match (action, &existing) {
-        (WriteAction::Delete, _) => (Permission::Delete, None),
-        (WriteAction::Put(body), Some(_)) => (Permission::Update, Some(body)),
-        (WriteAction::Put(body) | WriteAction::Create(body), _) => (Permission::Create, Some(body)),
+    // SMART: the update scope also covers an update that creates the resource.
+    let (permission, new_body) = match action {
+        WriteAction::Delete => (Permission::Delete, None),
+        WriteAction::Put(body) => (Permission::Update, Some(body)),
+        WriteAction::Create(body) => (Permission::Create, Some(body)),
     };
     if let Some(stored) = &existing {
         access::require(store, base, caller, permission, stored).await?;
@@ -815,6 +890,7 @@ pub async fn execute(
     };
     let entry = Entry {
         index: 0,
+        in_bundle: false,
         full_url: None,
         method,
         target,

@@ -347,7 +347,10 @@ impl<'a> Loader<'a> {
         condition: &Condition,
         text: &str,
     ) -> FhirResult<Result<String, Unresolved>> {
-        let ids = condition.matches(self.store, IMPORT_BASE).await?;
+        // The operator's import searches everything (no token limits it).
+        let ids = condition
+            .matches(self.store, IMPORT_BASE, &Access::Full)
+            .await?;
         Ok(match ids.as_slice() {
             [id] => Ok(format!("{}/{id}", condition.resource_type)),
             [] => Err(Unresolved::Later(text.to_string())),

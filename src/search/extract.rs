@@ -134,6 +134,26 @@ pub fn patient_compartments(resource: &Value) -> Vec<String> {
     ids
 }
 
+/// The ids of the Patients whose data `resource` is, for access decisions: its
+/// [`patient_compartments`], or for a type outside the compartment, each Patient one of its
+/// [`registry::patient_link_params`] references as `Patient/id`.
+pub fn patient_owners(resource: &Value) -> Vec<String> {
+    let Some(resource_type) = resource.get("resourceType").and_then(Value::as_str) else {
+        return Vec::new();
+    };
+    let mut ids = patient_compartments(resource);
+    for param in registry::patient_link_params(resource_type) {
+        param.expr.eval(resource, &mut |item| {
+            if let Some(id) = local_patient_id(item)
+                && !ids.iter().any(|i| i == id)
+            {
+                ids.push(id.to_owned());
+            }
+        });
+    }
+    ids
+}
+
 fn local_patient_id<'a>(item: Item<'a>) -> Option<&'a str> {
     let Item::Node { value, .. } = item else {
         return None;

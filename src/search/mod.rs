@@ -6,7 +6,9 @@
 //! once on first use, FHIRPath expressions included.
 //!
 //! [`extract`] turns a resource into the index rows to store with it (pure: no database);
-//! [`patient_compartments`] names the Patients whose compartment holds it. The helpers the
+//! [`patient_compartments`] names the Patients whose compartment holds it, and
+//! [`patient_owners`] the Patients whose data it is (for access: the compartment, or the
+//! Patients a type outside the compartment references, see [`patient_link_params`]). The helpers the
 //! query side needs to read search values the same way are exported too:
 //! [`normalize_string`], [`date_range`], [`decimal_range`], [`parse_reference`].
 //!
@@ -35,9 +37,12 @@ mod tests;
 
 pub use datetime::date_range;
 pub use decimal::decimal_range;
-pub use extract::{ComponentValues, IndexEntry, IndexValue, extract, patient_compartments};
+pub use extract::{
+    ComponentValues, IndexEntry, IndexValue, extract, patient_compartments, patient_owners,
+};
 pub use normalize::normalize_string;
 pub use reference::{ParsedReference, parse_reference};
 pub use registry::{
-    Component, ParamType, SearchParam, has_patient_compartment, param, params, registry_source,
+    Component, ParamType, SearchParam, belongs_to_patients, has_patient_compartment, param, params,
+    patient_link_params, registry_source,
 };

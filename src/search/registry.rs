@@ -150,6 +150,33 @@ pub fn has_patient_compartment(resource_type: &str) -> bool {
     resource_type == "Patient" || compartment_params(resource_type).next().is_some()
 }
 
+/// The parameters that make a resource of `resource_type` a Patient's data although the R4
+/// Patient compartment leaves its type out (Device, Task…): its reference parameters that
+/// name Patient among their targets, and one named `patient`. A reference open to every
+/// type (`Reference(Any)`, such as a knowledge artifact's `depends-on`) does not count: it
+/// says nothing about whose data the resource is. None for types of the compartment.
+pub fn patient_link_params(resource_type: &str) -> impl Iterator<Item = &'static SearchParam> {
+    let outside = !has_patient_compartment(resource_type);
+    params(resource_type).iter().filter(move |param| {
+        outside
+            && param.kind == ParamType::Reference
+            && (&*param.code == "patient"
+                || (param.targets.iter().any(|t| &**t == "Patient") && !is_any_reference(param)))
+    })
+}
+
+/// Whether resources of `resource_type` belong to Patients: the compartment's types, and
+/// those with [`patient_link_params`].
+pub fn belongs_to_patients(resource_type: &str) -> bool {
+    has_patient_compartment(resource_type) || patient_link_params(resource_type).next().is_some()
+}
+
+/// R4 writes `Reference(Any)` as every resource type but `Parameters` (which cannot be
+/// referenced).
+fn is_any_reference(param: &SearchParam) -> bool {
+    param.targets.len() + 1 >= REGISTRY.resources.len()
+}
+
 /// Whether `suffix` is the type part of a choice element's JSON name (`Quantity` in
 /// `valueQuantity`).
 pub(crate) fn is_choice_type(suffix: &str) -> bool {
@@ -400,6 +427,16 @@ mod tests {
             .map(|p| &*p.code)
             .collect();
         assert_eq!(compartment, ["performer", "subject"]);
+        let linked: Vec<_> = crate::fhir::validate::resource_types()
+            .iter()
+            .filter(|rt| patient_link_params(rt).next().is_some())
+            .map(String::as_str)
+            .collect();
+        assert_eq!(linked, ["Contract", "Device", "GuidanceResponse", "Task"]);
+        let device: Vec<_> = patient_link_params("Device").map(|p| &*p.code).collect();
+        assert_eq!(device, ["patient"]);
+        assert!(belongs_to_patients("Device") && belongs_to_patients("Observation"));
+        assert!(!belongs_to_patients("Practitioner") && !belongs_to_patients("Library"));
         assert!(is_choice_type("Quantity") && is_choice_type("DateTime"));
         assert!(!is_choice_type("Set"));
     }

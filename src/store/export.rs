@@ -8,6 +8,9 @@ use super::{Store, StoreResult, dispatch};
 pub struct ExportJob {
     pub id: String,
     pub client_id: String,
+    /// The username of who started it through `client_id`; `None`: a backend service
+    /// (or anonymous access).
+    pub owner_user: Option<String>,
     pub request_url: String,
     /// `system`, `patient` or `group`.
     pub level: String,
@@ -40,7 +43,7 @@ pub struct ExportFile {
 }
 
 const COLUMNS: &str = "id, client_id, request_url, level, group_id, params, status, progress, \
-                       transaction_time, error, created_at, expires_at";
+                       transaction_time, error, created_at, expires_at, owner_user";
 
 macro_rules! job_from_row {
     ($row:expr) => {{
@@ -58,6 +61,7 @@ macro_rules! job_from_row {
             error: row.try_get(9)?,
             created_at: row.try_get(10)?,
             expires_at: row.try_get(11)?,
+            owner_user: row.try_get(12)?,
         }
     }};
 }
@@ -70,7 +74,7 @@ impl Store {
         dispatch!(self, pool => {
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO bulk_export_jobs ({COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
             )))
             .bind(&job.id)
             .bind(&job.client_id)
@@ -84,6 +88,7 @@ impl Store {
             .bind(&job.error)
             .bind(job.created_at)
             .bind(job.expires_at)
+            .bind(&job.owner_user)
             .execute(pool)
             .await?;
         });

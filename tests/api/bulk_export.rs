@@ -13,7 +13,8 @@ backend_tests!(
     exports_each_level_and_parameter,
     export_survives_a_crash,
     exports_bulk_data_3_parameters,
-    export_authorization_and_limits
+    export_authorization_and_limits,
+    export_jobs_belong_to_their_grant,
 );
 
 pub(crate) const ALL: &str = "system/*.cruds";
@@ -1100,4 +1101,82 @@ async fn export_authorization_and_limits(backend: Backend) {
     }
     assert_eq!(poll(&server, &token, &file).await.status(), 404);
     assert!(!dir.path().join(job).exists());
+}
+
+/// A job is the grant's that started it: the same user through the same app, or for a job a
+/// backend service started, that backend client's tokens. Another user of the same app (a
+/// patient, another practitioner) cannot poll, download or cancel it.
+async fn export_jobs_belong_to_their_grant(backend: Backend) {
+    let Some(Loaded { server, token, .. }) = start(backend, &[]).await else {
+        return;
+    };
+    server.add_users(&[
+        ("alice", "Patient/p1"),
+        ("doc", "Practitioner/dr1"),
+        ("doc2", "Practitioner/dr2"),
+    ]);
+    let scope = "launch/patient openid fhirUser patient/*.rs user/*.rs";
+    let app = App::register(&server, "public", scope, &[]);
+    let sign_in = |username: &'static str, scope: &'static str| {
+        let (server, app) = (&server, &app);
+        async move {
+            access_token(
+                &authorize(server, app, scope, None, &Answers::allow(username, "pw-1"))
+                    .await
+                    .unwrap(),
+            )
+        }
+    };
+    let doctor = sign_in("doc", "openid fhirUser user/*.rs").await;
+    let status = kickoff(&server, &doctor, "$export").await;
+    let done = manifest(&server, &doctor, &status).await;
+    let file = done["output"][0]["url"].as_str().unwrap().to_string();
+
+    // Through the same app: a patient, and another practitioner.
+    let patient = sign_in("alice", "launch/patient openid fhirUser patient/*.rs").await;
+    let other_doctor = sign_in("doc2", "openid fhirUser user/*.rs").await;
+    for (who, other) in [
+        ("patient", &patient),
+        ("other practitioner", &other_doctor),
+        ("backend", &token),
+    ] {
+        for url in [&status, &file] {
+            let response = poll(&server, other, url).await;
+            assert_eq!(response.status(), 404, "{who}: GET {url}");
+            expect_outcome(response, 404).await;
+        }
+        let cancel = server
+            .client
+            .delete(&status)
+            .bearer_auth(other)
+            .send()
+            .await
+            .unwrap();
+        expect_outcome(cancel, 404).await;
+    }
+    // The same user through the same app, with a new token, still has it.
+    let again = sign_in("doc", "openid fhirUser user/*.rs").await;
+    assert_eq!(poll(&server, &again, &status).await.status(), 200);
+    assert!(!download(&server, &again, &file).await.is_empty());
+
+    // A backend-started job: any token of that backend client, and no user's.
+    let service = BackendService::register(&server, ALL).await;
+    let first = service.token(&server, ALL).await;
+    let status = kickoff(&server, &first, "Patient/$export").await;
+    let second = service.token(&server, ALL).await;
+    manifest(&server, &second, &status).await;
+    assert_eq!(poll(&server, &doctor, &status).await.status(), 404);
+
+    // A job id that cannot be one (a NUL byte, which PostgreSQL refuses in text) is a 404.
+    for id in ["%00", "a%00b", "..%2F..", &"x".repeat(300)] {
+        let url = format!("{}/$export-status/{id}", server.fhir);
+        expect_outcome(poll(&server, &token, &url).await, 404).await;
+        let url = format!("{}/$export-file/{id}/0", server.fhir);
+        let response = poll(&server, &token, &url).await;
+        assert!(
+            response.status().is_client_error(),
+            "{url}: {}",
+            response.status()
+        );
+    }
 }

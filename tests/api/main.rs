@@ -24,6 +24,7 @@ mod operations;
 mod paging;
 mod search;
 mod smart_access;
+mod smart_access_limits;
 mod tls;
 mod transaction;
 mod us_core_search;

@@ -10,6 +10,7 @@ backend_tests!(
     transaction_resolves_conditional_references,
     transaction_rejects_malformed_bundles,
     us_core_reference_bundles_load_as_transactions,
+    bundles_refuse_a_repeated_full_url,
 );
 
 fn transaction(entries: Vec<Value>) -> Value {
@@ -277,4 +278,43 @@ async fn us_core_reference_bundles_load_as_transactions(backend: Backend) {
     }
     let condition = expect_json(server.get("Condition/mini-condition").await, 200).await;
     assert_eq!(condition["subject"]["reference"], "Patient/mini-patient");
+}
+
+/// bdl-7: a fullUrl names one resource in a Bundle (versions of it aside); two entries with
+/// the same one make references to it ambiguous, so the Bundle is refused.
+async fn bundles_refuse_a_repeated_full_url(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    let urn = "urn:uuid:5e0b2f4c-8d1a-4c3e-9f7b-2a6d1e0c3b4a";
+    let entry = |family: &str| {
+        json!({
+            "fullUrl": urn,
+            "resource": patient(family),
+            "request": {"method": "POST", "url": "Patient"}
+        })
+    };
+    for bundle_type in ["transaction", "batch"] {
+        let bundle = json!({"resourceType": "Bundle", "type": bundle_type,
+                            "entry": [entry("First"), entry("Second")]});
+        let outcome = expect_outcome(server.post("", &bundle).await, 400).await;
+        assert_eq!(
+            outcome["issue"][0]["expression"],
+            json!(["Bundle.entry[1].fullUrl"]),
+            "{outcome}"
+        );
+        let text = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+        assert!(text.contains(urn) && text.contains("bdl-7"), "{text}");
+    }
+    // Nothing was written.
+    let found = expect_json(server.get("Patient?family=First,Second").await, 200).await;
+    assert_eq!(found["entry"].as_array().map_or(0, Vec::len), 0);
+    // Different versions of one resource may share it.
+    let mut first = entry("First");
+    first["resource"]["meta"] = json!({"versionId": "1"});
+    let mut second = entry("Second");
+    second["resource"]["meta"] = json!({"versionId": "2"});
+    second["request"] = json!({"method": "POST", "url": "Patient"});
+    let bundle = json!({"resourceType": "Bundle", "type": "batch", "entry": [first, second]});
+    expect_json(server.post("", &bundle).await, 200).await;
 }

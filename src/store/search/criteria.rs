@@ -13,6 +13,7 @@ use crate::search::query::{
 };
 
 use super::sql::{Sql, like_escape, prefix_upper_bound};
+use super::{AccessFilter, push_within};
 
 /// The index table of a parameter type.
 pub fn table(kind: ParamType) -> &'static str {
@@ -29,8 +30,14 @@ pub fn table(kind: ParamType) -> &'static str {
     }
 }
 
-/// Appends the condition that `r` (the searched resource) meets `criterion`.
-pub fn push_criterion(sql: &mut Sql, criterion: &Criterion, base: &str) {
+/// Appends the condition that `r` (the searched resource) meets `criterion`; the resources
+/// a chain or `_has` passes through count only when within `access` (`None`: everything).
+pub fn push_criterion(
+    sql: &mut Sql,
+    criterion: &Criterion,
+    base: &str,
+    access: Option<&AccessFilter>,
+) {
     match (
         &criterion.test,
         criterion.chain.is_empty(),
@@ -64,7 +71,7 @@ pub fn push_criterion(sql: &mut Sql, criterion: &Criterion, base: &str) {
         }
         (_, false, Some(_)) => {
             sql.push("r.id IN (");
-            push_chain(sql, criterion, base);
+            push_chain(sql, criterion, base, access);
             sql.push(")");
         }
     }
@@ -174,8 +181,9 @@ fn push_values(sql: &mut Sql, test: &Test, base: &str) {
     sql.push(")");
 }
 
-/// Ids of the searched resources that reach, through the chain, a resource meeting the test.
-fn push_chain(sql: &mut Sql, criterion: &Criterion, base: &str) {
+/// Ids of the searched resources that reach, through the chain, a resource meeting the test
+/// (and every resource on the way within `access`).
+fn push_chain(sql: &mut Sql, criterion: &Criterion, base: &str, access: Option<&AccessFilter>) {
     // Innermost: the resources at the end of the chain that meet the test.
     let last_type = criterion
         .chain
@@ -207,9 +215,9 @@ fn push_chain(sql: &mut Sql, criterion: &Criterion, base: &str) {
             text: String::new(),
             binds: Vec::new(),
         };
-        let (select, filter) = match hop.direction {
-            Direction::Forward => ("resource_id", "target_id"),
-            Direction::Reverse => ("target_id", "resource_id"),
+        let (select, filter, far_type) = match hop.direction {
+            Direction::Forward => ("resource_id", "target_id", hop.target_type),
+            Direction::Reverse => ("target_id", "resource_id", hop.source_type),
         };
         outer
             .push("SELECT ")
@@ -223,7 +231,7 @@ fn push_chain(sql: &mut Sql, criterion: &Criterion, base: &str) {
             .push(" AND ")
             .push(filter)
             .push(" IN (");
-        outer.append(wrapped);
+        push_within(&mut outer, wrapped, far_type, access, base);
         outer.push(")");
         wrapped = outer;
     }

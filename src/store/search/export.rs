@@ -70,7 +70,7 @@ impl Store {
                 sql.push("(1 = 1");
                 for criterion in criteria {
                     sql.push(" AND ");
-                    push_criterion(&mut sql, criterion, scan.base);
+                    push_criterion(&mut sql, criterion, scan.base, scan.access);
                 }
                 sql.push(")");
             }
@@ -144,7 +144,7 @@ impl Store {
     ) -> StoreResult<Vec<StoredResource>> {
         if let Some(access) = scan.access {
             sql.push(" AND ");
-            push_access(&mut sql, access, scan.base);
+            push_access(&mut sql, access, scan.base, &[]);
         }
         sql.push(" ORDER BY r.id LIMIT ").int(scan.limit);
         self.fetch(sql, Plan::PerRun).await

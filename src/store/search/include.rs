@@ -2,19 +2,22 @@
 
 use std::collections::HashSet;
 
-use super::Plan;
 use super::sql::{Bind, Sql};
+use super::{AccessFilter, Plan, push_access};
 use crate::search::query::{Include, SearchQuery};
 use crate::store::{Store, StoreResult, StoredResource};
 
 /// Rounds of `:iterate` followed at most, so a cycle of references ends.
 const MAX_ITERATIONS: usize = 3;
 
-/// The included resources of a page, each once, none of them a match.
+/// The included resources of a page, each once, none of them a match. Only resources
+/// within `access` are included, and only they lead `:iterate` further.
 pub async fn included(
     store: &Store,
     query: &SearchQuery,
     matches: &[StoredResource],
+    access: Option<&AccessFilter>,
+    base: &str,
 ) -> StoreResult<Vec<StoredResource>> {
     let controls = &query.controls;
     if matches.is_empty() || (controls.include.is_empty() && controls.revinclude.is_empty()) {
@@ -31,10 +34,12 @@ pub async fn included(
         let wanted = |include: &&Include| iteration == 0 || include.iterate;
         let mut found = Vec::new();
         for include in controls.include.iter().filter(wanted) {
-            found.extend(store.fetch(forward(include, &round), Plan::PerRun).await?);
+            let sql = within(forward(include, &round), access, base);
+            found.extend(store.fetch(sql, Plan::PerRun).await?);
         }
         for include in controls.revinclude.iter().filter(wanted) {
-            found.extend(store.fetch(reverse(include, &round), Plan::PerRun).await?);
+            let sql = within(reverse(include, &round), access, base);
+            found.extend(store.fetch(sql, Plan::PerRun).await?);
         }
         found_in_round = Vec::new();
         for stored in found {
@@ -50,6 +55,15 @@ pub async fn included(
         round = included[start..].iter().collect();
     }
     Ok(included)
+}
+
+/// `sql` limited to the resources within `access`.
+fn within(mut sql: Sql, access: Option<&AccessFilter>, base: &str) -> Sql {
+    if let Some(access) = access {
+        sql.push(" AND ");
+        push_access(&mut sql, access, base, &[]);
+    }
+    sql
 }
 
 /// Resources that `round`'s resources reference through the include's parameter.

@@ -10,6 +10,7 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
 use crate::auth::access::Limit;
+use crate::search::patient_link_params;
 use crate::search::query::{SearchQuery, Total};
 use criteria::push_criterion;
 pub use export::{ExportScan, Population};
@@ -42,10 +43,21 @@ pub struct SearchSpec<'a> {
     pub access: Option<&'a AccessFilter>,
 }
 
-/// The rows a caller may see: those of any group.
+/// The rows a caller may see: those of any group. Every type the caller reaches is in
+/// one group; the resources a chain or `_has` passes through are limited by it too.
 #[derive(Debug, Clone, Default)]
 pub struct AccessFilter {
     pub groups: Vec<AccessGroup>,
+}
+
+impl AccessFilter {
+    /// The limits on `resource_type` (empty: none), or `None` when it is out of reach.
+    fn limits_of(&self, resource_type: &str) -> Option<&[Limit]> {
+        self.groups
+            .iter()
+            .find(|group| group.types.iter().any(|t| t == resource_type))
+            .map(|group| group.limits.as_slice())
+    }
 }
 
 /// Resources of these types, within one of the limits (no limits: all of them).
@@ -116,7 +128,8 @@ impl Store {
             sql.append(filter);
             page.total = Some(self.fetch_count(sql).await?);
         }
-        page.included = include::included(self, spec.query, &page.matches).await?;
+        page.included =
+            include::included(self, spec.query, &page.matches, spec.access, spec.base).await?;
         Ok(page)
     }
 
@@ -258,11 +271,15 @@ fn filter(spec: &SearchSpec<'_>) -> Sql {
     }
     for criterion in &spec.query.criteria {
         sql.push(" AND ");
-        push_criterion(&mut sql, criterion, spec.base);
+        push_criterion(&mut sql, criterion, spec.base, spec.access);
     }
     if let Some(access) = spec.access {
+        let types: Vec<&str> = match spec.query.resource_type {
+            Some(resource_type) => vec![resource_type],
+            None => spec.query.types.clone(),
+        };
         sql.push(" AND ");
-        push_access(&mut sql, access, spec.base);
+        push_access(&mut sql, access, spec.base, &types);
     }
     sql
 }
@@ -275,45 +292,127 @@ fn push_in_compartment(sql: &mut Sql, patient: &str) {
         .push(" AND resource_type = r.resource_type)");
 }
 
-/// `(group OR group …)`, each `type IN (…) AND (limit OR limit …)`; no group: nothing.
-fn push_access(sql: &mut Sql, access: &AccessFilter, base: &str) {
-    if access.groups.is_empty() {
+/// `(group OR group …)`, each `type IN (…) AND (limit OR limit …)`, for the groups of
+/// `types` (empty: every group); no group: nothing.
+pub(super) fn push_access(sql: &mut Sql, access: &AccessFilter, base: &str, types: &[&str]) {
+    let wanted =
+        |resource_type: &String| types.is_empty() || types.contains(&resource_type.as_str());
+    let groups: Vec<(Vec<&String>, &[Limit])> = access
+        .groups
+        .iter()
+        .map(|group| {
+            let kept: Vec<&String> = group.types.iter().filter(|t| wanted(t)).collect();
+            (kept, group.limits.as_slice())
+        })
+        .filter(|(kept, _)| !kept.is_empty())
+        .collect();
+    if groups.is_empty() {
         sql.push("1 = 0");
         return;
     }
     sql.push("(");
-    for (index, group) in access.groups.iter().enumerate() {
+    for (index, (group_types, limits)) in groups.iter().enumerate() {
         if index > 0 {
             sql.push(" OR ");
         }
         sql.push("(r.resource_type IN (");
-        for (i, resource_type) in group.types.iter().enumerate() {
+        for (i, resource_type) in group_types.iter().enumerate() {
             if i > 0 {
                 sql.push(", ");
             }
             sql.text(resource_type.as_str());
         }
         sql.push(")");
-        if !group.limits.is_empty() {
-            sql.push(" AND (");
-            for (i, limit) in group.limits.iter().enumerate() {
-                if i > 0 {
-                    sql.push(" OR ");
-                }
-                sql.push("(1 = 1");
-                if let Some(patient) = &limit.patient {
-                    sql.push(" AND ");
-                    push_in_compartment(sql, patient);
-                }
-                for criterion in &limit.criteria {
-                    sql.push(" AND ");
-                    push_criterion(sql, criterion, base);
-                }
-                sql.push(")");
-            }
-            sql.push(")");
+        if !limits.is_empty() {
+            sql.push(" AND ");
+            push_limits(sql, limits, group_types, base);
         }
         sql.push(")");
     }
     sql.push(")");
+}
+
+/// `(limit OR limit …)` on `r`, a resource of one of `types`.
+fn push_limits(sql: &mut Sql, limits: &[Limit], types: &[&String], base: &str) {
+    sql.push("(");
+    for (i, limit) in limits.iter().enumerate() {
+        if i > 0 {
+            sql.push(" OR ");
+        }
+        sql.push("(1 = 1");
+        if let Some(patient) = &limit.patient {
+            sql.push(" AND ");
+            push_patient_data(sql, patient, types);
+        }
+        for criterion in &limit.criteria {
+            sql.push(" AND ");
+            // A scope's own filter, not limited again.
+            push_criterion(sql, criterion, base, None);
+        }
+        sql.push(")");
+    }
+    sql.push(")");
+}
+
+/// `r` is `patient`'s data: in their compartment, or of a type outside the compartment that
+/// references them through one of its `patient_link_params` (the SQL form of
+/// `search::patient_owners`).
+fn push_patient_data(sql: &mut Sql, patient: &str, types: &[&String]) {
+    sql.push("(");
+    push_in_compartment(sql, patient);
+    for resource_type in types {
+        let params: Vec<&str> = patient_link_params(resource_type)
+            .map(|param| &*param.code)
+            .collect();
+        if params.is_empty() {
+            continue;
+        }
+        sql.push(" OR (r.resource_type = ")
+            .text(resource_type.as_str())
+            .push(" AND r.id IN (SELECT resource_id FROM search_reference WHERE resource_type = ")
+            .text(resource_type.as_str())
+            .push(" AND param IN (");
+        for (i, param) in params.iter().enumerate() {
+            if i > 0 {
+                sql.push(", ");
+            }
+            sql.text(*param);
+        }
+        sql.push(") AND target_type = ")
+            .text("Patient")
+            .push(" AND target_id = ")
+            .text(patient)
+            .push(" AND url IS NULL))");
+    }
+    sql.push(")");
+}
+
+/// Appends to a set of `resource_type` ids (a chain's or `_has`'s inner resources) the
+/// condition that each is within `access`: nothing when the type is not limited, no id
+/// when it is out of reach.
+pub(super) fn push_within(
+    sql: &mut Sql,
+    ids: Sql,
+    resource_type: &str,
+    access: Option<&AccessFilter>,
+    base: &str,
+) {
+    let limits = match access.map(|access| access.limits_of(resource_type)) {
+        None | Some(Some([])) => {
+            sql.append(ids);
+            return;
+        }
+        Some(None) => {
+            sql.push("SELECT id FROM resources WHERE 1 = 0");
+            return;
+        }
+        Some(Some(limits)) => limits,
+    };
+    let resource_type = resource_type.to_owned();
+    sql.push("SELECT r.id FROM resources r WHERE r.resource_type = ")
+        .text(resource_type.as_str())
+        .push(" AND r.id IN (");
+    sql.append(ids);
+    sql.push(") AND ");
+    push_limits(sql, limits, &[&resource_type], base);
 }
