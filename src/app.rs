@@ -105,6 +105,7 @@ pub fn router(state: AppState) -> Router {
             timeout,
         ))
         .layer(middleware::from_fn(outcome_layer::ensure_outcome))
+        .layer(middleware::from_fn(outcome_layer::bound_request_head))
         .layer(cors())
         .layer(
             TraceLayer::new_for_http()

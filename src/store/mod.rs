@@ -20,6 +20,7 @@ pub use index::{
     TokenRow, UriRow,
 };
 pub use read::StoredResource;
+pub use settings::BASE_URL_SETTING;
 pub use search::{
     AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
     SortType, SortValue, sort_type,

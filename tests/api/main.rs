@@ -15,6 +15,7 @@ mod concurrency;
 mod crud;
 mod docref;
 mod errors;
+mod first_run;
 mod history;
 mod indexing;
 mod negotiation;
