@@ -20,6 +20,7 @@ use crate::auth::keys::KeyRing;
 use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
 use crate::rest::capability::capability_statement;
+use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
 use crate::store::Store;
 
@@ -99,6 +100,13 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn_with_state(
+            BodyBudget::new(
+                state.config.max_body_bytes_in_flight,
+                u64::try_from(max_body).unwrap_or(u64::MAX),
+            ),
+            body_budget::limit,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -39,6 +39,9 @@ pub struct ServeConfig {
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "KILN_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Request bodies (of 64 KiB and more) held at once, in bytes; more wait their turn.
+    #[arg(long, env = "KILN_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: u64,
     /// Page size when a client gives no `_count`.
     #[arg(long, env = "KILN_DEFAULT_PAGE_SIZE", default_value_t = 50)]
     pub default_page_size: i64,
