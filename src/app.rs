@@ -19,8 +19,8 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::keys::KeyRing;
 use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
-use crate::rest::capability::capability_statement;
 use crate::rest::body_budget::{self, BodyBudget};
+use crate::rest::capability::capability_statement;
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
 use crate::store::Store;
 

@@ -356,10 +356,16 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             if password.is_empty() {
                 return Err("--password must not be empty".into());
             }
-            if !store.set_password(&username, &hash_secret(&password)).await? {
+            if !store
+                .set_password(&username, &hash_secret(&password))
+                .await?
+            {
                 return Err(format!("no user {username}").into());
             }
-            println!("{}", json!({ "username": username, "password_changed": true }));
+            println!(
+                "{}",
+                json!({ "username": username, "password_changed": true })
+            );
         }
     }
     store.close().await;

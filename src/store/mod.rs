@@ -20,11 +20,11 @@ pub use index::{
     TokenRow, UriRow,
 };
 pub use read::StoredResource;
-pub use settings::BASE_URL_SETTING;
 pub use search::{
     AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
     SortType, SortValue, sort_type,
 };
+pub use settings::BASE_URL_SETTING;
 pub use write::{Current, Tx, VersionWrite, WriteStatus};
 
 use sqlx::{PgPool, SqlitePool};

@@ -618,8 +618,7 @@ async fn user_and_launch_refuse_references_to_nothing(backend: Backend) {
 
 /// A backend-services token that may delete anything.
 async fn backend_token(server: &Server) -> String {
-    let service =
-        crate::common::backend::BackendService::register(server, "system/*.cruds").await;
+    let service = crate::common::backend::BackendService::register(server, "system/*.cruds").await;
     service.token(server, "system/*.cruds").await
 }
 

@@ -64,7 +64,8 @@ fn a_port_clash_names_the_address() {
 
 /// The curl lines of README's "Searching" section, as paths under the FHIR base.
 fn readme_searches() -> Vec<String> {
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let section = readme
         .split("\n## Searching\n")
         .nth(1)
@@ -121,7 +122,9 @@ async fn deleting_a_finished_export_says_its_files_were_deleted(backend: Backend
     let outcome = expect_outcome(response, 202).await;
     let said = outcome["issue"][0]["diagnostics"].as_str().unwrap();
     assert!(
-        said.contains("finished") && said.contains("files were deleted") && !said.contains("cancel"),
+        said.contains("finished")
+            && said.contains("files were deleted")
+            && !said.contains("cancel"),
         "{said}"
     );
     let gone = server
@@ -184,7 +187,8 @@ async fn oversized_request_heads_get_an_operation_outcome() {
         "{outcome}"
     );
     // 40 headers of 2 KB: 431 with an outcome.
-    let mut headers = String::from("GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    let mut headers =
+        String::from("GET /fhir/metadata HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
     for i in 0..40 {
         headers.push_str(&format!("X-Filler-{i}: {}\r\n", "b".repeat(2_000)));
     }
