@@ -19,6 +19,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::auth::keys::KeyRing;
 use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
+use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::capability::capability_statement;
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
 use crate::store::Store;
@@ -101,12 +102,20 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
+        .layer(middleware::from_fn_with_state(
+            BodyBudget::new(
+                state.config.max_body_bytes_in_flight,
+                u64::try_from(max_body).unwrap_or(u64::MAX),
+            ),
+            body_budget::limit,
+        ))
         .layer(CatchPanicLayer::new())
         .layer(TimeoutLayer::with_status_code(
             StatusCode::SERVICE_UNAVAILABLE,
             timeout,
         ))
         .layer(middleware::from_fn(outcome_layer::ensure_outcome))
+        .layer(middleware::from_fn(outcome_layer::bound_request_head))
         .layer(cors())
         .layer(
             TraceLayer::new_for_http()

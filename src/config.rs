@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use clap::{Args, ValueEnum};
 
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://kiln-data/kiln.db";
+pub const DEFAULT_BASE_URL: &str = "http://localhost:8080";
 
 #[derive(Debug, Clone, Args)]
 pub struct DatabaseArgs {
@@ -33,11 +34,14 @@ pub struct ServeConfig {
     #[arg(long, env = "KILN_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Public URL of this server, used in every absolute link (no trailing slash).
-    #[arg(long, env = "KILN_BASE_URL", default_value = "http://localhost:8080")]
+    #[arg(long, env = "KILN_BASE_URL", default_value = DEFAULT_BASE_URL)]
     pub base_url: String,
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "KILN_MAX_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Request bodies (of 64 KiB and more) held at once, in bytes; more wait their turn.
+    #[arg(long, env = "KILN_MAX_BODY_BYTES_IN_FLIGHT", default_value_t = 64 * 1024 * 1024)]
+    pub max_body_bytes_in_flight: u64,
     /// Page size when a client gives no `_count`.
     #[arg(long, env = "KILN_DEFAULT_PAGE_SIZE", default_value_t = 50)]
     pub default_page_size: i64,

@@ -34,12 +34,24 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     let bind = config.bind;
     let state = AppState::new(store.clone(), config)?;
     state.exports.check().await?;
-    let listener = TcpListener::bind(bind).await?;
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|error| format!("cannot listen on {bind}: {error}"))?;
+    // `kiln launch create` and the other commands print links with it.
+    store
+        .set_setting(crate::store::BASE_URL_SETTING, &state.config.base_url)
+        .await?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when binding to :0.
     println!("kiln listening on {scheme}://{address}");
     tracing::info!(%address, base_url = %state.config.base_url, backend = ?store.backend(), "kiln started");
+    if state.config.auth.anonymous_access {
+        tracing::warn!(
+            "--anonymous-access is on: requests without a token read and write every resource; \
+             use it only on your own machine, never on a network others can reach"
+        );
+    }
     state.keys.ensure_key().await?;
     crate::bulk::worker::spawn(state.clone());
     let app = router(state);

@@ -1,4 +1,7 @@
 //! Operator commands: `kiln client …`, `kiln user …`, `kiln launch create`, `kiln keys rotate`.
+//! They refuse what could never work (a grant the client type cannot use, a FHIR user or launch
+//! context that names no stored resource), and print URLs with the base URL `kiln serve`
+//! recorded in the database.
 
 use std::path::PathBuf;
 
@@ -8,7 +11,7 @@ use serde_json::json;
 use super::crypto::{digest_hex, hash_secret, random_token};
 use super::scope::ScopeSet;
 use crate::cli::CliResult;
-use crate::config::DatabaseArgs;
+use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::store::Store;
 use crate::store::auth::{Client, Launch, User};
 
@@ -32,9 +35,13 @@ impl ClientType {
     }
 }
 
+/// Both spellings are accepted: the OAuth name (`authorization_code`) and the command-line
+/// style (`authorization-code`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum GrantType {
+    #[value(alias = "authorization_code")]
     AuthorizationCode,
+    #[value(alias = "client_credentials")]
     ClientCredentials,
 }
 
@@ -44,8 +51,13 @@ pub enum ClientCommand {
     Add(ClientAdd),
     /// List registered apps.
     List,
+    /// Show one app's registration.
+    Show { client_id: String },
     /// Remove an app; its tokens stop working at once.
     Remove { client_id: String },
+    /// Give a confidential-symmetric app a new secret (printed only this once); the old
+    /// secret stops working at once.
+    RotateSecret { client_id: String },
 }
 
 #[derive(Debug, Args)]
@@ -88,6 +100,16 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
+    /// List users (username, FHIR user, admin).
+    List,
+    /// Remove a user; the grants they gave are revoked, so their apps' tokens stop working.
+    Remove { username: String },
+    /// Set a user's password; their browser sessions end.
+    Passwd {
+        username: String,
+        #[arg(long)]
+        password: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -102,9 +124,9 @@ pub enum LaunchCommand {
         patient: String,
         #[arg(long)]
         encounter: Option<String>,
-        /// Public URL of the server (for `iss`).
-        #[arg(long, env = "KILN_BASE_URL", default_value = "http://localhost:8080")]
-        base_url: String,
+        /// Public URL of the server (for `iss`); by default the one `kiln serve` recorded.
+        #[arg(long, env = "KILN_BASE_URL")]
+        base_url: Option<String>,
     },
 }
 
@@ -134,20 +156,15 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
         }
         ClientCommand::List => {
             for client in store.clients().await? {
-                println!(
-                    "{}",
-                    json!({
-                        "client_id": client.client_id,
-                        "name": client.name,
-                        "type": client.client_type,
-                        "redirect_uris": client.redirect_uris,
-                        "launch_uri": client.launch_uri,
-                        "scope": client.scope,
-                        "grant_types": client.grant_types,
-                        "jwks_uri": client.jwks_uri,
-                    })
-                );
+                println!("{}", client_json(&client));
             }
+        }
+        ClientCommand::Show { client_id } => {
+            let client = store
+                .client(&client_id)
+                .await?
+                .ok_or_else(|| format!("no client {client_id}"))?;
+            println!("{}", client_json(&client));
         }
         ClientCommand::Remove { client_id } => {
             if !store.remove_client(&client_id).await? {
@@ -155,9 +172,49 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
             }
             println!("{}", json!({ "removed": client_id }));
         }
+        ClientCommand::RotateSecret { client_id } => {
+            let client = store
+                .client(&client_id)
+                .await?
+                .ok_or_else(|| format!("no client {client_id}"))?;
+            if client.client_type != ClientType::ConfidentialSymmetric.as_str() {
+                return Err(format!(
+                    "client {client_id} is {}: only a confidential-symmetric client has a secret",
+                    client.client_type
+                )
+                .into());
+            }
+            let secret = random_token();
+            if !store
+                .set_client_secret(&client_id, &hash_secret(&secret))
+                .await?
+            {
+                return Err(format!("no client {client_id}").into());
+            }
+            println!(
+                "{}",
+                json!({ "client_id": client_id, "client_secret": secret })
+            );
+        }
     }
     store.close().await;
     Ok(())
+}
+
+/// A registration as `client list` and `client show` print it (never the secret's hash).
+fn client_json(client: &Client) -> serde_json::Value {
+    json!({
+        "client_id": client.client_id,
+        "name": client.name,
+        "type": client.client_type,
+        "redirect_uris": client.redirect_uris,
+        "launch_uri": client.launch_uri,
+        "scope": client.scope,
+        "grant_types": client.grant_types,
+        "jwks_uri": client.jwks_uri,
+        "jwks": client.jwks.is_some(),
+        "created_at": client.created_at,
+    })
 }
 
 fn new_client(add: ClientAdd) -> Result<(Client, Option<String>), String> {
@@ -170,9 +227,17 @@ fn new_client(add: ClientAdd) -> Result<(Client, Option<String>), String> {
     if asymmetric != (add.jwks_uri.is_some() || add.jwks_file.is_some()) {
         return Err("--jwks-uri or --jwks-file is required for, and only for, a confidential-asymmetric client".into());
     }
-    if grant_types.contains(&GrantType::ClientCredentials) && add.client_type == ClientType::Public
+    if grant_types.contains(&GrantType::ClientCredentials)
+        && add.client_type != ClientType::ConfidentialAsymmetric
     {
-        return Err("a public client cannot use client_credentials".into());
+        // The token endpoint issues client_credentials tokens only to SMART Backend Services,
+        // which authenticate with private_key_jwt.
+        return Err(format!(
+            "client_credentials needs --type confidential-asymmetric: SMART Backend Services \
+             authenticate with a signed JWT (private_key_jwt, keys from --jwks-uri or \
+             --jwks-file), so a {} client could never get a token",
+            add.client_type.as_str()
+        ));
     }
     if grant_types.contains(&GrantType::AuthorizationCode) && add.redirect_uris.is_empty() {
         return Err("--redirect-uri is required for the authorization_code grant".into());
@@ -238,35 +303,126 @@ fn check_uri(uri: &str) -> Result<(), String> {
 }
 
 pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
-    let UserCommand::Add {
-        username,
-        password,
-        fhir_user,
-        admin,
-    } = command;
-    let valid_fhir_user = fhir_user.split_once('/').is_some_and(|(kind, id)| {
-        matches!(kind, "Patient" | "Practitioner") && crate::fhir::id::is_valid_id(id)
-    });
-    if !valid_fhir_user {
-        return Err("--fhir-user must be Patient/ID or Practitioner/ID".into());
-    }
-    if username.is_empty() || password.is_empty() {
-        return Err("--username and --password must not be empty".into());
-    }
     let store = open(&database).await?;
-    let user = User {
-        password_hash: hash_secret(&password),
-        username,
-        fhir_user,
-        admin,
-    };
-    store.upsert_user(&user, super::now()).await?;
-    println!(
-        "{}",
-        json!({ "username": user.username, "fhir_user": user.fhir_user })
-    );
+    match command {
+        UserCommand::Add {
+            username,
+            password,
+            fhir_user,
+            admin,
+        } => {
+            let target = fhir_user.split_once('/').filter(|(kind, id)| {
+                matches!(*kind, "Patient" | "Practitioner") && crate::fhir::id::is_valid_id(id)
+            });
+            let Some((kind, id)) = target else {
+                return Err("--fhir-user must be Patient/ID or Practitioner/ID".into());
+            };
+            if username.is_empty() || password.is_empty() {
+                return Err("--username and --password must not be empty".into());
+            }
+            require_resource(&store, kind, id, "--fhir-user").await?;
+            let user = User {
+                password_hash: hash_secret(&password),
+                username,
+                fhir_user,
+                admin,
+            };
+            store.upsert_user(&user, super::now()).await?;
+            println!(
+                "{}",
+                json!({ "username": user.username, "fhir_user": user.fhir_user })
+            );
+        }
+        UserCommand::List => {
+            for user in store.users().await? {
+                println!(
+                    "{}",
+                    json!({
+                        "username": user.username,
+                        "fhir_user": user.fhir_user,
+                        "admin": user.admin,
+                        "created_at": user.created_at,
+                    })
+                );
+            }
+        }
+        UserCommand::Remove { username } => {
+            if !store.remove_user(&username).await? {
+                return Err(format!("no user {username}").into());
+            }
+            println!("{}", json!({ "removed": username }));
+        }
+        UserCommand::Passwd { username, password } => {
+            if password.is_empty() {
+                return Err("--password must not be empty".into());
+            }
+            if !store
+                .set_password(&username, &hash_secret(&password))
+                .await?
+            {
+                return Err(format!("no user {username}").into());
+            }
+            println!(
+                "{}",
+                json!({ "username": username, "password_changed": true })
+            );
+        }
+    }
     store.close().await;
     Ok(())
+}
+
+/// Refuses a reference to a resource that is not stored (or is deleted): a token would carry
+/// it as context, and every request the app made with it would find nothing.
+async fn require_resource(
+    store: &Store,
+    resource_type: &str,
+    id: &str,
+    flag: &str,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let live = crate::fhir::id::is_valid_id(id)
+        && store
+            .read(resource_type, id)
+            .await?
+            .is_some_and(|stored| !stored.deleted);
+    if !live {
+        return Err(format!(
+            "{flag}: there is no {resource_type}/{id} on this server (import it first)"
+        )
+        .into());
+    }
+    Ok(())
+}
+
+/// The base URL for links the command prints: the one given (flag or `KILN_BASE_URL`), else
+/// the one `kiln serve` recorded; a warning on stderr when the two differ, or when no server
+/// has recorded one yet.
+async fn resolve_base_url(
+    store: &Store,
+    explicit: Option<String>,
+) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
+    let recorded = store.setting(crate::store::BASE_URL_SETTING).await?;
+    let trim = |url: &str| url.trim_end_matches('/').to_string();
+    Ok(match (explicit, recorded) {
+        (Some(explicit), Some(recorded)) => {
+            if trim(&explicit) != trim(&recorded) {
+                eprintln!(
+                    "kiln: warning: using base URL {explicit}, but the server on this database \
+                     runs with {recorded}"
+                );
+            }
+            trim(&explicit)
+        }
+        (Some(explicit), None) => trim(&explicit),
+        (None, Some(recorded)) => trim(&recorded),
+        (None, None) => {
+            eprintln!(
+                "kiln: warning: no server has run on this database yet; using {DEFAULT_BASE_URL} \
+                 (give --base-url to choose)"
+            );
+            DEFAULT_BASE_URL.to_string()
+        }
+    })
 }
 
 pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult {
@@ -289,6 +445,11 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
     if store.user(&user).await?.is_none() {
         return Err(format!("no user {user}").into());
     }
+    require_resource(&store, "Patient", &patient, "--patient").await?;
+    if let Some(encounter) = &encounter {
+        require_resource(&store, "Encounter", encounter, "--encounter").await?;
+    }
+    let base_url = resolve_base_url(&store, base_url).await?;
     let launch = random_token();
     store
         .insert_launch(&Launch {
@@ -301,7 +462,7 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
             used: false,
         })
         .await?;
-    let iss = format!("{}/fhir", base_url.trim_end_matches('/'));
+    let iss = format!("{base_url}/fhir");
     let mut url = reqwest::Url::parse(&launch_uri)?;
     url.query_pairs_mut()
         .append_pair("iss", &iss)

@@ -462,6 +462,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         bind: address,
         base_url: format!("http://{address}"),
         max_body_bytes: 16 * 1024 * 1024,
+        max_body_bytes_in_flight: 64 * 1024 * 1024,
         default_page_size: 50,
         max_page_size: 1000,
         request_timeout_secs: 120,

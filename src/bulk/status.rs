@@ -185,8 +185,12 @@ pub async fn cancel(
     if let Err(error) = state.exports.remove_job(&job.id).await {
         tracing::warn!(job = %job.id, %error, "could not remove a cancelled export's files");
     }
-    let body = serde_json::to_vec(&informational(format!("export job {id} cancelled")))
-        .unwrap_or_default();
+    let what = match job.status.as_str() {
+        "done" => format!("export job {id} had finished: its files were deleted"),
+        "failed" => format!("export job {id} had failed: it and its files were deleted"),
+        _ => format!("export job {id} cancelled: it stopped and its files were deleted"),
+    };
+    let body = serde_json::to_vec(&informational(what)).unwrap_or_default();
     Ok((
         StatusCode::ACCEPTED,
         [(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON))],

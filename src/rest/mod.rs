@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per FHIR interaction.
 
+pub mod body_budget;
 pub mod capability;
 pub mod docref;
 pub mod health;

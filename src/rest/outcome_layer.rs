@@ -1,5 +1,11 @@
 //! Gives every error response an OperationOutcome body, including those produced outside
-//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics).
+//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics), and
+//! bounds the request head (URI and header sizes) with an OperationOutcome of its own.
+//!
+//! hyper refuses what it cannot parse before any of this runs, with a bare status and no
+//! body: a request line or header it cannot read (400), a URI over 65,534 bytes (414), more
+//! than 100 headers or a head over ~400 KB (431). The bounds here sit below hyper's, so every
+//! request hyper can parse gets a FHIR answer.
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
@@ -7,6 +13,48 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::fhir::outcome::{FhirError, IssueCode};
+
+/// Longest request target (path and query) served; above it, 414. hyper's own limit is
+/// 65,534 bytes; long searches belong in `POST [type]/_search`.
+pub const MAX_URI_BYTES: usize = 32 * 1024;
+/// Most bytes of header names and values served; above it, 431. hyper's own buffer holds
+/// about 400 KB.
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+pub async fn bound_request_head(request: Request<Body>, next: Next) -> Response {
+    let uri_bytes = request
+        .uri()
+        .path_and_query()
+        .map_or(0, |target| target.as_str().len());
+    if uri_bytes > MAX_URI_BYTES {
+        return FhirError::new(
+            StatusCode::URI_TOO_LONG,
+            IssueCode::TooCostly,
+            format!(
+                "the request URI is {uri_bytes} bytes, more than the {MAX_URI_BYTES} this \
+                 server accepts; send long searches as POST [type]/_search"
+            ),
+        )
+        .into_response();
+    }
+    let header_bytes: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum();
+    if header_bytes > MAX_HEADER_BYTES {
+        return FhirError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            IssueCode::TooCostly,
+            format!(
+                "the request headers hold {header_bytes} bytes, more than the \
+                 {MAX_HEADER_BYTES} this server accepts"
+            ),
+        )
+        .into_response();
+    }
+    next.run(request).await
+}
 
 pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
     let method = request.method().clone();

@@ -24,6 +24,7 @@ pub use search::{
     AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
     SortType, SortValue, sort_type,
 };
+pub use settings::BASE_URL_SETTING;
 pub use write::{Current, Tx, VersionWrite, WriteStatus};
 
 use sqlx::{PgPool, SqlitePool};

@@ -4,6 +4,10 @@ use sqlx::Row;
 
 use super::{Store, StoreResult, dispatch};
 
+/// The base URL the last `kiln serve` on this database runs with; the command line prints
+/// links with it.
+pub const BASE_URL_SETTING: &str = "base_url";
+
 impl Store {
     pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         dispatch!(self, pool => {

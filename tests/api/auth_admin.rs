@@ -194,6 +194,7 @@ async fn clients_and_users_from_the_command_line(backend: Backend) {
             .status;
         assert!(!status.success(), "{args:?} was accepted");
     }
+    server.import(&[json!({"resourceType": "Practitioner", "id": "p1"})]);
     let user = server.kiln(&[
         "user",
         "add",

@@ -191,6 +191,7 @@ fn import_patients(server: &Server) {
         json!({"resourceType": "Encounter", "id": "enc-1", "status": "finished",
                "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
                "subject": {"reference": "Patient/pat-a"}, "period": {"start": "2024-05-01T10:00:00Z"}}),
+        json!({"resourceType": "Practitioner", "id": "doc-1", "name": [{"family": "Doc"}]}),
     ];
     let text: Vec<String> = lines.iter().map(Value::to_string).collect();
     std::fs::write(&path, text.join("\n")).unwrap();

@@ -1011,6 +1011,7 @@ async fn export_authorization_and_limits(backend: Backend) {
     else {
         return;
     };
+    server.import(&[json!({"resourceType": "Practitioner", "id": "dr1"})]);
     server.add_users(&[("alice", "Patient/p1"), ("doc", "Practitioner/dr1")]);
 
     // No token: 401. A patient's token: 403.

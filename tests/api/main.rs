@@ -17,6 +17,7 @@ mod crud;
 mod db_trouble;
 mod docref;
 mod errors;
+mod first_run;
 mod history;
 mod indexing;
 mod negotiation;

@@ -120,4 +120,21 @@ impl Store {
             Ok(removed > 0)
         })
     }
+
+    /// Replaces a confidential-symmetric client's secret hash; `false` when there is no such
+    /// client of that type. The old secret stops working at once.
+    pub async fn set_client_secret(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let changed = sqlx::query(
+                "UPDATE auth_clients SET secret_hash = $1 \
+                 WHERE client_id = $2 AND client_type = 'confidential-symmetric'",
+            )
+            .bind(secret_hash)
+            .bind(client_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(changed > 0)
+        })
+    }
 }

@@ -13,4 +13,4 @@ pub use browser::{Launch, Pending, Session};
 pub use clients::Client;
 pub use grants::{Code, Grant, TokenKind, TokenRecord};
 pub use keys::SigningKeyRow;
-pub use users::User;
+pub use users::{User, UserSummary};

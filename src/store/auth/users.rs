@@ -54,3 +54,82 @@ impl Store {
         })
     }
 }
+
+/// A user as `kiln user list` shows it (no password hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub username: String,
+    pub fhir_user: String,
+    pub admin: bool,
+    pub created_at: i64,
+}
+
+impl Store {
+    pub async fn users(&self) -> StoreResult<Vec<UserSummary>> {
+        dispatch!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT username, fhir_user, admin, created_at FROM auth_users ORDER BY username",
+            )
+            .fetch_all(pool)
+            .await?;
+            let mut users = Vec::with_capacity(rows.len());
+            for row in rows {
+                users.push(UserSummary {
+                    username: row.try_get(0)?,
+                    fhir_user: row.try_get(1)?,
+                    admin: row.try_get(2)?,
+                    created_at: row.try_get(3)?,
+                });
+            }
+            Ok(users)
+        })
+    }
+
+    /// Replaces a user's password and ends their browser sessions (the apps they allowed keep
+    /// their grants); `false` when there is no such user.
+    pub async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
+                .bind(password_hash)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            sqlx::query("DELETE FROM auth_sessions WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(changed > 0)
+        })
+    }
+
+    /// Removes a user: every grant they gave is revoked (so their apps' tokens stop working at
+    /// once), and their browser sessions and pending launches go; `false` when there was none.
+    pub async fn remove_user(&self, username: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE username = $2")
+                .bind(true)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM auth_sessions WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM auth_launches WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?;
+            let removed = sqlx::query("DELETE FROM auth_users WHERE username = $1")
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            tx.commit().await?;
+            Ok(removed > 0)
+        })
+    }
+}
