@@ -1111,6 +1111,10 @@ async fn export_jobs_belong_to_their_grant(backend: Backend) {
     let Some(Loaded { server, token, .. }) = start(backend, &[]).await else {
         return;
     };
+    server.import(&[
+        json!({"resourceType": "Practitioner", "id": "dr1"}),
+        json!({"resourceType": "Practitioner", "id": "dr2"}),
+    ]);
     server.add_users(&[
         ("alice", "Patient/p1"),
         ("doc", "Practitioner/dr1"),
