@@ -465,6 +465,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         default_page_size: 50,
         max_page_size: 1000,
         request_timeout_secs: 120,
+        search_timeout_ms: None,
         load_sample_data: false,
         tls_cert: None,
         tls_key: None,

@@ -1,18 +1,31 @@
 //! Gives every error response an OperationOutcome body, including those produced outside
-//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics).
+//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics), and
+//! every 503 a `Retry-After`.
 
 use axum::body::Body;
-use axum::http::{Request, StatusCode, header};
+use axum::http::{HeaderValue, Request, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::fhir::outcome::{FhirError, IssueCode};
 
+/// `Retry-After` of a 503 that did not set its own.
+const RETRY_AFTER_SECS: &str = "5";
+
 pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        // A timeout or an overloaded database: worth trying again shortly.
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECS),
+        );
+    }
     if !(status.is_client_error() || status.is_server_error())
         || response.headers().contains_key(header::CONTENT_TYPE)
             && response.headers()[header::CONTENT_TYPE]

@@ -47,9 +47,12 @@ fn chain_without_modifier_follows_the_one_fitting_target() {
         c.chain,
         [forward("Patient", "organization", "Organization")]
     );
-    // Observation.patient targets Group and Patient; only Patient has `name`.
+    // Observation.patient targets Patient only (its expression resolves to Patient).
     let c = criterion("Observation", "patient.name", "peter");
     assert_eq!(c.chain, [forward("Observation", "patient", "Patient")]);
+    // Patient and Group both have `identifier`, but Encounter.patient targets Patient only.
+    let c = criterion("Encounter", "patient.identifier", "urn:x|1");
+    assert_eq!(c.chain, [forward("Encounter", "patient", "Patient")]);
     // Device, Group, Location, Patient: Location and Patient have `name`.
     let message = invalid_param("Observation", "subject.name", "peter");
     assert!(
