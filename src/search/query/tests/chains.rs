@@ -156,12 +156,26 @@ fn reverse_chains() {
             reverse("Appointment", "patient", "Patient"),
         ]
     );
-    // Condition.subject may refer to a Group or a Patient, as Observation.patient may.
-    let message = invalid_param("Observation", "patient._has:Condition:subject:code", "x");
+    // Observation.patient refers to Patient only, so the `_has` continues there.
+    let c = criterion("Observation", "patient._has:Condition:subject:code", "x");
+    assert_eq!(
+        c.chain,
+        [
+            forward("Observation", "patient", "Patient"),
+            reverse("Condition", "subject", "Patient"),
+        ]
+    );
+    invalid_param(
+        "Observation",
+        "patient:Group._has:Condition:subject:code",
+        "x",
+    );
+    // Condition.subject may refer to a Group or a Patient, as Observation.subject may.
+    let message = invalid_param("Observation", "subject._has:Condition:subject:code", "x");
     assert!(message.contains("Group, Patient"), "{message}");
     let c = criterion(
         "Observation",
-        "patient:Group._has:Condition:subject:code",
+        "subject:Group._has:Condition:subject:code",
         "x",
     );
     assert_eq!(c.chain[1], reverse("Condition", "subject", "Group"));
