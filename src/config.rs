@@ -51,6 +51,10 @@ pub struct ServeConfig {
     /// Seconds a request may take before it is answered with 503.
     #[arg(long, env = "KILN_REQUEST_TIMEOUT_SECS", default_value_t = 120)]
     pub request_timeout_secs: u64,
+    /// Milliseconds one search statement may run before the database stops it (503);
+    /// default: the request timeout.
+    #[arg(long, env = "KILN_SEARCH_TIMEOUT_MS")]
+    pub search_timeout_ms: Option<u64>,
     /// Import the bundled Synthea sample patients at start when they are not there yet.
     #[arg(long, env = "KILN_LOAD_SAMPLE_DATA", default_value_t = false)]
     pub load_sample_data: bool,

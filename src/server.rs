@@ -23,6 +23,15 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     if config.load_sample_data {
         sample::load_if_absent(&store).await?;
     }
+    // From here on a search statement stops when its request would have timed out, and
+    // searches hold at most half the pool.
+    let search_timeout = config
+        .search_timeout_ms
+        .unwrap_or(config.request_timeout_secs.saturating_mul(1000));
+    crate::store::set_search_limits(crate::store::SearchLimits {
+        timeout: std::time::Duration::from_millis(search_timeout),
+        slots: (database.database_max_connections / 2).max(1) as usize,
+    });
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => Some(
             RustlsConfig::from_pem_file(cert, key)

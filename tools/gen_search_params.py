@@ -29,7 +29,7 @@ Output model (``search_parameters.json``):
             {"code": "patient", "type": "reference",
              "url": "http://hl7.org/fhir/SearchParameter/clinical-patient",
              "expression": "Observation.subject.where(resolve() is Patient)",
-             "target": ["Group", "Patient"]},            # reference params only
+             "target": ["Patient"]},                     # reference params only
             {"code": "code-value-quantity", "type": "composite", "url": "...",
              "expression": "Observation",
              "component": [{"code": "code", "type": "token", "url": "...", "expression": "code"},
@@ -49,6 +49,13 @@ Rules:
     each concrete type; its expression, a union of branches such as
     ``AllergyIntolerance.code | Condition.code``, is narrowed to the branches that start with
     that type, with ``Resource`` / ``DomainResource``, or with a relative path.
+  * A reference parameter's targets are its SearchParameter's ``target``, narrowed per type to
+    the types its expression can reach: a branch ending in ``.where(resolve() is X)`` reaches
+    X only, and a branch that is a plain element path (or ``(path as Reference)``) reaches the
+    types its ElementDefinition's ``targetProfile`` allows (``clinical-patient`` lists Group for
+    every base, but ``Encounter.subject.where(resolve() is Patient)`` and
+    ``AllergyIntolerance.patient`` reach Patient only). Branches whose types cannot be read
+    (canonicals, ``relatedArtifact.resource``) keep the declared targets.
   * Composite components name another SearchParameter by URL; it is resolved to its code and
     type. The component expression is relative to each item of the composite's expression.
   * US Core parameters (US_CORE_VERSIONS, newest definition wins) whose code already exists
@@ -169,7 +176,63 @@ def expand_bases(bases: list[str], types: list[str], domain: set[str]) -> list[s
     return list(dict.fromkeys(out))
 
 
-def entry_for(sp: dict, rtype: str, by_url: dict[str, dict]) -> dict:
+def element_definitions(data_dir: str) -> dict[str, dict]:
+    """Every ElementDefinition of the R4 resources and data types, by path."""
+    elements = {}
+    for name in ("profiles-resources.json", "profiles-types.json"):
+        for e in load_json(os.path.join(data_dir, "fhir-r4", name))["entry"]:
+            sd = e["resource"]
+            if sd.get("resourceType") == "StructureDefinition":
+                for el in sd.get("snapshot", {}).get("element", []):
+                    elements[el["path"]] = el
+    return elements
+
+
+RESOLVE_IS = re.compile(r"\.where\(\s*resolve\(\)\s+is\s+([A-Za-z]+)\s*\)$")
+AS_REFERENCE = re.compile(r"^\(\s*([A-Za-z.]+)\s+as\s+Reference\s*\)$")
+
+
+def branch_targets(branch: str, elements: dict[str, dict]) -> set[str] | None:
+    """The types one expression branch can refer to, or None when that cannot be read."""
+    m = RESOLVE_IS.search(branch)
+    if m:
+        return {m.group(1)}
+    m = AS_REFERENCE.match(branch)
+    path = m.group(1) + "[x]" if m else branch
+    el = elements.get(path)
+    if el is None or not el.get("type"):
+        return None
+    out: set[str] = set()
+    for t in el["type"]:
+        if t["code"] != "Reference":
+            if m:
+                continue
+            return None
+        profiles = t.get("targetProfile", [])
+        if not profiles:
+            return None
+        out.update(p.rsplit("/", 1)[1] for p in profiles)
+    if "Resource" in out:
+        return None
+    return out
+
+
+def reference_targets(sp: dict, expr: str, elements: dict[str, dict]) -> list[str]:
+    """`sp`'s declared targets, narrowed to those the branches of `expr` can reach."""
+    declared = set(sp.get("target", []))
+    reachable: set[str] = set()
+    for branch in split_union(expr):
+        found = branch_targets(branch, elements)
+        if found is None:
+            return sorted(declared)
+        reachable |= found
+    narrowed = declared & reachable
+    if not narrowed:
+        sys.exit(f"{sp['url']}: no declared target is reachable by {expr!r}")
+    return sorted(narrowed)
+
+
+def entry_for(sp: dict, rtype: str, by_url: dict[str, dict], elements: dict[str, dict]) -> dict:
     """The registry entry of SearchParameter `sp` on resource type `rtype`."""
     if sp["type"] not in PARAM_TYPES:
         sys.exit(f"{sp['url']}: unexpected type {sp['type']}")
@@ -178,7 +241,7 @@ def entry_for(sp: dict, rtype: str, by_url: dict[str, dict]) -> dict:
         sys.exit(f"{sp['url']}: no expression branch applies to {rtype}")
     entry = {"code": sp["code"], "type": sp["type"], "url": sp["url"], "expression": expr}
     if sp["type"] == "reference":
-        entry["target"] = sorted(sp.get("target", []))
+        entry["target"] = reference_targets(sp, expr, elements)
     if sp["type"] == "composite":
         comps = []
         for c in sp["component"]:
@@ -194,7 +257,7 @@ def entry_for(sp: dict, rtype: str, by_url: dict[str, dict]) -> dict:
 
 
 def merge_us_core(
-    data_dir: str, registry: dict[str, dict[str, dict]]
+    data_dir: str, registry: dict[str, dict[str, dict]], elements: dict[str, dict]
 ) -> tuple[list[tuple[str, str, str, list[str]]], list[tuple[str, str, list[str]]]]:
     """Adds / merges the US Core parameters; returns (added, merged) for the README."""
     newest: dict[tuple[str, str], tuple[dict, list[str]]] = {}
@@ -215,7 +278,7 @@ def merge_us_core(
             sys.exit(f"US Core {sp['url']}: unknown base {rtype}")
         existing = params.get(code)
         if existing is None:
-            entry = entry_for(sp, rtype, {})
+            entry = entry_for(sp, rtype, {}, elements)
             params[code] = entry
             added.append((rtype, code, entry["expression"], versions))
             continue
@@ -242,6 +305,7 @@ def main() -> None:
     bundle = load_json(os.path.join(args.data_dir, "fhir-r4", "search-parameters.json"))
     all_params = [e["resource"] for e in bundle["entry"]]
     by_url = {sp["url"]: sp for sp in all_params}
+    elements = element_definitions(args.data_dir)
 
     registry: dict[str, dict[str, dict]] = {t: {} for t in types}
     skipped = []
@@ -252,10 +316,10 @@ def main() -> None:
         for rtype in expand_bases(sp["base"], types, domain):
             if sp["code"] in registry[rtype]:
                 sys.exit(f"duplicate code {sp['code']} on {rtype}")
-            registry[rtype][sp["code"]] = entry_for(sp, rtype, by_url)
+            registry[rtype][sp["code"]] = entry_for(sp, rtype, by_url, elements)
     r4_count = sum(len(p) for p in registry.values())
 
-    added, merged = merge_us_core(args.data_dir, registry)
+    added, merged = merge_us_core(args.data_dir, registry, elements)
 
     compartment_def = load_json(os.path.join(args.data_dir, "fhir-r4", "compartmentdefinition-patient.json"))
     compartments: dict[str, list[str]] = {}
@@ -307,6 +371,10 @@ def main() -> None:
             + ".\n\n"
             "R4 errata fixed: `DocumentReference-relationship` components are paired as in R5\n"
             "(`relatesto` = `target`, `relation` = `code`).\n\n"
+            "Reference targets: each SearchParameter's `target`, narrowed per type to the types its\n"
+            "expression reaches (`.where(resolve() is X)`, or the element's `targetProfile`), so\n"
+            "`Encounter.patient` (R4 `clinical-patient`, declared for Group and Patient) targets\n"
+            "Patient only.\n\n"
             "## US Core parameters added (new codes)\n\n"
             "| type | code | expression | US Core versions |\n|---|---|---|---|\n"
             + "".join(

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 use serde_json::{Value, json};
 
 use super::keys::KeyError;
-use crate::store::{RETRY_AFTER_SECS, StoreError, Trouble};
+use crate::store::{StoreError, Trouble};
 
 /// An OAuth error answer (RFC 6749 §5.2).
 #[derive(Debug)]
@@ -110,11 +110,6 @@ impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.error, "error_description": self.description });
         let mut response = no_store(self.status, body);
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
-        }
         let challenge = if self.error == "invalid_token" {
             Some("Bearer error=\"invalid_token\"")
         } else if self.basic_challenge && self.status == StatusCode::UNAUTHORIZED {

@@ -6,7 +6,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
-use crate::store::{RETRY_AFTER_SECS, StoreError, Trouble};
+use crate::store::{StoreError, Trouble};
 
 /// One choice in a list (a patient, an encounter, an app).
 pub struct Choice {
@@ -183,16 +183,10 @@ impl IntoResponse for PageError {
             title: self.title,
             detail: &self.detail,
         };
-        let mut response = match page.render() {
+        match page.render() {
             Ok(body) => (self.status, Html(body)).into_response(),
             Err(_) => (self.status, Html(self.detail)).into_response(),
-        };
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
         }
-        response
     }
 }
 

@@ -3,13 +3,15 @@
 //! raw primary-key lookup without HTTP (`Store::read`).
 //!
 //! With `--search`, it measures US Core searches on PostgreSQL instead (see `search`); with
-//! `--export`, a Bulk Data export of everything imported (see `export`).
+//! `--export`, a Bulk Data export of everything imported (see `export`); with `--hostile`,
+//! reads while hostile clients keep costly searches in flight (see `hostile`).
 //!
 //! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
 
 mod bulk_client;
 mod dataset;
 mod export;
+mod hostile;
 mod load;
 mod report;
 mod rss;
@@ -72,6 +74,10 @@ pub struct BenchArgs {
     /// while and the disk room of a second copy).
     #[arg(long, requires_all = ["export", "postgres_url"])]
     pub postgres_only: bool,
+    /// Measure `GET Patient/[id]` alone, then while `--concurrency` hostile clients keep
+    /// costly searches in flight (at and over the search cost bounds).
+    #[arg(long, conflicts_with_all = ["search", "export"])]
+    pub hostile: bool,
 }
 
 /// What a run measured.
@@ -79,6 +85,7 @@ enum Measured {
     Throughput(Vec<Row>),
     Search(search::Report),
     Export(Vec<export::Row>),
+    Hostile(Vec<hostile::Row>),
 }
 
 pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
@@ -98,6 +105,9 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
             (true, None) => Err("--search needs --postgres-url".into()),
             (false, postgres) if args.export => {
                 export::run(&args, postgres).await.map(Measured::Export)
+            }
+            (false, postgres) if args.hostile => {
+                hostile::run(&args, postgres).await.map(Measured::Hostile)
             }
             (false, _) => measure_all(&args, postgres.as_ref())
                 .await
@@ -119,6 +129,7 @@ pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
         Measured::Throughput(rows) => report::print(&args, &rows),
         Measured::Search(report) => search::print(&args, &report),
         Measured::Export(rows) => export::print(&args, &rows),
+        Measured::Hostile(rows) => hostile::print(&args, &rows),
     }
     dropped
 }
@@ -466,6 +477,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         default_page_size: 50,
         max_page_size: 1000,
         request_timeout_secs: 120,
+        search_timeout_ms: None,
         load_sample_data: false,
         tls_cert: None,
         tls_key: None,

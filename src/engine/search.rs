@@ -43,6 +43,17 @@ pub struct SearchRequest<'a> {
 
 /// Runs the search and returns the `searchset` Bundle of one page.
 pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult<Value> {
+    run(store, request, false).await
+}
+
+/// `Patient/[id]/$everything`: the search over the request's Patient compartment and what
+/// its resources reference, each resource once in a walk of the pages (referenced ones in
+/// `include` mode).
+pub async fn everything(store: &Store, request: &SearchRequest<'_>) -> FhirResult<Value> {
+    run(store, request, true).await
+}
+
+async fn run(store: &Store, request: &SearchRequest<'_>, everything: bool) -> FhirResult<Value> {
     let selecting: Vec<(String, String)> = request
         .params
         .iter()
@@ -72,16 +83,19 @@ pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult
         None => query.types.clone(),
     };
     let filter = access::search_filter(request.access, &types, Permission::Search)?;
-    let mut page = store
-        .search(&SearchSpec {
-            query: &query,
-            base: request.base,
-            count,
-            cursor: cursor.clone(),
-            patient_compartment: request.patient_compartment,
-            access: filter.as_ref(),
-        })
-        .await?;
+    let spec = SearchSpec {
+        query: &query,
+        base: request.base,
+        count,
+        cursor: cursor.clone(),
+        patient_compartment: request.patient_compartment,
+        access: filter.as_ref(),
+    };
+    let mut page = if everything {
+        store.everything(&spec).await?
+    } else {
+        store.search(&spec).await?
+    };
     page.included =
         access::retain_readable(store, request.base, request.access, page.included).await?;
     let path = match (
@@ -95,13 +109,18 @@ pub async fn searchset(store: &Store, request: &SearchRequest<'_>) -> FhirResult
         (None, None, Some(resource_type)) => resource_type.to_string(),
         (None, None, None) => String::new(),
     };
-    let link_params = request
+    // The links show what was applied: not the parameters ignored as unknown, nor empty ones.
+    let link_params: Vec<(String, String)> = request
         .link
-        .map_or(selecting.as_slice(), |(_, params)| params);
+        .map_or(selecting.as_slice(), |(_, params)| params)
+        .iter()
+        .filter(|(name, value)| !value.is_empty() && !query.unknown.contains(name))
+        .cloned()
+        .collect();
     Ok(bundle(
         request.base,
         &path,
-        link_params,
+        &link_params,
         &query,
         page,
         &subset,

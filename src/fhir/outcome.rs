@@ -229,9 +229,6 @@ impl IntoResponse for FhirError {
             header::CONTENT_TYPE,
             HeaderValue::from_static(crate::rest::negotiate::FHIR_JSON),
         );
-        if self.status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(header::RETRY_AFTER, crate::store::RETRY_AFTER_SECS.into());
-        }
         response
     }
 }

@@ -1,7 +1,9 @@
 //! US Core's `DocumentReference/$docref`: a patient's documents, those whose period overlaps
-//! `start`..`end` when given, of any of the `type`s when given. GET takes the parameters in
-//! the query; POST in a `Parameters` body. `on-demand` and `profile` are accepted and
-//! answered with the stored documents.
+//! `start`..`end` when given, of any of the `type`s when given. Without `start` and `end`,
+//! US Core puts "the most recent or current document" in scope: the patient's `current`
+//! documents, or when none is current the most recent one (by `date`, then last update).
+//! GET takes the parameters in the query; POST in a `Parameters` body. `on-demand` and
+//! `profile` are accepted and answered with the stored documents.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -68,21 +70,42 @@ async fn run(
     inputs: &Inputs,
     link_params: &[(String, String)],
 ) -> FhirResult<Response> {
-    let bundle = searchset(
-        &state.store,
-        &SearchRequest {
-            resource_type: Some("DocumentReference"),
-            params: &inputs.search()?,
-            patient_compartment: None,
-            strict: true,
-            limits: state.page_limits(),
-            base: &state.config.fhir_base(),
-            link: Some(("DocumentReference/$docref", link_params)),
-            access: &request.access,
-        },
-    )
-    .await?;
+    let base = state.config.fhir_base();
+    let answer = |params: Vec<(String, String)>| {
+        let base = &base;
+        async move {
+            searchset(
+                &state.store,
+                &SearchRequest {
+                    resource_type: Some("DocumentReference"),
+                    params: &params,
+                    patient_compartment: None,
+                    strict: true,
+                    limits: state.page_limits(),
+                    base,
+                    link: Some(("DocumentReference/$docref", link_params)),
+                    access: &request.access,
+                },
+            )
+            .await
+        }
+    };
+    let mut bundle = answer(inputs.search()?).await?;
+    if inputs.undated() && !inputs.paged() && !has_matches(&bundle) {
+        // No current document: the most recent one, alone.
+        bundle = answer(inputs.latest()?).await?;
+        if let Some(links) = bundle["link"].as_array_mut() {
+            links.retain(|link| link["relation"] != "next");
+        }
+        bundle["total"] = Value::from(u8::from(has_matches(&bundle)));
+    }
     Ok(json_value(StatusCode::OK, request.format, &bundle))
+}
+
+fn has_matches(bundle: &Value) -> bool {
+    bundle["entry"]
+        .as_array()
+        .is_some_and(|entries| entries.iter().any(|e| e["search"]["mode"] == "match"))
 }
 
 /// The operation's inputs, from either form.
@@ -153,22 +176,49 @@ impl Inputs {
         }
     }
 
-    /// The DocumentReference search answering the operation.
+    /// The DocumentReference search answering the operation: undated, the current
+    /// documents.
     fn search(&self) -> FhirResult<Vec<(String, String)>> {
-        let patient = self.patient.clone().ok_or_else(|| {
-            FhirError::bad_request("$docref needs the patient parameter").expression_at("patient")
-        })?;
-        let mut params = vec![("patient".to_string(), patient)];
+        let mut params = self.patient_and_types()?;
         if let Some(start) = &self.start {
             params.push(("period".into(), format!("ge{start}")));
         }
         if let Some(end) = &self.end {
             params.push(("period".into(), format!("le{end}")));
         }
+        if self.undated() {
+            params.push(("status".into(), "current".into()));
+        }
+        params.extend(self.paging.iter().cloned());
+        Ok(params)
+    }
+
+    /// Neither `start` nor `end`.
+    fn undated(&self) -> bool {
+        self.start.is_none() && self.end.is_none()
+    }
+
+    /// A later page (of the current documents).
+    fn paged(&self) -> bool {
+        self.paging.iter().any(|(name, _)| name == "_cursor")
+    }
+
+    /// The search for the patient's most recent document (of the types).
+    fn latest(&self) -> FhirResult<Vec<(String, String)>> {
+        let mut params = self.patient_and_types()?;
+        params.push(("_sort".into(), "-date,-_lastUpdated".into()));
+        params.push(("_count".into(), "1".into()));
+        Ok(params)
+    }
+
+    fn patient_and_types(&self) -> FhirResult<Vec<(String, String)>> {
+        let patient = self.patient.clone().ok_or_else(|| {
+            FhirError::bad_request("$docref needs the patient parameter").expression_at("patient")
+        })?;
+        let mut params = vec![("patient".to_string(), patient)];
         if !self.types.is_empty() {
             params.push(("type".into(), self.types.join(",")));
         }
-        params.extend(self.paging.iter().cloned());
         Ok(params)
     }
 

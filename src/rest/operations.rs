@@ -9,11 +9,12 @@ use super::resource_id;
 use crate::app::AppState;
 use crate::auth::scope::Permission;
 use crate::engine::access;
-use crate::engine::search::{SearchRequest, searchset};
+use crate::engine::search::{SearchRequest, everything};
 use crate::fhir::outcome::{FhirError, FhirResult};
 
-/// The Patient, everything in their compartment, and what those resources reference.
-/// `_since`, `_type`, `_count` and paging as the operation defines them.
+/// The Patient, everything in their compartment, and what those resources reference, each
+/// once in a walk of the pages. `_since`, `_type`, `_count` and paging as the operation
+/// defines them.
 pub async fn patient_everything(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -35,7 +36,7 @@ pub async fn patient_everything(
         Some(_) => return Err(FhirError::gone(format!("Patient/{id} was deleted"))),
         None => return Err(FhirError::not_found(format!("Patient/{id} is not known"))),
     }
-    let mut params: Vec<(String, String)> = vec![("_include".into(), "*".into())];
+    let mut params: Vec<(String, String)> = Vec::new();
     for (name, value) in &request.params {
         match name.as_str() {
             "_since" => params.push(("_lastUpdated".into(), format!("ge{value}"))),
@@ -50,7 +51,7 @@ pub async fn patient_everything(
         }
     }
     let path = format!("Patient/{id}/$everything");
-    let bundle = searchset(
+    let bundle = everything(
         &state.store,
         &SearchRequest {
             resource_type: None,

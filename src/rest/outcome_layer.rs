@@ -1,6 +1,7 @@
 //! Gives every error response an OperationOutcome body, including those produced outside
 //! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics), and
-//! bounds the request head (URI and header sizes) with an OperationOutcome of its own.
+//! bounds the request head (URI and header sizes) with an OperationOutcome of its own, and
+//! gives every 503 a `Retry-After`.
 //!
 //! hyper refuses what it cannot parse before any of this runs, with a bare status and no
 //! body: a request line or header it cannot read (400), a URI over 65,534 bytes (414), more
@@ -13,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::fhir::outcome::{FhirError, IssueCode};
+use crate::store::RETRY_AFTER_SECS;
 
 /// Longest request target (path and query) served; above it, 414. hyper's own limit is
 /// 65,534 bytes; long searches belong in `POST [type]/_search`.
@@ -59,8 +61,16 @@ pub async fn bound_request_head(request: Request<Body>, next: Next) -> Response 
 pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = next.run(request).await;
+    let mut response = next.run(request).await;
     let status = response.status();
+    if status == StatusCode::SERVICE_UNAVAILABLE
+        && !response.headers().contains_key(header::RETRY_AFTER)
+    {
+        // A timeout or an unavailable or overloaded database: worth trying again shortly.
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, RETRY_AFTER_SECS.into());
+    }
     if !(status.is_client_error() || status.is_server_error())
         || response.headers().contains_key(header::CONTENT_TYPE)
             && response.headers()[header::CONTENT_TYPE]

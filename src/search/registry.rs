@@ -370,6 +370,72 @@ mod tests {
         );
     }
 
+    /// Every reference parameter's targets are resource types, and a parameter whose every
+    /// expression branch ends in `.where(resolve() is X)` targets exactly those X (R4's
+    /// `clinical-patient` declares Group too, for every base).
+    #[test]
+    fn reference_targets_follow_the_expression() {
+        let types = crate::fhir::validate::resource_types();
+        let mut narrowed = 0;
+        for rt in types {
+            for p in params(rt).iter().filter(|p| p.kind == ParamType::Reference) {
+                for target in &p.targets {
+                    assert!(
+                        types.iter().any(|t| **t == **target),
+                        "{rt}.{} {target}",
+                        p.code
+                    );
+                }
+                let resolved: Option<Vec<&str>> = p
+                    .expression
+                    .split(" | ")
+                    .map(|branch| {
+                        branch
+                            .strip_suffix(')')?
+                            .split_once(".where(resolve() is ")
+                            .map(|(_, t)| t)
+                    })
+                    .collect();
+                if let Some(mut resolved) = resolved {
+                    resolved.sort_unstable();
+                    resolved.dedup();
+                    let targets: Vec<&str> = p.targets.iter().map(|t| &**t).collect();
+                    assert_eq!(targets, resolved, "{rt}.{}", p.code);
+                    narrowed += 1;
+                }
+            }
+        }
+        assert!(narrowed > 20, "{narrowed}");
+        for (rt, code) in [
+            ("Encounter", "patient"),
+            ("AllergyIntolerance", "patient"),
+            ("Immunization", "patient"),
+            ("Observation", "patient"),
+        ] {
+            let targets: Vec<&str> = param(rt, code)
+                .unwrap()
+                .targets
+                .iter()
+                .map(|t| &**t)
+                .collect();
+            assert_eq!(targets, ["Patient"], "{rt}.{code}");
+        }
+        let targets: Vec<&str> = param("Observation", "encounter")
+            .unwrap()
+            .targets
+            .iter()
+            .map(|t| &**t)
+            .collect();
+        assert_eq!(targets, ["Encounter"]);
+        let targets: Vec<&str> = param("Encounter", "subject")
+            .unwrap()
+            .targets
+            .iter()
+            .map(|t| &**t)
+            .collect();
+        assert_eq!(targets, ["Group", "Patient"]);
+    }
+
     #[test]
     fn lookups() {
         let all: usize = crate::fhir::validate::resource_types()

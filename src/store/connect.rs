@@ -59,6 +59,13 @@ impl Store {
                 .max_connections(max_connections)
                 .acquire_timeout(Duration::from_secs(30))
                 .after_release(|conn, _| Box::pin(async move { still_usable(conn).await }))
+                // A search dropped mid-statement leaves its time limit on the connection.
+                .before_acquire(|conn, _| {
+                    Box::pin(async move {
+                        super::search::deadline::clear(conn).await?;
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await?;
             return Ok(Store::Sqlite(pool));

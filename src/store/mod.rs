@@ -20,6 +20,7 @@ pub use index::{
     TokenRow, UriRow,
 };
 pub use read::StoredResource;
+pub use search::deadline::{SearchLimits, set_search_limits};
 pub use search::{
     AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
     SortType, SortValue, sort_type,
@@ -59,6 +60,17 @@ impl StoreError {
         match &self.0 {
             sqlx::Error::Database(error) => {
                 matches!(error.code().as_deref(), Some("40001" | "40P01"))
+            }
+            _ => false,
+        }
+    }
+
+    /// A search statement stopped at its time limit (see `search::deadline`).
+    pub fn is_timeout(&self) -> bool {
+        match &self.0 {
+            sqlx::Error::Database(error) => {
+                // PostgreSQL query_canceled; SQLite SQLITE_INTERRUPT.
+                matches!(error.code().as_deref(), Some("57014" | "9"))
             }
             _ => false,
         }
@@ -134,6 +146,14 @@ impl From<StoreError> for crate::fhir::outcome::FhirError {
         if error.is_transient() {
             tracing::warn!(%error, "transient database conflict");
             return FhirError::conflict("the write collided with a concurrent write; try again");
+        }
+        if error.is_timeout() {
+            tracing::warn!(%error, "search stopped at its time limit");
+            return FhirError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                crate::fhir::outcome::IssueCode::TooCostly,
+                "the search took longer than this server allows; narrow it and try again",
+            );
         }
         match error.trouble() {
             Trouble::Unavailable => {

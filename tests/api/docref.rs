@@ -7,6 +7,7 @@ backend_tests!(
     post_answers_as_get_does,
     post_pages_with_get_links,
     malformed_inputs_are_refused,
+    undated_request_answers_current_or_most_recent,
 );
 
 const LOINC: &str = "http://loinc.org";
@@ -316,4 +317,73 @@ async fn malformed_inputs_are_refused(backend: Backend) {
         operation["definition"],
         "http://hl7.org/fhir/us/core/OperationDefinition/docref"
     );
+}
+
+/// US Core: "the most recent or current document is in scope if neither a start date nor an
+/// end date is provided": the current documents, or the most recent one when none is.
+async fn undated_request_answers_current_or_most_recent(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let response = server
+        .put(
+            "Patient/cy",
+            &json!({"resourceType": "Patient", "id": "cy"}),
+        )
+        .await;
+    assert!(response.status().is_success());
+    for (id, patient, status, code, date) in [
+        ("d5", "ana", "superseded", "34133-9", "2022-01-01T00:00:00Z"),
+        ("e1", "cy", "superseded", "18842-5", "2019-01-01T00:00:00Z"),
+        ("e2", "cy", "superseded", "34133-9", "2021-06-01T00:00:00Z"),
+        (
+            "e3",
+            "cy",
+            "entered-in-error",
+            "34133-9",
+            "2020-03-01T00:00:00Z",
+        ),
+    ] {
+        let document = json!({
+            "resourceType": "DocumentReference", "id": id, "status": status,
+            "type": {"coding": [{"system": LOINC, "code": code}]},
+            "subject": {"reference": format!("Patient/{patient}")},
+            "date": date,
+            "content": [{"attachment": {"contentType": "text/plain", "data": "aGVsbG8="}}],
+            "context": {"period": {"start": "2020-01-01", "end": "2020-01-02"}},
+        });
+        let response = server
+            .put(&format!("DocumentReference/{id}"), &document)
+            .await;
+        assert!(response.status().is_success());
+    }
+    let get = |query: &str| {
+        let url = server.url(&format!("DocumentReference/$docref?{query}"));
+        let client = server.client.clone();
+        async move { expect_json(client.get(url).send().await.unwrap(), 200).await }
+    };
+    // ana has current documents: those, not the superseded one.
+    assert_eq!(matches(&get("patient=ana").await), ["d1", "d2", "d3"]);
+    // A date range puts every document of the range in scope, superseded ones too.
+    assert_eq!(
+        matches(&get("patient=ana&start=2019-12-01&end=2020-12-31").await),
+        ["d1", "d5"]
+    );
+    // cy has none current: the most recent one alone, without a next page.
+    let latest = get("patient=cy&_count=1").await;
+    assert_eq!(matches(&latest), ["e2"]);
+    assert_eq!(latest["total"], 1);
+    assert!(next_link(&latest).is_none(), "{latest}");
+    // Of the types asked for.
+    assert_eq!(
+        matches(&get(&format!("patient=cy&type={LOINC}|18842-5")).await),
+        ["e1"]
+    );
+    // POST answers the same.
+    let body = parameters(json!([{"name": "patient", "valueId": "cy"}]));
+    let posted = expect_json(server.post("DocumentReference/$docref", &body).await, 200).await;
+    assert_eq!(matches(&posted), ["e2"]);
+    // A patient without documents still gets an empty searchset.
+    assert!(matches(&get("patient=bo&type=nothing").await).is_empty());
 }

@@ -11,6 +11,12 @@ backend_tests!(
     compartment_and_post_search,
     unknown_and_malformed_parameters,
     patient_everything_and_docref,
+    untyped_chain_follows_the_parameters_targets,
+    self_link_shows_only_applied_parameters,
+    costly_searches_are_refused_with_the_limit,
+    values_under_the_limits_work,
+    everything_sends_each_resource_once_per_walk,
+    timed_out_searches_free_their_connection,
 );
 
 /// Ids of the entries with `mode`, in order.
@@ -520,4 +526,315 @@ async fn patient_everything_and_docref(backend: Backend) {
         .is_empty()
     );
     expect_outcome(server.get("DocumentReference/$docref").await, 400).await;
+}
+
+/// R4 `Encounter.patient` (`clinical-patient`) resolves to Patient only: a chain needs no
+/// type even though Group also has `identifier`.
+async fn untyped_chain_follows_the_parameters_targets(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    put(
+        &server,
+        json!({
+            "resourceType": "Encounter", "id": "enc", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": "Patient/ana"}
+        }),
+    )
+    .await;
+    put(
+        &server,
+        json!({
+            "resourceType": "Group", "id": "grp", "type": "person", "actual": true,
+            "identifier": [{"system": "http://example.org/mrn", "value": "A1"}]
+        }),
+    )
+    .await;
+    assert_eq!(
+        matches(
+            &server,
+            "Encounter?patient.identifier=http://example.org/mrn|A1"
+        )
+        .await,
+        ["enc"]
+    );
+    assert_eq!(
+        matches(&server, "Observation?patient.identifier=B2").await,
+        ["o3"]
+    );
+    // `subject` may refer to a Group or a Patient: there the type is needed.
+    let outcome = expect_outcome(server.get("Encounter?subject.identifier=A1").await, 400).await;
+    assert!(outcome.to_string().contains("Group, Patient"), "{outcome}");
+}
+
+fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|link| link["relation"] == relation)
+        .map(|link| link["url"].as_str().unwrap().to_string())
+}
+
+/// R4 search: the self link holds the parameters the server applied, not those it ignored.
+async fn self_link_shows_only_applied_parameters(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let bundle = search(
+        &server,
+        "Observation?patient=ana&unknown-thing=x&code=&_count=1",
+    )
+    .await;
+    let own = link(&bundle, "self").unwrap();
+    assert!(
+        own.contains("patient=ana") && own.contains("_count=1"),
+        "{own}"
+    );
+    assert!(
+        !own.contains("unknown-thing") && !own.contains("code="),
+        "{own}"
+    );
+    let next = link(&bundle, "next").unwrap();
+    assert!(!next.contains("unknown-thing"), "{next}");
+    // The ignored parameter is still reported.
+    assert!(bundle.to_string().contains("unknown-thing"));
+    let page = search(
+        &server,
+        next.trim_start_matches(&format!("{}/", server.fhir)),
+    )
+    .await;
+    assert_eq!(ids(&page, "match").len(), 1);
+}
+
+/// A costly search is a 400 `too-costly` naming the limit, before any SQL runs (never a 500
+/// from SQLite's expression depth or PostgreSQL's bind limit).
+async fn costly_searches_are_refused_with_the_limit(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let ids_list = |n: usize| {
+        (0..n)
+            .map(|i| format!("id{i}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let repeated = |name: &str, value: &str, n: usize| {
+        (0..n)
+            .map(|_| format!("{name}={value}"))
+            .collect::<Vec<_>>()
+            .join("&")
+    };
+    let too_costly = |query: String, limit: &'static str| {
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .post(server.url("Patient/_search"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(query.clone())
+                .send()
+                .await
+                .unwrap();
+            let outcome = expect_outcome(response, 400).await;
+            assert_eq!(outcome["issue"][0]["code"], "too-costly", "{outcome}");
+            let text = outcome["issue"][0]["diagnostics"].as_str().unwrap();
+            assert!(text.contains(limit), "{query:.80}: {text}");
+        }
+    };
+    too_costly(format!("_id={}", ids_list(101)), "100 OR values").await;
+    too_costly(format!("_id={}", ids_list(497)), "100 OR values").await;
+    too_costly(format!("_id={}", ids_list(65_530)), "100 OR values").await;
+    too_costly(repeated("gender", "male", 991), "100 parameters").await;
+    too_costly(repeated("_id", &ids_list(100), 6), "500 values").await;
+    too_costly(
+        repeated("_has:Observation:patient:code", "8302-2", 11),
+        "10 chained",
+    )
+    .await;
+    too_costly(
+        repeated("_include", "Patient:general-practitioner", 101),
+        "100 parameters",
+    )
+    .await;
+    too_costly(format!("_sort={}", ["name"; 11].join(",")), "at most 10").await;
+    // The same bounds hold for a GET.
+    let outcome = expect_outcome(
+        server
+            .get(&format!("Patient?{}", repeated("gender", "male", 300)))
+            .await,
+        400,
+    )
+    .await;
+    assert_eq!(outcome["issue"][0]["code"], "too-costly");
+}
+
+/// Searches at the limits run on both engines.
+async fn values_under_the_limits_work(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    let post = |query: String| {
+        let server = &server;
+        async move {
+            let response = server
+                .client
+                .post(server.url("Patient/_search"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(query)
+                .send()
+                .await
+                .unwrap();
+            let mut found = ids(&expect_json(response, 200).await, "match");
+            found.sort();
+            found
+        }
+    };
+    let with = |known: &str, n: usize| {
+        let mut values: Vec<String> = (1..n).map(|i| format!("id{i}")).collect();
+        values.push(known.to_string());
+        values.join(",")
+    };
+    // 100 `_id` values in one parameter.
+    assert_eq!(post(format!("_id={}", with("ana", 100))).await, ["ana"]);
+    // 100 parameters.
+    let hundred: Vec<String> = (0..100).map(|_| "gender=male".to_string()).collect();
+    assert_eq!(post(hundred.join("&")).await, ["bo"]);
+    // 500 values in all.
+    let five: Vec<String> = (0..5).map(|_| format!("_id={}", with("bo", 100))).collect();
+    assert_eq!(post(five.join("&")).await, ["bo"]);
+    // 10 `_has` of 50 values each, every one a join.
+    let codes: Vec<String> = (1..50).map(|i| format!("c{i}")).collect();
+    let has: Vec<String> = (0..10)
+        .map(|_| format!("_has:Observation:patient:code={},8302-2", codes.join(",")))
+        .collect();
+    assert_eq!(post(has.join("&")).await, ["ana", "bo"]);
+    // 10 sort keys.
+    let sorted = search(
+        &server,
+        &format!("Patient?_sort={}", ["-birthdate"; 10].join(",")),
+    )
+    .await;
+    assert_eq!(ids(&sorted, "match"), ["ana", "bo"]);
+}
+
+/// Walked to the end, `$everything` sends each resource once: what the compartment
+/// references comes as `include` once, never again on a later page, and never when it is
+/// itself a match.
+async fn everything_sends_each_resource_once_per_walk(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    seed(&server).await;
+    // An Encounter of ana's that her Observations point at: a match, never an include.
+    put(
+        &server,
+        json!({
+            "resourceType": "Encounter", "id": "enc", "status": "finished",
+            "class": {"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "AMB"},
+            "subject": {"reference": "Patient/ana"},
+            "serviceProvider": {"reference": "Organization/org"}
+        }),
+    )
+    .await;
+    for id in ["o1", "o2"] {
+        let mut observation =
+            expect_json(server.get(&format!("Observation/{id}")).await, 200).await;
+        observation["encounter"] = json!({"reference": "Encounter/enc"});
+        put(&server, observation).await;
+    }
+    for count in [1, 2, 3, 50] {
+        let mut url = server.url(&format!("Patient/ana/$everything?_count={count}"));
+        let mut seen: Vec<(String, String)> = Vec::new();
+        for _ in 0..20 {
+            let page = expect_json(server.client.get(&url).send().await.unwrap(), 200).await;
+            for entry in page["entry"].as_array().unwrap() {
+                let id = entry["resource"]["id"].as_str().unwrap().to_string();
+                seen.push((id, entry["search"]["mode"].as_str().unwrap().to_string()));
+            }
+            match link(&page, "next") {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        seen.sort();
+        let expected: Vec<(String, String)> = [
+            ("ana", "match"),
+            ("doc", "include"),
+            ("enc", "match"),
+            ("o1", "match"),
+            ("o2", "match"),
+            ("org", "include"),
+            ("prov", "match"),
+        ]
+        .iter()
+        .map(|(id, mode)| (id.to_string(), mode.to_string()))
+        .collect();
+        assert_eq!(seen, expected, "_count={count}");
+    }
+}
+
+/// With a short search time limit, searches that run too long answer 503 with
+/// `Retry-After` and an OperationOutcome, and give their connection back at once: reads
+/// on a small pool keep answering quickly while many of them are in flight.
+async fn timed_out_searches_free_their_connection(backend: Backend) {
+    let Some(db) = TestDb::new(backend).await else {
+        return;
+    };
+    let server = Server::start_on(
+        db,
+        &[
+            "--anonymous-access",
+            "--database-max-connections",
+            "4",
+            "--search-timeout-ms",
+            "1",
+        ],
+    )
+    .await;
+    let mut resources = vec![json!({"resourceType": "Patient", "id": "p"})];
+    for i in 0..5000 {
+        resources.push(json!({
+            "resourceType": "Observation", "id": format!("o{i}"), "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": format!("c{}", i % 50)}]},
+            "subject": {"reference": "Patient/p"},
+            "valueQuantity": {"value": i, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"}
+        }));
+    }
+    server.import(&resources);
+    let values: Vec<String> = (0..100).map(|i| format!("ne{i}")).collect();
+    let hostile: String = (0..5)
+        .map(|_| format!("value-quantity={}", values.join(",")))
+        .collect::<Vec<_>>()
+        .join("&")
+        + "&_total=accurate&_sort=-value-quantity";
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let client = server.client.clone();
+            let url = server.url(&format!("Observation?{hostile}"));
+            tokio::spawn(async move { client.get(url).send().await.unwrap() })
+        })
+        .collect();
+    let mut slowest = std::time::Duration::ZERO;
+    for _ in 0..20 {
+        let started = std::time::Instant::now();
+        let read = server.get("Patient/p").await;
+        assert_eq!(read.status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    assert!(slowest < std::time::Duration::from_secs(2), "{slowest:?}");
+    for task in tasks {
+        let response = task.await.unwrap();
+        assert_eq!(response.headers()["retry-after"], "5");
+        let outcome = expect_outcome(response, 503).await;
+        assert_eq!(outcome["issue"][0]["code"], "too-costly", "{outcome}");
+    }
+    // The pool is whole again.
+    assert_eq!(server.get("Patient/p").await.status(), 200);
+    assert!(server.log().contains("search stopped at its time limit"));
 }

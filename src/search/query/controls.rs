@@ -1,6 +1,7 @@
 //! Result parameters: `_count`, `_sort`, `_total`, `_summary`, `_elements`, `_include`,
 //! `_revinclude` and the paging cursor `_cursor`.
 
+use super::bounds::{MAX_SORT_KEYS, too_costly};
 use super::chain::allowed_target;
 use super::escape::split;
 use super::{ParamType, Parsed, invalid, lookup, no_suffix, static_type, unsupported};
@@ -165,8 +166,14 @@ fn count(value: &str) -> Parsed<u32> {
 }
 
 fn sort(resource_type: Option<&'static str>, value: &str) -> Parsed<Vec<SortKey>> {
-    split(value, ',')
-        .into_iter()
+    let keys = split(value, ',');
+    if keys.len() > MAX_SORT_KEYS {
+        return Err(too_costly(format!(
+            "has {} keys; at most {MAX_SORT_KEYS} are allowed",
+            keys.len()
+        )));
+    }
+    keys.into_iter()
         .filter(|key| !key.is_empty())
         .map(|key| {
             let (code, descending) = match key.strip_prefix('-') {

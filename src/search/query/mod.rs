@@ -15,12 +15,15 @@
 //! - chains (`subject:Patient.name`) without a type modifier follow the one target type of
 //!   the reference parameter that has the chained parameter; more than one is a 400 asking
 //!   for a modifier. At most [`MAX_HOPS`] links (chain and `_has`) per parameter;
+//! - a search over the limits of `bounds` (parameters, OR values, values in all, chained
+//!   parameters, `_sort` keys) is a 400 `too-costly` naming the limit;
 //! - `ap` widens the value's range by 10% of its distance to now (dates) or 10% of the
 //!   value (numbers, quantities), as the spec suggests;
 //! - `_format` and `_pretty` are ignored; `_contained` / `_containedType` are rejected.
 //!
 //! [`normalize_string`]: super::normalize_string
 
+pub mod bounds;
 mod chain;
 mod controls;
 mod escape;
@@ -155,6 +158,10 @@ pub fn parse_search_at(
         if !value.is_empty() {
             query
                 .add(name, value, now_us)
+                .and_then(|()| {
+                    let includes = query.controls.include.len() + query.controls.revinclude.len();
+                    bounds::check(&query.criteria, includes)
+                })
                 .map_err(|rejection| rejection.at(name))?;
         }
     }

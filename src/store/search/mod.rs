@@ -1,12 +1,15 @@
 //! Running a parsed search against the index tables: matches, paging, totals, includes.
 
 mod criteria;
+pub mod deadline;
 mod export;
 mod include;
 mod keyset;
 pub(super) mod sql;
 
 use sqlx::Row;
+
+use std::collections::HashSet;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
 use crate::auth::access::Limit;
@@ -113,7 +116,68 @@ type Keyed = (StoredResource, Vec<Option<SortValue>>);
 
 impl Store {
     pub async fn search(&self, spec: &SearchSpec<'_>) -> StoreResult<SearchPage> {
-        let filter = filter(spec);
+        self.search_in(spec, false).await
+    }
+
+    /// `Patient/[id]/$everything`: the search over `spec.patient_compartment` and what its
+    /// resources reference, each once in the walk. Compartment resources are the matches;
+    /// the others are returned as included.
+    pub async fn everything(&self, spec: &SearchSpec<'_>) -> StoreResult<SearchPage> {
+        let mut page = self.search_in(spec, true).await?;
+        let Some(patient) = spec.patient_compartment else {
+            return Ok(page);
+        };
+        let members = self.compartment_members(patient, &page.matches).await?;
+        let (matches, referenced): (Vec<_>, Vec<_>) = std::mem::take(&mut page.matches)
+            .into_iter()
+            .partition(|stored| {
+                members.contains(&(stored.resource_type.clone(), stored.id.clone()))
+            });
+        page.matches = matches;
+        page.included.splice(0..0, referenced);
+        Ok(page)
+    }
+
+    /// Which of `resources` are in `patient`'s compartment.
+    async fn compartment_members(
+        &self,
+        patient: &str,
+        resources: &[StoredResource],
+    ) -> StoreResult<HashSet<(String, String)>> {
+        if resources.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let mut sql = Sql::default();
+        sql.push(
+            "SELECT resource_type, resource_id FROM resource_compartment \
+             WHERE compartment_type = ",
+        )
+        .text("Patient")
+        .push(" AND compartment_id = ")
+        .text(patient)
+        .push(" AND (resource_type, resource_id) IN (VALUES ");
+        for (index, stored) in resources.iter().enumerate() {
+            if index > 0 {
+                sql.push(", ");
+            }
+            sql.push("(")
+                .text(stored.resource_type.as_str())
+                .push(", ")
+                .text(stored.id.as_str())
+                .push(")");
+        }
+        sql.push(")");
+        dispatch!(self, pool => {
+            let rows = bound!(sql, Plan::PerRun).fetch_all(pool).await?;
+            rows.iter()
+                .map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+                .collect::<Result<HashSet<_>, sqlx::Error>>()
+                .map_err(Into::into)
+        })
+    }
+
+    async fn search_in(&self, spec: &SearchSpec<'_>, everything: bool) -> StoreResult<SearchPage> {
+        let filter = filter(spec, everything);
         let mut page = SearchPage::default();
         if spec.count > 0 {
             self.search_page(spec, filter.clone(), &mut page).await?;
@@ -184,33 +248,65 @@ impl Store {
         plan: Plan,
         types: &[SortType],
     ) -> StoreResult<Vec<Keyed>> {
-        dispatch!(self, pool => {
-            let query = bound!(sql, plan);
-            let rows = query.fetch_all(pool).await?;
-            rows.iter()
-                .map(|row| {
-                    let stored = StoredResource {
-                        resource_type: row.try_get(0)?,
-                        id: row.try_get(1)?,
-                        version_id: row.try_get(2)?,
-                        last_updated: row.try_get(3)?,
-                        deleted: false,
-                        body: row.try_get(4)?,
-                    };
-                    Ok((stored, sort_values(row, types)?))
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
-        })
+        match self {
+            Store::Postgres(pool) => {
+                let mut search = deadline::postgres(pool).await?;
+                let rows = bound!(sql, plan).fetch_all(&mut *search.tx).await?;
+                search.tx.commit().await?;
+                keyed_rows(&rows, types)
+            }
+            Store::Sqlite(pool) => {
+                let mut conn = deadline::sqlite(pool).await?;
+                let rows = bound!(sql, plan).fetch_all(&mut *conn).await?;
+                conn.finish().await?;
+                keyed_rows(&rows, types)
+            }
+        }
     }
 
     async fn fetch_count(&self, sql: Sql) -> StoreResult<i64> {
-        dispatch!(self, pool => {
-            let query = bound!(sql, Plan::PerRun);
-            let row = query.fetch_one(pool).await?;
-            Ok(row.try_get::<i64, _>(0)?)
-        })
+        match self {
+            Store::Postgres(pool) => {
+                let mut search = deadline::postgres(pool).await?;
+                let row = bound!(sql, Plan::PerRun).fetch_one(&mut *search.tx).await?;
+                search.tx.commit().await?;
+                Ok(row.try_get::<i64, _>(0)?)
+            }
+            Store::Sqlite(pool) => {
+                let mut conn = deadline::sqlite(pool).await?;
+                let row = bound!(sql, Plan::PerRun).fetch_one(&mut *conn).await?;
+                conn.finish().await?;
+                Ok(row.try_get::<i64, _>(0)?)
+            }
+        }
     }
+}
+
+/// Search result rows as resources with their `_sort` values.
+fn keyed_rows<R: Row>(rows: &[R], types: &[SortType]) -> StoreResult<Vec<Keyed>>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<i64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'r> Option<f64>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|row| {
+            let stored = StoredResource {
+                resource_type: row.try_get(0)?,
+                id: row.try_get(1)?,
+                version_id: row.try_get(2)?,
+                last_updated: row.try_get(3)?,
+                deleted: false,
+                body: row.try_get(4)?,
+            };
+            Ok((stored, sort_values(row, types)?))
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(Into::into)
 }
 
 /// The `_sort` values after the five resource columns of `row`.
@@ -245,8 +341,9 @@ fn keyset((stored, values): &Keyed) -> Keyset {
     }
 }
 
-/// The WHERE conditions of the search, without paging.
-fn filter(spec: &SearchSpec<'_>) -> Sql {
+/// The WHERE conditions of the search, without paging; with `everything`, the compartment
+/// takes in what its resources reference.
+fn filter(spec: &SearchSpec<'_>, everything: bool) -> Sql {
     let mut sql = Sql::default();
     sql.push("r.deleted = ").bind(Bind::Bool(false));
     match spec.query.resource_type {
@@ -267,7 +364,15 @@ fn filter(spec: &SearchSpec<'_>) -> Sql {
     }
     if let Some(patient) = spec.patient_compartment {
         sql.push(" AND ");
-        push_in_compartment(&mut sql, patient);
+        if everything {
+            sql.push("(");
+            push_in_compartment(&mut sql, patient);
+            sql.push(" OR ");
+            push_referenced_by_compartment(&mut sql, patient);
+            sql.push(")");
+        } else {
+            push_in_compartment(&mut sql, patient);
+        }
     }
     for criterion in &spec.query.criteria {
         sql.push(" AND ");
@@ -290,6 +395,20 @@ fn push_in_compartment(sql: &mut Sql, patient: &str) {
         .push(" AND compartment_id = ")
         .text(patient)
         .push(" AND resource_type = r.resource_type)");
+}
+
+/// The resources that resources of `patient`'s compartment reference (not through a
+/// composite's components).
+fn push_referenced_by_compartment(sql: &mut Sql, patient: &str) {
+    sql.push(
+        "(r.resource_type, r.id) IN (SELECT s.target_type, s.target_id FROM search_reference s \
+         JOIN resource_compartment c ON c.resource_type = s.resource_type \
+         AND c.resource_id = s.resource_id WHERE c.compartment_type = ",
+    )
+    .text("Patient")
+    .push(" AND c.compartment_id = ")
+    .text(patient)
+    .push(" AND s.tuple_id IS NULL AND s.target_id IS NOT NULL)");
 }
 
 /// `(group OR group …)`, each `type IN (…) AND (limit OR limit …)`, for the groups of

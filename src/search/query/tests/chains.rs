@@ -47,9 +47,12 @@ fn chain_without_modifier_follows_the_one_fitting_target() {
         c.chain,
         [forward("Patient", "organization", "Organization")]
     );
-    // Observation.patient targets Group and Patient; only Patient has `name`.
+    // Observation.patient targets Patient only (its expression resolves to Patient).
     let c = criterion("Observation", "patient.name", "peter");
     assert_eq!(c.chain, [forward("Observation", "patient", "Patient")]);
+    // Patient and Group both have `identifier`, but Encounter.patient targets Patient only.
+    let c = criterion("Encounter", "patient.identifier", "urn:x|1");
+    assert_eq!(c.chain, [forward("Encounter", "patient", "Patient")]);
     // Device, Group, Location, Patient: Location and Patient have `name`.
     let message = invalid_param("Observation", "subject.name", "peter");
     assert!(
@@ -153,12 +156,26 @@ fn reverse_chains() {
             reverse("Appointment", "patient", "Patient"),
         ]
     );
-    // Condition.subject may refer to a Group or a Patient, as Observation.patient may.
-    let message = invalid_param("Observation", "patient._has:Condition:subject:code", "x");
+    // Observation.patient refers to Patient only, so the `_has` continues there.
+    let c = criterion("Observation", "patient._has:Condition:subject:code", "x");
+    assert_eq!(
+        c.chain,
+        [
+            forward("Observation", "patient", "Patient"),
+            reverse("Condition", "subject", "Patient"),
+        ]
+    );
+    invalid_param(
+        "Observation",
+        "patient:Group._has:Condition:subject:code",
+        "x",
+    );
+    // Condition.subject may refer to a Group or a Patient, as Observation.subject may.
+    let message = invalid_param("Observation", "subject._has:Condition:subject:code", "x");
     assert!(message.contains("Group, Patient"), "{message}");
     let c = criterion(
         "Observation",
-        "patient:Group._has:Condition:subject:code",
+        "subject:Group._has:Condition:subject:code",
         "x",
     );
     assert_eq!(c.chain[1], reverse("Condition", "subject", "Group"));
