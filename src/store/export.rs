@@ -2,14 +2,20 @@
 
 use super::{Store, StoreResult, dispatch};
 
-/// Where a job is, stored as its lowercase name.
+/// Where a job is, stored as its lowercase name: the text `as_str` gives (a test below
+/// checks the two agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Encode, sqlx::Decode)]
 #[sqlx(rename_all = "lowercase")]
 pub enum ExportStatus {
+    /// Waiting for a worker.
     Queued,
+    /// A worker holds its lease.
     Running,
+    /// Finished: the manifest and files are served until the job expires.
     Done,
     Failed,
+    /// Ended by its owner. Cancelling deletes the job, so Kiln never stores this status; a
+    /// row that has it is still read as such.
     Cancelled,
 }
 
