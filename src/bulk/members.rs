@@ -6,10 +6,10 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use super::params::ExportParams;
+use crate::access::check as access;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::app::AppState;
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
-use crate::engine::access;
 use crate::fhir::outcome::{FhirError, FhirResult};
 
 /// Groups nested deeper than this are not followed (a guard, not a limit real rosters meet).

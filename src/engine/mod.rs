@@ -1,7 +1,6 @@
 //! FHIR interactions independent of HTTP: preparing resources, planning versioned writes,
 //! conditional references and transaction/batch Bundles. Used by the REST layer and import.
 
-pub mod access;
 pub mod conditional;
 mod cursor;
 pub mod index;

@@ -3,10 +3,10 @@
 
 use serde_json::{Value, json};
 
-use super::access;
 use super::cursor::{cursor_text, parse_cursor};
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
+use crate::access::check as access;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::fhir::subset::Subset;

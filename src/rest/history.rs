@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 
 use super::negotiate::{FhirRequest, json_value};
 use super::{resource_id, resource_type};
+use crate::access::check as engine_access;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::app::AppState;
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
-use crate::engine::access as engine_access;
 use crate::fhir::id::new_id;
 use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};

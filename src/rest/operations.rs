@@ -6,9 +6,9 @@ use axum::response::Response;
 
 use super::negotiate::{FhirRequest, json_value};
 use super::resource_id;
+use crate::access::check as access;
+use crate::access::scope::Permission;
 use crate::app::AppState;
-use crate::auth::scope::Permission;
-use crate::engine::access;
 use crate::engine::search::{SearchRequest, everything};
 use crate::fhir::outcome::{FhirError, FhirResult};
 

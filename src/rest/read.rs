@@ -7,9 +7,9 @@ use axum::response::{IntoResponse, Response};
 
 use super::negotiate::{FhirRequest, json_body};
 use super::{resource_id, resource_type};
+use crate::access::check as access;
+use crate::access::scope::Permission;
 use crate::app::AppState;
-use crate::auth::scope::Permission;
-use crate::engine::access;
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};

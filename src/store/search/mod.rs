@@ -12,7 +12,7 @@ use sqlx::Row;
 use std::collections::HashSet;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
-use crate::auth::access::Limit;
+use crate::access::reach::Limit;
 use crate::search::patient_link_params;
 use crate::search::query::{SearchQuery, Total};
 use criteria::push_criterion;

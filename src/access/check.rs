@@ -4,8 +4,8 @@
 
 use serde_json::Value;
 
-use crate::auth::access::{Access, Reach};
-use crate::auth::scope::Permission;
+use crate::access::reach::{Access, Reach};
+use crate::access::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::resource_types;
 use crate::search::patient_owners;
