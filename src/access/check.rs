@@ -4,13 +4,15 @@
 
 use serde_json::Value;
 
-use crate::access::reach::{Access, Reach};
+use crate::access::reach::{Access, Limit, Reach};
 use crate::access::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::resource_types;
 use crate::search::patient_owners;
 use crate::search::query::{Criterion, parse_search};
-use crate::store::{AccessFilter, AccessGroup, Cursor, SearchSpec, Store, StoredResource};
+use crate::store::{
+    AccessFilter, AccessGroup, Cursor, FilterLimit, SearchSpec, Store, StoredResource,
+};
 
 /// The search filter of a search of `types` (empty: every type); `None` when the caller
 /// sees all. A type the caller may not search is a 403 when asked for by name, and left out
@@ -37,13 +39,16 @@ pub fn search_filter(
         };
         match reach {
             Reach::All => unlimited.push(resource_type.to_owned()),
-            Reach::Some(limits) => match limited.iter_mut().find(|g| g.limits == limits) {
-                Some(group) => group.types.push(resource_type.to_owned()),
-                None => limited.push(AccessGroup {
-                    types: vec![resource_type.to_owned()],
-                    limits,
-                }),
-            },
+            Reach::Some(limits) => {
+                let limits: Vec<FilterLimit> = limits.into_iter().map(filter_limit).collect();
+                match limited.iter_mut().find(|g| g.limits == limits) {
+                    Some(group) => group.types.push(resource_type.to_owned()),
+                    None => limited.push(AccessGroup {
+                        types: vec![resource_type.to_owned()],
+                        limits,
+                    }),
+                }
+            }
         }
     }
     if unlimited.len() == resource_types().len() {
@@ -57,6 +62,14 @@ pub fn search_filter(
         });
     }
     Ok(Some(AccessFilter { groups }))
+}
+
+/// A limit of the caller's reach as the store's filter states it.
+fn filter_limit(limit: Limit) -> FilterLimit {
+    FilterLimit {
+        patient: limit.patient,
+        criteria: limit.criteria,
+    }
 }
 
 /// Whether the token may do `permission` on `resource_type` at all (any scope of it
