@@ -2,6 +2,8 @@
 //! do an interaction on a type at all (asked before any target is looked up), a filter for
 //! searches, and a yes/no for single resources (reads, includes, history entries, writes).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
 use crate::access::reach::{Access, Limit, Reach};
@@ -172,20 +174,26 @@ pub fn outside_reach(resource_type: &str, id: &str) -> FhirError {
     )
 }
 
-/// Drops the resources the caller may not read (includes, history entries).
-pub async fn retain_readable(
+/// Drops the items the caller may not read (includes, history entries); `version` gives
+/// each item as a stored resource.
+pub async fn retain_readable<T>(
     store: &Store,
     base: &str,
     access: &Access,
-    resources: Vec<StoredResource>,
-) -> FhirResult<Vec<StoredResource>> {
+    items: Vec<T>,
+    version: impl Fn(&T) -> Cow<'_, StoredResource>,
+) -> FhirResult<Vec<T>> {
     if access.is_full() {
-        return Ok(resources);
+        return Ok(items);
     }
-    let mut kept = Vec::with_capacity(resources.len());
-    for stored in resources {
-        if admits(store, base, access, Permission::Read, &stored).await? {
-            kept.push(stored);
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        let admitted = {
+            let stored = version(&item);
+            admits(store, base, access, Permission::Read, &stored).await?
+        };
+        if admitted {
+            kept.push(item);
         }
     }
     Ok(kept)

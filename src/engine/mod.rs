@@ -5,6 +5,7 @@ pub mod conditional;
 mod cursor;
 pub mod index;
 pub mod prepare;
+pub mod read;
 pub mod reindex;
 pub mod search;
 pub mod transaction;

@@ -1,6 +1,8 @@
 //! Running a search and building its `searchset` Bundle: shared by the REST search
 //! endpoints and by GET entries of batch and transaction Bundles.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
 use super::cursor::{cursor_text, parse_cursor};
@@ -96,8 +98,14 @@ async fn run(store: &Store, request: &SearchRequest<'_>, everything: bool) -> Fh
     } else {
         store.search(&spec).await?
     };
-    page.included =
-        access::retain_readable(store, request.base, request.access, page.included).await?;
+    page.included = access::retain_readable(
+        store,
+        request.base,
+        request.access,
+        page.included,
+        |stored| Cow::Borrowed(stored),
+    )
+    .await?;
     let path = match (
         request.link,
         request.patient_compartment,
