@@ -57,7 +57,7 @@ pub async fn read(
         id,
         version,
     } = *target;
-    if let Err(error) = caller.reach(resource_type, Permission::Read) {
+    if let Err(error) = access::may(caller, resource_type, Permission::Read, false) {
         return Ok(Found::Refused(error));
     }
     let found = match version {
@@ -108,7 +108,7 @@ pub async fn history(
     match &query.scope {
         HistoryScope::System => {}
         HistoryScope::Type(resource_type) => {
-            caller.reach(resource_type, Permission::Read)?;
+            access::may(caller, resource_type, Permission::Read, false)?;
         }
         HistoryScope::Instance(resource_type, id) => {
             let target = ReadTarget {
