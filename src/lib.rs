@@ -1,5 +1,6 @@
 //! Kiln: a SMART-on-FHIR R4 server.
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod bench;

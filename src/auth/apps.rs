@@ -9,8 +9,8 @@ use axum_extra::extract::CookieJar;
 
 use super::flow::{login_page, url};
 use super::pages::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
-use super::scope::ScopeSet;
 use super::session::{self, Browser, Fields};
+use crate::access::scope::ScopeSet;
 use crate::app::AppState;
 
 /// `GET /auth/apps`.

@@ -10,8 +10,8 @@ use axum_extra::extract::CookieJar;
 use super::crypto::{digest_hex, is_s256_challenge, random_token};
 use super::flow;
 use super::pages::{PageError, redirect};
-use super::scope::{Scope, ScopeSet};
 use super::session::{Browser, Fields};
+use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{Client, Launch, Pending};
 

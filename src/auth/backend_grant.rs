@@ -6,7 +6,7 @@ use axum::response::Response;
 use super::client_auth::{Authenticated, Method};
 use super::issue::{Issue, issue};
 use super::oauth::{OAuthError, Params};
-use super::scope::{Context, Scope, ScopeSet};
+use crate::access::scope::{Context, Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::Grant;
 

@@ -9,9 +9,9 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::access::{Access, Granted, unauthorized};
 use super::active::live_token;
-use super::scope::ScopeSet;
+use crate::access::reach::{Access, Granted, unauthorized};
+use crate::access::scope::ScopeSet;
 use crate::app::AppState;
 use crate::fhir::outcome::FhirError;
 use crate::store::auth::TokenKind;

@@ -9,7 +9,7 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use super::crypto::{digest_hex, hash_secret, random_token};
-use super::scope::ScopeSet;
+use crate::access::scope::ScopeSet;
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::store::Store;

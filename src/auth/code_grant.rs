@@ -6,7 +6,7 @@ use axum::response::Response;
 use super::crypto::{digest_hex, pkce_matches};
 use super::issue::{Issue, allows_refresh, issue};
 use super::oauth::{OAuthError, Params};
-use super::scope::ScopeSet;
+use crate::access::scope::ScopeSet;
 use crate::app::AppState;
 use crate::store::auth::{Client, Code, Grant};
 

@@ -2,7 +2,7 @@
 //! scopes a patient may choose instead of a whole resource type.
 
 use super::pages::ScopeItem;
-use super::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
+use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
 
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const CONDITION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/condition-category";

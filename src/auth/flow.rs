@@ -20,8 +20,8 @@ use super::pages::{
     redirect,
 };
 use super::records;
-use super::scope::{Context, Scope, ScopeSet};
 use super::session::{self, Browser, Fields};
+use crate::access::scope::{Context, Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{Code, Grant, Launch, Pending, Session, User};
 

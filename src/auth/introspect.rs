@@ -13,7 +13,7 @@ use super::Endpoints;
 use super::active::live_token;
 use super::client_auth::{Method, authenticate};
 use super::oauth::{OAuthError, Params, no_store};
-use super::scope::{Context, ScopeSet};
+use crate::access::scope::{Context, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{TokenKind, TokenRecord};
 

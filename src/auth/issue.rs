@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::Endpoints;
 use super::crypto::{digest_hex, random_token};
 use super::oauth::{OAuthError, no_store};
-use super::scope::{Scope, ScopeSet};
+use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{Grant, TokenKind};
 

@@ -1,7 +1,6 @@
 //! Kiln's SMART App Launch authorization server: discovery, keys, clients, users, scopes,
 //! the authorize and token endpoints, and the access checks on every FHIR request.
 
-pub mod access;
 pub mod active;
 mod apps;
 mod assertion;
@@ -25,7 +24,6 @@ mod pages;
 mod records;
 mod refresh_grant;
 mod revoke;
-pub mod scope;
 mod session;
 mod token;
 

@@ -4,8 +4,8 @@
 use serde_json::Value;
 
 use super::pages::{Choice, PageError, PageResult};
+use crate::access::reach::Access;
 use crate::app::AppState;
-use crate::auth::access::Access;
 use crate::engine::search::{SearchRequest, searchset};
 
 /// How many patients or encounters a list shows.

@@ -7,7 +7,7 @@ use super::active::live_token;
 use super::crypto::digest_hex;
 use super::issue::{Issue, allows_refresh, issue};
 use super::oauth::{OAuthError, Params};
-use super::scope::{Scope, ScopeSet};
+use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::{Client, TokenKind};
 

@@ -243,7 +243,7 @@ async fn explain(options: &PgConnectOptions, patient: &PatientKey) -> BenchResul
                     max: 1000,
                 },
                 base: "http://127.0.0.1/fhir",
-                access: &crate::auth::access::Access::Full,
+                access: &crate::access::reach::Access::Full,
                 link: None,
             },
         )

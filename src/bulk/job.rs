@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use super::params::ExportParams;
-use crate::auth::access::{Access, Granted};
-use crate::auth::scope::ScopeSet;
+use crate::access::reach::{Access, Granted};
+use crate::access::scope::ScopeSet;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobSpec {

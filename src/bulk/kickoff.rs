@@ -11,9 +11,10 @@ use serde_json::Value;
 use super::job::{JobSpec, grant_access};
 use super::members::{group_members, known_patients};
 use super::params::{ExportParams, parse, query_pairs};
+use crate::access::check::may;
+use crate::access::reach::{Access, unauthorized};
+use crate::access::scope::{Context, Permission, Scope};
 use crate::app::AppState;
-use crate::auth::access::{Access, unauthorized};
-use crate::auth::scope::{Context, Permission, Scope};
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::fhir::validate::resource_types;
@@ -140,7 +141,7 @@ async fn kickoff(
     let mut types = export_types(&access, level, &params)?;
     if params.associated.is_some() {
         // Provenance comes with the resources it is about, not as a type of its own.
-        access.reach("Provenance", Permission::Read)?;
+        may(&access, "Provenance", Permission::Read, false)?;
         types.retain(|t| t != "Provenance");
     }
     let patients = match group_id {
@@ -341,13 +342,13 @@ fn export_types(access: &Access, level: Level, params: &ExportParams) -> FhirRes
                 ))
                 .expression_at("_type"));
             }
-            access.reach(resource_type, Permission::Read)?;
+            may(access, resource_type, Permission::Read, false)?;
         }
         return Ok(params.types.clone());
     }
     let types: Vec<String> = resource_types()
         .iter()
-        .filter(|t| in_level(t) && access.reach(t, Permission::Read).is_ok())
+        .filter(|t| in_level(t) && may(access, t, Permission::Read, false).is_ok())
         .cloned()
         .collect();
     if types.is_empty() {

@@ -6,10 +6,9 @@ use std::collections::VecDeque;
 use serde_json::Value;
 
 use super::params::ExportParams;
+use crate::access::reach::Access;
 use crate::app::AppState;
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
-use crate::engine::access;
+use crate::engine::read::{Found, ReadTarget, read};
 use crate::fhir::outcome::{FhirError, FhirResult};
 
 /// Groups nested deeper than this are not followed (a guard, not a limit real rosters meet).
@@ -23,7 +22,6 @@ pub async fn group_members(
     id: &str,
     params: &ExportParams,
 ) -> FhirResult<Vec<String>> {
-    caller.reach("Group", Permission::Read)?;
     let mut members: Vec<String> = Vec::new();
     let mut seen: Vec<String> = vec![id.to_owned()];
     let mut pending: VecDeque<String> = VecDeque::from([id.to_owned()]);
@@ -60,21 +58,21 @@ pub async fn group_members(
     Ok(members)
 }
 
-/// A live Group the caller may read.
+/// A live Group the caller may read (`None` when there is none).
 async fn readable_group(state: &AppState, caller: &Access, id: &str) -> FhirResult<Option<Value>> {
-    let Some(stored) = state
-        .store
-        .read("Group", id)
-        .await?
-        .filter(|stored| !stored.deleted)
-    else {
-        return Ok(None);
+    let group = ReadTarget {
+        resource_type: "Group",
+        id,
+        version: None,
     };
     let base = state.config.fhir_base();
-    access::require(&state.store, &base, caller, Permission::Read, &stored).await?;
-    Ok(Some(
-        serde_json::from_slice(&stored.body).unwrap_or(Value::Null),
-    ))
+    match read(&state.store, &base, caller, &group).await? {
+        Found::Live(stored) => Ok(Some(
+            serde_json::from_slice(&stored.body).unwrap_or(Value::Null),
+        )),
+        Found::Refused(error) => Err(error),
+        Found::Deleted(_) | Found::Missing(_) => Ok(None),
+    }
 }
 
 /// The local `Type/id` references of the Group's members not marked inactive.

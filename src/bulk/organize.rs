@@ -6,8 +6,8 @@ use serde_json::json;
 
 use super::output::{Kind, Part, RunResult, Sink};
 use super::run::{Going, Run, type_filters};
-use crate::auth::scope::Permission;
-use crate::engine::access::search_filter;
+use crate::access::check::search_filter;
+use crate::access::scope::Permission;
 use crate::store::{ExportScan, Population};
 
 /// Patients per page of the walk; the lease is renewed after each page.

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use super::job::JobSpec;
+use crate::access::reach::{Access, unauthorized};
 use crate::app::AppState;
-use crate::auth::access::{Access, unauthorized};
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::rest::negotiate::FHIR_JSON;

@@ -4,9 +4,9 @@
 
 use axum::http::StatusCode;
 
-use super::access::search_filter;
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
+use crate::access::check::search_filter;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::is_resource_type;
 use crate::search::query::{SearchQuery, parse_search};

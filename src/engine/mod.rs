@@ -1,11 +1,14 @@
-//! FHIR interactions independent of HTTP: preparing resources, planning versioned writes,
-//! conditional references and transaction/batch Bundles. Used by the REST layer and import.
+//! FHIR interactions independent of HTTP: reads and history ([`read`]), searches, preparing
+//! resources, planning versioned writes, conditional references and transaction/batch
+//! Bundles, each applying the caller's access (`crate::access`). Used by the REST layer,
+//! bulk export and import; it imports `fhir`, `search`, `store` and `access`, never the
+//! application state or an HTTP-facing module.
 
-pub mod access;
 pub mod conditional;
 mod cursor;
 pub mod index;
 pub mod prepare;
+pub mod read;
 pub mod reindex;
 pub mod search;
 pub mod transaction;

@@ -1,12 +1,14 @@
 //! Running a search and building its `searchset` Bundle: shared by the REST search
 //! endpoints and by GET entries of batch and transaction Bundles.
 
+use std::borrow::Cow;
+
 use serde_json::{Value, json};
 
-use super::access;
 use super::cursor::{cursor_text, parse_cursor};
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
+use crate::access::check as access;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::fhir::subset::Subset;
@@ -96,8 +98,14 @@ async fn run(store: &Store, request: &SearchRequest<'_>, everything: bool) -> Fh
     } else {
         store.search(&spec).await?
     };
-    page.included =
-        access::retain_readable(store, request.base, request.access, page.included).await?;
+    page.included = access::retain_readable(
+        store,
+        request.base,
+        request.access,
+        page.included,
+        |stored| Cow::Borrowed(stored),
+    )
+    .await?;
     let path = match (
         request.link,
         request.patient_compartment,

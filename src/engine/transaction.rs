@@ -10,13 +10,13 @@ use std::collections::{HashMap, HashSet};
 use axum::http::StatusCode;
 use serde_json::{Map, Value, json};
 
-use super::access;
 use super::conditional::{Condition, for_each_reference};
 use super::prepare::{Expect, prepare_resource};
 use super::search::{PageLimits, SearchRequest, searchset};
 use super::write::{Applied, WriteAction, WriteOutcome, WriteRequest, apply};
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
+use crate::access::check as access;
+use crate::access::reach::Access;
+use crate::access::scope::Permission;
 use crate::fhir::id::{is_valid_id, new_id};
 use crate::fhir::instant::to_fhir_instant;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};

@@ -9,7 +9,7 @@ use tokio::task::JoinHandle;
 use super::ImportReport;
 use super::files::{ImportFile, Kind, open_lines};
 use super::progress::Progress;
-use crate::auth::access::Access;
+use crate::access::reach::Access;
 use crate::engine::conditional::{Condition, for_each_reference};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{ReturnPreference, process_bundle};

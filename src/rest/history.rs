@@ -8,13 +8,11 @@ use serde_json::{Value, json};
 use super::negotiate::{FhirRequest, json_value};
 use super::{resource_id, resource_type};
 use crate::app::AppState;
-use crate::auth::access::Access;
-use crate::auth::scope::Permission;
-use crate::engine::access as engine_access;
+use crate::engine::read::{self, HistoryPage};
 use crate::fhir::id::new_id;
 use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::store::{HistoryEntry, HistoryQuery, HistoryScope, StoredResource};
+use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
 
 /// The paging cursor: history continues with versions written before this sequence number.
 const CURSOR: &str = "_cursor";
@@ -32,7 +30,6 @@ pub async fn type_history(
     request: FhirRequest,
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
-    request.access.reach(resource_type, Permission::Read)?;
     let path = format!("{resource_type}/_history");
     history(
         &state,
@@ -50,26 +47,6 @@ pub async fn instance_history(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
-    request.access.reach(resource_type, Permission::Read)?;
-    match state.store.read(resource_type, id).await? {
-        None => {
-            return Err(FhirError::not_found(format!(
-                "{resource_type}/{id} is not known"
-            )));
-        }
-        Some(stored) if !stored.deleted => {
-            let base = state.config.fhir_base();
-            engine_access::require(
-                &state.store,
-                &base,
-                &request.access,
-                Permission::Read,
-                &stored,
-            )
-            .await?;
-        }
-        Some(_) => {}
-    }
     let path = format!("{resource_type}/{id}/_history");
     let scope = HistoryScope::Instance(resource_type.into(), id.into());
     history(&state, &request, scope, path).await
@@ -108,21 +85,19 @@ async fn history(
             FhirError::bad_request(format!("{CURSOR} {text:?} is not a paging cursor"))
         })?),
     };
-    // One extra row tells whether a next page exists.
-    let mut entries = state
-        .store
-        .history(&HistoryQuery {
+    let base = state.config.fhir_base();
+    let HistoryPage { entries, next_seq } = read::history(
+        &state.store,
+        &base,
+        &request.access,
+        &HistoryQuery {
             scope,
             since,
             before_seq,
-            limit: count + 1,
-        })
-        .await?;
-    let has_next = entries.len() as i64 > count;
-    entries.truncate(count as usize);
-    let next_seq = entries.last().map(|last| last.seq).filter(|_| has_next);
-    let base = state.config.fhir_base();
-    let entries = readable(state, &base, &request.access, entries).await?;
+            limit: count,
+        },
+    )
+    .await?;
     let link = |cursor: Option<i64>| {
         let mut query = form_urlencoded::Serializer::new(String::new());
         query.append_pair("_count", &count.to_string());
@@ -146,34 +121,6 @@ async fn history(
         "entry": entries.into_iter().map(|entry| history_entry(&base, entry)).collect::<Vec<_>>(),
     });
     Ok(json_value(StatusCode::OK, request.format, &bundle))
-}
-
-/// The versions the caller's token may read (a page may come out shorter; paging goes on
-/// from the last version looked at).
-async fn readable(
-    state: &AppState,
-    base: &str,
-    access: &Access,
-    entries: Vec<HistoryEntry>,
-) -> FhirResult<Vec<HistoryEntry>> {
-    if access.is_full() {
-        return Ok(entries);
-    }
-    let mut kept = Vec::with_capacity(entries.len());
-    for entry in entries {
-        let version = StoredResource {
-            resource_type: entry.resource_type.clone(),
-            id: entry.id.clone(),
-            version_id: entry.version_id,
-            last_updated: entry.last_updated,
-            deleted: entry.deleted,
-            body: entry.body.clone(),
-        };
-        if engine_access::admits(&state.store, base, access, Permission::Read, &version).await? {
-            kept.push(entry);
-        }
-    }
-    Ok(kept)
 }
 
 fn history_entry(base: &str, entry: HistoryEntry) -> Value {

@@ -5,7 +5,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::access::Access;
+use crate::access::reach::Access;
 use crate::engine::transaction::ReturnPreference;
 use crate::fhir::outcome::{FhirError, FhirResult};
 

@@ -7,8 +7,7 @@ use axum::response::Response;
 use super::negotiate::{FhirRequest, json_value};
 use super::resource_id;
 use crate::app::AppState;
-use crate::auth::scope::Permission;
-use crate::engine::access;
+use crate::engine::read::{ReadTarget, read};
 use crate::engine::search::{SearchRequest, everything};
 use crate::fhir::outcome::{FhirError, FhirResult};
 
@@ -22,20 +21,14 @@ pub async fn patient_everything(
 ) -> FhirResult<Response> {
     let id = resource_id(&id)?;
     let base = state.config.fhir_base();
-    match state.store.read("Patient", id).await? {
-        Some(stored) if !stored.deleted => {
-            access::require(
-                &state.store,
-                &base,
-                &request.access,
-                Permission::Read,
-                &stored,
-            )
-            .await?;
-        }
-        Some(_) => return Err(FhirError::gone(format!("Patient/{id} was deleted"))),
-        None => return Err(FhirError::not_found(format!("Patient/{id} is not known"))),
-    }
+    let patient = ReadTarget {
+        resource_type: "Patient",
+        id,
+        version: None,
+    };
+    read(&state.store, &base, &request.access, &patient)
+        .await?
+        .live()?;
     let mut params: Vec<(String, String)> = Vec::new();
     for (name, value) in &request.params {
         match name.as_str() {

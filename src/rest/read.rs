@@ -8,8 +8,7 @@ use axum::response::{IntoResponse, Response};
 use super::negotiate::{FhirRequest, json_body};
 use super::{resource_id, resource_type};
 use crate::app::AppState;
-use crate::auth::scope::Permission;
-use crate::engine::access;
+use crate::engine::read::{self, ReadTarget};
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};
@@ -25,24 +24,7 @@ pub async fn read(
     let resource_type = resource_type(&type_name)?;
     let id = resource_id(&id)?;
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
-    request.access.reach(resource_type, Permission::Read)?;
-    let mut stored = state
-        .store
-        .read(resource_type, id)
-        .await?
-        .ok_or_else(|| FhirError::not_found(format!("{resource_type}/{id} is not known")))?;
-    if stored.deleted {
-        return Err(gone(&stored));
-    }
-    let base = state.config.fhir_base();
-    access::require(
-        &state.store,
-        &base,
-        &request.access,
-        Permission::Read,
-        &stored,
-    )
-    .await?;
+    let mut stored = read_live(&state, &request, resource_type, id, None).await?;
     if not_modified(&headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         add_version_headers(response.headers_mut(), &stored);
@@ -65,35 +47,28 @@ pub async fn vread(
             "{version:?} is not a version id (a positive integer)"
         ))
     })?;
-    request.access.reach(resource_type, Permission::Read)?;
-    let mut stored = state
-        .store
-        .vread(resource_type, id, version_id)
-        .await?
-        .ok_or_else(|| {
-            FhirError::not_found(format!("{resource_type}/{id} has no version {version_id}"))
-        })?;
-    if stored.deleted {
-        return Err(gone(&stored));
-    }
-    let base = state.config.fhir_base();
-    access::require(
-        &state.store,
-        &base,
-        &request.access,
-        Permission::Read,
-        &stored,
-    )
-    .await?;
+    let mut stored = read_live(&state, &request, resource_type, id, Some(version_id)).await?;
     stored.body = subset.apply(stored.body);
     Ok(resource_response(StatusCode::OK, &request, stored))
 }
 
-fn gone(stored: &StoredResource) -> FhirError {
-    FhirError::gone(format!(
-        "{}/{} was deleted (version {})",
-        stored.resource_type, stored.id, stored.version_id
-    ))
+/// The live resource (or version) the caller may read.
+async fn read_live(
+    state: &AppState,
+    request: &FhirRequest,
+    resource_type: &str,
+    id: &str,
+    version: Option<i64>,
+) -> FhirResult<StoredResource> {
+    let target = ReadTarget {
+        resource_type,
+        id,
+        version,
+    };
+    let base = state.config.fhir_base();
+    read::read(&state.store, &base, &request.access, &target)
+        .await?
+        .live()
 }
 
 /// `If-None-Match` wins over `If-Modified-Since`, as HTTP says.

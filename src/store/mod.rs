@@ -22,8 +22,8 @@ pub use index::{
 pub use read::StoredResource;
 pub use search::deadline::{SearchLimits, set_search_limits};
 pub use search::{
-    AccessFilter, AccessGroup, Cursor, ExportScan, Keyset, Population, SearchPage, SearchSpec,
-    SortType, SortValue, sort_type,
+    AccessFilter, AccessGroup, Cursor, ExportScan, FilterLimit, Keyset, Population, SearchPage,
+    SearchSpec, SortType, SortValue, sort_type,
 };
 pub use settings::BASE_URL_SETTING;
 pub use write::{Current, Tx, VersionWrite, WriteStatus};

@@ -12,9 +12,8 @@ use sqlx::Row;
 use std::collections::HashSet;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
-use crate::auth::access::Limit;
 use crate::search::patient_link_params;
-use crate::search::query::{SearchQuery, Total};
+use crate::search::query::{Criterion, SearchQuery, Total};
 use criteria::push_criterion;
 pub use export::{ExportScan, Population};
 use keyset::page_sql;
@@ -55,7 +54,7 @@ pub struct AccessFilter {
 
 impl AccessFilter {
     /// The limits on `resource_type` (empty: none), or `None` when it is out of reach.
-    fn limits_of(&self, resource_type: &str) -> Option<&[Limit]> {
+    fn limits_of(&self, resource_type: &str) -> Option<&[FilterLimit]> {
         self.groups
             .iter()
             .find(|group| group.types.iter().any(|t| t == resource_type))
@@ -67,7 +66,15 @@ impl AccessFilter {
 #[derive(Debug, Clone)]
 pub struct AccessGroup {
     pub types: Vec<String>,
-    pub limits: Vec<Limit>,
+    pub limits: Vec<FilterLimit>,
+}
+
+/// One limit of a group: this Patient's data (when set: in their compartment, or for a type
+/// outside it, referencing them) and matching these search criteria (when set).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FilterLimit {
+    pub patient: Option<String>,
+    pub criteria: Vec<Criterion>,
 }
 
 /// One page of results.
@@ -416,7 +423,7 @@ fn push_referenced_by_compartment(sql: &mut Sql, patient: &str) {
 pub(super) fn push_access(sql: &mut Sql, access: &AccessFilter, base: &str, types: &[&str]) {
     let wanted =
         |resource_type: &String| types.is_empty() || types.contains(&resource_type.as_str());
-    let groups: Vec<(Vec<&String>, &[Limit])> = access
+    let groups: Vec<(Vec<&String>, &[FilterLimit])> = access
         .groups
         .iter()
         .map(|group| {
@@ -452,7 +459,7 @@ pub(super) fn push_access(sql: &mut Sql, access: &AccessFilter, base: &str, type
 }
 
 /// `(limit OR limit …)` on `r`, a resource of one of `types`.
-fn push_limits(sql: &mut Sql, limits: &[Limit], types: &[&String], base: &str) {
+fn push_limits(sql: &mut Sql, limits: &[FilterLimit], types: &[&String], base: &str) {
     sql.push("(");
     for (i, limit) in limits.iter().enumerate() {
         if i > 0 {

@@ -2,15 +2,19 @@
 //! do an interaction on a type at all (asked before any target is looked up), a filter for
 //! searches, and a yes/no for single resources (reads, includes, history entries, writes).
 
+use std::borrow::Cow;
+
 use serde_json::Value;
 
-use crate::auth::access::{Access, Reach};
-use crate::auth::scope::Permission;
+use crate::access::reach::{Access, Limit, Reach};
+use crate::access::scope::Permission;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::fhir::validate::resource_types;
 use crate::search::patient_owners;
 use crate::search::query::{Criterion, parse_search};
-use crate::store::{AccessFilter, AccessGroup, Cursor, SearchSpec, Store, StoredResource};
+use crate::store::{
+    AccessFilter, AccessGroup, Cursor, FilterLimit, SearchSpec, Store, StoredResource,
+};
 
 /// The search filter of a search of `types` (empty: every type); `None` when the caller
 /// sees all. A type the caller may not search is a 403 when asked for by name, and left out
@@ -37,13 +41,16 @@ pub fn search_filter(
         };
         match reach {
             Reach::All => unlimited.push(resource_type.to_owned()),
-            Reach::Some(limits) => match limited.iter_mut().find(|g| g.limits == limits) {
-                Some(group) => group.types.push(resource_type.to_owned()),
-                None => limited.push(AccessGroup {
-                    types: vec![resource_type.to_owned()],
-                    limits,
-                }),
-            },
+            Reach::Some(limits) => {
+                let limits: Vec<FilterLimit> = limits.into_iter().map(filter_limit).collect();
+                match limited.iter_mut().find(|g| g.limits == limits) {
+                    Some(group) => group.types.push(resource_type.to_owned()),
+                    None => limited.push(AccessGroup {
+                        types: vec![resource_type.to_owned()],
+                        limits,
+                    }),
+                }
+            }
         }
     }
     if unlimited.len() == resource_types().len() {
@@ -57,6 +64,14 @@ pub fn search_filter(
         });
     }
     Ok(Some(AccessFilter { groups }))
+}
+
+/// A limit of the caller's reach as the store's filter states it.
+fn filter_limit(limit: Limit) -> FilterLimit {
+    FilterLimit {
+        patient: limit.patient,
+        criteria: limit.criteria,
+    }
 }
 
 /// Whether the token may do `permission` on `resource_type` at all (any scope of it
@@ -159,20 +174,26 @@ pub fn outside_reach(resource_type: &str, id: &str) -> FhirError {
     )
 }
 
-/// Drops the resources the caller may not read (includes, history entries).
-pub async fn retain_readable(
+/// Drops the items the caller may not read (includes, history entries); `version` gives
+/// each item as a stored resource.
+pub async fn retain_readable<T>(
     store: &Store,
     base: &str,
     access: &Access,
-    resources: Vec<StoredResource>,
-) -> FhirResult<Vec<StoredResource>> {
+    items: Vec<T>,
+    version: impl Fn(&T) -> Cow<'_, StoredResource>,
+) -> FhirResult<Vec<T>> {
     if access.is_full() {
-        return Ok(resources);
+        return Ok(items);
     }
-    let mut kept = Vec::with_capacity(resources.len());
-    for stored in resources {
-        if admits(store, base, access, Permission::Read, &stored).await? {
-            kept.push(stored);
+    let mut kept = Vec::with_capacity(items.len());
+    for item in items {
+        let admitted = {
+            let stored = version(&item);
+            admits(store, base, access, Permission::Read, &stored).await?
+        };
+        if admitted {
+            kept.push(item);
         }
     }
     Ok(kept)
