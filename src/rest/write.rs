@@ -7,9 +7,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::negotiate::{FhirRequest, check_body_type, json_body, json_value};
 use super::read::add_version_headers;
-use super::{resource_id, resource_type};
 use crate::app::AppState;
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
@@ -17,6 +15,8 @@ use crate::engine::transaction::{
 };
 use crate::engine::write::WriteOutcome;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
+use crate::http::negotiate::{FhirRequest, check_body_type, json_body, json_value};
+use crate::http::path::{resource_id, resource_type};
 use crate::store::StoredResource;
 
 pub async fn create(
