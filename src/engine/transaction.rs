@@ -14,7 +14,7 @@ use super::access;
 use super::conditional::{Condition, for_each_reference};
 use super::prepare::{Expect, prepare_resource};
 use super::search::{PageLimits, SearchRequest, searchset};
-use super::write::{Applied, WriteAction, WriteOutcome, WriteRequest, apply};
+use super::write::{Applied, WriteAction, WriteOutcome, WriteRequest, apply, retry_races};
 use crate::auth::access::Access;
 use crate::auth::scope::Permission;
 use crate::fhir::id::{is_valid_id, new_id};
@@ -22,8 +22,6 @@ use crate::fhir::instant::to_fhir_instant;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
 use crate::fhir::validate::is_resource_type;
 use crate::store::{Store, Tx};
-
-const MAX_ATTEMPTS: usize = 8;
 
 /// Page sizes of searches inside a Bundle.
 const BUNDLE_SEARCH_LIMITS: PageLimits = PageLimits {
@@ -470,20 +468,17 @@ async fn run_transaction(
                 .map_err(|error| entry.locate(error, ""))?;
         }
     }
-    for _ in 0..MAX_ATTEMPTS {
-        let mut tx = store.begin().await?;
-        match plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await? {
-            Some(mut results) => {
-                tx.commit().await?;
-                read_entries(store, entries, &mut results, base, access).await?;
-                return Ok(results);
-            }
-            None => continue,
-        }
-    }
-    Err(FhirError::conflict(
+    let mut results = retry_races(
+        store,
         "the transaction collided with concurrent writers too often; try again",
-    ))
+        |mut tx| async move {
+            let planned = plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await?;
+            Ok(planned.map(|results| (tx, results)))
+        },
+    )
+    .await?;
+    read_entries(store, entries, &mut results, base, access).await?;
+    Ok(results)
 }
 
 /// Plans every entry inside `tx`; `None` means a lost race (roll back and retry).
@@ -841,16 +836,78 @@ fn response_entry(result: EntryResult, base: &str, preference: ReturnPreference)
     }
 }
 
-/// A single REST write (`POST [type]`, `PUT [type]/[id]`, `PUT [type]?…`, `DELETE …`),
-/// run through the same planner as a one-entry transaction.
-pub struct Interaction<'a> {
-    pub method: &'a str,
-    /// The request path relative to the FHIR base, with its query for conditional forms.
-    pub url: &'a str,
-    /// The resource, already checked with `prepare_resource`.
-    pub resource: Option<Map<String, Value>>,
-    pub if_match: Option<i64>,
-    pub if_none_exist: Option<&'a str>,
+/// A single REST write, run through the same planner as a one-entry transaction. Every
+/// resource is already checked with `prepare_resource`.
+pub enum Interaction {
+    /// `POST [type]`, conditional with `If-None-Exist`.
+    Create {
+        resource_type: String,
+        resource: Map<String, Value>,
+        if_none_exist: Option<Condition>,
+    },
+    /// `PUT [type]/[id]` or `PUT [type]?…`.
+    Update {
+        target: WriteTarget,
+        resource: Map<String, Value>,
+        if_match: Option<i64>,
+    },
+    /// `DELETE [type]/[id]` or `DELETE [type]?…`.
+    Delete {
+        target: WriteTarget,
+        if_match: Option<i64>,
+    },
+}
+
+/// The resource an update or delete names: by id, or by a conditional match.
+pub enum WriteTarget {
+    Instance { resource_type: String, id: String },
+    Conditional(Condition),
+}
+
+impl From<WriteTarget> for Target {
+    fn from(target: WriteTarget) -> Self {
+        match target {
+            WriteTarget::Instance { resource_type, id } => Target::Instance(resource_type, id),
+            WriteTarget::Conditional(condition) => Target::Conditional(condition),
+        }
+    }
+}
+
+impl Interaction {
+    /// The interaction as a transaction entry outside any Bundle.
+    fn into_entry(self) -> Entry {
+        let (method, target, resource, if_match, if_none_exist) = match self {
+            Interaction::Create {
+                resource_type,
+                resource,
+                if_none_exist,
+            } => (
+                Method::Post,
+                Target::Type(resource_type),
+                Some(resource),
+                None,
+                if_none_exist,
+            ),
+            Interaction::Update {
+                target,
+                resource,
+                if_match,
+            } => (Method::Put, target.into(), Some(resource), if_match, None),
+            Interaction::Delete { target, if_match } => {
+                (Method::Delete, target.into(), None, if_match, None)
+            }
+        };
+        Entry {
+            index: 0,
+            in_bundle: false,
+            full_url: None,
+            method,
+            target,
+            resource,
+            if_match,
+            if_none_exist,
+        }
+    }
 }
 
 /// What a single REST write did.
@@ -866,38 +923,10 @@ pub enum InteractionResult {
 pub async fn execute(
     store: &Store,
     base: &str,
-    interaction: Interaction<'_>,
+    interaction: Interaction,
     access: &Access,
 ) -> FhirResult<InteractionResult> {
-    let method = match interaction.method {
-        "POST" => Method::Post,
-        "PUT" => Method::Put,
-        "DELETE" => Method::Delete,
-        other => {
-            return Err(FhirError::not_supported(
-                StatusCode::METHOD_NOT_ALLOWED,
-                format!("{other} is not a write interaction"),
-            ));
-        }
-    };
-    let target = parse_target(interaction.url, base)?;
-    let if_none_exist = match (&target, interaction.if_none_exist) {
-        (Target::Type(resource_type), Some(query)) => Some(Condition::parse(
-            resource_type,
-            query.trim_start_matches('?'),
-        )?),
-        _ => None,
-    };
-    let entry = Entry {
-        index: 0,
-        in_bundle: false,
-        full_url: None,
-        method,
-        target,
-        resource: interaction.resource,
-        if_match: interaction.if_match,
-        if_none_exist,
-    };
+    let entry = interaction.into_entry();
     let mut results = run_transaction(store, std::slice::from_ref(&entry), base, access).await?;
     match results.pop() {
         Some(EntryResult::Written(outcome)) => Ok(InteractionResult::Written(outcome)),

@@ -9,9 +9,10 @@ use serde_json::{Map, Value};
 
 use super::read::add_version_headers;
 use crate::app::AppState;
+use crate::engine::conditional::{Condition, is_format_param};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
-    Interaction, InteractionResult, ReturnPreference, execute, parse_etag,
+    Interaction, InteractionResult, ReturnPreference, WriteTarget, execute, parse_etag,
 };
 use crate::engine::write::WriteOutcome;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
@@ -28,16 +29,16 @@ pub async fn create(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let resource = read_resource(&headers, body, Expect::Create { resource_type })?;
-    let if_none_exist = header_text(&headers, "if-none-exist")?;
+    let if_none_exist = header_text(&headers, "if-none-exist")?
+        .map(|query| Condition::parse(resource_type, query.trim_start_matches('?')))
+        .transpose()?;
     run(
         &state,
         &request,
-        Interaction {
-            method: "POST",
-            url: resource_type,
-            resource: Some(resource),
-            if_match: None,
-            if_none_exist: if_none_exist.as_deref(),
+        Interaction::Create {
+            resource_type: resource_type.to_string(),
+            resource,
+            if_none_exist,
         },
     )
     .await
@@ -56,12 +57,10 @@ pub async fn update(
     run(
         &state,
         &request,
-        Interaction {
-            method: "PUT",
-            url: &format!("{resource_type}/{id}"),
-            resource: Some(resource),
+        Interaction::Update {
+            target: instance(resource_type, id),
+            resource,
             if_match: if_match(&headers)?,
-            if_none_exist: None,
         },
     )
     .await
@@ -82,16 +81,18 @@ pub async fn conditional_update(
         ))
         .expression_at("resourceType"));
     }
-    let url = conditional_url(resource_type, &request)?;
+    require_criteria(&request)?;
+    let if_match = if_match(&headers)?;
     run(
         &state,
         &request,
-        Interaction {
-            method: "PUT",
-            url: &url,
-            resource: Some(resource),
-            if_match: if_match(&headers)?,
-            if_none_exist: None,
+        Interaction::Update {
+            target: WriteTarget::Conditional(Condition::from_params(
+                resource_type,
+                &request.params,
+            )?),
+            resource,
+            if_match,
         },
     )
     .await
@@ -108,12 +109,9 @@ pub async fn delete(
     run(
         &state,
         &request,
-        Interaction {
-            method: "DELETE",
-            url: &format!("{resource_type}/{id}"),
-            resource: None,
+        Interaction::Delete {
+            target: instance(resource_type, id),
             if_match: if_match(&headers)?,
-            if_none_exist: None,
         },
     )
     .await
@@ -126,16 +124,17 @@ pub async fn conditional_delete(
     headers: HeaderMap,
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
-    let url = conditional_url(resource_type, &request)?;
+    require_criteria(&request)?;
+    let if_match = if_match(&headers)?;
     run(
         &state,
         &request,
-        Interaction {
-            method: "DELETE",
-            url: &url,
-            resource: None,
-            if_match: if_match(&headers)?,
-            if_none_exist: None,
+        Interaction::Delete {
+            target: WriteTarget::Conditional(Condition::from_params(
+                resource_type,
+                &request.params,
+            )?),
+            if_match,
         },
     )
     .await
@@ -180,29 +179,28 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
     }
 }
 
-/// `Type?criteria` from the request's query, without the formatting parameters.
-fn conditional_url(resource_type: &str, request: &FhirRequest) -> FhirResult<String> {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    let mut any = false;
-    for (name, value) in &request.params {
-        if name != "_format" && name != "_pretty" {
-            query.append_pair(name, value);
-            any = true;
-        }
+fn instance(resource_type: &str, id: &str) -> WriteTarget {
+    WriteTarget::Instance {
+        resource_type: resource_type.to_string(),
+        id: id.to_string(),
     }
-    if !any {
+}
+
+/// A conditional update or delete needs criteria besides the formatting parameters.
+fn require_criteria(request: &FhirRequest) -> FhirResult<()> {
+    if request.params.iter().all(|(name, _)| is_format_param(name)) {
         return Err(FhirError::bad_request(
             "a conditional update or delete needs search criteria in the URL",
         ));
     }
-    Ok(format!("{resource_type}?{}", query.finish()))
+    Ok(())
 }
 
 /// Runs a write through the engine and answers it.
 async fn run(
     state: &AppState,
     request: &FhirRequest,
-    interaction: Interaction<'_>,
+    interaction: Interaction,
 ) -> FhirResult<Response> {
     let result = execute(
         &state.store,
