@@ -81,16 +81,12 @@ pub async fn conditional_update(
         ))
         .expression_at("resourceType"));
     }
-    require_criteria(&request)?;
-    let if_match = if_match(&headers)?;
+    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
     run(
         &state,
         &request,
         Interaction::Update {
-            target: WriteTarget::Conditional(Condition::from_params(
-                resource_type,
-                &request.params,
-            )?),
+            target,
             resource,
             if_match,
         },
@@ -124,20 +120,8 @@ pub async fn conditional_delete(
     headers: HeaderMap,
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
-    require_criteria(&request)?;
-    let if_match = if_match(&headers)?;
-    run(
-        &state,
-        &request,
-        Interaction::Delete {
-            target: WriteTarget::Conditional(Condition::from_params(
-                resource_type,
-                &request.params,
-            )?),
-            if_match,
-        },
-    )
-    .await
+    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
+    run(&state, &request, Interaction::Delete { target, if_match }).await
 }
 
 fn read_resource(
@@ -186,14 +170,21 @@ fn instance(resource_type: &str, id: &str) -> WriteTarget {
     }
 }
 
-/// A conditional update or delete needs criteria besides the formatting parameters.
-fn require_criteria(request: &FhirRequest) -> FhirResult<()> {
+/// The target and `If-Match` of a conditional update or delete: the match of the query's
+/// criteria (besides the formatting parameters).
+fn conditional_target(
+    resource_type: &str,
+    request: &FhirRequest,
+    headers: &HeaderMap,
+) -> FhirResult<(WriteTarget, Option<i64>)> {
     if request.params.iter().all(|(name, _)| is_format_param(name)) {
         return Err(FhirError::bad_request(
             "a conditional update or delete needs search criteria in the URL",
         ));
     }
-    Ok(())
+    let if_match = if_match(headers)?;
+    let condition = Condition::from_params(resource_type, &request.params)?;
+    Ok((WriteTarget::Conditional(condition), if_match))
 }
 
 /// Runs a write through the engine and answers it.
