@@ -155,9 +155,40 @@ impl Interaction {
     }
 }
 
+/// The entries of a posted Bundle, and whether it is a `transaction` (else a `batch`).
+pub(super) fn bundle_entries(bundle: &Map<String, Value>) -> FhirResult<(bool, Vec<Value>)> {
+    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
+        return Err(FhirError::bad_request(
+            "POST to the base URL takes a Bundle of type transaction or batch",
+        )
+        .expression_at("resourceType"));
+    }
+    let bundle_type = bundle.get("type").and_then(Value::as_str).unwrap_or("");
+    let is_transaction = match bundle_type {
+        "transaction" => true,
+        "batch" => false,
+        other => {
+            return Err(FhirError::bad_request(format!(
+                "Bundle.type must be transaction or batch, not {other:?}"
+            ))
+            .expression_at("Bundle.type"));
+        }
+    };
+    let raw_entries = match bundle.get("entry") {
+        None => Vec::new(),
+        Some(Value::Array(entries)) => entries.clone(),
+        Some(_) => {
+            return Err(FhirError::bad_request("Bundle.entry must be an array")
+                .expression_at("Bundle.entry"));
+        }
+    };
+    check_unique_full_urls(&raw_entries)?;
+    Ok((is_transaction, raw_entries))
+}
+
 /// bdl-7: entries with the same `fullUrl` must be different versions of one resource
 /// (different `meta.versionId`); otherwise references to it would be ambiguous.
-pub(super) fn check_unique_full_urls(entries: &[Value]) -> FhirResult<()> {
+fn check_unique_full_urls(entries: &[Value]) -> FhirResult<()> {
     let mut seen: HashMap<(&str, Option<&str>), usize> = HashMap::new();
     for (index, entry) in entries.iter().enumerate() {
         let Some(full_url) = entry.get("fullUrl").and_then(Value::as_str) else {

@@ -15,17 +15,16 @@ mod plan;
 mod read;
 mod response;
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use self::entry::{Entry, check_no_duplicate_targets, check_unique_full_urls, parse_entry};
+use self::entry::{Entry, bundle_entries, check_no_duplicate_targets, parse_entry};
 pub use self::entry::{Interaction, WriteTarget, parse_etag};
 use self::plan::plan_and_apply;
 use self::read::read_entries;
-use self::response::{EntryResult, response_entry};
+use self::response::{EntryResult, response_bundle};
 use super::access;
 use super::write::{WriteOutcome, retry_races};
 use crate::auth::access::Access;
-use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::store::Store;
 
@@ -46,70 +45,48 @@ pub async fn process_bundle(
     preference: ReturnPreference,
     access: &Access,
 ) -> FhirResult<Value> {
-    if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
-        return Err(FhirError::bad_request(
-            "POST to the base URL takes a Bundle of type transaction or batch",
-        )
-        .expression_at("resourceType"));
-    }
-    let bundle_type = bundle.get("type").and_then(Value::as_str).unwrap_or("");
-    let is_transaction = match bundle_type {
-        "transaction" => true,
-        "batch" => false,
-        other => {
-            return Err(FhirError::bad_request(format!(
-                "Bundle.type must be transaction or batch, not {other:?}"
-            ))
-            .expression_at("Bundle.type"));
-        }
-    };
-    let raw_entries = match bundle.get("entry") {
-        None => Vec::new(),
-        Some(Value::Array(entries)) => entries.clone(),
-        Some(_) => {
-            return Err(FhirError::bad_request("Bundle.entry must be an array")
-                .expression_at("Bundle.entry"));
-        }
-    };
-    check_unique_full_urls(&raw_entries)?;
-    let response_type = if is_transaction {
-        "transaction-response"
-    } else {
-        "batch-response"
-    };
-    let results = if is_transaction {
+    let (is_transaction, raw_entries) = bundle_entries(&bundle)?;
+    let (response_type, results) = if is_transaction {
         let entries = raw_entries
             .into_iter()
             .enumerate()
             .map(|(index, entry)| parse_entry(index, entry, base))
             .collect::<FhirResult<Vec<_>>>()?;
         check_no_duplicate_targets(&entries)?;
-        run_transaction(store, &entries, base, access).await?
+        (
+            "transaction-response",
+            run_transaction(store, &entries, base, access).await?,
+        )
     } else {
-        let mut results = Vec::with_capacity(raw_entries.len());
-        for (index, entry) in raw_entries.into_iter().enumerate() {
-            let result = match parse_entry(index, entry, base) {
-                Ok(entry) => {
-                    match run_transaction(store, std::slice::from_ref(&entry), base, access).await {
-                        Ok(mut results) => results.remove(0),
-                        Err(error) => EntryResult::Failed(error),
-                    }
-                }
-                Err(error) => EntryResult::Failed(error),
-            };
-            results.push(result);
-        }
-        results
+        (
+            "batch-response",
+            run_batch(store, raw_entries, base, access).await,
+        )
     };
-    Ok(json!({
-        "resourceType": "Bundle",
-        "id": new_id(),
-        "type": response_type,
-        "entry": results
-            .into_iter()
-            .map(|result| response_entry(result, base, preference))
-            .collect::<Vec<_>>(),
-    }))
+    Ok(response_bundle(response_type, results, base, preference))
+}
+
+/// Runs each entry of a batch as a transaction of its own; a failure is that entry's outcome.
+async fn run_batch(
+    store: &Store,
+    raw_entries: Vec<Value>,
+    base: &str,
+    access: &Access,
+) -> Vec<EntryResult> {
+    let mut results = Vec::with_capacity(raw_entries.len());
+    for (index, entry) in raw_entries.into_iter().enumerate() {
+        let result = match parse_entry(index, entry, base) {
+            Ok(entry) => {
+                match run_transaction(store, std::slice::from_ref(&entry), base, access).await {
+                    Ok(mut results) => results.remove(0),
+                    Err(error) => EntryResult::Failed(error),
+                }
+            }
+            Err(error) => EntryResult::Failed(error),
+        };
+        results.push(result);
+    }
+    results
 }
 
 /// Runs entries as one all-or-nothing unit, retrying when a concurrent writer got in first.

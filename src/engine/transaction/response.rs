@@ -5,6 +5,7 @@ use serde_json::{Value, json};
 
 use super::ReturnPreference;
 use crate::engine::write::WriteOutcome;
+use crate::fhir::id::new_id;
 use crate::fhir::instant::to_fhir_instant;
 use crate::fhir::outcome::{FhirError, informational};
 
@@ -23,6 +24,24 @@ pub(super) enum EntryResult {
     Failed(FhirError),
 }
 
+/// The `transaction-response` or `batch-response` Bundle.
+pub(super) fn response_bundle(
+    response_type: &str,
+    results: Vec<EntryResult>,
+    base: &str,
+    preference: ReturnPreference,
+) -> Value {
+    json!({
+        "resourceType": "Bundle",
+        "id": new_id(),
+        "type": response_type,
+        "entry": results
+            .into_iter()
+            .map(|result| response_entry(result, base, preference))
+            .collect::<Vec<_>>(),
+    })
+}
+
 fn status_line(status: StatusCode) -> String {
     format!(
         "{} {}",
@@ -31,11 +50,7 @@ fn status_line(status: StatusCode) -> String {
     )
 }
 
-pub(super) fn response_entry(
-    result: EntryResult,
-    base: &str,
-    preference: ReturnPreference,
-) -> Value {
+fn response_entry(result: EntryResult, base: &str, preference: ReturnPreference) -> Value {
     match result {
         EntryResult::Written(outcome) if outcome.unchanged => json!({
             "response": {"status": status_line(StatusCode::NO_CONTENT)}
