@@ -20,7 +20,7 @@ use crate::fhir::validate::resource_types;
 use crate::http::negotiate::FHIR_JSON;
 use crate::http::path::resource_id;
 use crate::search::has_patient_compartment;
-use crate::store::ExportJob;
+use crate::store::{ExportJob, ExportStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Level {
@@ -183,7 +183,7 @@ async fn kickoff(
         level: level.as_str().to_owned(),
         group_id: group_id.map(str::to_owned),
         params: serde_json::to_string(&spec).unwrap_or_default(),
-        status: "queued".to_owned(),
+        status: ExportStatus::Queued,
         progress: None,
         transaction_time: now_micros(),
         error: None,

@@ -15,7 +15,7 @@ use crate::auth::access::{Access, unauthorized};
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::http::negotiate::FHIR_JSON;
-use crate::store::{ExportFile, ExportJob};
+use crate::store::{ExportFile, ExportJob, ExportStatus};
 
 const NDJSON: &str = "application/fhir+ndjson";
 /// Seconds a client should wait before polling again.
@@ -33,8 +33,8 @@ pub async fn status(
     let layout = Layout {
         organized: spec.params.organize_by_patient,
     };
-    match job.status.as_str() {
-        "failed" => Err(FhirError::new(
+    match job.status {
+        ExportStatus::Failed => Err(FhirError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             IssueCode::Exception,
             format!(
@@ -46,12 +46,14 @@ pub async fn status(
             let page = manifest_page(query.as_deref(), &id)?;
             partial_manifest(&state, &job, layout, page).await
         }
-        "done" => {
+        ExportStatus::Done => {
             let files = state.store.export_files(&job.id).await?;
             let all: Vec<(usize, &ExportFile)> = files.iter().enumerate().collect();
             Ok(complete(&job, manifest(&state, &job, layout, &all)))
         }
-        _ => Ok(in_progress(&job)),
+        ExportStatus::Queued | ExportStatus::Running | ExportStatus::Cancelled => {
+            Ok(in_progress(&job))
+        }
     }
 }
 
@@ -99,7 +101,7 @@ async fn partial_manifest(
             files = state.store.export_files(&job.id).await?;
         }
     }
-    let done = job.status == "done";
+    let done = job.status == ExportStatus::Done;
     let in_page: Vec<(usize, &ExportFile)> = files
         .iter()
         .enumerate()
@@ -185,10 +187,14 @@ pub async fn cancel(
     if let Err(error) = state.exports.remove_job(&job.id).await {
         tracing::warn!(job = %job.id, %error, "could not remove a cancelled export's files");
     }
-    let what = match job.status.as_str() {
-        "done" => format!("export job {id} had finished: its files were deleted"),
-        "failed" => format!("export job {id} had failed: it and its files were deleted"),
-        _ => format!("export job {id} cancelled: it stopped and its files were deleted"),
+    let what = match job.status {
+        ExportStatus::Done => format!("export job {id} had finished: its files were deleted"),
+        ExportStatus::Failed => {
+            format!("export job {id} had failed: it and its files were deleted")
+        }
+        ExportStatus::Queued | ExportStatus::Running | ExportStatus::Cancelled => {
+            format!("export job {id} cancelled: it stopped and its files were deleted")
+        }
     };
     let body = serde_json::to_vec(&informational(what)).unwrap_or_default();
     Ok((
@@ -207,7 +213,7 @@ pub async fn file(
 ) -> FhirResult<Response> {
     let job = owned_job(&state, &id, access).await?;
     let not_found = || FhirError::not_found(format!("export job {id} has no file {index}"));
-    if job.status != "done" {
+    if job.status != ExportStatus::Done {
         return Err(not_found());
     }
     let index: usize = index.parse().map_err(|_| not_found())?;
@@ -252,7 +258,10 @@ async fn owned_job(
     let job = state.store.export_job(id).await?.ok_or_else(unknown)?;
     // The grant that started it: the same user through the same client, or for a job a
     // backend service started, a backend token (no user) of that client.
-    if job.client_id != client_id || job.owner_user != username || job.status == "cancelled" {
+    if job.client_id != client_id
+        || job.owner_user != username
+        || job.status == ExportStatus::Cancelled
+    {
         return Err(unknown());
     }
     Ok(job)

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::run::{Ended, Run};
 use crate::app::AppState;
-use crate::store::ExportJob;
+use crate::store::{ExportJob, ExportStatus};
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const CLEANUP_EVERY: Duration = Duration::from_secs(5);
@@ -63,7 +63,7 @@ async fn finish(
         Ok(Ended::Complete) => {
             state
                 .store
-                .finish_export_job(&job.id, worker, "done", None, expires)
+                .finish_export_job(&job.id, worker, ExportStatus::Done, None, expires)
                 .await?
         }
         Ok(Ended::Lost) => false,
@@ -71,7 +71,13 @@ async fn finish(
             tracing::warn!(job = %job.id, %error, "export failed");
             state
                 .store
-                .finish_export_job(&job.id, worker, "failed", Some(&error.to_string()), expires)
+                .finish_export_job(
+                    &job.id,
+                    worker,
+                    ExportStatus::Failed,
+                    Some(&error.to_string()),
+                    expires,
+                )
                 .await?;
             false
         }
@@ -91,7 +97,10 @@ async fn abandoned(state: &AppState, id: &str) -> Result<bool, crate::store::Sto
         .store
         .export_job(id)
         .await?
-        .is_none_or(|job| matches!(job.status.as_str(), "failed" | "cancelled")))
+        .is_none_or(|job| match job.status {
+            ExportStatus::Failed | ExportStatus::Cancelled => true,
+            ExportStatus::Queued | ExportStatus::Running | ExportStatus::Done => false,
+        }))
 }
 
 async fn remove_expired(state: &AppState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {

@@ -1,10 +1,51 @@
 //! Bulk Data export jobs and their files: the queue workers claim from with a lease.
 
-use sqlx::Row;
-
 use super::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Where a job is, stored as its lowercase name: the text `as_str` gives (a test below
+/// checks the two agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Encode, sqlx::Decode)]
+#[sqlx(rename_all = "lowercase")]
+pub enum ExportStatus {
+    /// Waiting for a worker.
+    Queued,
+    /// A worker holds its lease.
+    Running,
+    /// Finished: the manifest and files are served until the job expires.
+    Done,
+    Failed,
+    /// Ended by its owner. Cancelling deletes the job, so Kiln never stores this status; a
+    /// row that has it is still read as such.
+    Cancelled,
+}
+
+impl ExportStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportStatus::Queued => "queued",
+            ExportStatus::Running => "running",
+            ExportStatus::Done => "done",
+            ExportStatus::Failed => "failed",
+            ExportStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// A text column on either backend.
+impl<DB: sqlx::Database> sqlx::Type<DB> for ExportStatus
+where
+    str: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExportJob {
     pub id: String,
     pub client_id: String,
@@ -17,8 +58,7 @@ pub struct ExportJob {
     pub group_id: Option<String>,
     /// The kick-off parameters and the token's grant, as JSON.
     pub params: String,
-    /// `queued`, `running`, `done`, `failed` or `cancelled`.
-    pub status: String,
+    pub status: ExportStatus,
     pub progress: Option<String>,
     pub transaction_time: i64,
     pub error: Option<String>,
@@ -27,7 +67,7 @@ pub struct ExportJob {
 }
 
 /// One file of a job's manifest.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ExportFile {
     /// `output`, `error` or `deleted`.
     pub kind: String,
@@ -39,32 +79,12 @@ pub struct ExportFile {
     /// part of the export.
     pub resume_after: Option<String>,
     /// The partial-manifest page the file was handed out in.
+    #[sqlx(rename = "manifest_page")]
     pub page: Option<i64>,
 }
 
 const COLUMNS: &str = "id, client_id, request_url, level, group_id, params, status, progress, \
                        transaction_time, error, created_at, expires_at, owner_user";
-
-macro_rules! job_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        ExportJob {
-            id: row.try_get(0)?,
-            client_id: row.try_get(1)?,
-            request_url: row.try_get(2)?,
-            level: row.try_get(3)?,
-            group_id: row.try_get(4)?,
-            params: row.try_get(5)?,
-            status: row.try_get(6)?,
-            progress: row.try_get(7)?,
-            transaction_time: row.try_get(8)?,
-            error: row.try_get(9)?,
-            created_at: row.try_get(10)?,
-            expires_at: row.try_get(11)?,
-            owner_user: row.try_get(12)?,
-        }
-    }};
-}
 
 /// PostgreSQL lets replicas skip a row another one is claiming; SQLite has one writer.
 const CLAIM_PG: &str = "FOR UPDATE SKIP LOCKED";
@@ -82,7 +102,7 @@ impl Store {
             .bind(&job.level)
             .bind(&job.group_id)
             .bind(&job.params)
-            .bind(&job.status)
+            .bind(job.status)
             .bind(&job.progress)
             .bind(job.transaction_time)
             .bind(&job.error)
@@ -97,30 +117,25 @@ impl Store {
 
     pub async fn export_job(&self, id: &str) -> StoreResult<Option<ExportJob>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM bulk_export_jobs WHERE id = $1"
             )))
             .bind(id)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(job_from_row!(row)),
-                None => None,
-            })
+            .await?)
         })
     }
 
     /// Jobs of `client_id` still queued or running.
     pub async fn active_export_jobs(&self, client_id: &str) -> StoreResult<i64> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_scalar(
                 "SELECT COUNT(*) FROM bulk_export_jobs \
                  WHERE client_id = $1 AND status IN ('queued', 'running')",
             )
             .bind(client_id)
             .fetch_one(pool)
-            .await?;
-            Ok(row.try_get::<i64, _>(0)?)
+            .await?)
         })
     }
 
@@ -137,7 +152,7 @@ impl Store {
             Store::Sqlite(_) => "",
         };
         dispatch!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "UPDATE bulk_export_jobs SET status = 'running', worker = $1, lease_until = $2 \
                  WHERE id = (SELECT id FROM bulk_export_jobs \
                              WHERE status = 'queued' OR (status = 'running' AND lease_until < $3) \
@@ -148,11 +163,7 @@ impl Store {
             .bind(lease_until)
             .bind(now)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(job_from_row!(row)),
-                None => None,
-            })
+            .await?)
         })
     }
 
@@ -213,26 +224,13 @@ impl Store {
 
     pub async fn export_files(&self, id: &str) -> StoreResult<Vec<ExportFile>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT kind, resource_type, name, count, resume_after, manifest_page \
                  FROM bulk_export_files WHERE job_id = $1 ORDER BY seq",
             )
             .bind(id)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| {
-                    Ok(ExportFile {
-                        kind: row.try_get(0)?,
-                        resource_type: row.try_get(1)?,
-                        name: row.try_get(2)?,
-                        count: row.try_get(3)?,
-                        resume_after: row.try_get(4)?,
-                        page: row.try_get(5)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
+            .await?)
         })
     }
 
@@ -260,7 +258,7 @@ impl Store {
         &self,
         id: &str,
         worker: &str,
-        status: &str,
+        status: ExportStatus,
         error: Option<&str>,
         expires_at: i64,
     ) -> StoreResult<bool> {
@@ -295,16 +293,37 @@ impl Store {
     /// Ids of finished jobs past their expiry.
     pub async fn expired_export_jobs(&self, now: i64) -> StoreResult<Vec<String>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(
+            Ok(sqlx::query_scalar(
                 "SELECT id FROM bulk_export_jobs WHERE expires_at IS NOT NULL AND expires_at < $1",
             )
             .bind(now)
             .fetch_all(pool)
-            .await?;
-            rows.iter()
-                .map(|row| row.try_get::<String, _>(0))
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
+            .await?)
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ExportStatus;
+
+    /// The stored text is the name `as_str` reports, and reads back as the same status.
+    #[tokio::test]
+    async fn status_is_stored_as_its_name() {
+        let pool = sqlx::SqlitePool::connect("sqlite::memory:").await.unwrap();
+        for status in [
+            ExportStatus::Queued,
+            ExportStatus::Running,
+            ExportStatus::Done,
+            ExportStatus::Failed,
+            ExportStatus::Cancelled,
+        ] {
+            let (text, back): (String, ExportStatus) = sqlx::query_as("SELECT $1, $1")
+                .bind(status)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!((text.as_str(), back), (status.as_str(), status));
+        }
     }
 }

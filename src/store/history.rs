@@ -1,6 +1,6 @@
 //! History queries: newest first, paged by the global write sequence.
 
-use sqlx::{QueryBuilder, Row};
+use sqlx::QueryBuilder;
 
 use super::{Store, StoreResult, dispatch};
 
@@ -21,7 +21,7 @@ pub struct HistoryQuery {
     pub limit: i64,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct HistoryEntry {
     pub seq: i64,
     pub resource_type: String,
@@ -57,22 +57,7 @@ impl Store {
                 sql.push(" AND seq < ").push_bind(before);
             }
             sql.push(" ORDER BY seq DESC LIMIT ").push_bind(query.limit);
-            let rows = sql.build().fetch_all(pool).await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(HistoryEntry {
-                        seq: row.try_get(0)?,
-                        resource_type: row.try_get(1)?,
-                        id: row.try_get(2)?,
-                        version_id: row.try_get(3)?,
-                        last_updated: row.try_get(4)?,
-                        deleted: row.try_get(5)?,
-                        method: row.try_get(6)?,
-                        body: row.try_get(7)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
+            Ok(sql.build_query_as().fetch_all(pool).await?)
         })
     }
 }

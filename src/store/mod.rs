@@ -13,7 +13,7 @@ mod search;
 mod settings;
 mod write;
 
-pub use export::{ExportFile, ExportJob};
+pub use export::{ExportFile, ExportJob, ExportStatus};
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::{
     CompartmentRow, DateRow, IndexRows, Indexed, NumberRow, QuantityRow, ReferenceRow, StringRow,

@@ -1,12 +1,10 @@
 //! Reads of current and past versions.
 
-use sqlx::Row;
-
 use super::search::{Bind, Plan, Sql};
 use super::{Store, StoreResult, dispatch};
 
 /// One stored version of a resource, with the exact bytes to serve.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct StoredResource {
     pub resource_type: String,
     pub id: String,
@@ -16,39 +14,26 @@ pub struct StoredResource {
     pub body: Vec<u8>,
 }
 
-impl StoredResource {
-    /// A version from its `(version_id, last_updated, deleted, body)` columns.
-    fn from_parts(resource_type: &str, id: &str, parts: (i64, i64, bool, Vec<u8>)) -> Self {
-        let (version_id, last_updated, deleted, body) = parts;
-        StoredResource {
-            resource_type: resource_type.to_string(),
-            id: id.to_string(),
-            version_id,
-            last_updated,
-            deleted,
-            body,
-        }
-    }
+/// A query of one [`StoredResource`]: its columns, then `$rest`.
+macro_rules! select_version {
+    ($rest:literal) => {
+        concat!(
+            "SELECT resource_type, id, version_id, last_updated, deleted, body ",
+            $rest
+        )
+    };
 }
 
 impl Store {
     /// The current version (or tombstone) of a resource.
     pub async fn read(&self, resource_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
-        let row = dispatch!(self, pool => {
-            sqlx::query(
-                "SELECT version_id, last_updated, deleted, body FROM resources \
-                 WHERE resource_type = $1 AND id = $2",
-            )
-            .bind(resource_type)
-            .bind(id)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| -> Result<_, sqlx::Error> {
-                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
-            })
-            .transpose()?
-        });
-        Ok(row.map(|parts| StoredResource::from_parts(resource_type, id, parts)))
+        self.one_version(
+            select_version!("FROM resources WHERE resource_type = $1 AND id = $2"),
+            resource_type,
+            id,
+            None,
+        )
+        .await
     }
 
     /// A specific version of a resource.
@@ -58,28 +43,53 @@ impl Store {
         id: &str,
         version_id: i64,
     ) -> StoreResult<Option<StoredResource>> {
-        let row = dispatch!(self, pool => {
-            sqlx::query(
-                "SELECT last_updated, deleted, body FROM resource_versions \
-                 WHERE resource_type = $1 AND id = $2 AND version_id = $3",
-            )
-            .bind(resource_type)
-            .bind(id)
-            .bind(version_id)
+        self.one_version(
+            select_version!(
+                "FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version_id = $3"
+            ),
+            resource_type,
+            id,
+            Some(version_id),
+        )
+        .await
+    }
+
+    /// The version of a resource current at `at` (microseconds): the latest written then.
+    pub async fn version_at(
+        &self,
+        resource_type: &str,
+        id: &str,
+        at: i64,
+    ) -> StoreResult<Option<StoredResource>> {
+        self.one_version(
+            select_version!(
+                "FROM resource_versions \
+                 WHERE resource_type = $1 AND id = $2 AND last_updated <= $3 \
+                 ORDER BY version_id DESC LIMIT 1"
+            ),
+            resource_type,
+            id,
+            Some(at),
+        )
+        .await
+    }
+
+    /// The version `sql` finds, bound to the type, the id and, if given, a third number.
+    async fn one_version(
+        &self,
+        sql: &'static str,
+        resource_type: &str,
+        id: &str,
+        number: Option<i64>,
+    ) -> StoreResult<Option<StoredResource>> {
+        Ok(dispatch!(self, pool => {
+            let query = sqlx::query_as(sql).bind(resource_type).bind(id);
+            match number {
+                Some(number) => query.bind(number),
+                None => query,
+            }
             .fetch_optional(pool)
             .await?
-            .map(|row| -> Result<_, sqlx::Error> {
-                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-            })
-            .transpose()?
-        });
-        Ok(row.map(|(last_updated, deleted, body)| StoredResource {
-            resource_type: resource_type.to_string(),
-            id: id.to_string(),
-            version_id,
-            last_updated,
-            deleted,
-            body,
         }))
     }
 }
@@ -105,33 +115,5 @@ impl Store {
             .push(")) ORDER BY resource_type, id LIMIT ")
             .int(limit);
         self.fetch(sql, Plan::Cached).await
-    }
-}
-
-impl Store {
-    /// The version of a resource current at `at` (microseconds): the latest written then.
-    pub async fn version_at(
-        &self,
-        resource_type: &str,
-        id: &str,
-        at: i64,
-    ) -> StoreResult<Option<StoredResource>> {
-        let row = dispatch!(self, pool => {
-            sqlx::query(
-                "SELECT version_id, last_updated, deleted, body FROM resource_versions \
-                 WHERE resource_type = $1 AND id = $2 AND last_updated <= $3 \
-                 ORDER BY version_id DESC LIMIT 1",
-            )
-            .bind(resource_type)
-            .bind(id)
-            .bind(at)
-            .fetch_optional(pool)
-            .await?
-            .map(|row| -> Result<_, sqlx::Error> {
-                Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, row.try_get(3)?))
-            })
-            .transpose()?
-        });
-        Ok(row.map(|parts| StoredResource::from_parts(resource_type, id, parts)))
     }
 }

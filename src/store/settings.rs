@@ -1,7 +1,5 @@
 //! Server-wide settings kept in the database (`kiln_settings`).
 
-use sqlx::Row;
-
 use super::{Store, StoreResult, dispatch};
 
 /// The base URL the last `kiln serve` on this database runs with; the command line prints
@@ -11,11 +9,10 @@ pub const BASE_URL_SETTING: &str = "base_url";
 impl Store {
     pub async fn setting(&self, key: &str) -> StoreResult<Option<String>> {
         dispatch!(self, pool => {
-            let row = sqlx::query("SELECT value FROM kiln_settings WHERE key = $1")
+            Ok(sqlx::query_scalar("SELECT value FROM kiln_settings WHERE key = $1")
                 .bind(key)
                 .fetch_optional(pool)
-                .await?;
-            Ok(row.map(|row| row.try_get(0)).transpose()?)
+                .await?)
         })
     }
 

@@ -2,7 +2,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sqlx::{Postgres, QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
 use super::index::{IndexRows, Indexed};
 use super::{Store, StoreResult};
@@ -100,13 +100,15 @@ impl Tx {
                 if lock {
                     sql.push(" ORDER BY resource_type, id FOR UPDATE");
                 }
-                for row in sql.build().fetch_all(&mut **tx).await? {
+                let rows: Vec<(String, String, i64, bool, i64)> =
+                    sql.build_query_as().fetch_all(&mut **tx).await?;
+                for (resource_type, id, version_id, deleted, last_updated) in rows {
                     found.insert(
-                        (row.try_get(0)?, row.try_get(1)?),
+                        (resource_type, id),
                         Current {
-                            version_id: row.try_get(2)?,
-                            deleted: row.try_get(3)?,
-                            last_updated: row.try_get(4)?,
+                            version_id,
+                            deleted,
+                            last_updated,
                         },
                     );
                 }

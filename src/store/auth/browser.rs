@@ -1,11 +1,9 @@
 //! State of the browser side of authorization: sessions, pending authorize requests and EHR
 //! launch contexts.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub session_hash: String,
     pub username: Option<String>,
@@ -14,7 +12,7 @@ pub struct Session {
 }
 
 /// An authorize request between its arrival and the redirect back to the app.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Pending {
     pub pending_id: String,
     pub session_hash: String,
@@ -32,7 +30,7 @@ pub struct Pending {
 }
 
 /// An EHR launch context.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Launch {
     pub launch_hash: String,
     pub client_id: String,
@@ -69,22 +67,13 @@ impl Store {
 
     pub async fn session(&self, session_hash: &str) -> StoreResult<Option<Session>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT session_hash, username, csrf_token, expires_at FROM auth_sessions \
                  WHERE session_hash = $1",
             )
             .bind(session_hash)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(Session {
-                    session_hash: row.try_get(0)?,
-                    username: row.try_get(1)?,
-                    csrf_token: row.try_get(2)?,
-                    expires_at: row.try_get(3)?,
-                }),
-                None => None,
-            })
+            .await?)
         })
     }
 
@@ -136,31 +125,14 @@ impl Store {
 
     pub async fn pending(&self, pending_id: &str) -> StoreResult<Option<Pending>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT pending_id, session_hash, client_id, redirect_uri, scope, state, \
                  code_challenge, nonce, launch_hash, patient, expires_at, encounter \
                  FROM auth_pending WHERE pending_id = $1",
             )
             .bind(pending_id)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(Pending {
-                    pending_id: row.try_get(0)?,
-                    session_hash: row.try_get(1)?,
-                    client_id: row.try_get(2)?,
-                    redirect_uri: row.try_get(3)?,
-                    scope: row.try_get(4)?,
-                    state: row.try_get(5)?,
-                    code_challenge: row.try_get(6)?,
-                    nonce: row.try_get(7)?,
-                    launch_hash: row.try_get(8)?,
-                    patient: row.try_get(9)?,
-                    expires_at: row.try_get(10)?,
-                    encounter: row.try_get(11)?,
-                }),
-                None => None,
-            })
+            .await?)
         })
     }
 
@@ -223,25 +195,13 @@ impl Store {
 
     pub async fn launch(&self, launch_hash: &str) -> StoreResult<Option<Launch>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT launch_hash, client_id, username, patient, encounter, expires_at, used \
                  FROM auth_launches WHERE launch_hash = $1",
             )
             .bind(launch_hash)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(Launch {
-                    launch_hash: row.try_get(0)?,
-                    client_id: row.try_get(1)?,
-                    username: row.try_get(2)?,
-                    patient: row.try_get(3)?,
-                    encounter: row.try_get(4)?,
-                    expires_at: row.try_get(5)?,
-                    used: row.try_get(6)?,
-                }),
-                None => None,
-            })
+            .await?)
         })
     }
 

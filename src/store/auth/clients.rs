@@ -1,19 +1,19 @@
 //! Registered apps.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Client {
     pub client_id: String,
     pub name: String,
     /// `public`, `confidential-symmetric` or `confidential-asymmetric`.
     pub client_type: String,
     pub secret_hash: Option<String>,
+    #[sqlx(try_from = "JsonText")]
     pub redirect_uris: Vec<String>,
     pub launch_uri: Option<String>,
     pub scope: String,
+    #[sqlx(try_from = "JsonText")]
     pub grant_types: Vec<String>,
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
@@ -23,27 +23,16 @@ pub struct Client {
 const COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, launch_uri, \
                        scope, grant_types, jwks, jwks_uri, created_at";
 
-fn json_list(text: &str) -> Vec<String> {
-    serde_json::from_str(text).unwrap_or_default()
-}
+/// A list column: a JSON array of strings as text; text that is no such array reads as an
+/// empty list.
+#[derive(sqlx::Type)]
+#[sqlx(transparent)]
+struct JsonText(String);
 
-macro_rules! client_from_row {
-    ($row:expr) => {{
-        let row = $row;
-        Client {
-            client_id: row.try_get(0)?,
-            name: row.try_get(1)?,
-            client_type: row.try_get(2)?,
-            secret_hash: row.try_get(3)?,
-            redirect_uris: json_list(&row.try_get::<String, _>(4)?),
-            launch_uri: row.try_get(5)?,
-            scope: row.try_get(6)?,
-            grant_types: json_list(&row.try_get::<String, _>(7)?),
-            jwks: row.try_get(8)?,
-            jwks_uri: row.try_get(9)?,
-            created_at: row.try_get(10)?,
-        }
-    }};
+impl From<JsonText> for Vec<String> {
+    fn from(JsonText(text): JsonText) -> Self {
+        serde_json::from_str(&text).unwrap_or_default()
+    }
 }
 
 impl Store {
@@ -74,31 +63,22 @@ impl Store {
 
     pub async fn client(&self, client_id: &str) -> StoreResult<Option<Client>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM auth_clients WHERE client_id = $1"
             )))
             .bind(client_id)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(client_from_row!(row)),
-                None => None,
-            })
+            .await?)
         })
     }
 
     pub async fn clients(&self) -> StoreResult<Vec<Client>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {COLUMNS} FROM auth_clients ORDER BY created_at, client_id"
             )))
             .fetch_all(pool)
-            .await?;
-            let mut clients = Vec::with_capacity(rows.len());
-            for row in rows {
-                clients.push(client_from_row!(row));
-            }
-            Ok(clients)
+            .await?)
         })
     }
 

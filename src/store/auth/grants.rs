@@ -1,11 +1,9 @@
 //! Grants (what a user or a backend client authorized), their authorization codes and
 //! tokens, and the client assertion ids already seen.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Grant {
     pub grant_id: String,
     pub client_id: String,
@@ -21,7 +19,7 @@ pub struct Grant {
 }
 
 /// An authorization code waiting to be exchanged.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Code {
     pub code_hash: String,
     pub grant_id: String,
@@ -46,15 +44,30 @@ impl TokenKind {
     }
 }
 
+/// Reads the stored kind; anything but `refresh` is an access token.
+impl From<String> for TokenKind {
+    fn from(kind: String) -> Self {
+        if kind == TokenKind::Refresh.as_str() {
+            TokenKind::Refresh
+        } else {
+            TokenKind::Access
+        }
+    }
+}
+
 /// A token with the grant it belongs to.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct TokenRecord {
+    #[sqlx(try_from = "String")]
     pub kind: TokenKind,
+    #[sqlx(flatten)]
     pub grant: Grant,
+    #[sqlx(rename = "token_scope")]
     pub scope: String,
     pub issued_at: i64,
     pub expires_at: i64,
     pub used: bool,
+    #[sqlx(rename = "token_revoked")]
     pub revoked: bool,
     /// Whether the grant's client is still registered.
     pub client_exists: bool,
@@ -62,25 +75,6 @@ pub struct TokenRecord {
 
 const GRANT_COLUMNS: &str = "g.grant_id, g.client_id, g.username, g.scope, g.patient, g.encounter, \
                              g.fhir_user, g.need_patient_banner, g.created_at, g.revoked";
-
-macro_rules! grant_from_row {
-    ($row:expr, $at:expr) => {{
-        let row = $row;
-        let at: usize = $at;
-        Grant {
-            grant_id: row.try_get(at)?,
-            client_id: row.try_get(at + 1)?,
-            username: row.try_get(at + 2)?,
-            scope: row.try_get(at + 3)?,
-            patient: row.try_get(at + 4)?,
-            encounter: row.try_get(at + 5)?,
-            fhir_user: row.try_get(at + 6)?,
-            need_patient_banner: row.try_get(at + 7)?,
-            created_at: row.try_get(at + 8)?,
-            revoked: row.try_get(at + 9)?,
-        }
-    }};
-}
 
 impl Store {
     pub async fn insert_grant(&self, grant: &Grant) -> StoreResult<()> {
@@ -108,35 +102,26 @@ impl Store {
 
     pub async fn grant(&self, grant_id: &str) -> StoreResult<Option<Grant>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {GRANT_COLUMNS} FROM auth_grants g WHERE g.grant_id = $1"
             )))
             .bind(grant_id)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(grant_from_row!(row, 0)),
-                None => None,
-            })
+            .await?)
         })
     }
 
     /// The live grants a user gave, newest first (the connected-apps page).
     pub async fn user_grants(&self, username: &str) -> StoreResult<Vec<Grant>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT {GRANT_COLUMNS} FROM auth_grants g \
                  WHERE g.username = $1 AND g.revoked = $2 ORDER BY g.created_at DESC, g.grant_id"
             )))
             .bind(username)
             .bind(false)
             .fetch_all(pool)
-            .await?;
-            let mut grants = Vec::with_capacity(rows.len());
-            for row in rows {
-                grants.push(grant_from_row!(row, 0));
-            }
-            Ok(grants)
+            .await?)
         })
     }
 
@@ -175,14 +160,14 @@ impl Store {
     pub async fn consume_code(&self, code_hash: &str) -> StoreResult<Option<(Code, bool)>> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            let row = sqlx::query(
+            let code: Option<Code> = sqlx::query_as(
                 "SELECT code_hash, grant_id, redirect_uri, code_challenge, nonce, expires_at, used \
                  FROM auth_codes WHERE code_hash = $1",
             )
             .bind(code_hash)
             .fetch_optional(&mut *tx)
             .await?;
-            let Some(row) = row else {
+            let Some(code) = code else {
                 return Ok(None);
             };
             // Only one exchange can flip `used`: concurrent replays see zero rows affected.
@@ -196,14 +181,6 @@ impl Store {
             .await?
             .rows_affected();
             tx.commit().await?;
-            let code = Code {
-                code_hash: row.try_get(0)?,
-                grant_id: row.try_get(1)?,
-                redirect_uri: row.try_get(2)?,
-                code_challenge: row.try_get(3)?,
-                nonce: row.try_get(4)?,
-                expires_at: row.try_get(5)?,
-            };
             Ok(Some((code, flipped == 0)))
         })
     }
@@ -239,30 +216,17 @@ impl Store {
     /// A token with its grant; one indexed lookup, so revocation is seen by every replica.
     pub async fn token(&self, token_hash: &str) -> StoreResult<Option<TokenRecord>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT t.kind, t.scope, t.issued_at, t.expires_at, t.used, t.revoked, \
-                 c.client_id IS NOT NULL, {GRANT_COLUMNS} \
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT t.kind, t.scope AS token_scope, t.issued_at, t.expires_at, t.used, \
+                 t.revoked AS token_revoked, c.client_id IS NOT NULL AS client_exists, \
+                 {GRANT_COLUMNS} \
                  FROM auth_tokens t JOIN auth_grants g ON g.grant_id = t.grant_id \
                  LEFT JOIN auth_clients c ON c.client_id = g.client_id \
                  WHERE t.token_hash = $1"
             )))
             .bind(token_hash)
             .fetch_optional(pool)
-            .await?;
-            let Some(row) = row else {
-                return Ok(None);
-            };
-            let kind: String = row.try_get(0)?;
-            Ok(Some(TokenRecord {
-                kind: if kind == "refresh" { TokenKind::Refresh } else { TokenKind::Access },
-                scope: row.try_get(1)?,
-                issued_at: row.try_get(2)?,
-                expires_at: row.try_get(3)?,
-                used: row.try_get(4)?,
-                revoked: row.try_get(5)?,
-                client_exists: row.try_get(6)?,
-                grant: grant_from_row!(row, 7),
-            }))
+            .await?)
         })
     }
 

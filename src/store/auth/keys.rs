@@ -1,10 +1,8 @@
 //! Kiln's signing keys, shared by every replica through the database.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
     pub kid: String,
     pub alg: String,
@@ -20,27 +18,14 @@ impl Store {
     /// Every key not retired before `retired_after`, newest first.
     pub async fn signing_keys(&self, retired_after: i64) -> StoreResult<Vec<SigningKeyRow>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT kid, alg, private_pem, public_jwk, created_at, retired_at \
                  FROM auth_signing_keys WHERE retired_at IS NULL OR retired_at > $1 \
                  ORDER BY created_at DESC, kid",
             )
             .bind(retired_after)
             .fetch_all(pool)
-            .await?;
-            rows.into_iter()
-                .map(|row| {
-                    Ok(SigningKeyRow {
-                        kid: row.try_get(0)?,
-                        alg: row.try_get(1)?,
-                        private_pem: row.try_get(2)?,
-                        public_jwk: row.try_get(3)?,
-                        created_at: row.try_get(4)?,
-                        retired_at: row.try_get(5)?,
-                    })
-                })
-                .collect::<Result<Vec<_>, sqlx::Error>>()
-                .map_err(Into::into)
+            .await?)
         })
     }
 

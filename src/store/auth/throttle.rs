@@ -1,15 +1,14 @@
 //! Sign-in attempts counted per throttle key in a window, for throttling password guessing:
 //! each attempt is reserved in one statement before its password is checked.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
 /// The count of one throttle key after a reservation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::FromRow)]
 pub struct Attempts {
     /// Attempts counted in the window, this one included; above the limit the attempt was
     /// refused and not counted again.
+    #[sqlx(rename = "attempts")]
     pub count: i64,
     /// When the window started (seconds).
     pub window_start: i64,
@@ -27,7 +26,7 @@ impl Store {
         limit: i64,
     ) -> StoreResult<Attempts> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "INSERT INTO auth_login_attempts (throttle_key, attempts, window_start) \
                  VALUES ($1, 1, $2) ON CONFLICT (throttle_key) DO UPDATE SET \
                  attempts = CASE WHEN auth_login_attempts.window_start <= $3 THEN 1 \
@@ -43,11 +42,7 @@ impl Store {
             .bind(window_after)
             .bind(limit)
             .fetch_one(pool)
-            .await?;
-            Ok(Attempts {
-                count: row.try_get(0)?,
-                window_start: row.try_get(1)?,
-            })
+            .await?)
         })
     }
 

@@ -1,10 +1,8 @@
 //! People who sign in to Kiln's pages.
 
-use sqlx::Row;
-
 use crate::store::{Store, StoreResult, dispatch};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
     pub username: String,
     pub password_hash: String,
@@ -36,27 +34,18 @@ impl Store {
 
     pub async fn user(&self, username: &str) -> StoreResult<Option<User>> {
         dispatch!(self, pool => {
-            let row = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT username, password_hash, fhir_user, admin FROM auth_users WHERE username = $1",
             )
             .bind(username)
             .fetch_optional(pool)
-            .await?;
-            Ok(match row {
-                Some(row) => Some(User {
-                    username: row.try_get(0)?,
-                    password_hash: row.try_get(1)?,
-                    fhir_user: row.try_get(2)?,
-                    admin: row.try_get(3)?,
-                }),
-                None => None,
-            })
+            .await?)
         })
     }
 }
 
 /// A user as `kiln user list` shows it (no password hash).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserSummary {
     pub username: String,
     pub fhir_user: String,
@@ -67,21 +56,11 @@ pub struct UserSummary {
 impl Store {
     pub async fn users(&self) -> StoreResult<Vec<UserSummary>> {
         dispatch!(self, pool => {
-            let rows = sqlx::query(
+            Ok(sqlx::query_as(
                 "SELECT username, fhir_user, admin, created_at FROM auth_users ORDER BY username",
             )
             .fetch_all(pool)
-            .await?;
-            let mut users = Vec::with_capacity(rows.len());
-            for row in rows {
-                users.push(UserSummary {
-                    username: row.try_get(0)?,
-                    fhir_user: row.try_get(1)?,
-                    admin: row.try_get(2)?,
-                    created_at: row.try_get(3)?,
-                });
-            }
-            Ok(users)
+            .await?)
         })
     }
 
