@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod fhir;
+pub mod http;
 pub mod import;
 pub mod logging;
 pub mod rest;

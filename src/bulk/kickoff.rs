@@ -18,8 +18,8 @@ use crate::app::AppState;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::fhir::validate::resource_types;
-use crate::rest::negotiate::FHIR_JSON;
-use crate::rest::resource_id;
+use crate::http::negotiate::FHIR_JSON;
+use crate::http::path::resource_id;
 use crate::search::has_patient_compartment;
 use crate::store::{ExportJob, ExportStatus};
 

@@ -14,7 +14,7 @@ use crate::access::reach::{Access, unauthorized};
 use crate::app::AppState;
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
-use crate::rest::negotiate::FHIR_JSON;
+use crate::http::negotiate::FHIR_JSON;
 use crate::store::{ExportFile, ExportJob, ExportStatus};
 
 const NDJSON: &str = "application/fhir+ndjson";

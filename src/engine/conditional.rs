@@ -12,6 +12,11 @@ use crate::fhir::validate::is_resource_type;
 use crate::search::query::{SearchQuery, parse_search};
 use crate::store::{Cursor, SearchSpec, Store};
 
+/// `_format` and `_pretty` shape the response; they are not criteria.
+pub fn is_format_param(name: &str) -> bool {
+    name == "_format" || name == "_pretty"
+}
+
 /// A parsed `Type?params` condition.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
@@ -34,10 +39,31 @@ impl Condition {
     pub fn parse(resource_type: &str, query: &str) -> FhirResult<Condition> {
         let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
             .into_owned()
-            .filter(|(name, _)| name != "_format" && name != "_pretty")
+            .filter(|(name, _)| !is_format_param(name))
             .collect();
-        let query_text = query;
-        let query = parse_search(Some(resource_type), &params)?;
+        Self::from_query(resource_type, query, &params)
+    }
+
+    /// The condition of a conditional interaction whose query arrived as parameters
+    /// (`PUT [type]?…`, `DELETE [type]?…`).
+    pub fn from_params(resource_type: &str, params: &[(String, String)]) -> FhirResult<Condition> {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .filter(|(name, _)| !is_format_param(name))
+            .cloned()
+            .collect();
+        let mut text = form_urlencoded::Serializer::new(String::new());
+        text.extend_pairs(&params);
+        Self::from_query(resource_type, &text.finish(), &params)
+    }
+
+    /// `query_text` names the query in errors.
+    fn from_query(
+        resource_type: &str,
+        query_text: &str,
+        params: &[(String, String)],
+    ) -> FhirResult<Condition> {
+        let query = parse_search(Some(resource_type), params)?;
         if let Some(unknown) = query.unknown.first() {
             return Err(FhirError::new(
                 StatusCode::BAD_REQUEST,

@@ -151,24 +151,45 @@ fn check_if_match(request: &WriteRequest, previous: Option<Current>) -> FhirResu
     }
 }
 
+/// Runs `attempt` in a fresh database transaction and commits the transaction it hands back;
+/// `Ok(None)` from an attempt means it lost a race with a concurrent writer (its transaction
+/// rolled back), so it runs again, at most `MAX_ATTEMPTS` times, then a 409 saying `conflict`.
+pub async fn retry_races<T, Attempt>(
+    store: &Store,
+    conflict: &str,
+    mut attempt: impl FnMut(Tx) -> Attempt,
+) -> FhirResult<T>
+where
+    Attempt: Future<Output = FhirResult<Option<(Tx, T)>>>,
+{
+    for _ in 0..MAX_ATTEMPTS {
+        if let Some((tx, done)) = attempt(store.begin().await?).await? {
+            tx.commit().await?;
+            return Ok(done);
+        }
+    }
+    Err(FhirError::conflict(conflict))
+}
+
 /// Applies `requests` in one transaction of their own, retrying lost races.
 pub async fn write_all(
     store: &Store,
     requests: Vec<WriteRequest>,
 ) -> FhirResult<Vec<WriteOutcome>> {
-    for _ in 0..MAX_ATTEMPTS {
-        let mut tx = store.begin().await?;
-        match apply(&mut tx, requests.clone()).await? {
-            Applied::Done(outcomes) => {
-                tx.commit().await?;
-                return Ok(outcomes);
-            }
-            Applied::Conflict => continue,
-        }
-    }
-    Err(FhirError::conflict(
+    retry_races(
+        store,
         "the resource was changed by concurrent writers too often; try again",
-    ))
+        |mut tx| {
+            let requests = requests.clone();
+            async move {
+                Ok(match apply(&mut tx, requests).await? {
+                    Applied::Done(outcomes) => Some((tx, outcomes)),
+                    Applied::Conflict => None,
+                })
+            }
+        },
+    )
+    .await
 }
 
 /// Applies one request in its own transaction.

@@ -1,4 +1,6 @@
 //! Resource-agnostic FHIR: ids, instants, meta stamping, OperationOutcome, validation.
+//!
+//! The base layer: imports nothing else from the crate (its HTTP response lives in `http`).
 
 pub mod id;
 pub mod instant;

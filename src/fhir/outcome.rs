@@ -1,7 +1,6 @@
 //! OperationOutcome and the error type every FHIR handler returns.
 
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 /// FHIR `IssueType` codes this server reports.
@@ -219,16 +218,3 @@ impl std::fmt::Display for FhirError {
 }
 
 impl std::error::Error for FhirError {}
-
-impl IntoResponse for FhirError {
-    fn into_response(self) -> Response {
-        let body = serde_json::to_vec(&self.outcome()).unwrap_or_default();
-        let mut response = (self.status, body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(crate::rest::negotiate::FHIR_JSON),
-        );
-        response
-    }
-}

@@ -5,12 +5,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::negotiate::{FhirRequest, json_value};
 use crate::app::AppState;
 use crate::auth::Endpoints;
 use crate::fhir::instant::{now_micros, to_fhir_instant};
 use crate::fhir::outcome::FhirResult;
 use crate::fhir::validate::resource_types;
+use crate::http::negotiate::{FhirRequest, json_value};
 use crate::search::{ParamType, params};
 
 /// Interactions every resource type supports.

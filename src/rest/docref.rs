@@ -12,12 +12,12 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::negotiate::{FhirRequest, check_body_type, json_value};
 use crate::app::AppState;
 use crate::engine::prepare::parse_json_object;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::id::is_valid_id;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
+use crate::http::negotiate::{FhirRequest, check_body_type, json_value};
 use crate::search::date_range;
 
 /// URL parameters that shape the response or page it, not the operation's inputs.

@@ -5,7 +5,6 @@ pub mod capability;
 pub mod docref;
 pub mod health;
 pub mod history;
-pub mod negotiate;
 pub mod operations;
 pub mod outcome_layer;
 pub mod read;
@@ -17,9 +16,6 @@ use axum::Router;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
-use crate::fhir::id::is_valid_id;
-use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::fhir::validate::is_resource_type;
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir_routes() -> Router<AppState> {
@@ -59,26 +55,4 @@ pub fn fhir_routes() -> Router<AppState> {
             get(search::search_compartment),
         )
         .route("/{resource_type}/{id}/_history/{version}", get(read::vread))
-}
-
-/// Checks that a path segment names an R4 resource type.
-pub fn resource_type(name: &str) -> FhirResult<&str> {
-    if is_resource_type(name) {
-        Ok(name)
-    } else {
-        Err(FhirError::not_found(format!(
-            "{name:?} is not a FHIR R4 resource type"
-        )))
-    }
-}
-
-/// Checks that a path segment is a FHIR id.
-pub fn resource_id(id: &str) -> FhirResult<&str> {
-    if is_valid_id(id) {
-        Ok(id)
-    } else {
-        Err(FhirError::bad_request(format!(
-            "{id:?} is not a valid FHIR id ([A-Za-z0-9-.]{{1,64}})"
-        )))
-    }
 }

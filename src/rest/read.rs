@@ -5,14 +5,14 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use super::negotiate::{FhirRequest, json_body};
-use super::{resource_id, resource_type};
 use crate::app::AppState;
 use crate::engine::read::{self, ReadTarget};
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::fhir::subset::Subset;
+use crate::http::negotiate::{FhirRequest, json_body};
+use crate::http::path::{resource_id, resource_type};
 use crate::store::StoredResource;
 
 pub async fn read(

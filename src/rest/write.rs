@@ -7,16 +7,17 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::negotiate::{FhirRequest, check_body_type, json_body, json_value};
 use super::read::add_version_headers;
-use super::{resource_id, resource_type};
 use crate::app::AppState;
+use crate::engine::conditional::{Condition, is_format_param};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
-    Interaction, InteractionResult, ReturnPreference, execute, parse_etag,
+    Interaction, InteractionResult, ReturnPreference, WriteTarget, execute, parse_etag,
 };
 use crate::engine::write::WriteOutcome;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
+use crate::http::negotiate::{FhirRequest, check_body_type, json_body, json_value};
+use crate::http::path::{resource_id, resource_type};
 use crate::store::StoredResource;
 
 pub async fn create(
@@ -28,16 +29,16 @@ pub async fn create(
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
     let resource = read_resource(&headers, body, Expect::Create { resource_type })?;
-    let if_none_exist = header_text(&headers, "if-none-exist")?;
+    let if_none_exist = header_text(&headers, "if-none-exist")?
+        .map(|query| Condition::parse(resource_type, query.trim_start_matches('?')))
+        .transpose()?;
     run(
         &state,
         &request,
-        Interaction {
-            method: "POST",
-            url: resource_type,
-            resource: Some(resource),
-            if_match: None,
-            if_none_exist: if_none_exist.as_deref(),
+        Interaction::Create {
+            resource_type: resource_type.to_string(),
+            resource,
+            if_none_exist,
         },
     )
     .await
@@ -56,12 +57,10 @@ pub async fn update(
     run(
         &state,
         &request,
-        Interaction {
-            method: "PUT",
-            url: &format!("{resource_type}/{id}"),
-            resource: Some(resource),
+        Interaction::Update {
+            target: instance(resource_type, id),
+            resource,
             if_match: if_match(&headers)?,
-            if_none_exist: None,
         },
     )
     .await
@@ -82,16 +81,14 @@ pub async fn conditional_update(
         ))
         .expression_at("resourceType"));
     }
-    let url = conditional_url(resource_type, &request)?;
+    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
     run(
         &state,
         &request,
-        Interaction {
-            method: "PUT",
-            url: &url,
-            resource: Some(resource),
-            if_match: if_match(&headers)?,
-            if_none_exist: None,
+        Interaction::Update {
+            target,
+            resource,
+            if_match,
         },
     )
     .await
@@ -108,12 +105,9 @@ pub async fn delete(
     run(
         &state,
         &request,
-        Interaction {
-            method: "DELETE",
-            url: &format!("{resource_type}/{id}"),
-            resource: None,
+        Interaction::Delete {
+            target: instance(resource_type, id),
             if_match: if_match(&headers)?,
-            if_none_exist: None,
         },
     )
     .await
@@ -126,19 +120,8 @@ pub async fn conditional_delete(
     headers: HeaderMap,
 ) -> FhirResult<Response> {
     let resource_type = resource_type(&type_name)?;
-    let url = conditional_url(resource_type, &request)?;
-    run(
-        &state,
-        &request,
-        Interaction {
-            method: "DELETE",
-            url: &url,
-            resource: None,
-            if_match: if_match(&headers)?,
-            if_none_exist: None,
-        },
-    )
-    .await
+    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
+    run(&state, &request, Interaction::Delete { target, if_match }).await
 }
 
 fn read_resource(
@@ -180,29 +163,35 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
     }
 }
 
-/// `Type?criteria` from the request's query, without the formatting parameters.
-fn conditional_url(resource_type: &str, request: &FhirRequest) -> FhirResult<String> {
-    let mut query = form_urlencoded::Serializer::new(String::new());
-    let mut any = false;
-    for (name, value) in &request.params {
-        if name != "_format" && name != "_pretty" {
-            query.append_pair(name, value);
-            any = true;
-        }
+fn instance(resource_type: &str, id: &str) -> WriteTarget {
+    WriteTarget::Instance {
+        resource_type: resource_type.to_string(),
+        id: id.to_string(),
     }
-    if !any {
+}
+
+/// The target and `If-Match` of a conditional update or delete: the match of the query's
+/// criteria (besides the formatting parameters).
+fn conditional_target(
+    resource_type: &str,
+    request: &FhirRequest,
+    headers: &HeaderMap,
+) -> FhirResult<(WriteTarget, Option<i64>)> {
+    if request.params.iter().all(|(name, _)| is_format_param(name)) {
         return Err(FhirError::bad_request(
             "a conditional update or delete needs search criteria in the URL",
         ));
     }
-    Ok(format!("{resource_type}?{}", query.finish()))
+    let if_match = if_match(headers)?;
+    let condition = Condition::from_params(resource_type, &request.params)?;
+    Ok((WriteTarget::Conditional(condition), if_match))
 }
 
 /// Runs a write through the engine and answers it.
 async fn run(
     state: &AppState,
     request: &FhirRequest,
-    interaction: Interaction<'_>,
+    interaction: Interaction,
 ) -> FhirResult<Response> {
     let result = execute(
         &state.store,

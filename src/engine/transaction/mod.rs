@@ -1,0 +1,149 @@
+//! `transaction` and `batch` Bundles posted to the base URL.
+//!
+//! A transaction is planned and written in one database transaction: ids are assigned first,
+//! `urn:uuid:` and conditional references are rewritten, then every write is applied
+//! together, so it commits whole or not at all. A batch runs each entry as a transaction of
+//! its own and reports each entry's outcome.
+//!
+//! Split by what it does: `entry` parses Bundle entries and REST writes into entries, `plan`
+//! decides the identity every entry writes to and rewrites references, `apply` checks and
+//! writes, `read` runs the GET entries, `response` builds the response entries.
+
+mod apply;
+mod entry;
+mod plan;
+mod read;
+mod response;
+
+use serde_json::{Map, Value};
+
+use self::entry::{Entry, bundle_entries, check_no_duplicate_targets, parse_entry};
+pub use self::entry::{Interaction, WriteTarget, parse_etag};
+use self::plan::plan_and_apply;
+use self::read::read_entries;
+use self::response::{EntryResult, response_bundle};
+use super::write::{WriteOutcome, retry_races};
+use crate::access::check as access;
+use crate::access::reach::Access;
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::store::Store;
+
+/// What the client asked to get back (`Prefer: return=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReturnPreference {
+    Minimal,
+    #[default]
+    Representation,
+    OperationOutcome,
+}
+
+/// Processes a Bundle of type `transaction` or `batch` and returns the response Bundle.
+pub async fn process_bundle(
+    store: &Store,
+    bundle: Map<String, Value>,
+    base: &str,
+    preference: ReturnPreference,
+    access: &Access,
+) -> FhirResult<Value> {
+    let (is_transaction, raw_entries) = bundle_entries(&bundle)?;
+    let (response_type, results) = if is_transaction {
+        let entries = raw_entries
+            .into_iter()
+            .enumerate()
+            .map(|(index, entry)| parse_entry(index, entry, base))
+            .collect::<FhirResult<Vec<_>>>()?;
+        check_no_duplicate_targets(&entries)?;
+        (
+            "transaction-response",
+            run_transaction(store, &entries, base, access).await?,
+        )
+    } else {
+        (
+            "batch-response",
+            run_batch(store, raw_entries, base, access).await,
+        )
+    };
+    Ok(response_bundle(response_type, results, base, preference))
+}
+
+/// Runs each entry of a batch as a transaction of its own; a failure is that entry's outcome.
+async fn run_batch(
+    store: &Store,
+    raw_entries: Vec<Value>,
+    base: &str,
+    access: &Access,
+) -> Vec<EntryResult> {
+    let mut results = Vec::with_capacity(raw_entries.len());
+    for (index, entry) in raw_entries.into_iter().enumerate() {
+        let result = match parse_entry(index, entry, base) {
+            Ok(entry) => {
+                match run_transaction(store, std::slice::from_ref(&entry), base, access).await {
+                    Ok(mut results) => results.remove(0),
+                    Err(error) => EntryResult::Failed(error),
+                }
+            }
+            Err(error) => EntryResult::Failed(error),
+        };
+        results.push(result);
+    }
+    results
+}
+
+/// Runs entries as one all-or-nothing unit, retrying when a concurrent writer got in first.
+async fn run_transaction(
+    store: &Store,
+    entries: &[Entry],
+    base: &str,
+    access: &Access,
+) -> FhirResult<Vec<EntryResult>> {
+    // Scopes first: a write the token may not do on the type is refused before any target
+    // is looked up, so the answer tells nothing about what exists.
+    for entry in entries {
+        if let Some((resource_type, permission, conditional)) = entry.write_kind() {
+            access::may(access, resource_type, permission, conditional)
+                .map_err(|error| entry.locate(error, ""))?;
+        }
+    }
+    let mut results = retry_races(
+        store,
+        "the transaction collided with concurrent writers too often; try again",
+        |mut tx| async move {
+            let planned = plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await?;
+            Ok(planned.map(|results| (tx, results)))
+        },
+    )
+    .await?;
+    read_entries(store, entries, &mut results, base, access).await?;
+    Ok(results)
+}
+
+/// What a single REST write did.
+pub enum InteractionResult {
+    Written(WriteOutcome),
+    /// A conditional create found its match; nothing was written.
+    Existing {
+        resource_type: String,
+        id: String,
+    },
+}
+
+pub async fn execute(
+    store: &Store,
+    base: &str,
+    interaction: Interaction,
+    access: &Access,
+) -> FhirResult<InteractionResult> {
+    let entry = interaction.into_entry();
+    let mut results = run_transaction(store, std::slice::from_ref(&entry), base, access).await?;
+    match results.pop() {
+        Some(EntryResult::Written(outcome)) => Ok(InteractionResult::Written(outcome)),
+        Some(EntryResult::Existing { resource_type, id }) => {
+            Ok(InteractionResult::Existing { resource_type, id })
+        }
+        Some(EntryResult::Failed(error)) => Err(error),
+        _ => Err(FhirError::internal(
+            "writing",
+            "the write produced no outcome",
+        )),
+    }
+}

@@ -1,0 +1,9 @@
+//! HTTP helpers shared by the HTTP-facing modules (`rest`, `bulk`): media types and content
+//! negotiation, path-segment validation, and the HTTP response for a `FhirError`.
+//!
+//! Imports `fhir`, `engine` and the access types only; must not import `rest`, `bulk`, `auth`
+//! handlers, `app` or the router.
+
+pub mod error;
+pub mod negotiate;
+pub mod path;
