@@ -8,7 +8,6 @@ mod assertion;
 mod authorize;
 mod backend_grant;
 pub mod bearer;
-pub mod cli;
 mod client_auth;
 mod code_grant;
 mod consent;
