@@ -2,31 +2,17 @@
 //! the authorize and token endpoints, and the access checks on every FHIR request.
 
 pub mod access;
-pub mod active;
 mod apps;
-mod assertion;
 mod authorize;
-mod backend_grant;
-pub mod bearer;
-mod client_auth;
-mod code_grant;
 mod consent;
 pub mod crypto;
-pub mod discovery;
 mod ehr;
 mod flow;
-mod introspect;
-mod issue;
-mod jwks_fetch;
-pub mod keys;
-mod oauth;
+pub mod oauth;
 mod pages;
 mod records;
-mod refresh_grant;
-mod revoke;
 pub mod scope;
 mod session;
-mod token;
 
 use axum::Router;
 use axum::middleware;
@@ -71,25 +57,25 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/fhir/.well-known/smart-configuration",
-            get(discovery::smart_configuration),
+            get(oauth::discovery::smart_configuration),
         )
         .route(
             "/fhir/.well-known/smart-configuration/",
-            get(discovery::smart_configuration),
+            get(oauth::discovery::smart_configuration),
         )
         .route(
             "/fhir/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
+            get(oauth::discovery::openid_configuration),
         )
         .route(
             "/fhir/.well-known/openid-configuration/",
-            get(discovery::openid_configuration),
+            get(oauth::discovery::openid_configuration),
         )
-        .route("/auth/jwks", get(discovery::jwks))
-        .route("/auth/smart-style.json", get(discovery::style))
-        .route("/auth/token", post(token::token))
-        .route("/auth/introspect", post(introspect::introspect))
-        .route("/auth/revoke", post(revoke::revoke))
+        .route("/auth/jwks", get(oauth::discovery::jwks))
+        .route("/auth/smart-style.json", get(oauth::discovery::style))
+        .route("/auth/token", post(oauth::token::token))
+        .route("/auth/introspect", post(oauth::introspect::introspect))
+        .route("/auth/revoke", post(oauth::revoke::revoke))
         .merge(pages())
 }
 

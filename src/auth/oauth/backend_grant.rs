@@ -4,10 +4,10 @@
 use axum::response::Response;
 
 use super::client_auth::{Authenticated, Method};
+use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, issue};
-use super::oauth::{OAuthError, Params};
-use super::scope::{Context, Scope, ScopeSet};
 use crate::app::AppState;
+use crate::auth::scope::{Context, Scope, ScopeSet};
 use crate::store::auth::Grant;
 
 pub async fn exchange(

@@ -9,12 +9,12 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Endpoints;
 use super::active::live_token;
 use super::client_auth::{Method, authenticate};
-use super::oauth::{OAuthError, Params, no_store};
-use super::scope::{Context, ScopeSet};
+use super::endpoint::{OAuthError, Params, no_store};
 use crate::app::AppState;
+use crate::auth::Endpoints;
+use crate::auth::scope::{Context, ScopeSet};
 use crate::store::auth::{TokenKind, TokenRecord};
 
 pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
@@ -26,7 +26,7 @@ pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body:
 
 async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
     let params = Params::read(headers, body).await?;
-    let now = super::now();
+    let now = crate::auth::now();
     let caller = authorize_caller(state, headers, &params, now).await?;
     let token = params.require("token")?;
     let access = live_token(&state.store, token, TokenKind::Access, now).await?;

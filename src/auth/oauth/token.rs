@@ -8,9 +8,10 @@ use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
 use super::client_auth::{authenticate, authenticate_refresh};
-use super::oauth::{OAuthError, Params};
-use super::{Endpoints, backend_grant, code_grant, refresh_grant};
+use super::endpoint::{OAuthError, Params};
+use super::{backend_grant, code_grant, refresh_grant};
 use crate::app::AppState;
+use crate::auth::Endpoints;
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
@@ -33,7 +34,7 @@ async fn exchange(
             "grant_type {grant_type} is not supported"
         )));
     }
-    let now = super::now();
+    let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str()];
     let caller = if grant_type == "refresh_token" {

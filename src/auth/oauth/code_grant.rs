@@ -3,11 +3,11 @@
 
 use axum::response::Response;
 
-use super::crypto::{digest_hex, pkce_matches};
+use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, allows_refresh, issue};
-use super::oauth::{OAuthError, Params};
-use super::scope::ScopeSet;
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, pkce_matches};
+use crate::auth::scope::ScopeSet;
 use crate::store::auth::{Client, Code, Grant};
 
 pub async fn exchange(

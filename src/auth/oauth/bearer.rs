@@ -9,10 +9,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::access::{Access, Granted, unauthorized};
 use super::active::live_token;
-use super::scope::ScopeSet;
 use crate::app::AppState;
+use crate::auth::access::{Access, Granted, unauthorized};
+use crate::auth::scope::ScopeSet;
 use crate::fhir::outcome::FhirError;
 use crate::store::auth::TokenKind;
 
@@ -31,7 +31,7 @@ pub async fn authenticate(
             return challenge(Some("the Authorization header is not a Bearer token"));
         }
         Bearer::Token(token) => {
-            match live_token(&state.store, &token, TokenKind::Access, super::now()).await {
+            match live_token(&state.store, &token, TokenKind::Access, crate::auth::now()).await {
                 Ok(Some(record)) => Access::Token(Arc::new(Granted {
                     client_id: record.grant.client_id,
                     scopes: ScopeSet::parse(&record.scope),
