@@ -1,21 +1,17 @@
-//! Kiln's SMART App Launch authorization server: discovery, keys, clients, users, scopes,
-//! the authorize and token endpoints, and the access checks on every FHIR request.
+//! Kiln's SMART App Launch authorization server, grouped by role: `oauth`, the protocol that
+//! apps and services speak (token endpoint and grants, client authentication, keys,
+//! introspection, revocation, discovery, the bearer check on every FHIR request); `pages`, the
+//! browser pages a person sees (authorize, login, patient and encounter pickers, consent, EHR
+//! launcher, connected apps); and what both use: scopes, access, `crypto`, the endpoint URLs
+//! and the clock. The operator commands (`kiln client …`) live with the CLI, in `cli/auth.rs`.
 
 pub mod access;
-mod apps;
-mod authorize;
-mod consent;
 pub mod crypto;
-mod ehr;
-mod flow;
 pub mod oauth;
 mod pages;
-mod records;
 pub mod scope;
-mod session;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
@@ -76,28 +72,5 @@ pub fn routes() -> Router<AppState> {
         .route("/auth/token", post(oauth::token::token))
         .route("/auth/introspect", post(oauth::introspect::introspect))
         .route("/auth/revoke", post(oauth::revoke::revoke))
-        .merge(pages())
-}
-
-/// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,
-/// connected apps.
-fn pages() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/auth/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
-        )
-        .route("/auth/login", post(flow::login))
-        .route(
-            "/auth/patient",
-            get(flow::picker).post(flow::choose_patient),
-        )
-        .route("/auth/encounter", post(flow::choose_encounter))
-        .route("/auth/consent", post(flow::consent))
-        .route("/auth/ehr", get(ehr::page))
-        .route("/auth/ehr/launch", post(ehr::launch))
-        .route("/auth/apps", get(apps::page))
-        .route("/auth/apps/revoke", post(apps::revoke))
-        .route("/auth/logout", post(apps::logout))
-        .layer(middleware::from_fn(pages::no_store))
+        .merge(pages::routes())
 }

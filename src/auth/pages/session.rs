@@ -6,9 +6,9 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use super::crypto::{digest_hex, random_token, same};
-use super::pages::{PageError, PageResult};
+use super::html::{PageError, PageResult};
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, random_token, same};
 use crate::store::auth::Session;
 
 const COOKIE: &str = "kiln_session";
@@ -35,7 +35,7 @@ impl Browser {
     /// A fresh session (a new id), optionally already signed in.
     pub async fn start(state: &AppState, username: Option<&str>) -> PageResult<Browser> {
         let id = random_token();
-        let now = super::now();
+        let now = crate::auth::now();
         let session = Session {
             session_hash: digest_hex(&id),
             username: username.map(str::to_owned),
@@ -74,7 +74,7 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> PageResult<Option<Ses
         return Ok(None);
     };
     let session = state.store.session(&digest_hex(cookie.value())).await?;
-    Ok(session.filter(|s| s.expires_at > super::now()))
+    Ok(session.filter(|s| s.expires_at > crate::auth::now()))
 }
 
 /// The session of a form post whose `csrf_token` matches it; anything else is refused (403).

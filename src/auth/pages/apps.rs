@@ -7,11 +7,12 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::flow::{login_page, url};
-use super::pages::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
-use super::scope::ScopeSet;
+use super::html::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
+use super::login::login_page;
 use super::session::{self, Browser, Fields};
+use super::steps::url;
 use crate::app::AppState;
+use crate::auth::scope::ScopeSet;
 
 /// `GET /auth/apps`.
 pub async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {

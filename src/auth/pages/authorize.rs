@@ -7,12 +7,12 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::crypto::{digest_hex, is_s256_challenge, random_token};
-use super::flow;
-use super::pages::{PageError, redirect};
-use super::scope::{Scope, ScopeSet};
+use super::html::{PageError, redirect};
 use super::session::{Browser, Fields};
+use super::steps;
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, is_s256_challenge, random_token};
+use crate::auth::scope::{Scope, ScopeSet};
 use crate::store::auth::{Client, Launch, Pending};
 
 /// How long the user has to sign in and answer the consent page.
@@ -79,10 +79,13 @@ async fn authorize(state: &AppState, jar: &CookieJar, form: &Fields) -> Response
             launch_hash: checked.launch.map(|launch| launch.launch_hash),
             patient: None,
             encounter: None,
-            expires_at: super::now() + PENDING_LIFETIME_SECS,
+            expires_at: crate::auth::now() + PENDING_LIFETIME_SECS,
         };
-        state.store.insert_pending(&pending, super::now()).await?;
-        let page = flow::next_step(state, &browser.session, &pending, None).await?;
+        state
+            .store
+            .insert_pending(&pending, crate::auth::now())
+            .await?;
+        let page = steps::next_step(state, &browser.session, &pending, None).await?;
         Ok::<_, PageError>(browser.respond(page))
     }
     .await;
@@ -204,7 +207,7 @@ async fn check(state: &AppState, form: &Fields) -> Result<Checked, Response> {
                 .map_err(internal)?
                 .filter(|launch| {
                     launch.client_id == client.client_id
-                        && launch.expires_at > super::now()
+                        && launch.expires_at > crate::auth::now()
                         && !launch.used
                 });
             let Some(launch) = launch else {

@@ -7,12 +7,13 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::crypto::{digest_hex, random_token};
-use super::flow::{login_page, url};
-use super::pages::{Choice, EhrPage, PageError, PageResult, html, redirect};
+use super::html::{Choice, EhrPage, PageError, PageResult, html, redirect};
+use super::login::login_page;
 use super::records;
 use super::session::{self, Browser, Fields};
+use super::steps::url;
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, random_token};
 use crate::store::auth::{Launch, Session, User};
 
 /// How long a launch waits for the app to come back to `/auth/authorize`.
@@ -133,7 +134,7 @@ async fn launch_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageR
             username: user.username,
             patient: Some(patient.id),
             encounter: encounter.map(str::to_owned),
-            expires_at: super::now() + LAUNCH_LIFETIME_SECS,
+            expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
             used: false,
         })
         .await?;

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::pages::{Choice, PageError, PageResult};
+use super::html::{Choice, PageError, PageResult};
 use crate::app::AppState;
 use crate::auth::access::Access;
 use crate::engine::search::{SearchRequest, searchset};
