@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod crypto;
+pub mod form;
 pub mod oauth;
 mod pages;
 pub mod scope;

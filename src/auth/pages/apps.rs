@@ -9,9 +9,10 @@ use axum_extra::extract::CookieJar;
 
 use super::html::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
 use super::login::login_page;
-use super::session::{self, Browser, Fields};
+use super::session::{self, Browser};
 use super::steps::url;
 use crate::app::AppState;
+use crate::auth::form::Fields;
 use crate::auth::scope::ScopeSet;
 
 /// `GET /auth/apps`.

@@ -11,12 +11,13 @@ use axum_extra::extract::CookieJar;
 use super::authorize::{back_to_app, error_redirect};
 use super::html::{PageError, PageResult, ScopeItem};
 use super::records;
-use super::session::{self, Fields};
+use super::session;
 use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
 use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token};
+use crate::auth::form::Fields;
 use crate::auth::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
 use crate::store::auth::{Code, Grant};
 

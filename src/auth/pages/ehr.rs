@@ -10,10 +10,11 @@ use axum_extra::extract::CookieJar;
 use super::html::{Choice, EhrPage, PageError, PageResult, html, redirect};
 use super::login::login_page;
 use super::records;
-use super::session::{self, Browser, Fields};
+use super::session::{self, Browser};
 use super::steps::url;
 use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token};
+use crate::auth::form::Fields;
 use crate::store::auth::{Launch, Session, User};
 
 /// How long a launch waits for the app to come back to `/auth/authorize`.

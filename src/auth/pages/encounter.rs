@@ -9,11 +9,12 @@ use axum_extra::extract::CookieJar;
 
 use super::html::{Choice, EncounterPage, PageResult, html};
 use super::records;
-use super::session::{self, Fields};
+use super::session;
 use super::steps::{
     context, encounter_choices, launch_of, next_step, patient_label, pending_of, signed_in, url,
 };
 use crate::app::AppState;
+use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
 
 /// `POST /auth/encounter`: the user's choice among the patient's encounters.

@@ -13,10 +13,11 @@ use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::html::{LoginPage, PageResult, html, redirect};
-use super::session::{self, Browser, Fields};
+use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::app::AppState;
 use crate::auth::crypto::{hash_secret, verify_secret};
+use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
 
 /// Verified when the username is unknown, so both failures take the same time.

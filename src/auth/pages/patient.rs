@@ -9,9 +9,10 @@ use axum_extra::extract::CookieJar;
 
 use super::html::{PageError, PageResult, PickerPage, html};
 use super::records;
-use super::session::{self, Fields};
+use super::session;
 use super::steps::{launch_of, needs_picker, next_step, pending_of, signed_in, url};
 use crate::app::AppState;
+use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
 
 /// `GET /auth/patient?pending=…&name=…`: the patient picker with a name search.
