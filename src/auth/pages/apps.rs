@@ -1,19 +1,39 @@
 //! The connected-apps page (`management_endpoint`): a signed-in user sees the apps they
 //! authorized and revokes them; revoking a grant stops its tokens at once.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{AppsPage, GrantRow, PageError, PageResult, html, redirect};
+use super::html::{PageError, PageResult, html, redirect};
 use super::login::login_page;
 use super::session::{self, Browser};
 use super::steps::url;
 use crate::app::AppState;
 use crate::auth::form::Fields;
 use crate::auth::scope::ScopeSet;
+
+/// One row of the connected-apps page.
+pub struct GrantRow {
+    pub id: String,
+    pub app: String,
+    pub scopes: Vec<String>,
+    pub patient: Option<String>,
+    pub date: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/apps.html")]
+pub struct AppsPage<'a> {
+    pub revoke_action: &'a str,
+    pub logout_action: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub grants: Vec<GrantRow>,
+}
 
 /// `GET /auth/apps`.
 pub async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {

@@ -3,13 +3,14 @@
 //! the answer: allow (a grant, an authorization code and the redirect back to the app) or
 //! deny.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::authorize::{back_to_app, error_redirect};
-use super::html::{PageError, PageResult, ScopeItem};
+use super::html::{PageError, PageResult};
 use super::records;
 use super::session;
 use super::steps::{
@@ -20,6 +21,25 @@ use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
 use crate::auth::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
 use crate::store::auth::{Code, Grant};
+
+/// One scope checkbox on the consent page.
+pub struct ScopeItem {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/consent.html")]
+pub struct ConsentPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: &'a str,
+    pub app_name: &'a str,
+    pub username: &'a str,
+    pub patient: Option<String>,
+    pub requested: Vec<ScopeItem>,
+    pub narrower: Vec<ScopeItem>,
+}
 
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const CONDITION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/condition-category";

@@ -1,13 +1,14 @@
 //! Kiln as the EHR: a signed-in practitioner finds a patient (and an encounter), picks a
 //! registered app with a launch URL and launches it with a fresh launch context.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{Choice, EhrPage, PageError, PageResult, html, redirect};
+use super::html::{Choice, PageError, PageResult, html, redirect};
 use super::login::login_page;
 use super::records;
 use super::session::{self, Browser};
@@ -16,6 +17,20 @@ use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
 use crate::store::auth::{Launch, Session, User};
+
+#[derive(Template)]
+#[template(path = "auth/ehr.html")]
+pub struct EhrPage<'a> {
+    pub action: &'a str,
+    pub launch_action: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub query: &'a str,
+    pub patients: Vec<Choice>,
+    pub patient: Option<Choice>,
+    pub encounters: Vec<Choice>,
+    pub apps: Vec<Choice>,
+}
 
 /// How long a launch waits for the app to come back to `/auth/authorize`.
 const LAUNCH_LIFETIME_SECS: i64 = 3600;

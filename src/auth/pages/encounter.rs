@@ -1,13 +1,14 @@
 //! The encounter picker (`POST /auth/encounter`): when a standalone launch asks for
 //! `launch/encounter` and the patient has more than one encounter, the user chooses one.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{Choice, EncounterPage, PageResult, html};
+use super::html::{Choice, PageResult, html};
 use super::records;
 use super::session;
 use super::steps::{
@@ -16,6 +17,17 @@ use super::steps::{
 use crate::app::AppState;
 use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
+
+#[derive(Template)]
+#[template(path = "auth/encounter.html")]
+pub struct EncounterPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: &'a str,
+    pub app_name: &'a str,
+    pub patient: &'a str,
+    pub encounters: Vec<Choice>,
+}
 
 /// `POST /auth/encounter`: the user's choice among the patient's encounters.
 pub async fn choose_encounter(

@@ -1,4 +1,5 @@
-//! The HTML pages of authorization: templates, error pages and the headers every page gets.
+//! What every authorization page shares: rendering a template, the error page, the choice
+//! lists, redirects and the headers every page gets. Each page's own template is in its file.
 
 use askama::Template;
 use axum::extract::Request;
@@ -14,98 +15,11 @@ pub struct Choice {
     pub label: String,
 }
 
-/// One scope checkbox on the consent page.
-pub struct ScopeItem {
-    pub value: String,
-    pub label: String,
-}
-
-/// One row of the connected-apps page.
-pub struct GrantRow {
-    pub id: String,
-    pub app: String,
-    pub scopes: Vec<String>,
-    pub patient: Option<String>,
-    pub date: String,
-}
-
 #[derive(Template)]
 #[template(path = "auth/error.html")]
 pub struct ErrorPage<'a> {
     pub title: &'a str,
     pub detail: &'a str,
-}
-
-#[derive(Template)]
-#[template(path = "auth/login.html")]
-pub struct LoginPage<'a> {
-    pub action: &'a str,
-    pub csrf_token: &'a str,
-    pub pending: Option<&'a str>,
-    pub return_to: Option<&'a str>,
-    pub app_name: Option<&'a str>,
-    pub message: Option<&'a str>,
-    /// Filled in for an EHR launch: only the launch's user may sign in.
-    pub username: Option<&'a str>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/picker.html")]
-pub struct PickerPage<'a> {
-    pub action: &'a str,
-    pub csrf_token: &'a str,
-    pub pending: &'a str,
-    pub app_name: &'a str,
-    pub query: &'a str,
-    pub patients: Vec<Choice>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/encounter.html")]
-pub struct EncounterPage<'a> {
-    pub action: &'a str,
-    pub csrf_token: &'a str,
-    pub pending: &'a str,
-    pub app_name: &'a str,
-    pub patient: &'a str,
-    pub encounters: Vec<Choice>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/consent.html")]
-pub struct ConsentPage<'a> {
-    pub action: &'a str,
-    pub csrf_token: &'a str,
-    pub pending: &'a str,
-    pub app_name: &'a str,
-    pub username: &'a str,
-    pub patient: Option<String>,
-    pub requested: Vec<ScopeItem>,
-    pub narrower: Vec<ScopeItem>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/ehr.html")]
-pub struct EhrPage<'a> {
-    pub action: &'a str,
-    pub launch_action: &'a str,
-    pub csrf_token: &'a str,
-    pub username: &'a str,
-    pub query: &'a str,
-    pub patients: Vec<Choice>,
-    pub patient: Option<Choice>,
-    pub encounters: Vec<Choice>,
-    pub apps: Vec<Choice>,
-}
-
-#[derive(Template)]
-#[template(path = "auth/apps.html")]
-pub struct AppsPage<'a> {
-    pub revoke_action: &'a str,
-    pub logout_action: &'a str,
-    pub csrf_token: &'a str,
-    pub username: &'a str,
-    pub grants: Vec<GrantRow>,
 }
 
 /// Renders a page with a status.

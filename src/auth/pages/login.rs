@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 use std::sync::LazyLock;
 
+use askama::Template;
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
@@ -12,13 +13,26 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{LoginPage, PageResult, html, redirect};
+use super::html::{PageResult, html, redirect};
 use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::app::AppState;
 use crate::auth::crypto::{hash_secret, verify_secret};
 use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
+
+#[derive(Template)]
+#[template(path = "auth/login.html")]
+pub struct LoginPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: Option<&'a str>,
+    pub return_to: Option<&'a str>,
+    pub app_name: Option<&'a str>,
+    pub message: Option<&'a str>,
+    /// Filled in for an EHR launch: only the launch's user may sign in.
+    pub username: Option<&'a str>,
+}
 
 /// Verified when the username is unknown, so both failures take the same time.
 static UNKNOWN_USER_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("kiln-unknown-user"));

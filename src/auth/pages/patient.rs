@@ -1,19 +1,31 @@
 //! The patient picker (`GET` and `POST /auth/patient`): a practitioner's standalone launch
 //! that asks for `launch/patient` searches patients by name and chooses one.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{PageError, PageResult, PickerPage, html};
+use super::html::{Choice, PageError, PageResult, html};
 use super::records;
 use super::session;
 use super::steps::{launch_of, needs_picker, next_step, pending_of, signed_in, url};
 use crate::app::AppState;
 use crate::auth::form::Fields;
 use crate::store::auth::{Pending, Session};
+
+#[derive(Template)]
+#[template(path = "auth/picker.html")]
+pub struct PickerPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: &'a str,
+    pub app_name: &'a str,
+    pub query: &'a str,
+    pub patients: Vec<Choice>,
+}
 
 /// `GET /auth/patient?pending=…&name=…`: the patient picker with a name search.
 pub async fn picker(

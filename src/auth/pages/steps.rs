@@ -4,9 +4,10 @@
 
 use axum::http::StatusCode;
 
-use super::consent;
+use super::consent::{self, ConsentPage};
 use super::encounter::encounter_page;
-use super::html::{Choice, ConsentPage, LoginPage, PageError, PageResult, html};
+use super::html::{Choice, PageError, PageResult, html};
+use super::login::LoginPage;
 use super::patient::picker_page;
 use super::records;
 use crate::app::AppState;
