@@ -5,7 +5,6 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::html::{PageError, PageResult, html, redirect};
@@ -36,53 +35,49 @@ pub struct AppsPage<'a> {
 }
 
 /// `GET /auth/apps`.
-pub async fn page(State(state): State<AppState>, jar: CookieJar) -> Response {
-    async {
-        let browser = Browser::open(&state, &jar).await?;
-        let session = &browser.session;
-        let Some(username) = &session.username else {
-            let page = login_page(
-                &state,
-                session,
-                None,
-                Some("/auth/apps"),
-                None,
-                StatusCode::OK,
-                None,
-            );
-            return Ok(browser.respond(page));
-        };
-        let mut grants = Vec::new();
-        for grant in state.store.user_grants(username).await? {
-            let app = match state.store.client(&grant.client_id).await? {
-                Some(client) => client.name,
-                None => continue,
-            };
-            grants.push(GrantRow {
-                id: grant.grant_id,
-                app,
-                scopes: ScopeSet::parse(&grant.scope)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                patient: grant.patient.map(|id| format!("Patient/{id}")),
-                date: date(grant.created_at),
-            });
-        }
-        let page = html(
+pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
+    let browser = Browser::open(&state, &jar).await?;
+    let session = &browser.session;
+    let Some(username) = &session.username else {
+        let page = login_page(
+            &state,
+            session,
+            None,
+            Some("/auth/apps"),
+            None,
             StatusCode::OK,
-            &AppsPage {
-                revoke_action: &url(&state, "/auth/apps/revoke"),
-                logout_action: &url(&state, "/auth/logout"),
-                csrf_token: &session.csrf_token,
-                username,
-                grants,
-            },
+            None,
         );
-        Ok::<_, PageError>(browser.respond(page))
+        return Ok(browser.respond(page));
+    };
+    let mut grants = Vec::new();
+    for grant in state.store.user_grants(username).await? {
+        let app = match state.store.client(&grant.client_id).await? {
+            Some(client) => client.name,
+            None => continue,
+        };
+        grants.push(GrantRow {
+            id: grant.grant_id,
+            app,
+            scopes: ScopeSet::parse(&grant.scope)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            patient: grant.patient.map(|id| format!("Patient/{id}")),
+            date: date(grant.created_at),
+        });
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let page = html(
+        StatusCode::OK,
+        &AppsPage {
+            revoke_action: &url(&state, "/auth/apps/revoke"),
+            logout_action: &url(&state, "/auth/logout"),
+            csrf_token: &session.csrf_token,
+            username,
+            grants,
+        },
+    );
+    Ok(browser.respond(page))
 }
 
 fn date(seconds: i64) -> String {
@@ -96,14 +91,9 @@ fn date(seconds: i64) -> String {
 }
 
 /// `POST /auth/apps/revoke` with `grant`.
-pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    revoke_inner(&state, &jar, &form)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn revoke_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let Some(username) = &session.username else {
         return Err(PageError::forbidden("Sign in to manage your apps."));
@@ -122,13 +112,9 @@ async fn revoke_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageR
 }
 
 /// `POST /auth/logout`.
-pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    async {
-        let session = session::posted(&state, &jar, &form).await?;
-        state.store.delete_session(&session.session_hash).await?;
-        Ok::<_, PageError>(redirect(&url(&state, "/auth/apps")))
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let session = session::posted(&state, &jar, &form).await?;
+    state.store.delete_session(&session.session_hash).await?;
+    Ok(redirect(&url(&state, "/auth/apps")))
 }

@@ -7,7 +7,7 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{PageError, redirect};
+use super::html::{PageError, PageResult, redirect};
 use super::session::Browser;
 use super::steps;
 use crate::app::AppState;
@@ -23,7 +23,7 @@ pub async fn authorize_get(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
     authorize(&state, &jar, &form).await
 }
@@ -32,50 +32,46 @@ pub async fn authorize_post(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> Response {
+) -> PageResult {
     authorize(&state, &jar, &Fields::parse(&body)).await
 }
 
-async fn authorize(state: &AppState, jar: &CookieJar, form: &Fields) -> Response {
+async fn authorize(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
     let fhir_base = state.config.fhir_base();
     let checked = match check(&state.store, &fhir_base, form).await {
         Ok(Outcome::Proceed(checked)) => *checked,
-        Ok(Outcome::ShowError(detail)) => return PageError::bad_request(detail).into_response(),
+        Ok(Outcome::ShowError(detail)) => return Err(PageError::bad_request(detail)),
         Ok(Outcome::RedirectError(refusal)) => {
-            return error_redirect(
+            return Ok(error_redirect(
                 &refusal.redirect_uri,
                 refusal.error,
                 &refusal.description,
                 refusal.state.as_deref(),
-            );
+            ));
         }
-        Err(error) => return PageError::internal(error).into_response(),
+        Err(error) => return Err(PageError::internal(error)),
     };
-    let result = async {
-        let browser = Browser::open(state, jar).await?;
-        let pending = Pending {
-            pending_id: random_token(),
-            session_hash: browser.session.session_hash.clone(),
-            client_id: checked.client.client_id.clone(),
-            redirect_uri: checked.redirect_uri,
-            scope: checked.scope.to_string(),
-            state: Some(checked.state),
-            code_challenge: checked.code_challenge,
-            nonce: checked.nonce,
-            launch_hash: checked.launch.map(|launch| launch.launch_hash),
-            patient: None,
-            encounter: None,
-            expires_at: crate::auth::now() + PENDING_LIFETIME_SECS,
-        };
-        state
-            .store
-            .insert_pending(&pending, crate::auth::now())
-            .await?;
-        let page = steps::next_step(state, &browser.session, &pending, None).await?;
-        Ok::<_, PageError>(browser.respond(page))
-    }
-    .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    let browser = Browser::open(state, jar).await?;
+    let pending = Pending {
+        pending_id: random_token(),
+        session_hash: browser.session.session_hash.clone(),
+        client_id: checked.client.client_id.clone(),
+        redirect_uri: checked.redirect_uri,
+        scope: checked.scope.to_string(),
+        state: Some(checked.state),
+        code_challenge: checked.code_challenge,
+        nonce: checked.nonce,
+        launch_hash: checked.launch.map(|launch| launch.launch_hash),
+        patient: None,
+        encounter: None,
+        expires_at: crate::auth::now() + PENDING_LIFETIME_SECS,
+    };
+    state
+        .store
+        .insert_pending(&pending, crate::auth::now())
+        .await?;
+    let page = steps::next_step(state, &browser.session, &pending, None).await?;
+    Ok(browser.respond(page))
 }
 
 /// A redirect back to the app with an RFC 6749 §4.1.2.1 error.

@@ -6,7 +6,6 @@
 use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::authorize::{back_to_app, error_redirect};
@@ -224,14 +223,9 @@ pub fn granted(submitted: &[&str], requested: &ScopeSet, registered: &ScopeSet) 
 const CODE_LIFETIME_SECS: i64 = 60;
 
 /// `POST /auth/consent`: allow (a grant, a code, back to the app) or deny.
-pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    consent_inner(&state, &jar, &form)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn consent_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let pending = pending_of(state, &session, form.get("pending")).await?;
     let launch = launch_of(state, &pending).await?;

@@ -5,7 +5,6 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::html::{Choice, PageError, PageResult, html, redirect};
@@ -40,75 +39,66 @@ pub async fn page(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
-    async {
-        let browser = Browser::open(&state, &jar).await?;
-        let session = &browser.session;
-        if session.username.is_none() {
-            let page = login_page(
-                &state,
-                session,
-                None,
-                Some("/auth/ehr"),
-                None,
-                StatusCode::OK,
-                None,
-            );
-            return Ok(browser.respond(page));
-        }
-        let user = practitioner(&state, session).await?.ok_or_else(|| {
-            PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
-        })?;
-        let query = form.get("name").unwrap_or("");
-        let patient = match form.get("patient") {
-            Some(id) => records::patient(&state, id).await?,
-            None => None,
-        };
-        let (patients, encounters) = match &patient {
-            Some(chosen) => (Vec::new(), records::encounters(&state, &chosen.id).await?),
-            None => (records::find_patients(&state, query).await?, Vec::new()),
-        };
-        let apps = state
-            .store
-            .clients()
-            .await?
-            .into_iter()
-            .filter(|client| client.launch_uri.is_some())
-            .map(|client| Choice {
-                id: client.client_id,
-                label: client.name,
-            })
-            .collect();
-        let page = html(
+    let browser = Browser::open(&state, &jar).await?;
+    let session = &browser.session;
+    if session.username.is_none() {
+        let page = login_page(
+            &state,
+            session,
+            None,
+            Some("/auth/ehr"),
+            None,
             StatusCode::OK,
-            &EhrPage {
-                action: &url(&state, "/auth/ehr"),
-                launch_action: &url(&state, "/auth/ehr/launch"),
-                csrf_token: &session.csrf_token,
-                username: &user.username,
-                query,
-                patients,
-                patient,
-                encounters,
-                apps,
-            },
+            None,
         );
-        Ok::<_, PageError>(browser.respond(page))
+        return Ok(browser.respond(page));
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let user = practitioner(&state, session).await?.ok_or_else(|| {
+        PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
+    })?;
+    let query = form.get("name").unwrap_or("");
+    let patient = match form.get("patient") {
+        Some(id) => records::patient(&state, id).await?,
+        None => None,
+    };
+    let (patients, encounters) = match &patient {
+        Some(chosen) => (Vec::new(), records::encounters(&state, &chosen.id).await?),
+        None => (records::find_patients(&state, query).await?, Vec::new()),
+    };
+    let apps = state
+        .store
+        .clients()
+        .await?
+        .into_iter()
+        .filter(|client| client.launch_uri.is_some())
+        .map(|client| Choice {
+            id: client.client_id,
+            label: client.name,
+        })
+        .collect();
+    let page = html(
+        StatusCode::OK,
+        &EhrPage {
+            action: &url(&state, "/auth/ehr"),
+            launch_action: &url(&state, "/auth/ehr/launch"),
+            csrf_token: &session.csrf_token,
+            username: &user.username,
+            query,
+            patients,
+            patient,
+            encounters,
+            apps,
+        },
+    );
+    Ok(browser.respond(page))
 }
 
 /// `POST /auth/ehr/launch`: records the launch and sends the browser to the app.
-pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    launch_inner(&state, &jar, &form)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn launch_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let Some(user) = practitioner(state, &session).await? else {
         return Err(PageError::forbidden(

@@ -5,7 +5,6 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::html::{Choice, PageResult, html};
@@ -34,42 +33,38 @@ pub async fn choose_encounter(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(&body);
-    async {
-        let session = session::posted(&state, &jar, &form).await?;
-        let mut pending = pending_of(&state, &session, form.get("pending")).await?;
-        let launch = launch_of(&state, &pending).await?;
-        let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
-            return next_step(&state, &session, &pending, None).await;
-        };
-        let (Some(patient), Some(encounters)) = (
-            context(&user, &pending, launch.as_ref()).0,
-            encounter_choices(&state, &user, &pending, launch.as_ref()).await?,
-        ) else {
-            return next_step(&state, &session, &pending, None).await;
-        };
-        let chosen = match form.get("encounter") {
-            Some(id) if records::is_encounter_of(&state, id, &patient).await? => id,
-            _ => {
-                let client = state.store.client(&pending.client_id).await?;
-                let name = client.map(|c| c.name).unwrap_or_default();
-                let status = StatusCode::BAD_REQUEST;
-                return encounter_page(
-                    &state, &session, &pending, &name, &patient, encounters, status,
-                )
-                .await;
-            }
-        };
-        state
-            .store
-            .set_pending_encounter(&pending.pending_id, chosen)
-            .await?;
-        pending.encounter = Some(chosen.to_string());
-        next_step(&state, &session, &pending, None).await
-    }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let session = session::posted(&state, &jar, &form).await?;
+    let mut pending = pending_of(&state, &session, form.get("pending")).await?;
+    let launch = launch_of(&state, &pending).await?;
+    let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+        return next_step(&state, &session, &pending, None).await;
+    };
+    let (Some(patient), Some(encounters)) = (
+        context(&user, &pending, launch.as_ref()).0,
+        encounter_choices(&state, &user, &pending, launch.as_ref()).await?,
+    ) else {
+        return next_step(&state, &session, &pending, None).await;
+    };
+    let chosen = match form.get("encounter") {
+        Some(id) if records::is_encounter_of(&state, id, &patient).await? => id,
+        _ => {
+            let client = state.store.client(&pending.client_id).await?;
+            let name = client.map(|c| c.name).unwrap_or_default();
+            let status = StatusCode::BAD_REQUEST;
+            return encounter_page(
+                &state, &session, &pending, &name, &patient, encounters, status,
+            )
+            .await;
+        }
+    };
+    state
+        .store
+        .set_pending_encounter(&pending.pending_id, chosen)
+        .await?;
+    pending.encounter = Some(chosen.to_string());
+    next_step(&state, &session, &pending, None).await
 }
 
 pub async fn encounter_page(

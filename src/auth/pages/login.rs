@@ -10,7 +10,7 @@ use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
 use super::html::{PageResult, html, redirect};
@@ -70,15 +70,10 @@ pub async fn login(
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
     jar: CookieJar,
     body: Bytes,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(&body);
     let source = source_of(peer.map(|Extension(ConnectInfo(peer))| peer));
-    login_inner(&state, &jar, &form, &source)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn login_inner(state: &AppState, jar: &CookieJar, form: &Fields, source: &str) -> PageResult {
+    let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let pending = match form.get("pending") {
         Some(id) => Some(pending_of(state, &session, Some(id)).await?),

@@ -5,7 +5,6 @@ use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
 use super::html::{Choice, PageError, PageResult, html};
@@ -32,26 +31,22 @@ pub async fn picker(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
-    async {
-        let session = session::current(&state, &jar).await?.ok_or_else(|| {
-            PageError::bad_request("Your session has expired. Start again from the app.")
-        })?;
-        let pending = pending_of(&state, &session, form.get("pending")).await?;
-        let launch = launch_of(&state, &pending).await?;
-        match signed_in(&state, &session, launch.as_ref()).await? {
-            Some(user) if needs_picker(&user, &pending, launch.as_ref()) => {
-                let client = state.store.client(&pending.client_id).await?;
-                let name = client.map(|c| c.name).unwrap_or_default();
-                let query = form.get("name").unwrap_or("");
-                picker_page(&state, &session, &pending, &name, query, StatusCode::OK).await
-            }
-            _ => next_step(&state, &session, &pending, None).await,
+    let session = session::current(&state, &jar).await?.ok_or_else(|| {
+        PageError::bad_request("Your session has expired. Start again from the app.")
+    })?;
+    let pending = pending_of(&state, &session, form.get("pending")).await?;
+    let launch = launch_of(&state, &pending).await?;
+    match signed_in(&state, &session, launch.as_ref()).await? {
+        Some(user) if needs_picker(&user, &pending, launch.as_ref()) => {
+            let client = state.store.client(&pending.client_id).await?;
+            let name = client.map(|c| c.name).unwrap_or_default();
+            let query = form.get("name").unwrap_or("");
+            picker_page(&state, &session, &pending, &name, query, StatusCode::OK).await
         }
+        _ => next_step(&state, &session, &pending, None).await,
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
 }
 
 /// `POST /auth/patient`: the practitioner's choice of patient.
@@ -59,44 +54,40 @@ pub async fn choose_patient(
     State(state): State<AppState>,
     jar: CookieJar,
     body: Bytes,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(&body);
-    async {
-        let session = session::posted(&state, &jar, &form).await?;
-        let mut pending = pending_of(&state, &session, form.get("pending")).await?;
-        let launch = launch_of(&state, &pending).await?;
-        let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
-            return next_step(&state, &session, &pending, None).await;
-        };
-        if !needs_picker(&user, &pending, launch.as_ref()) {
-            return next_step(&state, &session, &pending, None).await;
-        }
-        let chosen = match form.get("patient") {
-            Some(id) => records::patient(&state, id).await?,
-            None => None,
-        };
-        let Some(chosen) = chosen else {
-            let client = state.store.client(&pending.client_id).await?;
-            let name = client.map(|c| c.name).unwrap_or_default();
-            return picker_page(
-                &state,
-                &session,
-                &pending,
-                &name,
-                "",
-                StatusCode::BAD_REQUEST,
-            )
-            .await;
-        };
-        state
-            .store
-            .set_pending_patient(&pending.pending_id, &chosen.id)
-            .await?;
-        pending.patient = Some(chosen.id);
-        next_step(&state, &session, &pending, None).await
+    let session = session::posted(&state, &jar, &form).await?;
+    let mut pending = pending_of(&state, &session, form.get("pending")).await?;
+    let launch = launch_of(&state, &pending).await?;
+    let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+        return next_step(&state, &session, &pending, None).await;
+    };
+    if !needs_picker(&user, &pending, launch.as_ref()) {
+        return next_step(&state, &session, &pending, None).await;
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let chosen = match form.get("patient") {
+        Some(id) => records::patient(&state, id).await?,
+        None => None,
+    };
+    let Some(chosen) = chosen else {
+        let client = state.store.client(&pending.client_id).await?;
+        let name = client.map(|c| c.name).unwrap_or_default();
+        return picker_page(
+            &state,
+            &session,
+            &pending,
+            &name,
+            "",
+            StatusCode::BAD_REQUEST,
+        )
+        .await;
+    };
+    state
+        .store
+        .set_pending_patient(&pending.pending_id, &chosen.id)
+        .await?;
+    pending.patient = Some(chosen.id);
+    next_step(&state, &session, &pending, None).await
 }
 
 pub async fn picker_page(
