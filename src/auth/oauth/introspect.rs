@@ -6,7 +6,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
 use super::active::live_token;
@@ -17,14 +17,12 @@ use crate::auth::Endpoints;
 use crate::auth::scope::{Context, ScopeSet};
 use crate::store::auth::{TokenKind, TokenRecord};
 
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let now = crate::auth::now();
     let caller = authorize_caller(state, headers, &params, now).await?;

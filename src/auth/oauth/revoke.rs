@@ -4,7 +4,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
 use super::client_auth::authenticate;
@@ -14,14 +14,12 @@ use crate::auth::Endpoints;
 use crate::auth::crypto::digest_hex;
 use crate::store::auth::TokenKind;
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);

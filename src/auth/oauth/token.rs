@@ -5,7 +5,7 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::client_auth::{authenticate, authenticate_refresh};
 use super::endpoint::{OAuthError, Params};
@@ -15,18 +15,12 @@ use crate::auth::Endpoints;
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match exchange(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn exchange(
-    state: &AppState,
-    headers: &HeaderMap,
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let grant_type = params.require("grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
