@@ -12,7 +12,7 @@ pub mod authorize;
 mod backend_grant;
 pub mod bearer;
 mod client_auth;
-mod code_grant;
+pub mod code_grant;
 pub mod discovery;
 mod endpoint;
 pub mod introspect;

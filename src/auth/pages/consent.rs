@@ -1,7 +1,7 @@
 //! The consent page (`POST /auth/consent`): what it shows (each scope in plain language, and
 //! the narrower category scopes a patient may choose instead of a whole resource type), and
-//! the answer: allow (a grant, an authorization code and the redirect back to the app) or
-//! deny.
+//! the answer: allow (a grant, an authorization code from `oauth/code_grant.rs` and the
+//! redirect back to the app) or deny.
 
 use askama::Template;
 use axum::body::Bytes;
@@ -16,10 +16,10 @@ use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
 use crate::app::AppState;
-use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
+use crate::auth::oauth::code_grant::issue_code;
 use crate::auth::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
-use crate::store::auth::{Code, Grant};
+use crate::store::auth::Grant;
 
 /// One scope checkbox on the consent page.
 pub struct ScopeItem {
@@ -219,9 +219,6 @@ pub fn granted(submitted: &[&str], requested: &ScopeSet, registered: &ScopeSet) 
     chosen.within(registered)
 }
 
-/// Authorization codes live one minute.
-const CODE_LIFETIME_SECS: i64 = 60;
-
 /// `POST /auth/consent`: allow (a grant, a code, back to the app) or deny.
 pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
@@ -283,7 +280,6 @@ pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes)
             encounter = records::latest_encounter(state, patient).await?;
         }
     }
-    let now = crate::auth::now();
     let grant = Grant {
         grant_id: uuid::Uuid::new_v4().to_string(),
         client_id: client.client_id.clone(),
@@ -293,22 +289,10 @@ pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes)
         encounter,
         fhir_user: Some(user.fhir_user.clone()),
         need_patient_banner: launch.is_none(),
-        created_at: now,
+        created_at: crate::auth::now(),
         revoked: false,
     };
-    state.store.insert_grant(&grant).await?;
-    let code = random_token();
-    state
-        .store
-        .insert_code(&Code {
-            code_hash: digest_hex(&code),
-            grant_id: grant.grant_id,
-            redirect_uri: pending.redirect_uri.clone(),
-            code_challenge: pending.code_challenge.clone(),
-            nonce: pending.nonce.clone(),
-            expires_at: now + CODE_LIFETIME_SECS,
-        })
-        .await?;
+    let code = issue_code(&state.store, &grant, &pending).await?;
     let mut pairs = vec![("code", code.as_str())];
     if let Some(app_state) = app_state {
         pairs.push(("state", app_state));
