@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::html::{PageError, PageResult, html, redirect};
+use super::error::{PageError, PageResult};
+use super::html::{html, redirect};
 use super::login::login_page;
 use super::session::{self, Browser};
 use super::steps::url;

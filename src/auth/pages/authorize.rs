@@ -7,7 +7,8 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::html::{PageError, PageResult, redirect};
+use super::error::{PageError, PageResult};
+use super::html::redirect;
 use super::session::Browser;
 use super::steps;
 use crate::app::AppState;

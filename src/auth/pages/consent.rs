@@ -9,7 +9,7 @@ use axum::extract::State;
 use axum_extra::extract::CookieJar;
 
 use super::authorize::{back_to_app, error_redirect};
-use super::html::{PageError, PageResult};
+use super::error::{PageError, PageResult};
 use super::records;
 use super::session;
 use super::steps::{

@@ -7,7 +7,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::html::{Choice, PageError, PageResult, html, redirect};
+use super::error::{PageError, PageResult};
+use super::html::{Choice, html, redirect};
 use super::login::login_page;
 use super::records;
 use super::session::{self, Browser};

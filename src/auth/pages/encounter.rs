@@ -7,7 +7,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::html::{Choice, PageResult, html};
+use super::error::PageResult;
+use super::html::{Choice, html};
 use super::records;
 use super::session;
 use super::steps::{

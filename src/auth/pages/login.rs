@@ -13,7 +13,8 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
-use super::html::{PageResult, html, redirect};
+use super::error::PageResult;
+use super::html::{html, redirect};
 use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::app::AppState;

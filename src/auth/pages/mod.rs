@@ -1,15 +1,18 @@
 //! The browser side of the authorization server: the HTML pages a person sees, one file per
-//! page with its handlers and its text — `authorize` (the request's checks and first page),
-//! `login`, `patient` (picker), `encounter` (picker), `consent`, `ehr` (Kiln as the EHR,
-//! launching apps), `apps` (connected apps, sign out) — and what they share: `steps` (which
-//! page comes next), `session` (cookies, CSRF), `records` (the FHIR reads the pages show) and
-//! `html` (templates, error pages, headers). Nothing here imports `oauth`.
+//! page with its handlers, its template and its text — `authorize` (the request's outcome and
+//! the first page), `login`, `patient` (picker), `encounter` (picker), `consent`, `ehr` (Kiln
+//! as the EHR, launching apps), `apps` (connected apps, sign out) — and what they share:
+//! `steps` (which page comes next), `session` (cookies, CSRF), `records` (the FHIR reads the
+//! pages show), `html` (rendering, redirects, headers) and `error` (the error page). Protocol
+//! decisions come from `oauth` (the request's checks, issuing a code); `oauth` never imports
+//! the pages.
 
 mod apps;
 mod authorize;
 mod consent;
 mod ehr;
 mod encounter;
+mod error;
 mod html;
 mod login;
 mod patient;

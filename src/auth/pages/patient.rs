@@ -7,7 +7,8 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::html::{Choice, PageError, PageResult, html};
+use super::error::{PageError, PageResult};
+use super::html::{Choice, html};
 use super::records;
 use super::session;
 use super::steps::{launch_of, needs_picker, next_step, pending_of, signed_in, url};

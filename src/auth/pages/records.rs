@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::html::{Choice, PageError, PageResult};
+use super::error::{PageError, PageResult};
+use super::html::Choice;
 use crate::app::AppState;
 use crate::auth::access::Access;
 use crate::engine::search::{SearchRequest, searchset};

@@ -6,7 +6,7 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use super::html::{PageError, PageResult};
+use super::error::{PageError, PageResult};
 use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token, same};
 use crate::auth::form::Fields;

@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 
 use super::consent::{self, ConsentPage};
 use super::encounter::encounter_page;
-use super::html::{Choice, PageError, PageResult, html};
+use super::error::{PageError, PageResult};
+use super::html::{Choice, html};
 use super::login::LoginPage;
 use super::patient::picker_page;
 use super::records;
