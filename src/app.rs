@@ -16,7 +16,7 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::keys::KeyRing;
+use crate::auth::oauth::keys::KeyRing;
 use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
 use crate::rest::body_budget::{self, BodyBudget};
@@ -88,7 +88,8 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    let bearer = middleware::from_fn_with_state(state.clone(), crate::auth::bearer::authenticate);
+    let bearer =
+        middleware::from_fn_with_state(state.clone(), crate::auth::oauth::bearer::authenticate);
     Router::new()
         .nest("/fhir", fhir_routes().layer(bearer.clone()))
         .route(

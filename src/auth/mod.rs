@@ -1,34 +1,16 @@
-//! Kiln's SMART App Launch authorization server: discovery, keys, clients, users, scopes,
-//! the authorize and token endpoints, and the access checks on every FHIR request.
+//! Kiln's SMART App Launch authorization server, grouped by role: `oauth`, the protocol that
+//! apps and services speak (token endpoint and grants, client authentication, keys,
+//! introspection, revocation, discovery, the bearer check on every FHIR request); `pages`, the
+//! browser pages a person sees (authorize, login, patient and encounter pickers, consent, EHR
+//! launcher, connected apps); and what both use: `crypto`, `form`, the endpoint URLs and the
+//! clock. Scopes and what a token reaches live in `crate::access`. The operator commands (`kiln client …`) live with the CLI, in `cli/auth.rs`.
 
-pub mod active;
-mod apps;
-mod assertion;
-mod authorize;
-mod backend_grant;
-pub mod bearer;
-pub mod cli;
-mod client_auth;
-mod code_grant;
-mod consent;
 pub mod crypto;
-pub mod discovery;
-mod ehr;
-mod flow;
-mod introspect;
-mod issue;
-mod jwks_fetch;
-pub mod keys;
-mod oauth;
+pub mod form;
+pub mod oauth;
 mod pages;
-mod records;
-mod refresh_grant;
-mod revoke;
-mod session;
-mod token;
 
 use axum::Router;
-use axum::middleware;
 use axum::routing::{get, post};
 
 use crate::app::AppState;
@@ -70,47 +52,24 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route(
             "/fhir/.well-known/smart-configuration",
-            get(discovery::smart_configuration),
+            get(oauth::discovery::smart_configuration),
         )
         .route(
             "/fhir/.well-known/smart-configuration/",
-            get(discovery::smart_configuration),
+            get(oauth::discovery::smart_configuration),
         )
         .route(
             "/fhir/.well-known/openid-configuration",
-            get(discovery::openid_configuration),
+            get(oauth::discovery::openid_configuration),
         )
         .route(
             "/fhir/.well-known/openid-configuration/",
-            get(discovery::openid_configuration),
+            get(oauth::discovery::openid_configuration),
         )
-        .route("/auth/jwks", get(discovery::jwks))
-        .route("/auth/smart-style.json", get(discovery::style))
-        .route("/auth/token", post(token::token))
-        .route("/auth/introspect", post(introspect::introspect))
-        .route("/auth/revoke", post(revoke::revoke))
-        .merge(pages())
-}
-
-/// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,
-/// connected apps.
-fn pages() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/auth/authorize",
-            get(authorize::authorize_get).post(authorize::authorize_post),
-        )
-        .route("/auth/login", post(flow::login))
-        .route(
-            "/auth/patient",
-            get(flow::picker).post(flow::choose_patient),
-        )
-        .route("/auth/encounter", post(flow::choose_encounter))
-        .route("/auth/consent", post(flow::consent))
-        .route("/auth/ehr", get(ehr::page))
-        .route("/auth/ehr/launch", post(ehr::launch))
-        .route("/auth/apps", get(apps::page))
-        .route("/auth/apps/revoke", post(apps::revoke))
-        .route("/auth/logout", post(apps::logout))
-        .layer(middleware::from_fn(pages::no_store))
+        .route("/auth/jwks", get(oauth::discovery::jwks))
+        .route("/auth/smart-style.json", get(oauth::discovery::style))
+        .route("/auth/token", post(oauth::token::token))
+        .route("/auth/introspect", post(oauth::introspect::introspect))
+        .route("/auth/revoke", post(oauth::revoke::revoke))
+        .merge(pages::routes())
 }

@@ -6,9 +6,10 @@ use axum::response::Response;
 use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
-use super::crypto::{digest_hex, random_token, same};
-use super::pages::{PageError, PageResult};
+use super::error::{PageError, PageResult};
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, random_token, same};
+use crate::auth::form::Fields;
 use crate::store::auth::Session;
 
 const COOKIE: &str = "kiln_session";
@@ -35,7 +36,7 @@ impl Browser {
     /// A fresh session (a new id), optionally already signed in.
     pub async fn start(state: &AppState, username: Option<&str>) -> PageResult<Browser> {
         let id = random_token();
-        let now = super::now();
+        let now = crate::auth::now();
         let session = Session {
             session_hash: digest_hex(&id),
             username: username.map(str::to_owned),
@@ -74,7 +75,7 @@ pub async fn current(state: &AppState, jar: &CookieJar) -> PageResult<Option<Ses
         return Ok(None);
     };
     let session = state.store.session(&digest_hex(cookie.value())).await?;
-    Ok(session.filter(|s| s.expires_at > super::now()))
+    Ok(session.filter(|s| s.expires_at > crate::auth::now()))
 }
 
 /// The session of a form post whose `csrf_token` matches it; anything else is refused (403).
@@ -83,35 +84,5 @@ pub async fn posted(state: &AppState, jar: &CookieJar, form: &Fields) -> PageRes
     match form.get("csrf_token") {
         Some(token) if same(token, &session.csrf_token) => Ok(session),
         _ => Err(PageError::csrf()),
-    }
-}
-
-/// Decoded `application/x-www-form-urlencoded` fields (or query parameters), in order.
-pub struct Fields(pub Vec<(String, String)>);
-
-impl Fields {
-    pub fn parse(bytes: &[u8]) -> Fields {
-        Fields(form_urlencoded::parse(bytes).into_owned().collect())
-    }
-
-    /// The first value of `name`.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// Every value of `name`.
-    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.0
-            .iter()
-            .filter(move |(key, _)| key == name)
-            .map(|(_, value)| value.as_str())
-    }
-
-    /// How many times `name` was sent.
-    pub fn count(&self, name: &str) -> usize {
-        self.all(name).count()
     }
 }

@@ -4,11 +4,11 @@
 use axum::response::Response;
 
 use super::active::live_token;
-use super::crypto::digest_hex;
+use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, allows_refresh, issue};
-use super::oauth::{OAuthError, Params};
 use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
+use crate::auth::crypto::digest_hex;
 use crate::store::auth::{Client, TokenKind};
 
 pub async fn exchange(

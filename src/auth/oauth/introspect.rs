@@ -6,27 +6,25 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::Endpoints;
 use super::active::live_token;
 use super::client_auth::{Method, authenticate};
-use super::oauth::{OAuthError, Params, no_store};
+use super::endpoint::{OAuthError, Params, no_store};
 use crate::access::scope::{Context, ScopeSet};
 use crate::app::AppState;
+use crate::auth::Endpoints;
 use crate::store::auth::{TokenKind, TokenRecord};
 
-pub async fn introspect(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
-    let now = super::now();
+    let now = crate::auth::now();
     let caller = authorize_caller(state, headers, &params, now).await?;
     let token = params.require("token")?;
     let access = live_token(&state.store, token, TokenKind::Access, now).await?;

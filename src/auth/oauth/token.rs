@@ -5,27 +5,22 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 
 use super::client_auth::{authenticate, authenticate_refresh};
-use super::oauth::{OAuthError, Params};
-use super::{Endpoints, backend_grant, code_grant, refresh_grant};
+use super::endpoint::{OAuthError, Params};
+use super::{backend_grant, code_grant, refresh_grant};
 use crate::app::AppState;
+use crate::auth::Endpoints;
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 
-pub async fn token(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match exchange(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn exchange(
-    state: &AppState,
-    headers: &HeaderMap,
+pub async fn token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
     let grant_type = params.require("grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
@@ -33,7 +28,7 @@ async fn exchange(
             "grant_type {grant_type} is not supported"
         )));
     }
-    let now = super::now();
+    let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str()];
     let caller = if grant_type == "refresh_token" {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
-use super::crypto::{digest_hex, hash_secret, random_token};
 use crate::access::scope::ScopeSet;
+use crate::auth::crypto::{digest_hex, hash_secret, random_token};
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::store::Store;
@@ -288,7 +288,7 @@ fn new_client(add: ClientAdd) -> Result<(Client, Option<String>), String> {
         grant_types: grant_names,
         jwks,
         jwks_uri: add.jwks_uri,
-        created_at: super::now(),
+        created_at: crate::auth::now(),
     };
     Ok((client, secret))
 }
@@ -327,7 +327,7 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
                 fhir_user,
                 admin,
             };
-            store.upsert_user(&user, super::now()).await?;
+            store.upsert_user(&user, crate::auth::now()).await?;
             println!(
                 "{}",
                 json!({ "username": user.username, "fhir_user": user.fhir_user })
@@ -458,7 +458,7 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
             username: user,
             patient: Some(patient),
             encounter,
-            expires_at: super::now() + LAUNCH_LIFETIME_SECS,
+            expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
             used: false,
         })
         .await?;
@@ -475,7 +475,7 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
 pub async fn keys(database: DatabaseArgs, command: KeysCommand) -> CliResult {
     let KeysCommand::Rotate = command;
     let store = open(&database).await?;
-    let ring = super::keys::KeyRing::new(store.clone(), 0);
+    let ring = crate::auth::oauth::keys::KeyRing::new(store.clone(), 0);
     let kid = ring.rotate().await?;
     println!("{}", json!({ "kid": kid }));
     store.close().await;

@@ -4,8 +4,8 @@
 use axum::response::Response;
 
 use super::client_auth::{Authenticated, Method};
+use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, issue};
-use super::oauth::{OAuthError, Params};
 use crate::access::scope::{Context, Scope, ScopeSet};
 use crate::app::AppState;
 use crate::store::auth::Grant;

@@ -5,11 +5,11 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value, json};
 
-use super::Endpoints;
-use super::crypto::{digest_hex, random_token};
-use super::oauth::{OAuthError, no_store};
+use super::endpoint::{OAuthError, no_store};
 use crate::access::scope::{Scope, ScopeSet};
 use crate::app::AppState;
+use crate::auth::Endpoints;
+use crate::auth::crypto::{digest_hex, random_token};
 use crate::store::auth::{Grant, TokenKind};
 
 /// What to issue under `grant`.

@@ -1,8 +1,44 @@
-//! What the consent page shows: each scope in plain language, and the narrower category
-//! scopes a patient may choose instead of a whole resource type.
+//! The consent page (`POST /auth/consent`): what it shows (each scope in plain language, and
+//! the narrower category scopes a patient may choose instead of a whole resource type), and
+//! the answer: allow (a grant, an authorization code from `oauth/code_grant.rs` and the
+//! redirect back to the app) or deny.
 
-use super::pages::ScopeItem;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum_extra::extract::CookieJar;
+
+use super::authorize::{back_to_app, error_redirect};
+use super::error::{PageError, PageResult};
+use super::records;
+use super::session;
+use super::steps::{
+    context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
+};
 use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
+use crate::app::AppState;
+use crate::auth::form::Fields;
+use crate::auth::oauth::code_grant::issue_code;
+use crate::store::auth::Grant;
+
+/// One scope checkbox on the consent page.
+pub struct ScopeItem {
+    pub value: String,
+    pub label: String,
+}
+
+#[derive(Template)]
+#[template(path = "auth/consent.html")]
+pub struct ConsentPage<'a> {
+    pub action: &'a str,
+    pub csrf_token: &'a str,
+    pub pending: &'a str,
+    pub app_name: &'a str,
+    pub username: &'a str,
+    pub patient: Option<String>,
+    pub requested: Vec<ScopeItem>,
+    pub narrower: Vec<ScopeItem>,
+}
 
 const OBSERVATION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/observation-category";
 const CONDITION_CATEGORY: &str = "http://terminology.hl7.org/CodeSystem/condition-category";
@@ -181,6 +217,87 @@ pub fn granted(submitted: &[&str], requested: &ScopeSet, registered: &ScopeSet) 
         .filter(|scope| requested.contains(scope) || offered.contains(scope))
         .collect();
     chosen.within(registered)
+}
+
+/// `POST /auth/consent`: allow (a grant, a code, back to the app) or deny.
+pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+    let form = Fields::parse(&body);
+    let (state, jar, form) = (&state, &jar, &form);
+    let session = session::posted(state, jar, form).await?;
+    let pending = pending_of(state, &session, form.get("pending")).await?;
+    let launch = launch_of(state, &pending).await?;
+    let Some(user) = signed_in(state, &session, launch.as_ref()).await? else {
+        return next_step(state, &session, &pending, None).await;
+    };
+    if needs_picker(&user, &pending, launch.as_ref())
+        || encounter_choices(state, &user, &pending, launch.as_ref())
+            .await?
+            .is_some()
+    {
+        return next_step(state, &session, &pending, None).await;
+    }
+    let Some(client) = state.store.client(&pending.client_id).await? else {
+        return Err(PageError::bad_request("The app is no longer registered."));
+    };
+    let app_state = pending.state.as_deref();
+    let granted = match form.get("decision") {
+        Some("allow") => {
+            let submitted: Vec<&str> = form.all("scope").collect();
+            granted(
+                &submitted,
+                &ScopeSet::parse(&pending.scope),
+                &ScopeSet::parse(&client.scope),
+            )
+        }
+        Some("deny") => ScopeSet::default(),
+        _ => return Err(PageError::bad_request("Choose Allow or Deny.")),
+    };
+    // Deleting the request first makes a double submit produce nothing twice.
+    if !state.store.delete_pending(&pending.pending_id).await? {
+        return Err(PageError::bad_request(
+            "This request was already answered. Start again from the app.",
+        ));
+    }
+    if granted.is_empty() {
+        let description = match form.get("decision") {
+            Some("deny") => "the user denied access",
+            _ => "the user granted none of the requested scopes",
+        };
+        return Ok(error_redirect(
+            &pending.redirect_uri,
+            "access_denied",
+            description,
+            app_state,
+        ));
+    }
+    let (patient, mut encounter) = context(&user, &pending, launch.as_ref());
+    // A standalone launch gets the encounter chosen on the picker, or the patient's only
+    // one, and only when the user granted `launch/encounter`.
+    if launch.is_none() {
+        if !granted.contains(&Scope::LaunchEncounter) {
+            encounter = None;
+        } else if let (None, Some(patient)) = (&encounter, &patient) {
+            encounter = records::latest_encounter(state, patient).await?;
+        }
+    }
+    let grant = Grant {
+        grant_id: uuid::Uuid::new_v4().to_string(),
+        client_id: client.client_id.clone(),
+        username: Some(user.username.clone()),
+        scope: granted.to_string(),
+        patient,
+        encounter,
+        fhir_user: Some(user.fhir_user.clone()),
+        need_patient_banner: launch.is_none(),
+        created_at: crate::auth::now(),
+        revoked: false,
+    };
+    let code = issue_code(&state.store, &grant, &pending).await?;
+    let mut pairs = vec![("code", code.as_str())];
+    if let Some(app_state) = app_state {
+        pairs.push(("state", app_state));
+    }
+    Ok(back_to_app(&pending.redirect_uri, &pairs))
 }
 
 #[cfg(test)]

@@ -7,8 +7,8 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use super::Endpoints;
 use crate::app::AppState;
+use crate::auth::Endpoints;
 use crate::fhir::outcome::FhirError;
 
 /// Scopes Kiln grants, listed for discovery (resource scopes are any type, v1 and v2).

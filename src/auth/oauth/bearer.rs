@@ -31,7 +31,7 @@ pub async fn authenticate(
             return challenge(Some("the Authorization header is not a Bearer token"));
         }
         Bearer::Token(token) => {
-            match live_token(&state.store, &token, TokenKind::Access, super::now()).await {
+            match live_token(&state.store, &token, TokenKind::Access, crate::auth::now()).await {
                 Ok(Some(record)) => Access::Token(Arc::new(Granted {
                     client_id: record.grant.client_id,
                     scopes: ScopeSet::parse(&record.scope),

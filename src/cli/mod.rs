@@ -1,12 +1,14 @@
 //! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, and the auth admin
-//! commands (`client`, `user`, `launch`, `keys`).
+//! commands (`client`, `user`, `launch`, `keys`, in `auth`). The top layer: it may
+//! import every other module.
+
+mod auth;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::auth::cli as auth;
 use crate::config::{DatabaseArgs, LogFormat, ServeConfig};
 use crate::store::Store;
 

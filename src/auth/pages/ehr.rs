@@ -1,19 +1,36 @@
 //! Kiln as the EHR: a signed-in practitioner finds a patient (and an encounter), picks a
 //! registered app with a launch URL and launches it with a fresh launch context.
 
+use askama::Template;
 use axum::body::Bytes;
 use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::crypto::{digest_hex, random_token};
-use super::flow::{login_page, url};
-use super::pages::{Choice, EhrPage, PageError, PageResult, html, redirect};
+use super::error::{PageError, PageResult};
+use super::html::{Choice, html, redirect};
+use super::login::login_page;
 use super::records;
-use super::session::{self, Browser, Fields};
+use super::session::{self, Browser};
+use super::steps::url;
 use crate::app::AppState;
+use crate::auth::crypto::{digest_hex, random_token};
+use crate::auth::form::Fields;
 use crate::store::auth::{Launch, Session, User};
+
+#[derive(Template)]
+#[template(path = "auth/ehr.html")]
+pub struct EhrPage<'a> {
+    pub action: &'a str,
+    pub launch_action: &'a str,
+    pub csrf_token: &'a str,
+    pub username: &'a str,
+    pub query: &'a str,
+    pub patients: Vec<Choice>,
+    pub patient: Option<Choice>,
+    pub encounters: Vec<Choice>,
+    pub apps: Vec<Choice>,
+}
 
 /// How long a launch waits for the app to come back to `/auth/authorize`.
 const LAUNCH_LIFETIME_SECS: i64 = 3600;
@@ -23,75 +40,66 @@ pub async fn page(
     State(state): State<AppState>,
     jar: CookieJar,
     RawQuery(query): RawQuery,
-) -> Response {
+) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
-    async {
-        let browser = Browser::open(&state, &jar).await?;
-        let session = &browser.session;
-        if session.username.is_none() {
-            let page = login_page(
-                &state,
-                session,
-                None,
-                Some("/auth/ehr"),
-                None,
-                StatusCode::OK,
-                None,
-            );
-            return Ok(browser.respond(page));
-        }
-        let user = practitioner(&state, session).await?.ok_or_else(|| {
-            PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
-        })?;
-        let query = form.get("name").unwrap_or("");
-        let patient = match form.get("patient") {
-            Some(id) => records::patient(&state, id).await?,
-            None => None,
-        };
-        let (patients, encounters) = match &patient {
-            Some(chosen) => (Vec::new(), records::encounters(&state, &chosen.id).await?),
-            None => (records::find_patients(&state, query).await?, Vec::new()),
-        };
-        let apps = state
-            .store
-            .clients()
-            .await?
-            .into_iter()
-            .filter(|client| client.launch_uri.is_some())
-            .map(|client| Choice {
-                id: client.client_id,
-                label: client.name,
-            })
-            .collect();
-        let page = html(
+    let browser = Browser::open(&state, &jar).await?;
+    let session = &browser.session;
+    if session.username.is_none() {
+        let page = login_page(
+            &state,
+            session,
+            None,
+            Some("/auth/ehr"),
+            None,
             StatusCode::OK,
-            &EhrPage {
-                action: &url(&state, "/auth/ehr"),
-                launch_action: &url(&state, "/auth/ehr/launch"),
-                csrf_token: &session.csrf_token,
-                username: &user.username,
-                query,
-                patients,
-                patient,
-                encounters,
-                apps,
-            },
+            None,
         );
-        Ok::<_, PageError>(browser.respond(page))
+        return Ok(browser.respond(page));
     }
-    .await
-    .unwrap_or_else(IntoResponse::into_response)
+    let user = practitioner(&state, session).await?.ok_or_else(|| {
+        PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
+    })?;
+    let query = form.get("name").unwrap_or("");
+    let patient = match form.get("patient") {
+        Some(id) => records::patient(&state, id).await?,
+        None => None,
+    };
+    let (patients, encounters) = match &patient {
+        Some(chosen) => (Vec::new(), records::encounters(&state, &chosen.id).await?),
+        None => (records::find_patients(&state, query).await?, Vec::new()),
+    };
+    let apps = state
+        .store
+        .clients()
+        .await?
+        .into_iter()
+        .filter(|client| client.launch_uri.is_some())
+        .map(|client| Choice {
+            id: client.client_id,
+            label: client.name,
+        })
+        .collect();
+    let page = html(
+        StatusCode::OK,
+        &EhrPage {
+            action: &url(&state, "/auth/ehr"),
+            launch_action: &url(&state, "/auth/ehr/launch"),
+            csrf_token: &session.csrf_token,
+            username: &user.username,
+            query,
+            patients,
+            patient,
+            encounters,
+            apps,
+        },
+    );
+    Ok(browser.respond(page))
 }
 
 /// `POST /auth/ehr/launch`: records the launch and sends the browser to the app.
-pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> Response {
+pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    launch_inner(&state, &jar, &form)
-        .await
-        .unwrap_or_else(IntoResponse::into_response)
-}
-
-async fn launch_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult {
+    let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let Some(user) = practitioner(state, &session).await? else {
         return Err(PageError::forbidden(
@@ -133,7 +141,7 @@ async fn launch_inner(state: &AppState, jar: &CookieJar, form: &Fields) -> PageR
             username: user.username,
             patient: Some(patient.id),
             encounter: encounter.map(str::to_owned),
-            expires_at: super::now() + LAUNCH_LIFETIME_SECS,
+            expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
             used: false,
         })
         .await?;

@@ -3,7 +3,8 @@
 
 use serde_json::Value;
 
-use super::pages::{Choice, PageError, PageResult};
+use super::error::{PageError, PageResult};
+use super::html::Choice;
 use crate::access::reach::Access;
 use crate::app::AppState;
 use crate::engine::search::{SearchRequest, searchset};

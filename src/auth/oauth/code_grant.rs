@@ -1,14 +1,41 @@
-//! The `authorization_code` grant: a code is used once, within its lifetime, by the client
-//! it was issued to, with the same redirect URI and the PKCE verifier of its challenge.
+//! The `authorization_code` grant: a code is issued for what the user allowed on the consent
+//! page, and used once, within its lifetime, by the client it was issued to, with the same
+//! redirect URI and the PKCE verifier of its challenge.
 
 use axum::response::Response;
 
-use super::crypto::{digest_hex, pkce_matches};
+use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, allows_refresh, issue};
-use super::oauth::{OAuthError, Params};
 use crate::access::scope::ScopeSet;
 use crate::app::AppState;
-use crate::store::auth::{Client, Code, Grant};
+use crate::auth::crypto::{digest_hex, pkce_matches, random_token};
+use crate::store::auth::{Client, Code, Grant, Pending};
+use crate::store::{Store, StoreError};
+
+/// Authorization codes live one minute.
+const CODE_LIFETIME_SECS: i64 = 60;
+
+/// Records `grant` (what the user allowed) and issues an authorization code for it, bound to
+/// the pending request's redirect URI, PKCE challenge and nonce; returns the code.
+pub async fn issue_code(
+    store: &Store,
+    grant: &Grant,
+    pending: &Pending,
+) -> Result<String, StoreError> {
+    store.insert_grant(grant).await?;
+    let code = random_token();
+    store
+        .insert_code(&Code {
+            code_hash: digest_hex(&code),
+            grant_id: grant.grant_id.clone(),
+            redirect_uri: pending.redirect_uri.clone(),
+            code_challenge: pending.code_challenge.clone(),
+            nonce: pending.nonce.clone(),
+            expires_at: grant.created_at + CODE_LIFETIME_SECS,
+        })
+        .await?;
+    Ok(code)
+}
 
 pub async fn exchange(
     state: &AppState,

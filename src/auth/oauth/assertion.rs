@@ -8,8 +8,8 @@ use jsonwebtoken::jwk::{JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde::Deserialize;
 
+use super::endpoint::OAuthError;
 use super::jwks_fetch;
-use super::oauth::OAuthError;
 use crate::store::Store;
 use crate::store::auth::Client;
 

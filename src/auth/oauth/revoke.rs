@@ -4,26 +4,24 @@
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde_json::json;
 
-use super::Endpoints;
 use super::client_auth::authenticate;
-use super::crypto::digest_hex;
-use super::oauth::{OAuthError, Params, no_store};
+use super::endpoint::{OAuthError, Params, no_store};
 use crate::app::AppState;
+use crate::auth::Endpoints;
+use crate::auth::crypto::digest_hex;
 use crate::store::auth::TokenKind;
 
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match answer(&state, &headers, body).await {
-        Ok(response) => response,
-        Err(error) => error.into_response(),
-    }
-}
-
-async fn answer(state: &AppState, headers: &HeaderMap, body: Body) -> Result<Response, OAuthError> {
+pub async fn revoke(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, OAuthError> {
+    let (state, headers) = (&state, &headers);
     let params = Params::read(headers, body).await?;
-    let now = super::now();
+    let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str(), endpoints.revoke.as_str()];
     let caller = authenticate(state, headers, &params, &audiences, now).await?;

@@ -1,0 +1,52 @@
+//! What every authorization page shares: rendering a template, the choice lists, redirects
+//! and the headers every page gets. Each page's own template is in its file; errors are in
+//! `error.rs`.
+
+use askama::Template;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{Html, IntoResponse, Response};
+
+use super::error::PageError;
+
+/// One choice in a list (a patient, an encounter, an app).
+pub struct Choice {
+    pub id: String,
+    pub label: String,
+}
+
+/// Renders a page with a status.
+pub fn html(status: StatusCode, page: &impl Template) -> Response {
+    match page.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(error) => PageError::internal(error).into_response(),
+    }
+}
+
+/// Authorization pages and their redirects carry codes and personal data: never cache them,
+/// never frame them (clickjacking of the consent button).
+pub async fn no_store(request: Request, next: Next) -> Response {
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static("frame-ancestors 'none'"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    response
+}
+
+/// A `303 See Other` to `location`: the browser follows it with a GET.
+pub fn redirect(location: &str) -> Response {
+    match HeaderValue::from_str(location) {
+        Ok(value) => (StatusCode::SEE_OTHER, [(header::LOCATION, value)]).into_response(),
+        Err(error) => PageError::internal(error).into_response(),
+    }
+}
