@@ -1,13 +1,12 @@
-//! Builds the HTTP application: routes, shared state and the middleware stack.
+//! Builds the HTTP application: the application state, every route and the middleware stack.
+//! The top of the server: it may import every module but the CLI.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode, header};
 use axum::routing::{get, post};
 use axum::{Router, middleware};
-use serde_json::Value;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
@@ -16,49 +15,20 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
-use crate::auth::oauth::keys::KeyRing;
-use crate::bulk::storage::{ExportStorage, StorageError};
 use crate::config::ServeConfig;
 use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::capability::capability_statement;
 use crate::rest::{fhir_routes, health, outcome_layer, search, system};
+use crate::state::AppState;
+use crate::state::export_files::StorageError;
 use crate::store::Store;
 
-/// What every handler can reach.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Store,
-    pub config: Arc<ServeConfig>,
-    pub capability: Arc<Value>,
-    pub keys: Arc<KeyRing>,
-    /// Where export files are written and read: shared by replicas when it is a bucket.
-    pub exports: ExportStorage,
-}
-
-impl AppState {
-    /// Page sizes from the configuration.
-    pub fn page_limits(&self) -> crate::engine::search::PageLimits {
-        crate::engine::search::PageLimits {
-            default: self.config.default_page_size,
-            max: self.config.max_page_size,
-        }
-    }
-
-    /// Fails when the export store settings are unusable.
-    pub fn new(store: Store, config: ServeConfig) -> Result<Self, StorageError> {
-        let endpoints = crate::auth::Endpoints::new(&config.base_url);
-        let capability = capability_statement(&config.fhir_base(), &endpoints);
-        // Retired keys stay published as long as anything they signed may still be checked.
-        let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
-        let exports = ExportStorage::from_config(&config.export)?;
-        Ok(AppState {
-            store,
-            config: Arc::new(config),
-            capability: Arc::new(capability),
-            keys: Arc::new(keys),
-            exports,
-        })
-    }
+/// The application state for `config`: the CapabilityStatement is built here, from the
+/// FHIR routes and the authorization server's endpoints it describes.
+pub fn state(store: Store, config: ServeConfig) -> Result<AppState, StorageError> {
+    let endpoints = crate::auth::Endpoints::new(&config.base_url);
+    let capability = capability_statement(&config.fhir_base(), &endpoints);
+    AppState::new(store, config, capability)
 }
 
 /// Browser apps call discovery, the token endpoint and the FHIR API from their own origin;

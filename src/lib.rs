@@ -15,5 +15,5 @@ pub mod logging;
 pub mod rest;
 pub mod sample;
 pub mod search;
-pub mod server;
+pub mod state;
 pub mod store;

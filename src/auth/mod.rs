@@ -1,9 +1,12 @@
 //! Kiln's SMART App Launch authorization server, grouped by role: `oauth`, the protocol that
-//! apps and services speak (token endpoint and grants, client authentication, keys,
-//! introspection, revocation, discovery, the bearer check on every FHIR request); `pages`, the
-//! browser pages a person sees (authorize, login, patient and encounter pickers, consent, EHR
-//! launcher, connected apps); and what both use: `crypto`, `form`, the endpoint URLs and the
-//! clock. Scopes and what a token reaches live in `crate::access`. The operator commands (`kiln client …`) live with the CLI, in `cli/auth.rs`.
+//! apps and services speak (token endpoint and grants, client authentication, introspection,
+//! revocation, discovery, the bearer check on every FHIR request); `pages`, the browser pages a
+//! person sees (authorize, login, patient and encounter pickers, consent, EHR launcher,
+//! connected apps); and what both use: `crypto`, `form`, the endpoint URLs and the clock.
+//! Scopes and what a token reaches live in `crate::access`, the signing keys in
+//! `crate::state::keys`, the operator commands (`kiln client …`) in `cli/auth.rs`.
+//! It imports `access`, the engine, the store and the application state; never `rest`,
+//! `bulk`, `app` or the CLI.
 
 pub mod crypto;
 pub mod form;
@@ -13,12 +16,10 @@ mod pages;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// Seconds since the Unix epoch: the unit of every time in the auth tables and in JWTs.
-pub fn now() -> i64 {
-    time::OffsetDateTime::now_utc().unix_timestamp()
-}
+pub use crate::fhir::instant::now_secs as now;
 
 /// The endpoints a SMART app uses, relative to `{base-url}`.
 pub struct Endpoints {

@@ -29,7 +29,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection, PgConnection};
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, router};
+use crate::app::router;
 use crate::config::ServeConfig;
 use crate::store::Store;
 use dataset::Dataset;
@@ -88,7 +88,7 @@ enum Measured {
     Hostile(Vec<hostile::Row>),
 }
 
-pub async fn run(args: BenchArgs) -> crate::cli::CliResult {
+pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if std::env::var_os("KILN_LOG").is_none() {
         eprintln!("bench: hint: KILN_LOG=warn keeps per-request logs out of the measurement");
     }
@@ -337,7 +337,7 @@ impl Server {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let exports = dataset::TempPath::new("-exports");
-        let state = AppState::new(store, serve_config(address, &exports.0)?)?;
+        let state = crate::app::state(store, serve_config(address, &exports.0)?)?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

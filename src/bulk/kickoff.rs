@@ -14,13 +14,13 @@ use super::params::{ExportParams, parse, query_pairs};
 use crate::access::check::may;
 use crate::access::reach::{Access, unauthorized};
 use crate::access::scope::{Context, Permission, Scope};
-use crate::app::AppState;
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::fhir::validate::resource_types;
 use crate::http::negotiate::FHIR_JSON;
 use crate::http::path::resource_id;
 use crate::search::has_patient_compartment;
+use crate::state::AppState;
 use crate::store::{ExportJob, ExportStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

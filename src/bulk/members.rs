@@ -7,9 +7,9 @@ use serde_json::Value;
 
 use super::params::ExportParams;
 use crate::access::reach::Access;
-use crate::app::AppState;
 use crate::engine::read::{Found, ReadTarget, read};
 use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::state::AppState;
 
 /// Groups nested deeper than this are not followed (a guard, not a limit real rosters meet).
 const MAX_GROUPS: usize = 1_000;

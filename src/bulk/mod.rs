@@ -1,5 +1,6 @@
 //! Bulk Data Access (Flat FHIR) export: kick-off, a database-backed job queue with a
-//! worker, status and manifest, and the ndjson files.
+//! worker, status and manifest, and the ndjson files. Imports the engine, `access`, `http`,
+//! the application state and the bearer check of `auth`; never `rest`, `app` or the CLI.
 
 mod job;
 mod kickoff;
@@ -9,14 +10,13 @@ mod output;
 mod params;
 mod run;
 mod status;
-pub mod storage;
 mod stream;
 pub mod worker;
 
 use axum::Router;
 use axum::routing::get;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The export routes, merged into the FHIR API (behind its bearer-token check) ahead of
 /// the `/{resource_type}/{id}` patterns.

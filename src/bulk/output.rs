@@ -3,8 +3,8 @@
 //! is recorded in the job's manifest as soon as it is complete. A run taking over from an
 //! interrupted one keeps the recorded files and goes on after the last one.
 
-use super::storage::{ExportStorage, ExportWriter};
-use crate::app::AppState;
+use crate::state::AppState;
+use crate::state::export_files::{ExportStorage, ExportWriter};
 use crate::store::ExportFile;
 
 pub type RunResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;

@@ -12,11 +12,11 @@ use super::params::{Associated, query_pairs};
 use crate::access::check::search_filter;
 use crate::access::reach::Access;
 use crate::access::scope::Permission;
-use crate::app::AppState;
 use crate::fhir::outcome::informational;
 use crate::fhir::subset::Subset;
 use crate::search::patient_compartments;
 use crate::search::query::{Criterion, parse_search};
+use crate::state::AppState;
 use crate::store::{AccessFilter, ExportJob, ExportScan, Population, StoredResource};
 
 /// How a run ended.

@@ -11,10 +11,10 @@ use serde_json::{Value, json};
 
 use super::job::JobSpec;
 use crate::access::reach::{Access, unauthorized};
-use crate::app::AppState;
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::http::negotiate::FHIR_JSON;
+use crate::state::AppState;
 use crate::store::{ExportFile, ExportJob, ExportStatus};
 
 const NDJSON: &str = "application/fhir+ndjson";

@@ -8,7 +8,7 @@ use flate2::Compression;
 use flate2::write::GzEncoder;
 use futures_util::{Stream, StreamExt};
 
-use super::storage::ByteStream;
+use crate::state::export_files::ByteStream;
 
 pub fn gzip(file: ByteStream) -> impl Stream<Item = std::io::Result<Bytes>> {
     let encoder = GzEncoder::new(Vec::new(), Compression::fast());

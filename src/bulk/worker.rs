@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use super::run::{Ended, Run};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::{ExportJob, ExportStatus};
 
 const IDLE_POLL: Duration = Duration::from_millis(500);

@@ -475,7 +475,7 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
 pub async fn keys(database: DatabaseArgs, command: KeysCommand) -> CliResult {
     let KeysCommand::Rotate = command;
     let store = open(&database).await?;
-    let ring = crate::auth::oauth::keys::KeyRing::new(store.clone(), 0);
+    let ring = crate::state::keys::KeyRing::new(store.clone(), 0);
     let kid = ring.rotate().await?;
     println!("{}", json!({ "kid": kid }));
     store.close().await;

@@ -3,6 +3,7 @@
 //! import every other module.
 
 mod auth;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,7 +115,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + Send + Sync>> {
     match command {
-        Command::Serve { database, config } => crate::server::serve(database, *config).await?,
+        Command::Serve { database, config } => serve::serve(database, *config).await?,
         Command::Migrate { database } => {
             let store = Store::connect(&database.database_url, 2).await?;
             store.migrate().await?;

@@ -1,4 +1,5 @@
-//! `kiln import`: loads ndjson, ndjson.gz and JSON (Bundle or resource) files.
+//! `kiln import`: loads ndjson, ndjson.gz and JSON (Bundle or resource) files. Imports the
+//! engine and the store; never an HTTP-facing module, `app` or the CLI.
 //!
 //! Ids are kept (update-as-create), resources are validated like any write, rows go in
 //! batches of one transaction each, and conditional references such as

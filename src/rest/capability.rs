@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Endpoints;
 use crate::fhir::instant::{now_micros, to_fhir_instant};
 use crate::fhir::outcome::FhirResult;
 use crate::fhir::validate::resource_types;
 use crate::http::negotiate::{FhirRequest, json_value};
 use crate::search::{ParamType, params};
+use crate::state::AppState;
 
 /// Interactions every resource type supports.
 const TYPE_INTERACTIONS: [&str; 8] = [

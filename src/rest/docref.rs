@@ -12,13 +12,13 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use crate::app::AppState;
 use crate::engine::prepare::parse_json_object;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::id::is_valid_id;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::http::negotiate::{FhirRequest, check_body_type, json_value};
 use crate::search::date_range;
+use crate::state::AppState;
 
 /// URL parameters that shape the response or page it, not the operation's inputs.
 const PAGING: [&str; 4] = ["_count", "_cursor", "_format", "_pretty"];

@@ -4,8 +4,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
-use crate::app::AppState;
 use crate::fhir::outcome::{FhirError, IssueCode};
+use crate::state::AppState;
 
 /// The process is alive.
 pub async fn healthz() -> impl IntoResponse {

@@ -5,13 +5,13 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::engine::read::{self, HistoryPage};
 use crate::fhir::id::new_id;
 use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::http::negotiate::{FhirRequest, json_value};
 use crate::http::path::{resource_id, resource_type};
+use crate::state::AppState;
 use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
 
 /// The paging cursor: history continues with versions written before this sequence number.

@@ -1,4 +1,6 @@
-//! HTTP handlers, one module per FHIR interaction.
+//! HTTP handlers, one module per FHIR interaction. They parse the request, call the engine
+//! and write the answer; they import the engine, `http`, the application state and, for
+//! routes and links, `auth` and `bulk` — never `app` or the CLI.
 
 pub mod body_budget;
 pub mod capability;
@@ -15,7 +17,7 @@ pub mod write;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir_routes() -> Router<AppState> {

@@ -4,12 +4,12 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 
-use crate::app::AppState;
 use crate::engine::read::{ReadTarget, read};
 use crate::engine::search::{SearchRequest, everything};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::http::negotiate::{FhirRequest, json_value};
 use crate::http::path::resource_id;
+use crate::state::AppState;
 
 /// The Patient, everything in their compartment, and what those resources reference, each
 /// once in a walk of the pages. `_since`, `_type`, `_count` and paging as the operation

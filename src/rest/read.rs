@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::app::AppState;
 use crate::engine::read::{self, ReadTarget};
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
@@ -13,6 +12,7 @@ use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::fhir::subset::Subset;
 use crate::http::negotiate::{FhirRequest, json_body};
 use crate::http::path::{resource_id, resource_type};
+use crate::state::AppState;
 use crate::store::StoredResource;
 
 pub async fn read(

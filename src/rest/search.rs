@@ -7,11 +7,11 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
-use crate::app::AppState;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::http::negotiate::{FhirRequest, json_value};
 use crate::http::path::{resource_id, resource_type};
+use crate::state::AppState;
 
 pub async fn search_type(
     State(state): State<AppState>,

@@ -6,11 +6,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 
-use crate::app::AppState;
 use crate::engine::prepare::parse_json_object;
 use crate::engine::transaction::process_bundle;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 use crate::http::negotiate::{FhirRequest, check_body_type, json_value};
+use crate::state::AppState;
 
 pub async fn transaction(
     State(state): State<AppState>,

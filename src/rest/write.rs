@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::read::add_version_headers;
-use crate::app::AppState;
 use crate::engine::conditional::{Condition, is_format_param};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
@@ -18,6 +17,7 @@ use crate::engine::write::WriteOutcome;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
 use crate::http::negotiate::{FhirRequest, check_body_type, json_body, json_value};
 use crate::http::path::{resource_id, resource_type};
+use crate::state::AppState;
 use crate::store::StoredResource;
 
 pub async fn create(

@@ -1,4 +1,5 @@
-//! Storage: one `Store` over PostgreSQL or SQLite, with the same behaviour on both.
+//! Storage: one `Store` over PostgreSQL or SQLite, with the same behaviour on both. Imports
+//! only `fhir` and `search`; it takes plain filter values it owns, never access or auth types.
 //!
 //! The SQL text is shared: both engines accept `$n` placeholders, `ON CONFLICT` and
 //! `RETURNING`; the `dispatch!` macro compiles each body once per backend.

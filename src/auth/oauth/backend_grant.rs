@@ -7,7 +7,7 @@ use super::client_auth::{Authenticated, Method};
 use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, issue};
 use crate::access::scope::{Context, Scope, ScopeSet};
-use crate::app::AppState;
+use crate::state::AppState;
 use crate::store::auth::Grant;
 
 pub async fn exchange(

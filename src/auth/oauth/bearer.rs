@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use super::active::live_token;
 use crate::access::reach::{Access, Granted, unauthorized};
 use crate::access::scope::ScopeSet;
-use crate::app::AppState;
 use crate::fhir::outcome::FhirError;
+use crate::state::AppState;
 use crate::store::auth::TokenKind;
 
 pub async fn authenticate(

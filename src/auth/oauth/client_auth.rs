@@ -10,8 +10,8 @@ use base64::engine::general_purpose::STANDARD;
 use super::active::live_token;
 use super::assertion::{self, JWT_BEARER};
 use super::endpoint::{OAuthError, Params};
-use crate::app::AppState;
 use crate::auth::crypto::verify_secret;
+use crate::state::AppState;
 use crate::store::auth::{Client, TokenKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

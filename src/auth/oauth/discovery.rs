@@ -7,9 +7,9 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::auth::Endpoints;
 use crate::fhir::outcome::FhirError;
+use crate::state::AppState;
 
 /// Scopes Kiln grants, listed for discovery (resource scopes are any type, v1 and v2).
 pub const SCOPES_SUPPORTED: &[&str] = &[

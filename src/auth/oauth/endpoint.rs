@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 
-use super::keys::KeyError;
+use crate::state::keys::KeyError;
 use crate::store::{StoreError, Trouble};
 
 /// An OAuth error answer (RFC 6749 §5.2).

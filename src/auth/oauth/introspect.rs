@@ -13,8 +13,8 @@ use super::active::live_token;
 use super::client_auth::{Method, authenticate};
 use super::endpoint::{OAuthError, Params, no_store};
 use crate::access::scope::{Context, ScopeSet};
-use crate::app::AppState;
 use crate::auth::Endpoints;
+use crate::state::AppState;
 use crate::store::auth::{TokenKind, TokenRecord};
 
 pub async fn introspect(

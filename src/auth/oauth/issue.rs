@@ -7,9 +7,9 @@ use serde_json::{Map, Value, json};
 
 use super::endpoint::{OAuthError, no_store};
 use crate::access::scope::{Scope, ScopeSet};
-use crate::app::AppState;
 use crate::auth::Endpoints;
 use crate::auth::crypto::{digest_hex, random_token};
+use crate::state::AppState;
 use crate::store::auth::{Grant, TokenKind};
 
 /// What to issue under `grant`.
@@ -78,10 +78,9 @@ pub async fn issue(state: &AppState, issue: Issue<'_>, now: i64) -> Result<Respo
         state.config.auth.access_token_lifetime,
     );
     if let Some(claims) = claims {
-        let signed =
-            state.keys.current().await?.sign(&claims).map_err(|error| {
-                OAuthError::from(super::keys::KeyError::Crypto(error.to_string()))
-            })?;
+        let signed = state.keys.current().await?.sign(&claims).map_err(|error| {
+            OAuthError::from(crate::state::keys::KeyError::Crypto(error.to_string()))
+        })?;
         body["id_token"] = json!(signed);
     }
     if let Value::Object(fields) = &mut body {

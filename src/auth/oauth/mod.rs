@@ -2,8 +2,8 @@
 //! checks of an authorization request (`authorize`; its page is `pages/authorize.rs`), the
 //! token endpoint (`token`) and its grants (`code_grant`, `refresh_grant`, `backend_grant`),
 //! client authentication (`client_auth`, `assertion`, `jwks_fetch`), token issuing (`issue`),
-//! introspection, revocation, discovery, Kiln's signing keys (`keys`), and the bearer-token
-//! check in front of the FHIR API (`bearer`, `active`). Errors are the RFC 6749 §5.2 answer
+//! introspection, revocation, discovery, and the bearer-token check in front of the FHIR API
+//! (`bearer`, `active`). The signing keys live in `crate::state::keys`. Errors are the RFC 6749 §5.2 answer
 //! (`endpoint`); nothing here renders HTML or imports `pages`.
 
 mod active;
@@ -18,7 +18,6 @@ mod endpoint;
 pub mod introspect;
 mod issue;
 mod jwks_fetch;
-pub mod keys;
 mod refresh_grant;
 pub mod revoke;
 pub mod token;

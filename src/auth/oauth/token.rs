@@ -10,8 +10,8 @@ use axum::response::Response;
 use super::client_auth::{authenticate, authenticate_refresh};
 use super::endpoint::{OAuthError, Params};
 use super::{backend_grant, code_grant, refresh_grant};
-use crate::app::AppState;
 use crate::auth::Endpoints;
+use crate::state::AppState;
 
 const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_credentials"];
 

@@ -13,8 +13,8 @@ use super::login::login_page;
 use super::session::{self, Browser};
 use super::steps::url;
 use crate::access::scope::ScopeSet;
-use crate::app::AppState;
 use crate::auth::form::Fields;
+use crate::state::AppState;
 
 /// One row of the connected-apps page.
 pub struct GrantRow {

@@ -11,10 +11,10 @@ use super::error::{PageError, PageResult};
 use super::html::redirect;
 use super::session::Browser;
 use super::steps;
-use crate::app::AppState;
 use crate::auth::crypto::random_token;
 use crate::auth::form::Fields;
 use crate::auth::oauth::authorize::{Outcome, check};
+use crate::state::AppState;
 use crate::store::auth::Pending;
 
 /// How long the user has to sign in and answer the consent page.

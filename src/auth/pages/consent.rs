@@ -16,9 +16,9 @@ use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
 use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
-use crate::app::AppState;
 use crate::auth::form::Fields;
 use crate::auth::oauth::code_grant::issue_code;
+use crate::state::AppState;
 use crate::store::auth::Grant;
 
 /// One scope checkbox on the consent page.

@@ -13,9 +13,9 @@ use super::login::login_page;
 use super::records;
 use super::session::{self, Browser};
 use super::steps::url;
-use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
+use crate::state::AppState;
 use crate::store::auth::{Launch, Session, User};
 
 #[derive(Template)]

@@ -14,8 +14,8 @@ use super::session;
 use super::steps::{
     context, encounter_choices, launch_of, next_step, patient_label, pending_of, signed_in, url,
 };
-use crate::app::AppState;
 use crate::auth::form::Fields;
+use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
 
 #[derive(Template)]

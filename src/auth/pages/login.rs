@@ -17,9 +17,9 @@ use super::error::PageResult;
 use super::html::{html, redirect};
 use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
-use crate::app::AppState;
 use crate::auth::crypto::{hash_secret, verify_secret};
 use crate::auth::form::Fields;
+use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
 
 #[derive(Template)]

@@ -24,7 +24,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,
 /// connected apps.

@@ -12,8 +12,8 @@ use super::html::{Choice, html};
 use super::records;
 use super::session;
 use super::steps::{launch_of, needs_picker, next_step, pending_of, signed_in, url};
-use crate::app::AppState;
 use crate::auth::form::Fields;
+use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
 
 #[derive(Template)]

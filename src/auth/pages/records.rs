@@ -6,8 +6,8 @@ use serde_json::Value;
 use super::error::{PageError, PageResult};
 use super::html::Choice;
 use crate::access::reach::Access;
-use crate::app::AppState;
 use crate::engine::search::{SearchRequest, searchset};
+use crate::state::AppState;
 
 /// How many patients or encounters a list shows.
 const LIST_SIZE: &str = "25";

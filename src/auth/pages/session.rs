@@ -7,9 +7,9 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use super::error::{PageError, PageResult};
-use crate::app::AppState;
 use crate::auth::crypto::{digest_hex, random_token, same};
 use crate::auth::form::Fields;
+use crate::state::AppState;
 use crate::store::auth::Session;
 
 const COOKIE: &str = "kiln_session";

@@ -12,8 +12,8 @@ use super::login::LoginPage;
 use super::patient::picker_page;
 use super::records;
 use crate::access::scope::{Context, Scope, ScopeSet};
-use crate::app::AppState;
 use crate::auth::crypto::same;
+use crate::state::AppState;
 use crate::store::auth::{Launch, Pending, Session, User};
 
 pub const OTHER_USER: &str =

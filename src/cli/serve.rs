@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
 
-use crate::app::{AppState, router};
+use crate::app::router;
 use crate::cli::CliResult;
 use crate::config::{DatabaseArgs, ServeConfig};
 use crate::sample;
@@ -41,7 +41,7 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
         _ => None,
     };
     let bind = config.bind;
-    let state = AppState::new(store.clone(), config)?;
+    let state = crate::app::state(store.clone(), config)?;
     state.exports.check().await?;
     let listener = TcpListener::bind(bind)
         .await

@@ -14,6 +14,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde::Serialize;
 use tokio::sync::RwLock;
 
+use crate::fhir::instant::now_secs;
 use crate::store::auth::SigningKeyRow;
 use crate::store::{Store, StoreError};
 
@@ -78,7 +79,7 @@ impl KeyRing {
 
     /// Creates the first key if the database has none yet.
     pub async fn ensure_key(&self) -> Result<(), KeyError> {
-        let now = crate::auth::now();
+        let now = now_secs();
         if self.store.signing_keys(now).await?.is_empty() {
             self.store.insert_first_signing_key(&new_key(now)?).await?;
         }
@@ -88,7 +89,7 @@ impl KeyRing {
     /// Makes a fresh key the signing key; the previous one stays published until the
     /// tokens it signed have expired.
     pub async fn rotate(&self) -> Result<String, KeyError> {
-        let key = new_key(crate::auth::now())?;
+        let key = new_key(now_secs())?;
         self.store.rotate_signing_key(&key).await?;
         *self.cached.write().await = None;
         Ok(key.kid)
@@ -108,7 +109,7 @@ impl KeyRing {
     async fn load(&self) -> Result<KeySet, KeyError> {
         let rows = self
             .store
-            .signing_keys(crate::auth::now() - self.retention_secs)
+            .signing_keys(now_secs() - self.retention_secs)
             .await?;
         let signing = match rows.iter().find(|row| row.retired_at.is_none()) {
             Some(row) => row,

@@ -1,0 +1,52 @@
+//! Application state: what every handler reaches — the store, the settings, the
+//! CapabilityStatement, Kiln's signing keys and the export file storage. It sits above the
+//! engine and below every HTTP-facing module (`rest`, `auth`, `bulk`), which import it; it
+//! must not import them, the router (`app`) or the CLI.
+
+pub mod export_files;
+pub mod keys;
+
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use crate::config::ServeConfig;
+use crate::store::Store;
+use export_files::{ExportStorage, StorageError};
+use keys::KeyRing;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub config: Arc<ServeConfig>,
+    pub capability: Arc<Value>,
+    pub keys: Arc<KeyRing>,
+    /// Where export files are written and read: shared by replicas when it is a bucket.
+    pub exports: ExportStorage,
+}
+
+impl AppState {
+    /// Page sizes from the configuration.
+    pub fn page_limits(&self) -> crate::engine::search::PageLimits {
+        crate::engine::search::PageLimits {
+            default: self.config.default_page_size,
+            max: self.config.max_page_size,
+        }
+    }
+
+    /// `capability` is the CapabilityStatement served at `/metadata`. Fails when the export
+    /// store settings are unusable.
+    pub fn new(store: Store, config: ServeConfig, capability: Value) -> Result<Self, StorageError> {
+        // Retired keys stay published as long as anything they signed may still be checked.
+        let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
+        let exports = ExportStorage::from_config(&config.export)?;
+        Ok(AppState {
+            store,
+            config: Arc::new(config),
+            capability: Arc::new(capability),
+            keys: Arc::new(keys),
+            exports,
+        })
+    }
+}
