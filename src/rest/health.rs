@@ -5,7 +5,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use crate::fhir::outcome::{FhirError, IssueCode};
-use crate::state::AppState;
+use crate::store::Store;
 
 /// The process is alive.
 pub async fn healthz() -> impl IntoResponse {
@@ -13,8 +13,8 @@ pub async fn healthz() -> impl IntoResponse {
 }
 
 /// The database answers.
-pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, FhirError> {
-    state.store.ping().await.map_err(|error| {
+pub async fn readyz(State(store): State<Store>) -> Result<impl IntoResponse, FhirError> {
+    store.ping().await.map_err(|error| {
         tracing::warn!(%error, "readiness check failed");
         FhirError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -8,6 +8,7 @@ pub mod keys;
 
 use std::sync::Arc;
 
+use axum::extract::FromRef;
 use serde_json::Value;
 
 use crate::config::ServeConfig;
@@ -48,5 +49,31 @@ impl AppState {
             keys: Arc::new(keys),
             exports,
         })
+    }
+}
+
+/// Handlers that need only part of the state take just that part (`State<Store>`,
+/// `State<Arc<ServeConfig>>`, `State<Arc<KeyRing>>`, `State<ExportStorage>`).
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Store {
+        state.store.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<ServeConfig> {
+    fn from_ref(state: &AppState) -> Arc<ServeConfig> {
+        state.config.clone()
+    }
+}
+
+impl FromRef<AppState> for Arc<KeyRing> {
+    fn from_ref(state: &AppState) -> Arc<KeyRing> {
+        state.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for ExportStorage {
+    fn from_ref(state: &AppState) -> ExportStorage {
+        state.exports.clone()
     }
 }
