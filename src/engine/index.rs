@@ -53,18 +53,15 @@ fn push_row(rows: &mut IndexRows, param: &'static str, tuple_id: Option<i64>, va
             display,
             identifier_type,
         } => {
-            let (type_system, type_code) = match identifier_type {
-                Some((system, code)) => (system, Some(code)),
-                None => (None, None),
-            };
+            let (type_system, type_code) = pair_columns(identifier_type);
             rows.tokens.push(TokenRow {
                 param,
                 system: system.map(bounded),
                 code: code.map(bounded),
                 // Only `:text` reads it, with the normalization of string search.
                 display: display.as_deref().map(normalize_string).map(bounded),
-                type_system: type_system.map(bounded),
-                type_code: type_code.map(bounded),
+                type_system,
+                type_code,
                 tuple_id,
             });
         }
@@ -80,17 +77,14 @@ fn push_row(rows: &mut IndexRows, param: &'static str, tuple_id: Option<i64>, va
             url,
             identifier,
         } => {
-            let (identifier_system, identifier_value) = match identifier {
-                Some((system, value)) => (system, Some(value)),
-                None => (None, None),
-            };
+            let (identifier_system, identifier_value) = pair_columns(identifier);
             rows.references.push(ReferenceRow {
                 param,
                 target_type: target_type.map(bounded),
                 target_id: target_id.map(bounded),
                 url: url.map(bounded),
-                identifier_system: identifier_system.map(bounded),
-                identifier_value: identifier_value.map(bounded),
+                identifier_system,
+                identifier_value,
                 tuple_id,
             });
         }
@@ -125,6 +119,14 @@ fn push_row(rows: &mut IndexRows, param: &'static str, tuple_id: Option<i64>, va
         }),
         // R4 has no composite of composites: the extraction never nests them.
         IndexValue::Composite(_) => {}
+    }
+}
+
+/// The two columns of an optional (system, value) pair, each bounded; both empty without it.
+fn pair_columns(pair: Option<(Option<String>, String)>) -> (Option<String>, Option<String>) {
+    match pair {
+        Some((system, value)) => (system.map(bounded), Some(bounded(value))),
+        None => (None, None),
     }
 }
 
