@@ -6,8 +6,7 @@ use serde_json::json;
 
 use super::output::{Kind, Part, RunResult, Sink};
 use super::run::{Going, Run, type_filters};
-use crate::access::check::search_filter;
-use crate::access::scope::Permission;
+use crate::engine::export::{self, ExportAccess};
 use crate::store::{ExportScan, Population};
 
 /// Patients per page of the walk; the lease is renewed after each page.
@@ -85,7 +84,7 @@ async fn block(
     let owner = [patient.to_owned()];
     let mut header_written = false;
     for resource_type in &types {
-        let Ok(access) = search_filter(run.access(), &[resource_type], Permission::Read) else {
+        let Some(access) = ExportAccess::of(run.access(), resource_type) else {
             continue;
         };
         let filters = type_filters(&run.spec, resource_type)?;
@@ -100,10 +99,10 @@ async fn block(
                 until: run.spec.params.until,
                 population: Population::Patients(&owner),
                 filters: &filters,
-                access: access.as_ref(),
+                access: None,
                 deleted_after: None,
             };
-            let page = run.state.store.export_page(&scan).await?;
+            let page = export::resource_page(&run.state.store, &access, scan).await?;
             let full = page.len() as i64 >= run.batch();
             if let Some(last) = page.last() {
                 after = Some(last.id.clone());

@@ -9,15 +9,14 @@ use serde_json::{Value, json};
 use super::job::JobSpec;
 use super::output::{Kind, LeaseLost, Part, RunResult, Sink};
 use super::params::{Associated, query_pairs};
-use crate::access::check::search_filter;
 use crate::access::reach::Access;
-use crate::access::scope::Permission;
+use crate::engine::export::{self, ExportAccess};
 use crate::fhir::outcome::informational;
 use crate::fhir::subset::Subset;
 use crate::search::patient_compartments;
 use crate::search::query::{Criterion, parse_search};
 use crate::state::AppState;
-use crate::store::{AccessFilter, ExportJob, ExportScan, Population, StoredResource};
+use crate::store::{ExportJob, ExportScan, Population, StoredResource};
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -212,7 +211,7 @@ impl<'a> Run<'a> {
         progress: &str,
     ) -> RunResult<Going> {
         // Scopes were checked at kick-off; a type they no longer reach is left out.
-        let Ok(access) = search_filter(&self.access, &[resource_type], Permission::Read) else {
+        let Some(access) = ExportAccess::of(&self.access, resource_type) else {
             return Ok(true);
         };
         let filters = match source {
@@ -228,7 +227,7 @@ impl<'a> Run<'a> {
                     after.as_deref(),
                     population,
                     &filters,
-                    access.as_ref(),
+                    &access,
                 )
                 .await?;
             let full = page.len() as i64 >= self.batch();
@@ -260,7 +259,7 @@ impl<'a> Run<'a> {
         after_id: Option<&str>,
         population: &Population<'_>,
         filters: &[Vec<Criterion>],
-        access: Option<&AccessFilter>,
+        access: &ExportAccess,
     ) -> RunResult<Vec<StoredResource>> {
         let params = &self.spec.params;
         let scan = ExportScan {
@@ -272,7 +271,7 @@ impl<'a> Run<'a> {
             until: params.until,
             population: population.clone(),
             filters,
-            access,
+            access: None,
             deleted_after: match source {
                 Source::Resources => Some(self.job.transaction_time),
                 _ => None,
@@ -280,12 +279,11 @@ impl<'a> Run<'a> {
         };
         let store = &self.state.store;
         Ok(match source {
-            Source::Resources => store.export_page(&scan).await?,
+            Source::Resources => export::resource_page(store, access, scan).await?,
             Source::Provenance { targets, latest } => {
-                store
-                    .export_provenance_page(&scan, targets, *latest)
-                    .await?
+                export::provenance_page(store, access, scan, targets, *latest).await?
             }
+            // Deletions are not narrowed by access.
             Source::Deletions => {
                 // A deletion after the transaction time did not happen yet as of it.
                 let until = params.until.map_or(self.job.transaction_time, |until| {
@@ -293,7 +291,6 @@ impl<'a> Run<'a> {
                 });
                 let scan = ExportScan {
                     until: Some(until),
-                    access: None,
                     deleted_after: None,
                     ..scan
                 };
