@@ -1,5 +1,5 @@
-//! Typed extractors for FHIR handlers: the validated path segments naming a resource type and
-//! an id, and a FHIR JSON request body. Their rejections are `FhirError` responses
+//! Typed extractors for FHIR handlers: the validated path segments naming a resource type,
+//! an id, or both, and a FHIR JSON request body. Their rejections are `FhirError` responses
 //! (OperationOutcome); a path that cannot be decoded at all keeps axum's own rejection.
 
 use axum::body::Bytes;
@@ -15,6 +15,9 @@ use crate::fhir::outcome::{FhirError, IssueCode};
 /// `{resource_type}` in the route: an R4 resource type (404 otherwise).
 pub struct TypePath(pub String);
 
+/// `{id}` in the route: a FHIR id (400 otherwise).
+pub struct IdPath(pub String);
+
 /// `{resource_type}` and `{id}` in the route: an R4 resource type (404 otherwise) and a FHIR
 /// id (400 otherwise), checked in that order. Other segments of the route are ignored.
 pub struct InstancePath {
@@ -25,6 +28,11 @@ pub struct InstancePath {
 #[derive(Deserialize)]
 struct TypeSegment {
     resource_type: String,
+}
+
+#[derive(Deserialize)]
+struct IdSegment {
+    id: String,
 }
 
 #[derive(Deserialize)]
@@ -42,6 +50,18 @@ impl<S: Send + Sync> FromRequestParts<S> for TypePath {
             .map_err(IntoResponse::into_response)?;
         resource_type(&segment.resource_type).map_err(IntoResponse::into_response)?;
         Ok(TypePath(segment.resource_type))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(segment) = Path::<IdSegment>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        resource_id(&segment.id).map_err(IntoResponse::into_response)?;
+        Ok(IdPath(segment.id))
     }
 }
 
