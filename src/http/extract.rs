@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use super::negotiate::check_body_type;
 use super::path::{resource_id, resource_type};
-use crate::fhir::outcome::{FhirError, IssueCode};
+use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
 
 /// `{resource_type}` in the route: an R4 resource type (404 otherwise).
 pub struct TypePath(pub String);
@@ -23,6 +23,22 @@ pub struct IdPath(pub String);
 pub struct InstancePath {
     pub resource_type: String,
     pub id: String,
+}
+
+/// `{compartment}/{id}/{resource_type}` in the route: the Patient compartment (404 for any
+/// other), a FHIR id (400 otherwise), and an R4 resource type or `*` for any (404 otherwise),
+/// checked in that order.
+pub struct CompartmentPath {
+    pub patient: String,
+    /// `None` for `*`.
+    pub resource_type: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct CompartmentSegments {
+    compartment: String,
+    id: String,
+    resource_type: String,
 }
 
 #[derive(Deserialize)]
@@ -79,6 +95,37 @@ impl<S: Send + Sync> FromRequestParts<S> for InstancePath {
             id: segments.id,
         })
     }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for CompartmentPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Response> {
+        let Path(segments) = Path::<CompartmentSegments>::from_request_parts(parts, state)
+            .await
+            .map_err(IntoResponse::into_response)?;
+        compartment_path(segments).map_err(IntoResponse::into_response)
+    }
+}
+
+fn compartment_path(segments: CompartmentSegments) -> FhirResult<CompartmentPath> {
+    if segments.compartment != "Patient" {
+        return Err(FhirError::not_found(format!(
+            "compartment searches are supported for Patient, not {:?}",
+            segments.compartment
+        )));
+    }
+    resource_id(&segments.id)?;
+    let resource_type = if segments.resource_type == "*" {
+        None
+    } else {
+        resource_type(&segments.resource_type)?;
+        Some(segments.resource_type)
+    };
+    Ok(CompartmentPath {
+        patient: segments.id,
+        resource_type,
+    })
 }
 
 /// The whole request body, within the size limit: a body too large (or broken off) is

@@ -1,15 +1,14 @@
 //! Search: `GET [type]`, `POST [type]/_search`, `GET Patient/[id]/[type]`, and system-level
 //! `GET [base]` / `POST [base]/_search`, answered with a `searchset` Bundle.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::http::extract::{BoundedBody, TypePath};
+use crate::http::extract::{BoundedBody, CompartmentPath, TypePath};
 use crate::http::negotiate::{FhirRequest, json_value};
-use crate::http::path::{resource_id, resource_type};
 use crate::state::AppState;
 
 pub async fn search_type(
@@ -71,23 +70,23 @@ pub async fn search_system_post(
 /// `GET Patient/[id]/[type]`: a search within one Patient's compartment.
 pub async fn search_compartment(
     State(state): State<AppState>,
-    Path((compartment, id, type_name)): Path<(String, String, String)>,
     request: FhirRequest,
+    CompartmentPath {
+        patient,
+        resource_type,
+    }: CompartmentPath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    if compartment != "Patient" {
-        return Err(FhirError::not_found(format!(
-            "compartment searches are supported for Patient, not {compartment:?}"
-        )));
-    }
-    let id = resource_id(&id)?;
-    let resource_type = if type_name == "*" {
-        None
-    } else {
-        Some(resource_type(&type_name)?)
-    };
     let params = request.params.clone();
-    search(&state, &request, &headers, resource_type, params, Some(id)).await
+    search(
+        &state,
+        &request,
+        &headers,
+        resource_type.as_deref(),
+        params,
+        Some(&patient),
+    )
+    .await
 }
 
 /// The query string and an `application/x-www-form-urlencoded` body, together.
