@@ -5,18 +5,17 @@
 //! GET takes the parameters in the query; POST in a `Parameters` body. `on-demand` and
 //! `profile` are accepted and answered with the stored documents.
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Map, Value};
 
 use crate::engine::prepare::parse_json_object;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::id::is_valid_id;
-use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
-use crate::http::negotiate::{FhirRequest, check_body_type, json_value};
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::http::extract::FhirBody;
+use crate::http::negotiate::{FhirRequest, json_value};
 use crate::search::date_range;
 use crate::state::AppState;
 
@@ -34,17 +33,8 @@ pub async fn docref(State(state): State<AppState>, request: FhirRequest) -> Fhir
 pub async fn docref_post(
     State(state): State<AppState>,
     request: FhirRequest,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    FhirBody(body): FhirBody,
 ) -> FhirResult<Response> {
-    check_body_type(&headers)?;
-    let body = body.map_err(|rejection| {
-        FhirError::new(
-            rejection.status(),
-            IssueCode::TooCostly,
-            rejection.body_text(),
-        )
-    })?;
     let mut inputs = Inputs::default();
     for (name, value) in &request.params {
         if !PAGING.contains(&name.as_str()) {

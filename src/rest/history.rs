@@ -1,6 +1,6 @@
 //! History at instance, type and system level, newest first, paged with `_count`.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -9,8 +9,8 @@ use crate::engine::read::{self, HistoryPage};
 use crate::fhir::id::new_id;
 use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::http::extract::{InstancePath, TypePath};
 use crate::http::negotiate::{FhirRequest, json_value};
-use crate::http::path::{resource_id, resource_type};
 use crate::state::AppState;
 use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
 
@@ -26,29 +26,20 @@ pub async fn system_history(
 
 pub async fn type_history(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
     let path = format!("{resource_type}/_history");
-    history(
-        &state,
-        &request,
-        HistoryScope::Type(resource_type.into()),
-        path,
-    )
-    .await
+    history(&state, &request, HistoryScope::Type(resource_type), path).await
 }
 
 pub async fn instance_history(
     State(state): State<AppState>,
-    Path((type_name, id)): Path<(String, String)>,
     request: FhirRequest,
+    InstancePath { resource_type, id }: InstancePath,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let id = resource_id(&id)?;
     let path = format!("{resource_type}/{id}/_history");
-    let scope = HistoryScope::Instance(resource_type.into(), id.into());
+    let scope = HistoryScope::Instance(resource_type, id);
     history(&state, &request, scope, path).await
 }
 

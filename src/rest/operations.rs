@@ -1,14 +1,14 @@
 //! `Patient/[id]/$everything` (US Core's `DocumentReference/$docref` is in `docref`).
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
 use crate::engine::read::{ReadTarget, read};
 use crate::engine::search::{SearchRequest, everything};
 use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::http::extract::IdPath;
 use crate::http::negotiate::{FhirRequest, json_value};
-use crate::http::path::resource_id;
 use crate::state::AppState;
 
 /// The Patient, everything in their compartment, and what those resources reference, each
@@ -16,14 +16,13 @@ use crate::state::AppState;
 /// defines them.
 pub async fn patient_everything(
     State(state): State<AppState>,
-    Path(id): Path<String>,
     request: FhirRequest,
+    IdPath(id): IdPath,
 ) -> FhirResult<Response> {
-    let id = resource_id(&id)?;
     let base = state.config.fhir_base();
     let patient = ReadTarget {
         resource_type: "Patient",
-        id,
+        id: &id,
         version: None,
     };
     read(&state.store, &base, &request.access, &patient)
@@ -49,7 +48,7 @@ pub async fn patient_everything(
         &SearchRequest {
             resource_type: None,
             params: &params,
-            patient_compartment: Some(id),
+            patient_compartment: Some(&id),
             strict: true,
             limits: state.page_limits(),
             base: &base,

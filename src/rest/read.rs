@@ -4,27 +4,32 @@
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
 use crate::engine::read::{self, ReadTarget};
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::fhir::subset::Subset;
+use crate::http::extract::InstancePath;
 use crate::http::negotiate::{FhirRequest, json_body};
-use crate::http::path::{resource_id, resource_type};
 use crate::state::AppState;
 use crate::store::StoredResource;
 
+/// `{version}` in the vread route.
+#[derive(Deserialize)]
+pub struct VersionSegment {
+    version: String,
+}
+
 pub async fn read(
     State(state): State<AppState>,
-    Path((type_name, id)): Path<(String, String)>,
     request: FhirRequest,
+    InstancePath { resource_type, id }: InstancePath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let id = resource_id(&id)?;
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
-    let mut stored = read_live(&state, &request, resource_type, id, None).await?;
+    let mut stored = read_live(&state, &request, &resource_type, &id, None).await?;
     if not_modified(&headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         add_version_headers(response.headers_mut(), &stored);
@@ -36,18 +41,17 @@ pub async fn read(
 
 pub async fn vread(
     State(state): State<AppState>,
-    Path((type_name, id, version)): Path<(String, String, String)>,
     request: FhirRequest,
+    InstancePath { resource_type, id }: InstancePath,
+    Path(VersionSegment { version }): Path<VersionSegment>,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let id = resource_id(&id)?;
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
     let version_id: i64 = version.parse().map_err(|_| {
         FhirError::bad_request(format!(
             "{version:?} is not a version id (a positive integer)"
         ))
     })?;
-    let mut stored = read_live(&state, &request, resource_type, id, Some(version_id)).await?;
+    let mut stored = read_live(&state, &request, &resource_type, &id, Some(version_id)).await?;
     stored.body = subset.apply(stored.body);
     Ok(resource_response(StatusCode::OK, &request, stored))
 }

@@ -1,31 +1,28 @@
 //! Search: `GET [type]`, `POST [type]/_search`, `GET Patient/[id]/[type]`, and system-level
 //! `GET [base]` / `POST [base]/_search`, answered with a `searchset` Bundle.
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
 
 use crate::engine::search::{SearchRequest, searchset};
-use crate::fhir::outcome::{FhirError, FhirResult, IssueCode};
+use crate::fhir::outcome::{FhirError, FhirResult};
+use crate::http::extract::{BoundedBody, CompartmentPath, TypePath};
 use crate::http::negotiate::{FhirRequest, json_value};
-use crate::http::path::{resource_id, resource_type};
 use crate::state::AppState;
 
 pub async fn search_type(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
     let params = request.params.clone();
     search(
         &state,
         &request,
         &headers,
-        Some(resource_type),
+        Some(&resource_type),
         params,
         None,
     )
@@ -34,18 +31,17 @@ pub async fn search_type(
 
 pub async fn search_type_post(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    BoundedBody(body): BoundedBody,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let params = form_params(&request, &headers, body)?;
+    let params = form_params(&request, &headers, &body)?;
     search(
         &state,
         &request,
         &headers,
-        Some(resource_type),
+        Some(&resource_type),
         params,
         None,
     )
@@ -65,47 +61,40 @@ pub async fn search_system_post(
     State(state): State<AppState>,
     request: FhirRequest,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    BoundedBody(body): BoundedBody,
 ) -> FhirResult<Response> {
-    let params = form_params(&request, &headers, body)?;
+    let params = form_params(&request, &headers, &body)?;
     search(&state, &request, &headers, None, params, None).await
 }
 
 /// `GET Patient/[id]/[type]`: a search within one Patient's compartment.
 pub async fn search_compartment(
     State(state): State<AppState>,
-    Path((compartment, id, type_name)): Path<(String, String, String)>,
     request: FhirRequest,
+    CompartmentPath {
+        patient,
+        resource_type,
+    }: CompartmentPath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    if compartment != "Patient" {
-        return Err(FhirError::not_found(format!(
-            "compartment searches are supported for Patient, not {compartment:?}"
-        )));
-    }
-    let id = resource_id(&id)?;
-    let resource_type = if type_name == "*" {
-        None
-    } else {
-        Some(resource_type(&type_name)?)
-    };
     let params = request.params.clone();
-    search(&state, &request, &headers, resource_type, params, Some(id)).await
+    search(
+        &state,
+        &request,
+        &headers,
+        resource_type.as_deref(),
+        params,
+        Some(&patient),
+    )
+    .await
 }
 
 /// The query string and an `application/x-www-form-urlencoded` body, together.
 fn form_params(
     request: &FhirRequest,
     headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    body: &[u8],
 ) -> FhirResult<Vec<(String, String)>> {
-    let body = body.map_err(|rejection| {
-        FhirError::new(
-            rejection.status(),
-            IssueCode::TooCostly,
-            rejection.body_text(),
-        )
-    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
@@ -117,7 +106,7 @@ fn form_params(
         ));
     }
     let mut params = request.params.clone();
-    params.extend(form_urlencoded::parse(&body).into_owned());
+    params.extend(form_urlencoded::parse(body).into_owned());
     Ok(params)
 }
 

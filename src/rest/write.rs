@@ -1,8 +1,7 @@
 //! create, update and delete, plain and conditional.
 
 use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
@@ -15,28 +14,32 @@ use crate::engine::transaction::{
 };
 use crate::engine::write::WriteOutcome;
 use crate::fhir::outcome::{FhirError, FhirResult, informational};
-use crate::http::negotiate::{FhirRequest, check_body_type, json_body, json_value};
-use crate::http::path::{resource_id, resource_type};
+use crate::http::extract::{FhirBody, InstancePath, TypePath};
+use crate::http::negotiate::{FhirRequest, json_body, json_value};
 use crate::state::AppState;
 use crate::store::StoredResource;
 
 pub async fn create(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    FhirBody(body): FhirBody,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let resource = read_resource(&headers, body, Expect::Create { resource_type })?;
+    let resource = read_resource(
+        &body,
+        Expect::Create {
+            resource_type: &resource_type,
+        },
+    )?;
     let if_none_exist = header_text(&headers, "if-none-exist")?
-        .map(|query| Condition::parse(resource_type, query.trim_start_matches('?')))
+        .map(|query| Condition::parse(&resource_type, query.trim_start_matches('?')))
         .transpose()?;
     run(
         &state,
         &request,
         Interaction::Create {
-            resource_type: resource_type.to_string(),
+            resource_type,
             resource,
             if_none_exist,
         },
@@ -46,19 +49,23 @@ pub async fn create(
 
 pub async fn update(
     State(state): State<AppState>,
-    Path((type_name, id)): Path<(String, String)>,
     request: FhirRequest,
+    InstancePath { resource_type, id }: InstancePath,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    FhirBody(body): FhirBody,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let id = resource_id(&id)?;
-    let resource = read_resource(&headers, body, Expect::Update { resource_type, id })?;
+    let resource = read_resource(
+        &body,
+        Expect::Update {
+            resource_type: &resource_type,
+            id: &id,
+        },
+    )?;
     run(
         &state,
         &request,
         Interaction::Update {
-            target: instance(resource_type, id),
+            target: WriteTarget::Instance { resource_type, id },
             resource,
             if_match: if_match(&headers)?,
         },
@@ -68,20 +75,19 @@ pub async fn update(
 
 pub async fn conditional_update(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
     headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    FhirBody(body): FhirBody,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let resource = read_resource(&headers, body, Expect::Any)?;
-    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type) {
+    let resource = read_resource(&body, Expect::Any)?;
+    if resource.get("resourceType").and_then(Value::as_str) != Some(resource_type.as_str()) {
         return Err(FhirError::bad_request(format!(
             "the resourceType does not match the type {resource_type:?} in the URL"
         ))
         .expression_at("resourceType"));
     }
-    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
+    let (target, if_match) = conditional_target(&resource_type, &request, &headers)?;
     run(
         &state,
         &request,
@@ -96,17 +102,15 @@ pub async fn conditional_update(
 
 pub async fn delete(
     State(state): State<AppState>,
-    Path((type_name, id)): Path<(String, String)>,
     request: FhirRequest,
+    InstancePath { resource_type, id }: InstancePath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let id = resource_id(&id)?;
     run(
         &state,
         &request,
         Interaction::Delete {
-            target: instance(resource_type, id),
+            target: WriteTarget::Instance { resource_type, id },
             if_match: if_match(&headers)?,
         },
     )
@@ -115,29 +119,16 @@ pub async fn delete(
 
 pub async fn conditional_delete(
     State(state): State<AppState>,
-    Path(type_name): Path<String>,
     request: FhirRequest,
+    TypePath(resource_type): TypePath,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let resource_type = resource_type(&type_name)?;
-    let (target, if_match) = conditional_target(resource_type, &request, &headers)?;
+    let (target, if_match) = conditional_target(&resource_type, &request, &headers)?;
     run(&state, &request, Interaction::Delete { target, if_match }).await
 }
 
-fn read_resource(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-    expect: Expect<'_>,
-) -> FhirResult<Map<String, Value>> {
-    check_body_type(headers)?;
-    let body = body.map_err(|rejection| {
-        FhirError::new(
-            rejection.status(),
-            crate::fhir::outcome::IssueCode::TooCostly,
-            rejection.body_text(),
-        )
-    })?;
-    prepare_resource(parse_json_object(&body)?, expect)
+fn read_resource(body: &Bytes, expect: Expect<'_>) -> FhirResult<Map<String, Value>> {
+    prepare_resource(parse_json_object(body)?, expect)
 }
 
 fn header_text(headers: &HeaderMap, name: &str) -> FhirResult<Option<String>> {
@@ -160,13 +151,6 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
                 "If-Match {tag:?} is not a version ETag like W/\"3\""
             ))
         }),
-    }
-}
-
-fn instance(resource_type: &str, id: &str) -> WriteTarget {
-    WriteTarget::Instance {
-        resource_type: resource_type.to_string(),
-        id: id.to_string(),
     }
 }
 
