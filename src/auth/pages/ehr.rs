@@ -61,7 +61,7 @@ pub async fn page(
     })?;
     let query = form.get("name").unwrap_or("");
     let patient = match form.get("patient") {
-        Some(id) => records::patient(&state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let (patients, encounters) = match &patient {
@@ -117,7 +117,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
         ));
     };
     let patient = match form.get("patient") {
-        Some(id) => records::patient(state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let Some(patient) = patient else {
@@ -125,7 +125,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     };
     let encounter = form.get("encounter").filter(|e| !e.is_empty());
     if let Some(encounter) = encounter
-        && !records::is_encounter_of(state, encounter, &patient.id).await?
+        && !records::is_encounter_of(&state.store, encounter, &patient.id).await?
     {
         return Err(PageError::bad_request(
             "The encounter does not belong to this patient.",

@@ -49,7 +49,7 @@ pub async fn choose_encounter(
         return next_step(&state, &session, &pending, None).await;
     };
     let chosen = match form.get("encounter") {
-        Some(id) if records::is_encounter_of(&state, id, &patient).await? => id,
+        Some(id) if records::is_encounter_of(&state.store, id, &patient).await? => id,
         _ => {
             let client = state.store.client(&pending.client_id).await?;
             let name = client.map(|c| c.name).unwrap_or_default();
@@ -77,7 +77,7 @@ pub async fn encounter_page(
     encounters: Vec<Choice>,
     status: StatusCode,
 ) -> PageResult {
-    let patient = patient_label(state, patient).await?;
+    let patient = patient_label(&state.store, patient).await?;
     Ok(html(
         status,
         &EncounterPage {

@@ -67,7 +67,7 @@ pub async fn choose_patient(
         return next_step(&state, &session, &pending, None).await;
     }
     let chosen = match form.get("patient") {
-        Some(id) => records::patient(&state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let Some(chosen) = chosen else {

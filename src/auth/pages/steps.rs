@@ -14,6 +14,7 @@ use super::records;
 use crate::access::scope::{Context, Scope, ScopeSet};
 use crate::auth::crypto::same;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::{Launch, Pending, Session, User};
 
 pub const OTHER_USER: &str =
@@ -81,7 +82,7 @@ pub async fn next_step(
         .await;
     }
     let patient = match patient {
-        Some(id) => Some(patient_label(state, &id).await?),
+        Some(id) => Some(patient_label(&state.store, &id).await?),
         None => None,
     };
     let requested = ScopeSet::parse(&pending.scope);
@@ -178,8 +179,8 @@ pub async fn encounter_choices(
     Ok(Some(encounters).filter(|encounters| encounters.len() > 1))
 }
 
-pub async fn patient_label(state: &AppState, id: &str) -> PageResult<String> {
-    Ok(records::patient(state, id)
+pub async fn patient_label(store: &Store, id: &str) -> PageResult<String> {
+    Ok(records::patient(store, id)
         .await?
         .map_or_else(|| format!("Patient/{id}"), |choice| choice.label))
 }
