@@ -71,8 +71,8 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
     let page = html(
         StatusCode::OK,
         &AppsPage {
-            revoke_action: &url(&state, "/auth/apps/revoke"),
-            logout_action: &url(&state, "/auth/logout"),
+            revoke_action: &url(&state.config, "/auth/apps/revoke"),
+            logout_action: &url(&state.config, "/auth/logout"),
             csrf_token: &session.csrf_token,
             username,
             grants,
@@ -106,7 +106,7 @@ pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     match grant {
         Some(grant) if grant.username.as_ref() == Some(username) => {
             state.store.revoke_grant(&grant.grant_id).await?;
-            Ok(redirect(&url(state, "/auth/apps")))
+            Ok(redirect(&url(&state.config, "/auth/apps")))
         }
         _ => Err(PageError::bad_request("No such connected app.")),
     }
@@ -117,5 +117,5 @@ pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     let form = Fields::parse(&body);
     let session = session::posted(&state, &jar, &form).await?;
     state.store.delete_session(&session.session_hash).await?;
-    Ok(redirect(&url(&state, "/auth/apps")))
+    Ok(redirect(&url(&state.config, "/auth/apps")))
 }

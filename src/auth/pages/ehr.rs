@@ -82,8 +82,8 @@ pub async fn page(
     let page = html(
         StatusCode::OK,
         &EhrPage {
-            action: &url(&state, "/auth/ehr"),
-            launch_action: &url(&state, "/auth/ehr/launch"),
+            action: &url(&state.config, "/auth/ehr"),
+            launch_action: &url(&state.config, "/auth/ehr/launch"),
             csrf_token: &session.csrf_token,
             username: &user.username,
             query,

@@ -37,9 +37,9 @@ pub async fn choose_encounter(
 ) -> PageResult {
     let form = Fields::parse(&body);
     let session = session::posted(&state, &jar, &form).await?;
-    let mut pending = pending_of(&state, &session, form.get("pending")).await?;
-    let launch = launch_of(&state, &pending).await?;
-    let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+    let mut pending = pending_of(&state.store, &session, form.get("pending")).await?;
+    let launch = launch_of(&state.store, &pending).await?;
+    let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {
         return next_step(&state, &session, &pending, None).await;
     };
     let (Some(patient), Some(encounters)) = (
@@ -81,7 +81,7 @@ pub async fn encounter_page(
     Ok(html(
         status,
         &EncounterPage {
-            action: &url(state, "/auth/encounter"),
+            action: &url(&state.config, "/auth/encounter"),
             csrf_token: &session.csrf_token,
             pending: &pending.pending_id,
             app_name,

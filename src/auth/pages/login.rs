@@ -77,7 +77,7 @@ pub async fn login(
     let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(state, jar, form).await?;
     let pending = match form.get("pending") {
-        Some(id) => Some(pending_of(state, &session, Some(id)).await?),
+        Some(id) => Some(pending_of(&state.store, &session, Some(id)).await?),
         None => None,
     };
     let return_to = form
@@ -153,7 +153,7 @@ pub async fn login(
     state.store.clear_login_attempts(&user_key).await?;
     state.store.release_login_attempt(&source_key).await?;
     if let Some(pending) = &pending
-        && let Some(launch) = launch_of(state, pending).await?
+        && let Some(launch) = launch_of(&state.store, pending).await?
         && launch.username != user.username
     {
         return refuse_login(
@@ -179,7 +179,7 @@ pub async fn login(
             pending.session_hash = session_hash.clone();
             next_step(state, &browser.session, &pending, None).await?
         }
-        None => redirect(&url(state, return_to.unwrap_or("/auth/apps"))),
+        None => redirect(&url(&state.config, return_to.unwrap_or("/auth/apps"))),
     };
     Ok(browser.respond(response))
 }
@@ -219,7 +219,7 @@ pub fn login_page(
     html(
         status,
         &LoginPage {
-            action: &url(state, "/auth/login"),
+            action: &url(&state.config, "/auth/login"),
             csrf_token: &session.csrf_token,
             pending,
             return_to,
