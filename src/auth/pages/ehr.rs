@@ -46,7 +46,7 @@ pub async fn page(
     let session = &browser.session;
     if session.username.is_none() {
         let page = login_page(
-            &state,
+            &state.config,
             session,
             None,
             Some("/auth/ehr"),
@@ -100,7 +100,7 @@ pub async fn page(
 pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
+    let session = session::posted(&state.store, jar, form).await?;
     let Some(user) = practitioner(state, &session).await? else {
         return Err(PageError::forbidden(
             "Sign in as a practitioner to launch apps.",

@@ -36,7 +36,7 @@ pub async fn choose_encounter(
     body: Bytes,
 ) -> PageResult {
     let form = Fields::parse(&body);
-    let session = session::posted(&state, &jar, &form).await?;
+    let session = session::posted(&state.store, &jar, &form).await?;
     let mut pending = pending_of(&state.store, &session, form.get("pending")).await?;
     let launch = launch_of(&state.store, &pending).await?;
     let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {

@@ -19,6 +19,7 @@ use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::auth::crypto::{hash_secret, verify_secret};
 use crate::auth::form::Fields;
+use crate::config::ServeConfig;
 use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
 
@@ -75,7 +76,7 @@ pub async fn login(
     let form = Fields::parse(&body);
     let source = source_of(peer.map(|Extension(ConnectInfo(peer))| peer));
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
+    let session = session::posted(&state.store, jar, form).await?;
     let pending = match form.get("pending") {
         Some(id) => Some(pending_of(&state.store, &session, Some(id)).await?),
         None => None,
@@ -196,7 +197,7 @@ async fn refuse_login(
     match pending {
         Some(pending) => next_step(state, session, pending, Some((status, message))).await,
         None => Ok(login_page(
-            state,
+            &state.config,
             session,
             None,
             return_to,
@@ -208,7 +209,7 @@ async fn refuse_login(
 }
 
 pub fn login_page(
-    state: &AppState,
+    config: &ServeConfig,
     session: &Session,
     pending: Option<&str>,
     return_to: Option<&str>,
@@ -219,7 +220,7 @@ pub fn login_page(
     html(
         status,
         &LoginPage {
-            action: &url(&state.config, "/auth/login"),
+            action: &url(config, "/auth/login"),
             csrf_token: &session.csrf_token,
             pending,
             return_to,

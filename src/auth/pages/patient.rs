@@ -34,7 +34,7 @@ pub async fn picker(
     RawQuery(query): RawQuery,
 ) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
-    let session = session::current(&state, &jar).await?.ok_or_else(|| {
+    let session = session::current(&state.store, &jar).await?.ok_or_else(|| {
         PageError::bad_request("Your session has expired. Start again from the app.")
     })?;
     let pending = pending_of(&state.store, &session, form.get("pending")).await?;
@@ -57,7 +57,7 @@ pub async fn choose_patient(
     body: Bytes,
 ) -> PageResult {
     let form = Fields::parse(&body);
-    let session = session::posted(&state, &jar, &form).await?;
+    let session = session::posted(&state.store, &jar, &form).await?;
     let mut pending = pending_of(&state.store, &session, form.get("pending")).await?;
     let launch = launch_of(&state.store, &pending).await?;
     let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {
