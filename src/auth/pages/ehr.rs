@@ -16,6 +16,7 @@ use super::steps::url;
 use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::{Launch, Session, User};
 
 #[derive(Template)]
@@ -56,7 +57,7 @@ pub async fn page(
         );
         return Ok(browser.respond(page));
     }
-    let user = practitioner(&state, session).await?.ok_or_else(|| {
+    let user = practitioner(&state.store, session).await?.ok_or_else(|| {
         PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
     })?;
     let query = form.get("name").unwrap_or("");
@@ -101,7 +102,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(&state.store, jar, form).await?;
-    let Some(user) = practitioner(state, &session).await? else {
+    let Some(user) = practitioner(&state.store, &session).await? else {
         return Err(PageError::forbidden(
             "Sign in as a practitioner to launch apps.",
         ));
@@ -153,10 +154,10 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
 }
 
 /// The session's user when it is a practitioner (patients cannot launch apps for others).
-async fn practitioner(state: &AppState, session: &Session) -> PageResult<Option<User>> {
+async fn practitioner(store: &Store, session: &Session) -> PageResult<Option<User>> {
     let Some(username) = &session.username else {
         return Ok(None);
     };
-    let user = state.store.user(username).await?;
+    let user = store.user(username).await?;
     Ok(user.filter(|u| u.fhir_user.starts_with("Practitioner/")))
 }
