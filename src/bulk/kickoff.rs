@@ -147,7 +147,7 @@ async fn kickoff(
     let patients = match group_id {
         Some(id) => Some(group_members(state, &access, id, &params).await?),
         None => match &params.patients {
-            Some(patients) => Some(known_patients(state, patients).await?),
+            Some(patients) => Some(known_patients(&state.store, patients).await?),
             None => None,
         },
     };

@@ -7,9 +7,11 @@ use serde_json::Value;
 
 use super::params::ExportParams;
 use crate::access::reach::Access;
+use crate::config::ServeConfig;
 use crate::engine::read::{Found, ReadTarget, read};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::state::AppState;
+use crate::store::Store;
 
 /// Groups nested deeper than this are not followed (a guard, not a limit real rosters meet).
 const MAX_GROUPS: usize = 1_000;
@@ -32,7 +34,7 @@ pub async fn group_members(
             }
             continue;
         };
-        for reference in active_members(state, &group) {
+        for reference in active_members(&state.config, &group) {
             if let Some(patient) = reference.strip_prefix("Patient/") {
                 if !members.iter().any(|m| m == patient) {
                     members.push(patient.to_owned());
@@ -76,8 +78,8 @@ async fn readable_group(state: &AppState, caller: &Access, id: &str) -> FhirResu
 }
 
 /// The local `Type/id` references of the Group's members not marked inactive.
-fn active_members(state: &AppState, group: &Value) -> Vec<String> {
-    let local = format!("{}/", state.config.fhir_base());
+fn active_members(config: &ServeConfig, group: &Value) -> Vec<String> {
+    let local = format!("{}/", config.fhir_base());
     group["member"]
         .as_array()
         .into_iter()
@@ -94,10 +96,9 @@ fn active_members(state: &AppState, group: &Value) -> Vec<String> {
 }
 
 /// The Patients named by `patient`, each of which must exist.
-pub async fn known_patients(state: &AppState, patients: &[String]) -> FhirResult<Vec<String>> {
+pub async fn known_patients(store: &Store, patients: &[String]) -> FhirResult<Vec<String>> {
     for id in patients {
-        let live = state
-            .store
+        let live = store
             .read("Patient", id)
             .await?
             .is_some_and(|stored| !stored.deleted);

@@ -11,11 +11,12 @@ use serde_json::{Value, json};
 
 use super::job::JobSpec;
 use crate::access::reach::{Access, unauthorized};
+use crate::config::ServeConfig;
 use crate::fhir::instant::{to_fhir_instant, to_http_date};
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::http::negotiate::FHIR_JSON;
 use crate::state::AppState;
-use crate::store::{ExportFile, ExportJob, ExportStatus};
+use crate::store::{ExportFile, ExportJob, ExportStatus, Store};
 
 const NDJSON: &str = "application/fhir+ndjson";
 /// Seconds a client should wait before polling again.
@@ -27,7 +28,7 @@ pub async fn status(
     RawQuery(query): RawQuery,
     access: Option<Extension<Access>>,
 ) -> FhirResult<Response> {
-    let job = owned_job(&state, &id, access).await?;
+    let job = owned_job(&state.store, &id, access).await?;
     let spec: JobSpec = serde_json::from_str(&job.params)
         .map_err(|error| FhirError::internal("reading an export job", error))?;
     let layout = Layout {
@@ -49,7 +50,7 @@ pub async fn status(
         ExportStatus::Done => {
             let files = state.store.export_files(&job.id).await?;
             let all: Vec<(usize, &ExportFile)> = files.iter().enumerate().collect();
-            Ok(complete(&job, manifest(&state, &job, layout, &all)))
+            Ok(complete(&job, manifest(&state.config, &job, layout, &all)))
         }
         ExportStatus::Queued | ExportStatus::Running | ExportStatus::Cancelled => {
             Ok(in_progress(&job))
@@ -117,11 +118,11 @@ async fn partial_manifest(
             Ok(in_progress(job))
         };
     }
-    let mut body = manifest(state, job, layout, &in_page);
+    let mut body = manifest(&state.config, job, layout, &in_page);
     if files.iter().any(|file| file.page.is_none_or(|p| p > page)) {
         body["link"] = json!([{
             "relation": "next",
-            "url": format!("{}?page={}", status_url(state, &job.id), page + 1),
+            "url": format!("{}?page={}", status_url(&state.config, &job.id), page + 1),
         }]);
     }
     if done {
@@ -171,8 +172,8 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .into_response()
 }
 
-fn status_url(state: &AppState, job_id: &str) -> String {
-    format!("{}/$export-status/{job_id}", state.config.fhir_base())
+fn status_url(config: &ServeConfig, job_id: &str) -> String {
+    format!("{}/$export-status/{job_id}", config.fhir_base())
 }
 
 pub async fn cancel(
@@ -180,7 +181,7 @@ pub async fn cancel(
     Path(id): Path<String>,
     access: Option<Extension<Access>>,
 ) -> FhirResult<Response> {
-    let job = owned_job(&state, &id, access).await?;
+    let job = owned_job(&state.store, &id, access).await?;
     // The worker notices at its next lease renewal and stops.
     state.store.delete_export_job(&job.id).await?;
     // The job is gone either way; a retried DELETE could not reach these files any more.
@@ -211,7 +212,7 @@ pub async fn file(
     access: Option<Extension<Access>>,
     headers: HeaderMap,
 ) -> FhirResult<Response> {
-    let job = owned_job(&state, &id, access).await?;
+    let job = owned_job(&state.store, &id, access).await?;
     let not_found = || FhirError::not_found(format!("export job {id} has no file {index}"));
     if job.status != ExportStatus::Done {
         return Err(not_found());
@@ -242,7 +243,7 @@ pub async fn file(
 
 /// The job, if it exists and belongs to the caller; 404 for anyone else.
 async fn owned_job(
-    state: &AppState,
+    store: &Store,
     id: &str,
     access: Option<Extension<Access>>,
 ) -> FhirResult<ExportJob> {
@@ -255,7 +256,7 @@ async fn owned_job(
     if !is_job_id(id) {
         return Err(unknown());
     }
-    let job = state.store.export_job(id).await?.ok_or_else(unknown)?;
+    let job = store.export_job(id).await?.ok_or_else(unknown)?;
     // The grant that started it: the same user through the same client, or for a job a
     // backend service started, a backend token (no user) of that client.
     if job.client_id != client_id
@@ -282,12 +283,12 @@ struct Layout {
 
 /// The manifest listing `files` (with their index among all the job's files).
 fn manifest(
-    state: &AppState,
+    config: &ServeConfig,
     job: &ExportJob,
     layout: Layout,
     files: &[(usize, &ExportFile)],
 ) -> Value {
-    let base = state.config.fhir_base();
+    let base = config.fhir_base();
     let mut output = Vec::new();
     let mut error = Vec::new();
     let mut deleted = Vec::new();

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use super::run::{Ended, Run};
 use crate::state::AppState;
-use crate::store::{ExportJob, ExportStatus};
+use crate::store::{ExportJob, ExportStatus, Store};
 
 const IDLE_POLL: Duration = Duration::from_millis(500);
 const CLEANUP_EVERY: Duration = Duration::from_secs(5);
@@ -84,7 +84,7 @@ async fn finish(
     };
     if kept {
         tracing::info!(job = %job.id, "export complete");
-    } else if abandoned(state, &job.id).await? {
+    } else if abandoned(&state.store, &job.id).await? {
         state.exports.remove_job(&job.id).await?;
     }
     Ok(())
@@ -92,9 +92,8 @@ async fn finish(
 
 /// Whether nothing will ever serve the job's files: it was cancelled, or it failed. A job
 /// another run took over keeps them; its expiry removes what this run left.
-async fn abandoned(state: &AppState, id: &str) -> Result<bool, crate::store::StoreError> {
-    Ok(state
-        .store
+async fn abandoned(store: &Store, id: &str) -> Result<bool, crate::store::StoreError> {
+    Ok(store
         .export_job(id)
         .await?
         .is_none_or(|job| match job.status {

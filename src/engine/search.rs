@@ -55,7 +55,68 @@ pub async fn everything(store: &Store, request: &SearchRequest<'_>) -> FhirResul
     run(store, request, true).await
 }
 
+/// Runs the search and returns the resources matched on one page (not the `include`d ones).
+pub async fn matches(store: &Store, request: &SearchRequest<'_>) -> FhirResult<Vec<Value>> {
+    let found = find(store, request, false).await?;
+    Ok(found
+        .page
+        .matches
+        .into_iter()
+        .map(|stored| {
+            serde_json::from_slice(&found.subset.apply(stored.body)).unwrap_or(Value::Null)
+        })
+        .collect())
+}
+
+/// One page of a search, before it is written as a Bundle.
+struct Found {
+    query: SearchQuery,
+    /// The request's parameters that select resources.
+    selecting: Vec<(String, String)>,
+    page: SearchPage,
+    subset: Subset,
+    cursor: Cursor,
+}
+
 async fn run(store: &Store, request: &SearchRequest<'_>, everything: bool) -> FhirResult<Value> {
+    let Found {
+        query,
+        selecting,
+        page,
+        subset,
+        cursor,
+    } = find(store, request, everything).await?;
+    let path = match (
+        request.link,
+        request.patient_compartment,
+        request.resource_type,
+    ) {
+        (Some((path, _)), _, _) => path.to_string(),
+        (None, Some(patient), Some(resource_type)) => format!("Patient/{patient}/{resource_type}"),
+        (None, Some(patient), None) => format!("Patient/{patient}/*"),
+        (None, None, Some(resource_type)) => resource_type.to_string(),
+        (None, None, None) => String::new(),
+    };
+    // The links show what was applied: not the parameters ignored as unknown, nor empty ones.
+    let link_params: Vec<(String, String)> = request
+        .link
+        .map_or(selecting.as_slice(), |(_, params)| params)
+        .iter()
+        .filter(|(name, value)| !value.is_empty() && !query.unknown.contains(name))
+        .cloned()
+        .collect();
+    Ok(bundle(
+        request.base,
+        &path,
+        &link_params,
+        &query,
+        page,
+        &subset,
+        &cursor,
+    ))
+}
+
+async fn find(store: &Store, request: &SearchRequest<'_>, everything: bool) -> FhirResult<Found> {
     let selecting: Vec<(String, String)> = request
         .params
         .iter()
@@ -106,34 +167,13 @@ async fn run(store: &Store, request: &SearchRequest<'_>, everything: bool) -> Fh
         |stored| Cow::Borrowed(stored),
     )
     .await?;
-    let path = match (
-        request.link,
-        request.patient_compartment,
-        request.resource_type,
-    ) {
-        (Some((path, _)), _, _) => path.to_string(),
-        (None, Some(patient), Some(resource_type)) => format!("Patient/{patient}/{resource_type}"),
-        (None, Some(patient), None) => format!("Patient/{patient}/*"),
-        (None, None, Some(resource_type)) => resource_type.to_string(),
-        (None, None, None) => String::new(),
-    };
-    // The links show what was applied: not the parameters ignored as unknown, nor empty ones.
-    let link_params: Vec<(String, String)> = request
-        .link
-        .map_or(selecting.as_slice(), |(_, params)| params)
-        .iter()
-        .filter(|(name, value)| !value.is_empty() && !query.unknown.contains(name))
-        .cloned()
-        .collect();
-    Ok(bundle(
-        request.base,
-        &path,
-        &link_params,
-        &query,
+    Ok(Found {
+        query,
+        selecting,
         page,
-        &subset,
-        &cursor,
-    ))
+        subset,
+        cursor,
+    })
 }
 
 fn subset_of(query: &SearchQuery) -> FhirResult<Subset> {

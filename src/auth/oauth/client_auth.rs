@@ -11,7 +11,7 @@ use super::active::live_token;
 use super::assertion::{self, JWT_BEARER};
 use super::endpoint::{OAuthError, Params};
 use crate::auth::crypto::verify_secret;
-use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::{Client, TokenKind};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,7 +32,7 @@ pub struct Authenticated {
 /// Authenticates the calling client; `audiences` are the `aud` values a client assertion
 /// may carry.
 pub async fn authenticate(
-    state: &AppState,
+    store: &Store,
     headers: &HeaderMap,
     params: &Params,
     audiences: &[&str],
@@ -86,7 +86,7 @@ pub async fn authenticate(
     if form_id.is_some_and(|id| id != client_id) {
         return Err(refuse("client_id does not match the client's credentials"));
     }
-    let Some(client) = state.store.client(&client_id).await? else {
+    let Some(client) = store.client(&client_id).await? else {
         return Err(refuse("unknown client"));
     };
     match method {
@@ -114,7 +114,7 @@ pub async fn authenticate(
                 return Err(refuse("this client does not authenticate with a key pair"));
             }
             let jwt = params.require("client_assertion")?;
-            assertion::verify(&state.store, &client, jwt, audiences, now).await?;
+            assertion::verify(store, &client, jwt, audiences, now).await?;
         }
     }
     Ok(Authenticated { client, method })
@@ -126,7 +126,7 @@ pub async fn authenticate(
 /// how the SMART JavaScript client refreshes). That client must be public; any other
 /// request is authenticated as usual.
 pub async fn authenticate_refresh(
-    state: &AppState,
+    store: &Store,
     headers: &HeaderMap,
     params: &Params,
     audiences: &[&str],
@@ -142,11 +142,11 @@ pub async fn authenticate_refresh(
         .iter()
         .any(|name| params.get(name).is_some());
     if identified {
-        return authenticate(state, headers, params, audiences, now).await;
+        return authenticate(store, headers, params, audiences, now).await;
     }
     let raw = params.require("refresh_token")?;
-    let client = match live_token(&state.store, raw, TokenKind::Refresh, now).await? {
-        Some(record) => state.store.client(&record.grant.client_id).await?,
+    let client = match live_token(store, raw, TokenKind::Refresh, now).await? {
+        Some(record) => store.client(&record.grant.client_id).await?,
         None => None,
     };
     let Some(client) = client else {

@@ -1,6 +1,8 @@
 //! Discovery documents: SMART configuration, OpenID Provider metadata, JWKS, and the style
 //! document `smart_style_url` points to.
 
+use std::sync::Arc;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::header;
@@ -8,8 +10,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::auth::Endpoints;
+use crate::config::ServeConfig;
 use crate::fhir::outcome::FhirError;
-use crate::state::AppState;
+use crate::state::keys::KeyRing;
 
 /// Scopes Kiln grants, listed for discovery (resource scopes are any type, v1 and v2).
 pub const SCOPES_SUPPORTED: &[&str] = &[
@@ -56,10 +59,10 @@ pub const CAPABILITIES: &[&str] = &[
     "sso-openid-connect",
 ];
 
-pub async fn smart_configuration(State(state): State<AppState>) -> Response {
-    let endpoints = Endpoints::new(&state.config.base_url);
+pub async fn smart_configuration(State(config): State<Arc<ServeConfig>>) -> Response {
+    let endpoints = Endpoints::new(&config.base_url);
     let body = json!({
-        "issuer": state.config.fhir_base(),
+        "issuer": config.fhir_base(),
         "jwks_uri": endpoints.jwks,
         "authorization_endpoint": endpoints.authorize,
         "token_endpoint": endpoints.token,
@@ -78,10 +81,10 @@ pub async fn smart_configuration(State(state): State<AppState>) -> Response {
     public_json(body)
 }
 
-pub async fn openid_configuration(State(state): State<AppState>) -> Response {
-    let endpoints = Endpoints::new(&state.config.base_url);
+pub async fn openid_configuration(State(config): State<Arc<ServeConfig>>) -> Response {
+    let endpoints = Endpoints::new(&config.base_url);
     public_json(json!({
-        "issuer": state.config.fhir_base(),
+        "issuer": config.fhir_base(),
         "authorization_endpoint": endpoints.authorize,
         "token_endpoint": endpoints.token,
         "jwks_uri": endpoints.jwks,
@@ -98,9 +101,8 @@ pub async fn openid_configuration(State(state): State<AppState>) -> Response {
     }))
 }
 
-pub async fn jwks(State(state): State<AppState>) -> Result<Response, FhirError> {
-    let keys = state
-        .keys
+pub async fn jwks(State(keys): State<Arc<KeyRing>>) -> Result<Response, FhirError> {
+    let keys = keys
         .current()
         .await
         .map_err(|error| FhirError::internal("loading the signing keys", error))?;

@@ -68,7 +68,7 @@ async fn authorize_caller(
     }
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str(), endpoints.introspect.as_str()];
-    let caller = authenticate(state, headers, params, &audiences, now).await?;
+    let caller = authenticate(&state.store, headers, params, &audiences, now).await?;
     if caller.method == Method::None {
         return Err(OAuthError::invalid_client(
             "introspection needs a confidential client's credentials",

@@ -24,7 +24,7 @@ pub async fn revoke(
     let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str(), endpoints.revoke.as_str()];
-    let caller = authenticate(state, headers, &params, &audiences, now).await?;
+    let caller = authenticate(&state.store, headers, &params, &audiences, now).await?;
     let hash = digest_hex(params.require("token")?);
     // Another client's token is left alone, with the same answer, so nothing is revealed.
     if let Some(record) = state.store.token(&hash).await?

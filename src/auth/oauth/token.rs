@@ -32,9 +32,9 @@ pub async fn token(
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str()];
     let caller = if grant_type == "refresh_token" {
-        authenticate_refresh(state, headers, &params, &audiences, now).await?
+        authenticate_refresh(&state.store, headers, &params, &audiences, now).await?
     } else {
-        authenticate(state, headers, &params, &audiences, now).await?
+        authenticate(&state.store, headers, &params, &audiences, now).await?
     };
     if !caller.client.grant_types.iter().any(|g| g == grant_type) {
         return Err(OAuthError::unauthorized_client(format!(

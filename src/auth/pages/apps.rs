@@ -41,7 +41,7 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
     let session = &browser.session;
     let Some(username) = &session.username else {
         let page = login_page(
-            &state,
+            &state.config,
             session,
             None,
             Some("/auth/apps"),
@@ -71,8 +71,8 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
     let page = html(
         StatusCode::OK,
         &AppsPage {
-            revoke_action: &url(&state, "/auth/apps/revoke"),
-            logout_action: &url(&state, "/auth/logout"),
+            revoke_action: &url(&state.config, "/auth/apps/revoke"),
+            logout_action: &url(&state.config, "/auth/logout"),
             csrf_token: &session.csrf_token,
             username,
             grants,
@@ -95,7 +95,7 @@ fn date(seconds: i64) -> String {
 pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
+    let session = session::posted(&state.store, jar, form).await?;
     let Some(username) = &session.username else {
         return Err(PageError::forbidden("Sign in to manage your apps."));
     };
@@ -106,7 +106,7 @@ pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     match grant {
         Some(grant) if grant.username.as_ref() == Some(username) => {
             state.store.revoke_grant(&grant.grant_id).await?;
-            Ok(redirect(&url(state, "/auth/apps")))
+            Ok(redirect(&url(&state.config, "/auth/apps")))
         }
         _ => Err(PageError::bad_request("No such connected app.")),
     }
@@ -115,7 +115,7 @@ pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
 /// `POST /auth/logout`.
 pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
-    let session = session::posted(&state, &jar, &form).await?;
+    let session = session::posted(&state.store, &jar, &form).await?;
     state.store.delete_session(&session.session_hash).await?;
-    Ok(redirect(&url(&state, "/auth/apps")))
+    Ok(redirect(&url(&state.config, "/auth/apps")))
 }

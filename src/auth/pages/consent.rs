@@ -223,10 +223,10 @@ pub fn granted(submitted: &[&str], requested: &ScopeSet, registered: &ScopeSet) 
 pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
-    let pending = pending_of(state, &session, form.get("pending")).await?;
-    let launch = launch_of(state, &pending).await?;
-    let Some(user) = signed_in(state, &session, launch.as_ref()).await? else {
+    let session = session::posted(&state.store, jar, form).await?;
+    let pending = pending_of(&state.store, &session, form.get("pending")).await?;
+    let launch = launch_of(&state.store, &pending).await?;
+    let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {
         return next_step(state, &session, &pending, None).await;
     };
     if needs_picker(&user, &pending, launch.as_ref())

@@ -16,6 +16,7 @@ use super::steps::url;
 use crate::auth::crypto::{digest_hex, random_token};
 use crate::auth::form::Fields;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::{Launch, Session, User};
 
 #[derive(Template)]
@@ -46,7 +47,7 @@ pub async fn page(
     let session = &browser.session;
     if session.username.is_none() {
         let page = login_page(
-            &state,
+            &state.config,
             session,
             None,
             Some("/auth/ehr"),
@@ -56,12 +57,12 @@ pub async fn page(
         );
         return Ok(browser.respond(page));
     }
-    let user = practitioner(&state, session).await?.ok_or_else(|| {
+    let user = practitioner(&state.store, session).await?.ok_or_else(|| {
         PageError::forbidden("Only practitioners can launch apps from Kiln's EHR page.")
     })?;
     let query = form.get("name").unwrap_or("");
     let patient = match form.get("patient") {
-        Some(id) => records::patient(&state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let (patients, encounters) = match &patient {
@@ -82,8 +83,8 @@ pub async fn page(
     let page = html(
         StatusCode::OK,
         &EhrPage {
-            action: &url(&state, "/auth/ehr"),
-            launch_action: &url(&state, "/auth/ehr/launch"),
+            action: &url(&state.config, "/auth/ehr"),
+            launch_action: &url(&state.config, "/auth/ehr/launch"),
             csrf_token: &session.csrf_token,
             username: &user.username,
             query,
@@ -100,8 +101,8 @@ pub async fn page(
 pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
-    let Some(user) = practitioner(state, &session).await? else {
+    let session = session::posted(&state.store, jar, form).await?;
+    let Some(user) = practitioner(&state.store, &session).await? else {
         return Err(PageError::forbidden(
             "Sign in as a practitioner to launch apps.",
         ));
@@ -117,7 +118,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
         ));
     };
     let patient = match form.get("patient") {
-        Some(id) => records::patient(state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let Some(patient) = patient else {
@@ -125,7 +126,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     };
     let encounter = form.get("encounter").filter(|e| !e.is_empty());
     if let Some(encounter) = encounter
-        && !records::is_encounter_of(state, encounter, &patient.id).await?
+        && !records::is_encounter_of(&state.store, encounter, &patient.id).await?
     {
         return Err(PageError::bad_request(
             "The encounter does not belong to this patient.",
@@ -153,10 +154,10 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
 }
 
 /// The session's user when it is a practitioner (patients cannot launch apps for others).
-async fn practitioner(state: &AppState, session: &Session) -> PageResult<Option<User>> {
+async fn practitioner(store: &Store, session: &Session) -> PageResult<Option<User>> {
     let Some(username) = &session.username else {
         return Ok(None);
     };
-    let user = state.store.user(username).await?;
+    let user = store.user(username).await?;
     Ok(user.filter(|u| u.fhir_user.starts_with("Practitioner/")))
 }

@@ -36,10 +36,10 @@ pub async fn choose_encounter(
     body: Bytes,
 ) -> PageResult {
     let form = Fields::parse(&body);
-    let session = session::posted(&state, &jar, &form).await?;
-    let mut pending = pending_of(&state, &session, form.get("pending")).await?;
-    let launch = launch_of(&state, &pending).await?;
-    let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+    let session = session::posted(&state.store, &jar, &form).await?;
+    let mut pending = pending_of(&state.store, &session, form.get("pending")).await?;
+    let launch = launch_of(&state.store, &pending).await?;
+    let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {
         return next_step(&state, &session, &pending, None).await;
     };
     let (Some(patient), Some(encounters)) = (
@@ -49,7 +49,7 @@ pub async fn choose_encounter(
         return next_step(&state, &session, &pending, None).await;
     };
     let chosen = match form.get("encounter") {
-        Some(id) if records::is_encounter_of(&state, id, &patient).await? => id,
+        Some(id) if records::is_encounter_of(&state.store, id, &patient).await? => id,
         _ => {
             let client = state.store.client(&pending.client_id).await?;
             let name = client.map(|c| c.name).unwrap_or_default();
@@ -77,11 +77,11 @@ pub async fn encounter_page(
     encounters: Vec<Choice>,
     status: StatusCode,
 ) -> PageResult {
-    let patient = patient_label(state, patient).await?;
+    let patient = patient_label(&state.store, patient).await?;
     Ok(html(
         status,
         &EncounterPage {
-            action: &url(state, "/auth/encounter"),
+            action: &url(&state.config, "/auth/encounter"),
             csrf_token: &session.csrf_token,
             pending: &pending.pending_id,
             app_name,

@@ -19,6 +19,7 @@ use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::auth::crypto::{hash_secret, verify_secret};
 use crate::auth::form::Fields;
+use crate::config::ServeConfig;
 use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
 
@@ -75,9 +76,9 @@ pub async fn login(
     let form = Fields::parse(&body);
     let source = source_of(peer.map(|Extension(ConnectInfo(peer))| peer));
     let (state, jar, form) = (&state, &jar, &form);
-    let session = session::posted(state, jar, form).await?;
+    let session = session::posted(&state.store, jar, form).await?;
     let pending = match form.get("pending") {
-        Some(id) => Some(pending_of(state, &session, Some(id)).await?),
+        Some(id) => Some(pending_of(&state.store, &session, Some(id)).await?),
         None => None,
     };
     let return_to = form
@@ -153,7 +154,7 @@ pub async fn login(
     state.store.clear_login_attempts(&user_key).await?;
     state.store.release_login_attempt(&source_key).await?;
     if let Some(pending) = &pending
-        && let Some(launch) = launch_of(state, pending).await?
+        && let Some(launch) = launch_of(&state.store, pending).await?
         && launch.username != user.username
     {
         return refuse_login(
@@ -179,7 +180,7 @@ pub async fn login(
             pending.session_hash = session_hash.clone();
             next_step(state, &browser.session, &pending, None).await?
         }
-        None => redirect(&url(state, return_to.unwrap_or("/auth/apps"))),
+        None => redirect(&url(&state.config, return_to.unwrap_or("/auth/apps"))),
     };
     Ok(browser.respond(response))
 }
@@ -196,7 +197,7 @@ async fn refuse_login(
     match pending {
         Some(pending) => next_step(state, session, pending, Some((status, message))).await,
         None => Ok(login_page(
-            state,
+            &state.config,
             session,
             None,
             return_to,
@@ -208,7 +209,7 @@ async fn refuse_login(
 }
 
 pub fn login_page(
-    state: &AppState,
+    config: &ServeConfig,
     session: &Session,
     pending: Option<&str>,
     return_to: Option<&str>,
@@ -219,7 +220,7 @@ pub fn login_page(
     html(
         status,
         &LoginPage {
-            action: &url(state, "/auth/login"),
+            action: &url(config, "/auth/login"),
             csrf_token: &session.csrf_token,
             pending,
             return_to,

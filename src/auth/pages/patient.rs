@@ -34,12 +34,12 @@ pub async fn picker(
     RawQuery(query): RawQuery,
 ) -> PageResult {
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
-    let session = session::current(&state, &jar).await?.ok_or_else(|| {
+    let session = session::current(&state.store, &jar).await?.ok_or_else(|| {
         PageError::bad_request("Your session has expired. Start again from the app.")
     })?;
-    let pending = pending_of(&state, &session, form.get("pending")).await?;
-    let launch = launch_of(&state, &pending).await?;
-    match signed_in(&state, &session, launch.as_ref()).await? {
+    let pending = pending_of(&state.store, &session, form.get("pending")).await?;
+    let launch = launch_of(&state.store, &pending).await?;
+    match signed_in(&state.store, &session, launch.as_ref()).await? {
         Some(user) if needs_picker(&user, &pending, launch.as_ref()) => {
             let client = state.store.client(&pending.client_id).await?;
             let name = client.map(|c| c.name).unwrap_or_default();
@@ -57,17 +57,17 @@ pub async fn choose_patient(
     body: Bytes,
 ) -> PageResult {
     let form = Fields::parse(&body);
-    let session = session::posted(&state, &jar, &form).await?;
-    let mut pending = pending_of(&state, &session, form.get("pending")).await?;
-    let launch = launch_of(&state, &pending).await?;
-    let Some(user) = signed_in(&state, &session, launch.as_ref()).await? else {
+    let session = session::posted(&state.store, &jar, &form).await?;
+    let mut pending = pending_of(&state.store, &session, form.get("pending")).await?;
+    let launch = launch_of(&state.store, &pending).await?;
+    let Some(user) = signed_in(&state.store, &session, launch.as_ref()).await? else {
         return next_step(&state, &session, &pending, None).await;
     };
     if !needs_picker(&user, &pending, launch.as_ref()) {
         return next_step(&state, &session, &pending, None).await;
     }
     let chosen = match form.get("patient") {
-        Some(id) => records::patient(&state, id).await?,
+        Some(id) => records::patient(&state.store, id).await?,
         None => None,
     };
     let Some(chosen) = chosen else {
@@ -103,7 +103,7 @@ pub async fn picker_page(
     Ok(html(
         status,
         &PickerPage {
-            action: &url(state, "/auth/patient"),
+            action: &url(&state.config, "/auth/patient"),
             csrf_token: &session.csrf_token,
             pending: &pending.pending_id,
             app_name,

@@ -6,8 +6,9 @@ use serde_json::Value;
 use super::error::{PageError, PageResult};
 use super::html::Choice;
 use crate::access::reach::Access;
-use crate::engine::search::{SearchRequest, searchset};
+use crate::engine::search::{SearchRequest, matches};
 use crate::state::AppState;
+use crate::store::Store;
 
 /// How many patients or encounters a list shows.
 const LIST_SIZE: &str = "25";
@@ -61,29 +62,29 @@ pub async fn latest_encounter(state: &AppState, patient_id: &str) -> PageResult<
 }
 
 /// A live Patient, as a choice.
-pub async fn patient(state: &AppState, id: &str) -> PageResult<Option<Choice>> {
-    Ok(live(state, "Patient", id)
+pub async fn patient(store: &Store, id: &str) -> PageResult<Option<Choice>> {
+    Ok(live(store, "Patient", id)
         .await?
         .map(|patient| patient_choice(id, &patient)))
 }
 
 /// Whether `encounter_id` is a live Encounter of patient `patient_id`.
 pub async fn is_encounter_of(
-    state: &AppState,
+    store: &Store,
     encounter_id: &str,
     patient_id: &str,
 ) -> PageResult<bool> {
     let expected = format!("Patient/{patient_id}");
-    Ok(live(state, "Encounter", encounter_id)
+    Ok(live(store, "Encounter", encounter_id)
         .await?
         .is_some_and(|encounter| encounter["subject"]["reference"] == expected.as_str()))
 }
 
-async fn live(state: &AppState, resource_type: &str, id: &str) -> PageResult<Option<Value>> {
+async fn live(store: &Store, resource_type: &str, id: &str) -> PageResult<Option<Value>> {
     if !crate::fhir::id::is_valid_id(id) {
         return Ok(None);
     }
-    let stored = state.store.read(resource_type, id).await?;
+    let stored = store.read(resource_type, id).await?;
     Ok(stored
         .filter(|stored| !stored.deleted)
         .and_then(|stored| serde_json::from_slice(&stored.body).ok()))
@@ -95,7 +96,7 @@ async fn search(
     params: &[(String, String)],
 ) -> PageResult<Vec<Value>> {
     let base = state.config.fhir_base();
-    let bundle = searchset(
+    let found = matches(
         &state.store,
         &SearchRequest {
             resource_type: Some(resource_type),
@@ -111,16 +112,10 @@ async fn search(
     )
     .await
     .map_err(PageError::internal)?;
-    Ok(bundle["entry"]
-        .as_array()
-        .map(|entries| {
-            entries
-                .iter()
-                .map(|entry| entry["resource"].clone())
-                .filter(|resource| resource["resourceType"] == resource_type)
-                .collect()
-        })
-        .unwrap_or_default())
+    Ok(found
+        .into_iter()
+        .filter(|resource| resource["resourceType"] == resource_type)
+        .collect())
 }
 
 fn patient_choice(id: &str, patient: &Value) -> Choice {

@@ -10,6 +10,7 @@ use super::error::{PageError, PageResult};
 use crate::auth::crypto::{digest_hex, random_token, same};
 use crate::auth::form::Fields;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::Session;
 
 const COOKIE: &str = "kiln_session";
@@ -24,7 +25,7 @@ pub struct Browser {
 impl Browser {
     /// The session of the request's cookie, or a new one.
     pub async fn open(state: &AppState, jar: &CookieJar) -> PageResult<Browser> {
-        if let Some(session) = current(state, jar).await? {
+        if let Some(session) = current(&state.store, jar).await? {
             return Ok(Browser {
                 session,
                 new_cookie: None,
@@ -70,17 +71,17 @@ impl Browser {
 }
 
 /// The live session named by the request's cookie, if any.
-pub async fn current(state: &AppState, jar: &CookieJar) -> PageResult<Option<Session>> {
+pub async fn current(store: &Store, jar: &CookieJar) -> PageResult<Option<Session>> {
     let Some(cookie) = jar.get(COOKIE) else {
         return Ok(None);
     };
-    let session = state.store.session(&digest_hex(cookie.value())).await?;
+    let session = store.session(&digest_hex(cookie.value())).await?;
     Ok(session.filter(|s| s.expires_at > crate::auth::now()))
 }
 
 /// The session of a form post whose `csrf_token` matches it; anything else is refused (403).
-pub async fn posted(state: &AppState, jar: &CookieJar, form: &Fields) -> PageResult<Session> {
-    let session = current(state, jar).await?.ok_or_else(PageError::csrf)?;
+pub async fn posted(store: &Store, jar: &CookieJar, form: &Fields) -> PageResult<Session> {
+    let session = current(store, jar).await?.ok_or_else(PageError::csrf)?;
     match form.get("csrf_token") {
         Some(token) if same(token, &session.csrf_token) => Ok(session),
         _ => Err(PageError::csrf()),

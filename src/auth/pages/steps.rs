@@ -13,14 +13,16 @@ use super::patient::picker_page;
 use super::records;
 use crate::access::scope::{Context, Scope, ScopeSet};
 use crate::auth::crypto::same;
+use crate::config::ServeConfig;
 use crate::state::AppState;
+use crate::store::Store;
 use crate::store::auth::{Launch, Pending, Session, User};
 
 pub const OTHER_USER: &str =
     "This launch was opened for another user. Sign in as the user who launched the app.";
 
-pub fn url(state: &AppState, path: &str) -> String {
-    format!("{}{path}", state.config.base_url.trim_end_matches('/'))
+pub fn url(config: &ServeConfig, path: &str) -> String {
+    format!("{}{path}", config.base_url.trim_end_matches('/'))
 }
 
 /// The page the pending request needs next.
@@ -35,8 +37,8 @@ pub async fn next_step(
         .client(&pending.client_id)
         .await?
         .ok_or_else(|| PageError::bad_request("The app is no longer registered."))?;
-    let launch = launch_of(state, pending).await?;
-    let user = match signed_in(state, session, launch.as_ref()).await? {
+    let launch = launch_of(&state.store, pending).await?;
+    let user = match signed_in(&state.store, session, launch.as_ref()).await? {
         Some(user) if refusal.is_none() => user,
         other => {
             let (status, message) = match (refusal, &other, &launch) {
@@ -49,7 +51,7 @@ pub async fn next_step(
             return Ok(html(
                 status,
                 &LoginPage {
-                    action: &url(state, "/auth/login"),
+                    action: &url(&state.config, "/auth/login"),
                     csrf_token: &session.csrf_token,
                     pending: Some(&pending.pending_id),
                     return_to: None,
@@ -81,14 +83,14 @@ pub async fn next_step(
         .await;
     }
     let patient = match patient {
-        Some(id) => Some(patient_label(state, &id).await?),
+        Some(id) => Some(patient_label(&state.store, &id).await?),
         None => None,
     };
     let requested = ScopeSet::parse(&pending.scope);
     Ok(html(
         StatusCode::OK,
         &ConsentPage {
-            action: &url(state, "/auth/consent"),
+            action: &url(&state.config, "/auth/consent"),
             csrf_token: &session.csrf_token,
             pending: &pending.pending_id,
             app_name: &client.name,
@@ -100,16 +102,16 @@ pub async fn next_step(
     ))
 }
 
-pub async fn launch_of(state: &AppState, pending: &Pending) -> PageResult<Option<Launch>> {
+pub async fn launch_of(store: &Store, pending: &Pending) -> PageResult<Option<Launch>> {
     Ok(match &pending.launch_hash {
-        Some(hash) => state.store.launch(hash).await?,
+        Some(hash) => store.launch(hash).await?,
         None => None,
     })
 }
 
 /// The session's user, when there is one and (for an EHR launch) it is the launch's user.
 pub async fn signed_in(
-    state: &AppState,
+    store: &Store,
     session: &Session,
     launch: Option<&Launch>,
 ) -> PageResult<Option<User>> {
@@ -119,7 +121,7 @@ pub async fn signed_in(
     if launch.is_some_and(|launch| &launch.username != username) {
         return Ok(None);
     }
-    Ok(state.store.user(username).await?)
+    Ok(store.user(username).await?)
 }
 
 fn patient_user(user: &User) -> Option<&str> {
@@ -178,20 +180,16 @@ pub async fn encounter_choices(
     Ok(Some(encounters).filter(|encounters| encounters.len() > 1))
 }
 
-pub async fn patient_label(state: &AppState, id: &str) -> PageResult<String> {
-    Ok(records::patient(state, id)
+pub async fn patient_label(store: &Store, id: &str) -> PageResult<String> {
+    Ok(records::patient(store, id)
         .await?
         .map_or_else(|| format!("Patient/{id}"), |choice| choice.label))
 }
 
 /// The live pending request `id` of this session.
-pub async fn pending_of(
-    state: &AppState,
-    session: &Session,
-    id: Option<&str>,
-) -> PageResult<Pending> {
+pub async fn pending_of(store: &Store, session: &Session, id: Option<&str>) -> PageResult<Pending> {
     let pending = match id {
-        Some(id) => state.store.pending(id).await?,
+        Some(id) => store.pending(id).await?,
         None => None,
     };
     pending
