@@ -1,11 +1,11 @@
-//! Builds the HTTP application: the application state, every route and the middleware stack.
-//! The top of the server: it may import every module but the CLI.
+//! Builds the HTTP application: the application state, and the middleware stack around the
+//! routes of `router` (the bearer-token check in front of the FHIR API among them). The top
+//! of the server: it may import every module but the CLI.
 
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderName, Request, StatusCode, header};
-use axum::routing::{get, post};
 use axum::{Router, middleware};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{AllowHeaders, Any, CorsLayer};
@@ -18,7 +18,7 @@ use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use crate::config::ServeConfig;
 use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::capability::capability_statement;
-use crate::rest::{fhir_routes, health, outcome_layer, search, system};
+use crate::rest::outcome_layer;
 use crate::state::AppState;
 use crate::state::export_files::StorageError;
 use crate::store::Store;
@@ -61,16 +61,10 @@ pub fn router(state: AppState) -> Router {
     let bearer =
         middleware::from_fn_with_state(state.clone(), crate::auth::oauth::bearer::authenticate);
     Router::new()
-        .nest("/fhir", fhir_routes().layer(bearer.clone()))
-        .route(
-            "/fhir/",
-            post(system::transaction)
-                .get(search::search_system)
-                .layer(bearer),
-        )
-        .merge(crate::auth::routes())
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
+        .nest("/fhir", crate::router::fhir().layer(bearer.clone()))
+        .merge(crate::router::fhir_root().layer(bearer))
+        .merge(crate::router::auth())
+        .merge(crate::router::health())
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(

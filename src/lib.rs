@@ -13,6 +13,7 @@ pub mod http;
 pub mod import;
 pub mod logging;
 pub mod rest;
+pub mod router;
 pub mod sample;
 pub mod search;
 pub mod state;

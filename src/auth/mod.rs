@@ -11,12 +11,7 @@
 pub mod crypto;
 pub mod form;
 pub mod oauth;
-mod pages;
-
-use axum::Router;
-use axum::routing::{get, post};
-
-use crate::state::AppState;
+pub mod pages;
 
 /// Seconds since the Unix epoch: the unit of every time in the auth tables and in JWTs.
 pub use crate::fhir::instant::now_secs as now;
@@ -45,32 +40,4 @@ impl Endpoints {
             style: format!("{base}/auth/smart-style.json"),
         }
     }
-}
-
-/// Routes under `/auth` and the discovery documents under the FHIR base (with or without a
-/// trailing slash, as some vendors' documentation writes them).
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/fhir/.well-known/smart-configuration",
-            get(oauth::discovery::smart_configuration),
-        )
-        .route(
-            "/fhir/.well-known/smart-configuration/",
-            get(oauth::discovery::smart_configuration),
-        )
-        .route(
-            "/fhir/.well-known/openid-configuration",
-            get(oauth::discovery::openid_configuration),
-        )
-        .route(
-            "/fhir/.well-known/openid-configuration/",
-            get(oauth::discovery::openid_configuration),
-        )
-        .route("/auth/jwks", get(oauth::discovery::jwks))
-        .route("/auth/smart-style.json", get(oauth::discovery::style))
-        .route("/auth/token", post(oauth::token::token))
-        .route("/auth/introspect", post(oauth::introspect::introspect))
-        .route("/auth/revoke", post(oauth::revoke::revoke))
-        .merge(pages::routes())
 }

@@ -1,0 +1,159 @@
+//! Every route of the server and the handler that answers it: the FHIR REST API (with Bulk
+//! Data export) under `/fhir`, the authorization server's protocol endpoints and discovery
+//! documents, and its browser pages. The middleware around them is built in `app`. Imports
+//! the HTTP-facing modules (`rest`, `auth`, `bulk`); never `app` or the CLI.
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+
+use crate::auth::pages;
+use crate::state::AppState;
+use crate::{auth, bulk, rest};
+
+/// The FHIR REST API, mounted at `/fhir`.
+pub fn fhir() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/",
+            post(rest::system::transaction).get(rest::search::search_system),
+        )
+        .route("/_search", post(rest::search::search_system_post))
+        .route("/metadata", get(rest::capability::metadata))
+        .route(
+            "/Patient/{id}/$everything",
+            get(rest::operations::patient_everything),
+        )
+        .route(
+            "/DocumentReference/$docref",
+            get(rest::docref::docref).post(rest::docref::docref_post),
+        )
+        .route("/_history", get(rest::history::system_history))
+        .merge(export())
+        .route(
+            "/{resource_type}",
+            get(rest::search::search_type)
+                .post(rest::write::create)
+                .put(rest::write::conditional_update)
+                .delete(rest::write::conditional_delete),
+        )
+        .route(
+            "/{resource_type}/_search",
+            post(rest::search::search_type_post),
+        )
+        .route(
+            "/{resource_type}/_history",
+            get(rest::history::type_history),
+        )
+        .route(
+            "/{resource_type}/{id}",
+            get(rest::read::read)
+                .put(rest::write::update)
+                .delete(rest::write::delete),
+        )
+        .route(
+            "/{resource_type}/{id}/_history",
+            get(rest::history::instance_history),
+        )
+        .route(
+            "/{compartment}/{id}/{resource_type}",
+            get(rest::search::search_compartment),
+        )
+        .route(
+            "/{resource_type}/{id}/_history/{version}",
+            get(rest::read::vread),
+        )
+}
+
+/// `POST /fhir/` (a transaction or batch) and `GET /fhir/` (a system search), as some clients
+/// write the base with its trailing slash.
+pub fn fhir_root() -> Router<AppState> {
+    Router::new().route(
+        "/fhir/",
+        post(rest::system::transaction).get(rest::search::search_system),
+    )
+}
+
+/// Liveness and readiness, outside the FHIR API and without a token.
+pub fn health() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(rest::health::healthz))
+        .route("/readyz", get(rest::health::readyz))
+}
+
+/// Bulk Data export, merged into the FHIR API (behind its bearer-token check) ahead of the
+/// `/{resource_type}/{id}` patterns.
+fn export() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/$export",
+            get(bulk::kickoff::system).post(bulk::kickoff::system),
+        )
+        .route(
+            "/Patient/$export",
+            get(bulk::kickoff::patient).post(bulk::kickoff::patient),
+        )
+        .route(
+            "/Group/{id}/$export",
+            get(bulk::kickoff::group).post(bulk::kickoff::group),
+        )
+        .route(
+            "/$export-status/{id}",
+            get(bulk::status::status).delete(bulk::status::cancel),
+        )
+        .route("/$export-file/{id}/{index}", get(bulk::status::file))
+}
+
+/// Routes under `/auth` and the discovery documents under the FHIR base (with or without a
+/// trailing slash, as some vendors' documentation writes them).
+pub fn auth() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/fhir/.well-known/smart-configuration",
+            get(auth::oauth::discovery::smart_configuration),
+        )
+        .route(
+            "/fhir/.well-known/smart-configuration/",
+            get(auth::oauth::discovery::smart_configuration),
+        )
+        .route(
+            "/fhir/.well-known/openid-configuration",
+            get(auth::oauth::discovery::openid_configuration),
+        )
+        .route(
+            "/fhir/.well-known/openid-configuration/",
+            get(auth::oauth::discovery::openid_configuration),
+        )
+        .route("/auth/jwks", get(auth::oauth::discovery::jwks))
+        .route("/auth/smart-style.json", get(auth::oauth::discovery::style))
+        .route("/auth/token", post(auth::oauth::token::token))
+        .route(
+            "/auth/introspect",
+            post(auth::oauth::introspect::introspect),
+        )
+        .route("/auth/revoke", post(auth::oauth::revoke::revoke))
+        .merge(pages())
+}
+
+/// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,
+/// connected apps.
+fn pages() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/auth/authorize",
+            get(pages::authorize::authorize_get).post(pages::authorize::authorize_post),
+        )
+        .route("/auth/login", post(pages::login::login))
+        .route(
+            "/auth/patient",
+            get(pages::patient::picker).post(pages::patient::choose_patient),
+        )
+        .route("/auth/encounter", post(pages::encounter::choose_encounter))
+        .route("/auth/consent", post(pages::consent::consent))
+        .route("/auth/ehr", get(pages::ehr::page))
+        .route("/auth/ehr/launch", post(pages::ehr::launch))
+        .route("/auth/apps", get(pages::apps::page))
+        .route("/auth/apps/revoke", post(pages::apps::revoke))
+        .route("/auth/logout", post(pages::apps::logout))
+        .layer(middleware::from_fn(pages::html::no_store))
+}
