@@ -3,7 +3,7 @@
 
 use axum::Extension;
 use axum::body::Bytes;
-use axum::extract::{OriginalUri, Path, State};
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::Value;
@@ -17,8 +17,8 @@ use crate::access::scope::{Context, Permission, Scope};
 use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult, IssueCode, informational};
 use crate::fhir::validate::resource_types;
+use crate::http::extract::IdPath;
 use crate::http::negotiate::FHIR_JSON;
-use crate::http::path::resource_id;
 use crate::search::has_patient_compartment;
 use crate::state::AppState;
 use crate::store::{ExportJob, ExportStatus};
@@ -93,7 +93,7 @@ pub async fn patient(
 
 pub async fn group(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    IdPath(id): IdPath,
     access: Option<Extension<Access>>,
     uri: OriginalUri,
     method: Method,
@@ -101,7 +101,7 @@ pub async fn group(
     body: Bytes,
 ) -> FhirResult<Response> {
     let request = Kickoff::new(access, uri, method, headers, body);
-    kickoff(&state, request, Level::Group, Some(resource_id(&id)?)).await
+    kickoff(&state, request, Level::Group, Some(&id)).await
 }
 
 async fn kickoff(
