@@ -5,6 +5,7 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::body::Body;
+use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
@@ -143,6 +144,17 @@ pub const MAX_FORM_BYTES: usize = 32 * 1024;
 /// The parameters of an `application/x-www-form-urlencoded` body, each sent at most once.
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
+
+/// The form body of a token, introspection or revocation request, as the handler's last
+/// extractor.
+impl<S: Send + Sync> FromRequest<S> for Params {
+    type Rejection = OAuthError;
+
+    async fn from_request(request: Request, _: &S) -> Result<Params, OAuthError> {
+        let (parts, body) = request.into_parts();
+        Params::read(&parts.headers, body).await
+    }
+}
 
 impl Params {
     /// Reads and parses a request body of at most [`MAX_FORM_BYTES`]; a larger one is refused

@@ -3,7 +3,6 @@
 //! client's token is answered `{"active": false}`, as an unknown one is, so nothing about
 //! other apps' tokens is revealed.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::Response;
@@ -20,10 +19,9 @@ use crate::store::auth::{TokenKind, TokenRecord};
 pub async fn introspect(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    params: Params,
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
-    let params = Params::read(headers, body).await?;
     let now = crate::auth::now();
     let caller = authorize_caller(state, headers, &params, now).await?;
     let token = params.require("token")?;

@@ -1,7 +1,6 @@
 //! `POST /auth/revoke` (RFC 7009): a client revokes one of its tokens; revoking a refresh
 //! token revokes its whole grant. Unknown tokens are answered 200 like known ones.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
@@ -17,10 +16,9 @@ use crate::store::auth::TokenKind;
 pub async fn revoke(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    params: Params,
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
-    let params = Params::read(headers, body).await?;
     let now = crate::auth::now();
     let endpoints = Endpoints::new(&state.config.base_url);
     let audiences = [endpoints.token.as_str(), endpoints.revoke.as_str()];

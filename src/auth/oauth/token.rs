@@ -2,7 +2,6 @@
 //! may be named by its refresh token alone), then runs the grant it asks for:
 //! `authorization_code`, `refresh_token` or `client_credentials`.
 
-use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
@@ -18,10 +17,9 @@ const GRANT_TYPES: &[&str] = &["authorization_code", "refresh_token", "client_cr
 pub async fn token(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Body,
+    params: Params,
 ) -> Result<Response, OAuthError> {
     let (state, headers) = (&state, &headers);
-    let params = Params::read(headers, body).await?;
     let grant_type = params.require("grant_type")?;
     if !GRANT_TYPES.contains(&grant_type) {
         return Err(OAuthError::unsupported_grant_type(format!(
