@@ -56,8 +56,8 @@ pub async fn vread(
     Ok(resource_response(StatusCode::OK, &request, stored))
 }
 
-/// The live resource (or version) the caller may read.
-async fn read_live(
+/// The live resource (or version) the caller may read, through the engine's read check.
+pub(super) async fn read_live(
     state: &AppState,
     request: &FhirRequest,
     resource_type: &str,

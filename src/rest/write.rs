@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
-use super::read::add_version_headers;
+use super::read::{add_version_headers, read_live};
 use crate::engine::conditional::{Condition, is_format_param};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
@@ -195,11 +195,7 @@ async fn respond(
     match result {
         InteractionResult::Written(outcome) => Ok(written_response(state, request, outcome)),
         InteractionResult::Existing { resource_type, id } => {
-            let stored = state
-                .store
-                .read(&resource_type, &id)
-                .await?
-                .ok_or_else(|| FhirError::not_found(format!("{resource_type}/{id} vanished")))?;
+            let stored = read_live(state, request, &resource_type, &id, None).await?;
             Ok(stored_response(state, request, StatusCode::OK, stored))
         }
     }
