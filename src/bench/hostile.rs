@@ -19,7 +19,7 @@ use super::load::{self, Summary};
 use super::report::ms;
 use super::{
     BenchArgs, BenchDatabase, BenchResult, POOL_CONNECTIONS, Server, client, dataset, get, import,
-    temporary_sqlite,
+    on_each_backend,
 };
 use crate::store::{SearchLimits, Store, set_search_limits};
 
@@ -45,19 +45,7 @@ pub async fn run(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> BenchRes
         timeout: Duration::from_secs(120),
         slots: (POOL_CONNECTIONS / 2) as usize,
     });
-    eprintln!(
-        "bench: writing {} resources cloned from the bundled Synthea sample",
-        args.resources
-    );
-    let count = args.resources;
-    let dataset = tokio::task::spawn_blocking(move || dataset::build(count, false)).await??;
-    let (_dir, sqlite) = temporary_sqlite().await?;
-    let mut rows = vec![measure("SQLite", sqlite, args, &dataset).await?];
-    if let Some(database) = postgres {
-        let store = database.store(POOL_CONNECTIONS).await?;
-        rows.push(measure("PostgreSQL", store, args, &dataset).await?);
-    }
-    Ok(rows)
+    on_each_backend(args, postgres, measure).await
 }
 
 async fn measure(
@@ -66,6 +54,9 @@ async fn measure(
     args: &BenchArgs,
     dataset: &dataset::Dataset,
 ) -> BenchResult<Row> {
+    if dataset.patients.is_empty() {
+        return Err("the data set has no Patient: give a larger --resources".into());
+    }
     import(backend, &store, args, dataset).await?;
     let server = Server::start(store.clone()).await?;
     let base = format!("{}/fhir", server.base);

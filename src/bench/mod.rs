@@ -135,6 +135,16 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
 }
 
 async fn measure_all(args: &BenchArgs, postgres: Option<&BenchDatabase>) -> BenchResult<Vec<Row>> {
+    on_each_backend(args, postgres, measure).await
+}
+
+/// Builds the dataset of `args`, then runs `measure` on a fresh SQLite database and, when
+/// given, on PostgreSQL: one result per backend.
+async fn on_each_backend<R>(
+    args: &BenchArgs,
+    postgres: Option<&BenchDatabase>,
+    measure: impl AsyncFn(&'static str, Store, &BenchArgs, &dataset::Dataset) -> BenchResult<R>,
+) -> BenchResult<Vec<R>> {
     eprintln!(
         "bench: writing {} resources cloned from the bundled Synthea sample",
         args.resources

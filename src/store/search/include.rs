@@ -70,7 +70,7 @@ fn within(mut sql: Sql, access: Option<&AccessFilter>, base: &str) -> Sql {
 fn forward(include: &Include, round: &[&StoredResource]) -> Sql {
     let mut sql = select_live();
     sql.push(" AND (r.resource_type, r.id) IN (SELECT target_type, target_id FROM search_reference WHERE (resource_type, resource_id) IN (");
-    push_keys(&mut sql, round);
+    push_keys(&mut sql, round.iter().copied());
     sql.push(")");
     push_include_filters(&mut sql, include);
     if let Some(target_type) = include.target_type {
@@ -84,7 +84,7 @@ fn forward(include: &Include, round: &[&StoredResource]) -> Sql {
 fn reverse(include: &Include, round: &[&StoredResource]) -> Sql {
     let mut sql = select_live();
     sql.push(" AND (r.resource_type, r.id) IN (SELECT resource_type, resource_id FROM search_reference WHERE (target_type, target_id) IN (");
-    push_keys(&mut sql, round);
+    push_keys(&mut sql, round.iter().copied());
     sql.push(")");
     push_include_filters(&mut sql, include);
     sql.push(")");
@@ -116,9 +116,12 @@ fn push_include_filters(sql: &mut Sql, include: &Include) {
 }
 
 /// `VALUES ($1, $2), …` of the resources' keys.
-fn push_keys(sql: &mut Sql, resources: &[&StoredResource]) {
+pub(super) fn push_keys<'a>(
+    sql: &mut Sql,
+    resources: impl IntoIterator<Item = &'a StoredResource>,
+) {
     sql.push("VALUES ");
-    for (index, stored) in resources.iter().enumerate() {
+    for (index, stored) in resources.into_iter().enumerate() {
         if index > 0 {
             sql.push(", ");
         }

@@ -162,17 +162,8 @@ impl Store {
         .text("Patient")
         .push(" AND compartment_id = ")
         .text(patient)
-        .push(" AND (resource_type, resource_id) IN (VALUES ");
-        for (index, stored) in resources.iter().enumerate() {
-            if index > 0 {
-                sql.push(", ");
-            }
-            sql.push("(")
-                .text(stored.resource_type.as_str())
-                .push(", ")
-                .text(stored.id.as_str())
-                .push(")");
-        }
+        .push(" AND (resource_type, resource_id) IN (");
+        include::push_keys(&mut sql, resources);
         sql.push(")");
         dispatch!(self, pool => {
             let rows = bound!(sql, Plan::PerRun).fetch_all(pool).await?;
