@@ -132,6 +132,7 @@ pub fn auth() -> Router<AppState> {
             post(auth::oauth::introspect::introspect),
         )
         .route("/auth/revoke", post(auth::oauth::revoke::revoke))
+        .route("/assets/kiln.css", get(crate::web::assets::stylesheet))
         .merge(pages())
 }
 
@@ -155,5 +156,5 @@ fn pages() -> Router<AppState> {
         .route("/auth/apps", get(pages::apps::page))
         .route("/auth/apps/revoke", post(pages::apps::revoke))
         .route("/auth/logout", post(pages::apps::logout))
-        .layer(middleware::from_fn(pages::html::no_store))
+        .layer(middleware::from_fn(crate::web::html::page_headers))
 }

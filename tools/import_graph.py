@@ -14,13 +14,14 @@ import sys
 from collections import defaultdict
 
 LAYER = {
-    "fhir": 0, "config": 0, "logging": 0,
+    "fhir": 0, "config": 0, "logging": 0, "crypto": 0, "mail": 0,
     "search": 1,
     "store": 2,
     "access": 3,
     "engine": 4,
-    "state": 5,
-    "http": 6, "rest": 6, "auth": 6, "bulk": 6, "import": 6, "sample": 6,
+    "state": 5, "apps": 5,
+    "http": 6, "web": 6, "rest": 6, "auth": 6, "bulk": 6, "import": 6, "sample": 6,
+    "portal": 6, "admin": 6, "docs": 6,
     "router": 7, "app": 7,
     "cli": 8, "bench": 8, "main": 8, "lib": 8,
 }

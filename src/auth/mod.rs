@@ -8,8 +8,6 @@
 //! It imports `access`, the engine, the store and the application state; never `rest`,
 //! `bulk`, `app` or the CLI.
 
-pub mod crypto;
-pub mod form;
 pub mod oauth;
 pub mod pages;
 

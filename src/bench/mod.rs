@@ -428,7 +428,7 @@ async fn get(client: reqwest::Client, url: String, token: Option<Arc<str>>) -> B
 /// A live `system/*.rs` access token, registered the way the token endpoint stores one:
 /// the server checks it (token ⋈ grant ⋈ client) on every request of the phase.
 async fn backend_token(store: &Store) -> BenchResult<String> {
-    use crate::auth::crypto::{digest_hex, random_token};
+    use crate::crypto::{digest_hex, random_token};
     use crate::store::auth::{Client, Grant, TokenKind};
     let now = crate::auth::now();
     let client_id = uuid::Uuid::new_v4().simple().to_string();

@@ -9,9 +9,9 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::access::scope::ScopeSet;
-use crate::auth::crypto::{digest_hex, hash_secret, random_token};
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
+use crate::crypto::{digest_hex, hash_secret, random_token};
 use crate::store::Store;
 use crate::store::auth::{Client, Launch, User};
 

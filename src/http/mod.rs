@@ -7,5 +7,6 @@
 
 pub mod error;
 pub mod extract;
+pub mod form;
 pub mod negotiate;
 pub mod path;

@@ -2,7 +2,7 @@
 //! grant not revoked and its client still registered. Checked in the database on every use,
 //! so a revocation takes effect at once on every replica.
 
-use crate::auth::crypto::digest_hex;
+use crate::crypto::digest_hex;
 use crate::store::auth::{TokenKind, TokenRecord};
 use crate::store::{Store, StoreResult};
 

@@ -4,8 +4,8 @@
 //! layer (`pages/authorize.rs`) turns the outcome into a page or a redirect.
 
 use crate::access::scope::{Scope, ScopeSet};
-use crate::auth::crypto::{digest_hex, is_s256_challenge};
-use crate::auth::form::Fields;
+use crate::crypto::{digest_hex, is_s256_challenge};
+use crate::http::form::Fields;
 use crate::store::auth::{Client, Launch};
 use crate::store::{Store, StoreError};
 

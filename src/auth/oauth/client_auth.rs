@@ -10,7 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use super::active::live_token;
 use super::assertion::{self, JWT_BEARER};
 use super::endpoint::{OAuthError, Params};
-use crate::auth::crypto::verify_secret;
+use crate::crypto::verify_secret;
 use crate::store::Store;
 use crate::store::auth::{Client, TokenKind};
 

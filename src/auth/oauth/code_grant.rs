@@ -7,7 +7,7 @@ use axum::response::Response;
 use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, allows_refresh, issue};
 use crate::access::scope::ScopeSet;
-use crate::auth::crypto::{digest_hex, pkce_matches, random_token};
+use crate::crypto::{digest_hex, pkce_matches, random_token};
 use crate::state::AppState;
 use crate::store::auth::{Client, Code, Grant, Pending};
 use crate::store::{Store, StoreError};

@@ -8,7 +8,7 @@ use serde_json::{Map, Value, json};
 use super::endpoint::{OAuthError, no_store};
 use crate::access::scope::{Scope, ScopeSet};
 use crate::auth::Endpoints;
-use crate::auth::crypto::{digest_hex, random_token};
+use crate::crypto::{digest_hex, random_token};
 use crate::state::AppState;
 use crate::store::auth::{Grant, TokenKind};
 

@@ -7,7 +7,7 @@ use super::active::live_token;
 use super::endpoint::{OAuthError, Params};
 use super::issue::{Issue, allows_refresh, issue};
 use crate::access::scope::{Scope, ScopeSet};
-use crate::auth::crypto::digest_hex;
+use crate::crypto::digest_hex;
 use crate::state::AppState;
 use crate::store::auth::{Client, TokenKind};
 

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::client_auth::authenticate;
 use super::endpoint::{OAuthError, Params, no_store};
 use crate::auth::Endpoints;
-use crate::auth::crypto::digest_hex;
+use crate::crypto::digest_hex;
 use crate::state::AppState;
 use crate::store::auth::TokenKind;
 

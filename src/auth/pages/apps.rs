@@ -7,14 +7,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::error::{PageError, PageResult};
-use super::html::{html, redirect};
 use super::login::login_page;
-use super::session::{self, Browser};
 use super::steps::url;
 use crate::access::scope::ScopeSet;
-use crate::auth::form::Fields;
+use crate::http::form::Fields;
 use crate::state::AppState;
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::{html, redirect};
+use crate::web::session::{self, Browser};
 
 /// One row of the connected-apps page.
 pub struct GrantRow {

@@ -7,15 +7,15 @@ use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum_extra::extract::CookieJar;
 
-use super::error::{PageError, PageResult};
-use super::html::redirect;
-use super::session::Browser;
 use super::steps;
-use crate::auth::crypto::random_token;
-use crate::auth::form::Fields;
 use crate::auth::oauth::authorize::{Outcome, check};
+use crate::crypto::random_token;
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::auth::Pending;
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::redirect;
+use crate::web::session::Browser;
 
 /// How long the user has to sign in and answer the consent page.
 const PENDING_LIFETIME_SECS: i64 = 30 * 60;

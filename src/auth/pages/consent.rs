@@ -9,17 +9,17 @@ use axum::extract::State;
 use axum_extra::extract::CookieJar;
 
 use super::authorize::{back_to_app, error_redirect};
-use super::error::{PageError, PageResult};
 use super::records;
-use super::session;
 use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
 use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
-use crate::auth::form::Fields;
 use crate::auth::oauth::code_grant::issue_code;
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::auth::Grant;
+use crate::web::error::{PageError, PageResult};
+use crate::web::session;
 
 /// One scope checkbox on the consent page.
 pub struct ScopeItem {

@@ -7,17 +7,17 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::error::{PageError, PageResult};
-use super::html::{Choice, html, redirect};
 use super::login::login_page;
 use super::records;
-use super::session::{self, Browser};
 use super::steps::url;
-use crate::auth::crypto::{digest_hex, random_token};
-use crate::auth::form::Fields;
+use crate::crypto::{digest_hex, random_token};
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::auth::{Launch, Session, User};
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::{Choice, html, redirect};
+use crate::web::session::{self, Browser};
 
 #[derive(Template)]
 #[template(path = "auth/ehr.html")]

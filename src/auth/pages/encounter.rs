@@ -7,16 +7,16 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::error::PageResult;
-use super::html::{Choice, html};
 use super::records;
-use super::session;
 use super::steps::{
     context, encounter_choices, launch_of, next_step, patient_label, pending_of, signed_in, url,
 };
-use crate::auth::form::Fields;
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
+use crate::web::error::PageResult;
+use crate::web::html::{Choice, html};
+use crate::web::session;
 
 #[derive(Template)]
 #[template(path = "auth/encounter.html")]

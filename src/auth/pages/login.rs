@@ -13,15 +13,15 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
-use super::error::PageResult;
-use super::html::{html, redirect};
-use super::session::{self, Browser};
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
-use crate::auth::crypto::{hash_secret, verify_secret};
-use crate::auth::form::Fields;
 use crate::config::ServeConfig;
+use crate::crypto::{hash_secret, verify_secret};
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
+use crate::web::error::PageResult;
+use crate::web::html::{html, redirect};
+use crate::web::session::{self, Browser};
 
 #[derive(Template)]
 #[template(path = "auth/login.html")]

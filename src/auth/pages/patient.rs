@@ -7,14 +7,14 @@ use axum::extract::{RawQuery, State};
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
-use super::error::{PageError, PageResult};
-use super::html::{Choice, html};
 use super::records;
-use super::session;
 use super::steps::{launch_of, needs_picker, next_step, pending_of, signed_in, url};
-use crate::auth::form::Fields;
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::auth::{Pending, Session};
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::{Choice, html};
+use crate::web::session;
 
 #[derive(Template)]
 #[template(path = "auth/picker.html")]

@@ -3,12 +3,12 @@
 
 use serde_json::Value;
 
-use super::error::{PageError, PageResult};
-use super::html::Choice;
 use crate::access::reach::Access;
 use crate::engine::search::{SearchRequest, matches};
 use crate::state::AppState;
 use crate::store::Store;
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::Choice;
 
 /// How many patients or encounters a list shows.
 const LIST_SIZE: &str = "25";

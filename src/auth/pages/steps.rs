@@ -6,17 +6,17 @@ use axum::http::StatusCode;
 
 use super::consent::{self, ConsentPage};
 use super::encounter::encounter_page;
-use super::error::{PageError, PageResult};
-use super::html::{Choice, html};
 use super::login::LoginPage;
 use super::patient::picker_page;
 use super::records;
 use crate::access::scope::{Context, Scope, ScopeSet};
-use crate::auth::crypto::same;
 use crate::config::ServeConfig;
+use crate::crypto::same;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::auth::{Launch, Pending, Session, User};
+use crate::web::error::{PageError, PageResult};
+use crate::web::html::{Choice, html};
 
 pub const OTHER_USER: &str =
     "This launch was opened for another user. Sign in as the user who launched the app.";

@@ -8,7 +8,7 @@ use axum::response::{Html, IntoResponse, Response};
 use crate::store::{StoreError, Trouble};
 
 #[derive(Template)]
-#[template(path = "auth/error.html")]
+#[template(path = "web/error.html")]
 pub struct ErrorPage<'a> {
     pub title: &'a str,
     pub detail: &'a str,

@@ -7,8 +7,8 @@ use axum_extra::extract::CookieJar;
 use axum_extra::extract::cookie::{Cookie, SameSite};
 
 use super::error::{PageError, PageResult};
-use crate::auth::crypto::{digest_hex, random_token, same};
-use crate::auth::form::Fields;
+use crate::crypto::{digest_hex, random_token, same};
+use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::Store;
 use crate::store::auth::Session;
@@ -37,7 +37,7 @@ impl Browser {
     /// A fresh session (a new id), optionally already signed in.
     pub async fn start(state: &AppState, username: Option<&str>) -> PageResult<Browser> {
         let id = random_token();
-        let now = crate::auth::now();
+        let now = crate::fhir::instant::now_secs();
         let session = Session {
             session_hash: digest_hex(&id),
             username: username.map(str::to_owned),
@@ -76,7 +76,7 @@ pub async fn current(store: &Store, jar: &CookieJar) -> PageResult<Option<Sessio
         return Ok(None);
     };
     let session = store.session(&digest_hex(cookie.value())).await?;
-    Ok(session.filter(|s| s.expires_at > crate::auth::now()))
+    Ok(session.filter(|s| s.expires_at > crate::fhir::instant::now_secs()))
 }
 
 /// The session of a form post whose `csrf_token` matches it; anything else is refused (403).

@@ -1,6 +1,5 @@
-//! What every authorization page shares: rendering a template, the choice lists, redirects
-//! and the headers every page gets. Each page's own template is in its file; errors are in
-//! `error.rs`.
+//! Rendering a page, the choice lists, redirects and the headers every page gets. Each page's
+//! own template is in its file; errors are in `error.rs`.
 
 use askama::Template;
 use axum::extract::Request;
@@ -24,9 +23,10 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response {
     }
 }
 
-/// Authorization pages and their redirects carry codes and personal data: never cache them,
-/// never frame them (clickjacking of the consent button).
-pub async fn no_store(request: Request, next: Next) -> Response {
+/// Every page and its redirects: never cached (they carry codes and personal data), never
+/// framed (clickjacking of the consent button), and a CSP that runs no script and loads
+/// styles and images from Kiln only.
+pub async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -34,7 +34,7 @@ pub async fn no_store(request: Request, next: Next) -> Response {
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("frame-ancestors 'none'"),
+        HeaderValue::from_static(CSP),
     );
     headers.insert(
         header::REFERRER_POLICY,
@@ -42,6 +42,9 @@ pub async fn no_store(request: Request, next: Next) -> Response {
     );
     response
 }
+
+const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+                   base-uri 'none'; frame-ancestors 'none'";
 
 /// A `303 See Other` to `location`: the browser follows it with a GET.
 pub fn redirect(location: &str) -> Response {
