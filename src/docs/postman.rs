@@ -124,7 +124,8 @@ fn request(
     })
 }
 
-/// A Postman URL object: the raw URL, and its query split out for the editor.
+/// A Postman URL: under the FHIR base, an object with the path and query split out for the
+/// editor; otherwise the string.
 fn url(raw: &str) -> Value {
     let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
     let mut value = json!({
@@ -137,7 +138,8 @@ fn url(raw: &str) -> Value {
             .collect::<Vec<_>>(),
     });
     if !base.starts_with("{{fhirBaseUrl}}") {
-        value = json!({ "raw": raw });
+        // A variable holding a whole URL: Postman parses the string itself.
+        return json!(raw);
     }
     if !query.is_empty() {
         value["query"] = query

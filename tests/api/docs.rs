@@ -224,7 +224,7 @@ async fn docs_search_examples_find_sample_data(backend: Backend) {
                 .unwrap();
             shown.insert(resource_type.clone(), html);
         }
-        let url = format!("{}/{search}", server.fhir).replace('&', "&amp;");
+        let url = format!("{}/{search}", server.fhir).replace('&', "&#38;");
         assert!(
             shown[resource_type].contains(&url),
             "/docs/resources/{resource_type} does not show {url}"

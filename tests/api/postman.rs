@@ -113,13 +113,7 @@ async fn newman_runs_the_generated_collection_green() {
         .arg(format!("accessToken={token}"))
         .args(["--reporters", "cli,json", "--reporter-json-export"])
         .arg(&report_path)
-        .args([
-            "--timeout-request",
-            "30000",
-            "--color",
-            "off",
-            "--no-banner",
-        ])
+        .args(["--timeout-request", "30000", "--color", "off"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
