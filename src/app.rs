@@ -65,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::router::fhir_root().layer(bearer))
         .merge(crate::router::auth())
         .merge(crate::router::health())
+        .merge(crate::router::docs())
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(
