@@ -306,3 +306,157 @@ impl Store {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::auth::Session;
+
+    async fn store() -> (Store, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/kiln.db", dir.path().display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        (store, dir)
+    }
+
+    fn developer(id: &str, email: &str, created_at: i64) -> Developer {
+        Developer {
+            account_id: id.into(),
+            email: email.into(),
+            name: "Dev".into(),
+            organization: String::new(),
+            verified_at: None,
+            disabled: false,
+            created_at,
+        }
+    }
+
+    /// What the admin console does: list, verify by hand, disable (ending sessions).
+    #[tokio::test]
+    async fn admin_actions_on_accounts() {
+        let (store, _dir) = store().await;
+        assert!(
+            store
+                .insert_developer(&developer("a", "a@example.org", 1), "h")
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .insert_developer(&developer("b", "b@example.org", 2), "h")
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .insert_developer(&developer("c", "a@example.org", 3), "h")
+                .await
+                .unwrap()
+        );
+        let listed: Vec<String> = store
+            .developers()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|d| d.account_id)
+            .collect();
+        assert_eq!(listed, ["b", "a"]);
+
+        assert!(store.verify_developer("a", 10).await.unwrap());
+        assert!(store.verify_developer("a", 20).await.unwrap());
+        assert_eq!(
+            store.developer("a").await.unwrap().unwrap().verified_at,
+            Some(10)
+        );
+        assert!(!store.verify_developer("nobody", 10).await.unwrap());
+
+        let session = Session {
+            session_hash: "s".into(),
+            username: Some("alice".into()),
+            developer: Some("a".into()),
+            csrf_token: "t".into(),
+            expires_at: i64::MAX,
+        };
+        store.insert_session(&session, 0).await.unwrap();
+        assert!(store.set_developer_disabled("a", true).await.unwrap());
+        let after = store.session("s").await.unwrap().unwrap();
+        assert_eq!(after.developer, None, "the developer is signed out");
+        assert_eq!(
+            after.username.as_deref(),
+            Some("alice"),
+            "the EHR user is not"
+        );
+        assert!(store.developer("a").await.unwrap().unwrap().disabled);
+        assert!(store.set_developer_disabled("a", false).await.unwrap());
+        assert!(!store.developer("a").await.unwrap().unwrap().disabled);
+        assert!(!store.set_developer_disabled("nobody", true).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn links_work_once_before_they_expire() {
+        let (store, _dir) = store().await;
+        store
+            .insert_developer(&developer("a", "a@example.org", 1), "old")
+            .await
+            .unwrap();
+        store
+            .insert_developer_link("v", "a", LinkPurpose::Verify, 100, 0)
+            .await
+            .unwrap();
+        store
+            .insert_developer_link("r1", "a", LinkPurpose::Reset, 100, 0)
+            .await
+            .unwrap();
+        store
+            .insert_developer_link("r2", "a", LinkPurpose::Reset, 100, 0)
+            .await
+            .unwrap();
+        // A link is good for its own purpose only, and not at or after its expiry.
+        assert_eq!(store.use_reset_link("v", "new", 50).await.unwrap(), None);
+        assert_eq!(
+            store
+                .developer_link("r1", LinkPurpose::Verify, 50)
+                .await
+                .unwrap(),
+            None
+        );
+        assert_eq!(store.use_verify_link("v", 100).await.unwrap(), None);
+        assert_eq!(
+            store.use_verify_link("v", 50).await.unwrap().as_deref(),
+            Some("a")
+        );
+        assert_eq!(store.use_verify_link("v", 50).await.unwrap(), None);
+        assert_eq!(
+            store.developer("a").await.unwrap().unwrap().verified_at,
+            Some(50)
+        );
+        assert_eq!(
+            store
+                .developer_link("r1", LinkPurpose::Reset, 50)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            store
+                .use_reset_link("r1", "new", 50)
+                .await
+                .unwrap()
+                .as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            store
+                .developer_login("a@example.org")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "new"
+        );
+        // The account's other reset links die with the reset.
+        assert_eq!(store.use_reset_link("r2", "newer", 50).await.unwrap(), None);
+    }
+}

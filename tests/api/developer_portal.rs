@@ -403,6 +403,16 @@ async fn password_policy_and_form_errors(backend: Backend) {
     // Nothing was created: the address cannot sign in.
     let signin = browser.sign_in("grace@example.org", PASSWORD).await;
     assert_eq!(signin.status, 401);
+
+    // Password guessing is throttled per address, as on the EHR sign-in.
+    for _ in 0..4 {
+        let guess = browser.sign_in("grace@example.org", "Guess-Word-1").await;
+        assert_eq!(guess.status, 401);
+    }
+    let throttled = browser.sign_in("grace@example.org", "Guess-Word-1").await;
+    assert_eq!(throttled.status, 429, "{}", throttled.body);
+    assert!(throttled.body.contains("Too many failed sign-ins"));
+    assert!(throttled.body.contains("value=\"grace@example.org\""));
 }
 
 async fn duplicate_email_is_neutral(backend: Backend) {
@@ -440,6 +450,15 @@ async fn duplicate_email_is_neutral(backend: Backend) {
     let home = browser.get("/developer").await;
     assert!(home.body.contains("Lin") && home.body.contains("Acme"));
     assert!(!home.body.contains("Mallory"));
+
+    // At most 5 messages an hour go to one address; past that the answer stays the same.
+    for _ in 0..3 {
+        let page = browser
+            .submit("/developer/reset", "/developer/reset", &[("email", email)])
+            .await;
+        assert_eq!(page.status, 200, "{}", page.body);
+    }
+    assert_eq!(sink.messages_to(email).len(), 5);
 }
 
 async fn password_reset(backend: Backend) {
