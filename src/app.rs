@@ -19,13 +19,12 @@ use crate::config::ServeConfig;
 use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::capability::capability_statement;
 use crate::rest::outcome_layer;
-use crate::state::AppState;
-use crate::state::export_files::StorageError;
+use crate::state::{AppState, StateError};
 use crate::store::Store;
 
 /// The application state for `config`: the CapabilityStatement is built here, from the
 /// FHIR routes and the authorization server's endpoints it describes.
-pub fn state(store: Store, config: ServeConfig) -> Result<AppState, StorageError> {
+pub fn state(store: Store, config: ServeConfig) -> Result<AppState, StateError> {
     let endpoints = crate::auth::Endpoints::new(&config.base_url);
     let capability = capability_statement(&config.fhir_base(), &endpoints);
     AppState::new(store, config, capability)
@@ -64,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/fhir", crate::router::fhir().layer(bearer.clone()))
         .merge(crate::router::fhir_root().layer(bearer))
         .merge(crate::router::auth())
+        .merge(crate::router::portal())
         .merge(crate::router::health())
         .merge(crate::router::docs())
         .layer(DefaultBodyLimit::disable())

@@ -72,6 +72,33 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     #[command(flatten)]
     pub export: ExportConfig,
+    #[command(flatten)]
+    pub mail: MailConfig,
+}
+
+/// Outgoing mail (the developer portal's verification and password-reset links).
+#[derive(Debug, Clone, Args)]
+pub struct MailConfig {
+    /// SMTP server for outgoing mail: `smtp://host:port` (plain, or STARTTLS when offered),
+    /// `smtp://host?tls=required`, `smtps://user:pass@host` (TLS). Unset: messages go to the
+    /// log (INFO) instead.
+    #[arg(long, env = "KILN_SMTP_URL", hide_env_values = true)]
+    pub smtp_url: Option<Secret>,
+    /// Sender of Kiln's mail.
+    #[arg(long, env = "KILN_MAIL_FROM", default_value = DEFAULT_MAIL_FROM)]
+    pub mail_from: String,
+}
+
+pub const DEFAULT_MAIL_FROM: &str = "Kiln <no-reply@localhost>";
+
+impl Default for MailConfig {
+    /// No SMTP server: mail goes to the log.
+    fn default() -> Self {
+        MailConfig {
+            smtp_url: None,
+            mail_from: DEFAULT_MAIL_FROM.to_string(),
+        }
+    }
 }
 
 /// Bulk Data export: where files go, how long they stay, and how the workers pace jobs.

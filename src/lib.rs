@@ -14,6 +14,8 @@ pub mod fhir;
 pub mod http;
 pub mod import;
 pub mod logging;
+pub mod mail;
+pub mod portal;
 pub mod rest;
 pub mod router;
 pub mod sample;

@@ -1,8 +1,8 @@
 //! Every route of the server and the handler that answers it: the FHIR REST API (with Bulk
 //! Data export) under `/fhir`, the authorization server's protocol endpoints and discovery
-//! documents, its browser pages, and the documentation. The middleware around them is built in
-//! `app`. Imports the HTTP-facing modules (`rest`, `auth`, `bulk`, `docs`); never `app` or the
-//! CLI.
+//! documents, and its browser pages; the landing page, the developer portal and the
+//! documentation. The middleware around them is built in `app`. Imports the HTTP-facing
+//! modules (`rest`, `auth`, `bulk`, `portal`, `docs`); never `app` or the CLI.
 
 use axum::Router;
 use axum::middleware;
@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 
 use crate::auth::pages;
 use crate::state::AppState;
-use crate::{auth, bulk, docs, rest};
+use crate::{auth, bulk, docs, portal, rest};
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir() -> Router<AppState> {
@@ -176,5 +176,33 @@ fn pages() -> Router<AppState> {
         .route("/auth/apps", get(pages::apps::page))
         .route("/auth/apps/revoke", post(pages::apps::revoke))
         .route("/auth/logout", post(pages::apps::logout))
+        .layer(middleware::from_fn(crate::web::html::page_headers))
+}
+
+/// The landing page and the developer portal: accounts (sign-up, verification, sign-in and
+/// out, password reset) and the "My Applications" home.
+pub fn portal() -> Router<AppState> {
+    Router::new()
+        .route("/", get(portal::landing::page))
+        .route("/developer", get(portal::home::page))
+        .route(
+            "/developer/signup",
+            get(portal::account::signup_page).post(portal::account::signup),
+        )
+        .route("/developer/verify", get(portal::account::verify))
+        .route("/developer/verify/resend", post(portal::account::resend))
+        .route(
+            "/developer/signin",
+            get(portal::signin::page).post(portal::signin::signin),
+        )
+        .route("/developer/signout", post(portal::signin::signout))
+        .route(
+            "/developer/reset",
+            get(portal::reset::request_page).post(portal::reset::request),
+        )
+        .route(
+            "/developer/reset/new",
+            get(portal::reset::new_password_page).post(portal::reset::new_password),
+        )
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

@@ -500,5 +500,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
             anonymous_access: true,
         },
         export,
+        mail: crate::config::MailConfig::default(),
     })
 }

@@ -1,7 +1,7 @@
 //! Application state: what every handler reaches — the store, the settings, the
-//! CapabilityStatement, Kiln's signing keys and the export file storage. It sits above the
-//! engine and below every HTTP-facing module (`rest`, `auth`, `bulk`), which import it; it
-//! must not import them, the router (`app`) or the CLI.
+//! CapabilityStatement, Kiln's signing keys, the export file storage and the mailer. It sits
+//! above the engine and below every HTTP-facing module (`rest`, `auth`, `bulk`, `portal`),
+//! which import it; it must not import them, the router (`app`) or the CLI.
 
 pub mod export_files;
 pub mod keys;
@@ -12,6 +12,7 @@ use axum::extract::FromRef;
 use serde_json::Value;
 
 use crate::config::ServeConfig;
+use crate::mail::{MailError, Mailer};
 use crate::store::Store;
 use export_files::{ExportStorage, StorageError};
 use keys::KeyRing;
@@ -25,7 +26,27 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     /// Where export files are written and read: shared by replicas when it is a bucket.
     pub exports: ExportStorage,
+    /// Outgoing mail (SMTP, or the log when none is configured).
+    pub mailer: Mailer,
 }
+
+/// Settings the state cannot be built with.
+#[derive(Debug)]
+pub enum StateError {
+    Storage(StorageError),
+    Mail(MailError),
+}
+
+impl std::fmt::Display for StateError {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateError::Storage(error) => error.fmt(formatter),
+            StateError::Mail(error) => error.fmt(formatter),
+        }
+    }
+}
+
+impl std::error::Error for StateError {}
 
 impl AppState {
     /// Page sizes from the configuration.
@@ -38,22 +59,24 @@ impl AppState {
 
     /// `capability` is the CapabilityStatement served at `/metadata`. Fails when the export
     /// store settings are unusable.
-    pub fn new(store: Store, config: ServeConfig, capability: Value) -> Result<Self, StorageError> {
+    pub fn new(store: Store, config: ServeConfig, capability: Value) -> Result<Self, StateError> {
         // Retired keys stay published as long as anything they signed may still be checked.
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
-        let exports = ExportStorage::from_config(&config.export)?;
+        let exports = ExportStorage::from_config(&config.export).map_err(StateError::Storage)?;
+        let mailer = Mailer::from_config(&config.mail).map_err(StateError::Mail)?;
         Ok(AppState {
             store,
             config: Arc::new(config),
             capability: Arc::new(capability),
             keys: Arc::new(keys),
             exports,
+            mailer,
         })
     }
 }
 
 /// Handlers that need only part of the state take just that part (`State<Store>`,
-/// `State<Arc<ServeConfig>>`, `State<Arc<KeyRing>>`, `State<ExportStorage>`).
+/// `State<Arc<ServeConfig>>`, `State<Arc<KeyRing>>`, `State<ExportStorage>`, `State<Mailer>`).
 impl FromRef<AppState> for Store {
     fn from_ref(state: &AppState) -> Store {
         state.store.clone()
@@ -75,5 +98,11 @@ impl FromRef<AppState> for Arc<KeyRing> {
 impl FromRef<AppState> for ExportStorage {
     fn from_ref(state: &AppState) -> ExportStorage {
         state.exports.clone()
+    }
+}
+
+impl FromRef<AppState> for Mailer {
+    fn from_ref(state: &AppState) -> Mailer {
+        state.mailer.clone()
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod auth;
 mod connect;
+pub mod developers;
 mod export;
 mod history;
 mod index;

@@ -23,6 +23,15 @@ pub struct PageError {
 }
 
 impl PageError {
+    /// A refusal with its own status and title (`detail` says what to do).
+    pub fn new(status: StatusCode, title: &'static str, detail: impl Into<String>) -> PageError {
+        PageError {
+            status,
+            title,
+            detail: detail.into(),
+        }
+    }
+
     pub fn bad_request(detail: impl Into<String>) -> PageError {
         PageError {
             status: StatusCode::BAD_REQUEST,

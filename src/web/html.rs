@@ -8,6 +8,12 @@ use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
 use super::error::PageError;
+use crate::config::ServeConfig;
+
+/// The absolute URL of `path` (`/…`) on this server's configured base URL.
+pub fn url(config: &ServeConfig, path: &str) -> String {
+    format!("{}{path}", config.base_url.trim_end_matches('/'))
+}
 
 /// One choice in a list (a patient, an encounter, an app).
 pub struct Choice {

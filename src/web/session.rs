@@ -1,5 +1,6 @@
 //! Browser sessions of Kiln's pages: an opaque random id in a cookie (stored only as a
-//! digest), the signed-in user, and the CSRF token every form must send back.
+//! digest), who is signed in (an EHR user, a portal developer, each on its own), and the
+//! CSRF token every form must send back.
 
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -31,16 +32,22 @@ impl Browser {
                 new_cookie: None,
             });
         }
-        Browser::start(state, None).await
+        Browser::start(state, None, None).await
     }
 
-    /// A fresh session (a new id), optionally already signed in.
-    pub async fn start(state: &AppState, username: Option<&str>) -> PageResult<Browser> {
+    /// A fresh session (a new id), optionally already signed in as an EHR user (`username`)
+    /// and as a developer (`developer`: an account id).
+    pub async fn start(
+        state: &AppState,
+        username: Option<&str>,
+        developer: Option<&str>,
+    ) -> PageResult<Browser> {
         let id = random_token();
         let now = crate::fhir::instant::now_secs();
         let session = Session {
             session_hash: digest_hex(&id),
             username: username.map(str::to_owned),
+            developer: developer.map(str::to_owned),
             csrf_token: random_token(),
             expires_at: now + LIFETIME_SECS,
         };

@@ -71,6 +71,19 @@ impl Page {
     }
 }
 
+/// The page shows the patient in context in the banner above its content.
+fn assert_patient_banner(page: &Page, patient: &str) {
+    let banner = Regex::new(
+        r#"(?s)<div class="banner" role="region" aria-label="Patient">(.*?)</div></div>"#,
+    )
+    .unwrap()
+    .captures(&page.body)
+    .unwrap_or_else(|| panic!("no patient banner: {}", page.body));
+    assert!(banner[1].contains(patient), "{}", &banner[1]);
+    let main = page.body.find("<main").unwrap();
+    assert!(page.body.find("class=\"banner\"").unwrap() < main);
+}
+
 fn unescape(text: &str) -> String {
     text.replace("&quot;", "\"")
         .replace("&#39;", "'")
@@ -344,7 +357,7 @@ async fn standalone_patient_launch(backend: Backend) {
     assert_eq!(consent.status, 200, "{}", consent.body);
     assert_eq!(consent.headers[CACHE_CONTROL], "no-store");
     assert!(!consent.body.contains(r#"name="patient""#));
-    assert!(consent.body.contains("Ann Alpha"), "{}", consent.body);
+    assert_patient_banner(&consent, "Ann Alpha");
     let boxes = consent.scope_boxes();
     for asked in ["launch/patient", "patient/Observation.rs", "openid"] {
         assert!(
@@ -515,7 +528,7 @@ async fn practitioner_standalone_with_patient_picker(backend: Backend) {
         )
         .await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    assert!(consent.body.contains("Bob Beta"), "{}", consent.body);
+    assert_patient_banner(&consent, "Bob Beta");
     let checked: Vec<String> = consent
         .scope_boxes()
         .into_iter()
@@ -580,7 +593,7 @@ async fn ehr_launch(backend: Backend) {
     );
     let consent = browser.login(&server, &refused, "doc", "doc-pw").await;
     assert_eq!(consent.status, 200, "{}", consent.body);
-    assert!(consent.body.contains("Ann Alpha"), "{}", consent.body);
+    assert_patient_banner(&consent, "Ann Alpha");
     let done = browser
         .consent(
             &server,
@@ -970,7 +983,7 @@ async fn standalone_launch_picks_the_encounter(backend: Backend) {
         values
     };
     assert_eq!(listed(&picker), ["enc-1", "enc-2", "enc-3"]);
-    assert!(picker.body.contains("Ann Alpha"), "{}", picker.body);
+    assert_patient_banner(&picker, "Ann Alpha");
     assert!(
         picker.body.contains("Check-up") && !picker.body.contains("<b>Check"),
         "{}",

@@ -15,6 +15,7 @@ mod composite_search;
 mod concurrency;
 mod crud;
 mod db_trouble;
+mod developer_portal;
 mod docref;
 mod docs;
 mod errors;

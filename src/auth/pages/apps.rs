@@ -112,10 +112,14 @@ pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
     }
 }
 
-/// `POST /auth/logout`.
+/// `POST /auth/logout`: signs the EHR user out (a developer signed in to the portal in the
+/// same browser stays signed in there).
 pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
     let form = Fields::parse(&body);
     let session = session::posted(&state.store, &jar, &form).await?;
-    state.store.delete_session(&session.session_hash).await?;
+    state
+        .store
+        .set_session_user(&session.session_hash, None)
+        .await?;
     Ok(redirect(&url(&state.config, "/auth/apps")))
 }

@@ -2,7 +2,7 @@
 //! and source address, then a fresh session and the next step of a pending request (or the
 //! page the user came from).
 
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::LazyLock;
 
 use askama::Template;
@@ -22,6 +22,7 @@ use crate::store::auth::{Pending, Session};
 use crate::web::error::PageResult;
 use crate::web::html::{html, redirect};
 use crate::web::session::{self, Browser};
+use crate::web::throttle::{Attempt, Reserved, source_of};
 
 #[derive(Template)]
 #[template(path = "auth/login.html")]
@@ -41,30 +42,6 @@ static UNKNOWN_USER_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("kiln-
 
 /// Pages that may send a signed-in user back to themselves after the login form.
 const RETURN_PATHS: [&str; 2] = ["/auth/ehr", "/auth/apps"];
-
-/// Failed sign-ins of one username from one source address within [`LOGIN_WINDOW`] after
-/// which that username's sign-in from that source waits for the window to end (OWASP:
-/// throttle password guessing per account). Per source, so guessing from one address does
-/// not lock the user out everywhere else.
-const MAX_LOGIN_FAILURES: i64 = 5;
-/// Failed sign-ins from one source address, whatever the usernames, within [`LOGIN_WINDOW`]
-/// after which sign-in from that source waits (one password sprayed over many usernames).
-const MAX_SOURCE_FAILURES: i64 = 25;
-/// Seconds of the window failed sign-ins are counted in.
-const LOGIN_WINDOW: i64 = 15 * 60;
-
-/// The source a sign-in is counted against: the socket peer's address (no proxy header is
-/// trusted), an IPv6 peer by its /64 network, which one host can hop around freely.
-fn source_of(peer: Option<SocketAddr>) -> String {
-    match peer.map(|peer| peer.ip().to_canonical()) {
-        Some(IpAddr::V6(ip)) => {
-            let network = u128::from(ip) & !((1u128 << 64) - 1);
-            format!("{}/64", Ipv6Addr::from(network))
-        }
-        Some(IpAddr::V4(ip)) => ip.to_string(),
-        None => "unknown".to_string(),
-    }
-}
 
 /// `POST /auth/login`.
 pub async fn login(
@@ -86,54 +63,28 @@ pub async fn login(
         .and_then(|path| RETURN_PATHS.iter().find(|p| **p == path).copied());
     let username = form.get("username").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let user_key = format!(
-        "user {source} {}",
-        username.chars().take(256).collect::<String>()
-    );
-    let source_key = format!("source {source}");
-    let now = crate::auth::now();
-    let window_after = now - LOGIN_WINDOW;
-    // Each attempt is reserved before its password is checked, so concurrent guesses get
-    // no more checks than the limit; refused before any check, guessing gains nothing.
-    let refusal = |started: i64, message: &str| {
-        let minutes = (started + LOGIN_WINDOW - now + 59) / 60;
-        format!("{message} Try again in {minutes} minute(s).")
-    };
-    let attempts = state
-        .store
-        .reserve_login_attempt(&user_key, now, window_after, MAX_LOGIN_FAILURES)
-        .await?;
-    let throttled = if attempts.count > MAX_LOGIN_FAILURES {
-        Some(refusal(
-            attempts.window_start,
-            "Too many failed sign-ins for this username.",
-        ))
-    } else {
-        let from_source = state
-            .store
-            .reserve_login_attempt(&source_key, now, window_after, MAX_SOURCE_FAILURES)
-            .await?;
-        if from_source.count > MAX_SOURCE_FAILURES {
-            state.store.release_login_attempt(&user_key).await?;
-            Some(refusal(
-                from_source.window_start,
-                "Too many failed sign-ins from your network.",
-            ))
-        } else {
-            None
+    let attempt = match Attempt::reserve(
+        &state.store,
+        "user",
+        username,
+        &source,
+        crate::auth::now(),
+    )
+    .await?
+    {
+        Reserved::Go(attempt) => attempt,
+        Reserved::Throttled(message) => {
+            return refuse_login(
+                state,
+                &session,
+                pending.as_ref(),
+                return_to,
+                StatusCode::TOO_MANY_REQUESTS,
+                &message,
+            )
+            .await;
         }
     };
-    if let Some(message) = throttled {
-        return refuse_login(
-            state,
-            &session,
-            pending.as_ref(),
-            return_to,
-            StatusCode::TOO_MANY_REQUESTS,
-            &message,
-        )
-        .await;
-    }
     let user = state.store.user(username).await?;
     let hash = user
         .as_ref()
@@ -151,8 +102,7 @@ pub async fn login(
         )
         .await;
     };
-    state.store.clear_login_attempts(&user_key).await?;
-    state.store.release_login_attempt(&source_key).await?;
+    attempt.succeeded(&state.store).await?;
     if let Some(pending) = &pending
         && let Some(launch) = launch_of(&state.store, pending).await?
         && launch.username != user.username
@@ -168,7 +118,8 @@ pub async fn login(
         .await;
     }
     // A new session id at sign-in, so an id planted before it is worth nothing after.
-    let browser = Browser::start(state, Some(&user.username)).await?;
+    // A developer signed in to the portal in this browser stays signed in.
+    let browser = Browser::start(state, Some(&user.username), session.developer.as_deref()).await?;
     state.store.delete_session(&session.session_hash).await?;
     let response = match pending {
         Some(mut pending) => {

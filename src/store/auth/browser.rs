@@ -6,7 +6,10 @@ use crate::store::{Store, StoreResult, dispatch};
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
     pub session_hash: String,
+    /// The EHR user signed in to Kiln's authorization pages.
     pub username: Option<String>,
+    /// The developer (account id) signed in to the developer portal; separate from the user.
+    pub developer: Option<String>,
     pub csrf_token: String,
     pub expires_at: i64,
 }
@@ -50,11 +53,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO auth_sessions (session_hash, username, csrf_token, created_at, expires_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO auth_sessions (session_hash, username, developer, csrf_token, \
+                 created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&session.session_hash)
             .bind(&session.username)
+            .bind(&session.developer)
             .bind(&session.csrf_token)
             .bind(now)
             .bind(session.expires_at)
@@ -68,8 +72,8 @@ impl Store {
     pub async fn session(&self, session_hash: &str) -> StoreResult<Option<Session>> {
         dispatch!(self, pool => {
             Ok(sqlx::query_as(
-                "SELECT session_hash, username, csrf_token, expires_at FROM auth_sessions \
-                 WHERE session_hash = $1",
+                "SELECT session_hash, username, developer, csrf_token, expires_at \
+                 FROM auth_sessions WHERE session_hash = $1",
             )
             .bind(session_hash)
             .fetch_optional(pool)

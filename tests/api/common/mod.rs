@@ -3,6 +3,7 @@
 pub mod backend;
 pub mod s3;
 pub mod smart;
+pub mod smtp;
 
 use std::io::Write;
 use std::net::TcpListener;

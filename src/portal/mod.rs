@@ -1,0 +1,18 @@
+//! The developer portal at `/developer` and Kiln's landing page at `/`: developer accounts
+//! (sign-up with the password policy, e-mail verification, sign-in and out, password reset)
+//! and the "My Applications" home. One file per page or flow — `landing`, `account`
+//! (sign-up, verification), `signin` (in and out), `reset`, `home` — and what they share:
+//! `signed_in` (the developer of this browser, for every page behind sign-in), `checks`
+//! (what the forms accept), `mail` (the mailed single-use links) and `notice` (one-message
+//! pages). Pages come from `web` (layout, sessions, CSRF, errors); accounts from
+//! `store::developers`; mail goes out through the state's `Mailer`. Never imports `auth`.
+
+pub mod account;
+mod checks;
+pub mod home;
+pub mod landing;
+mod mail;
+mod notice;
+pub mod reset;
+pub mod signed_in;
+pub mod signin;
