@@ -72,6 +72,63 @@ pub struct ServeConfig {
     pub auth: AuthConfig,
     #[command(flatten)]
     pub export: ExportConfig,
+    #[command(flatten)]
+    pub onboarding: OnboardingConfig,
+}
+
+/// How registered apps are reviewed, and whether this is a sandbox deployment for developers.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct OnboardingConfig {
+    /// Which submitted apps are approved without an admin: `review` (none), `patient-read`
+    /// (apps asking only for patient read scopes) or `all`.
+    #[arg(
+        long,
+        env = "KILN_APPROVAL_POLICY",
+        value_enum,
+        default_value_t = ApprovalPolicy::Review
+    )]
+    pub approval_policy: ApprovalPolicy,
+    /// A sandbox deployment for developers: every submitted app is approved and loopback
+    /// redirect URIs are allowed.
+    #[arg(long, env = "KILN_SANDBOX", default_value_t = false)]
+    pub sandbox: bool,
+}
+
+/// Which submitted apps are approved without an admin's review.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ApprovalPolicy {
+    /// An admin reviews every app.
+    #[default]
+    Review,
+    /// Apps asking only for patient read scopes are approved; the rest wait for review.
+    PatientRead,
+    /// Every app is approved.
+    All,
+}
+
+impl ApprovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Review => "review",
+            ApprovalPolicy::PatientRead => "patient-read",
+            ApprovalPolicy::All => "all",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ApprovalPolicy> {
+        <ApprovalPolicy as ValueEnum>::from_str(text, false).ok()
+    }
+}
+
+impl OnboardingConfig {
+    /// The policy in force: a sandbox approves everything.
+    pub fn policy(&self) -> ApprovalPolicy {
+        if self.sandbox {
+            ApprovalPolicy::All
+        } else {
+            self.approval_policy
+        }
+    }
 }
 
 /// Bulk Data export: where files go, how long they stay, and how the workers pace jobs.
