@@ -15,6 +15,7 @@ CREATE TABLE apps (
 );
 CREATE INDEX apps_status ON apps (status, updated_at);
 CREATE INDEX apps_owner ON apps (owner, updated_at);
+CREATE UNIQUE INDEX apps_registration_token ON apps (registration_token_hash);
 
 CREATE TABLE app_revisions (
     app_id       TEXT NOT NULL REFERENCES apps (app_id) ON DELETE CASCADE,

@@ -241,6 +241,37 @@ impl Store {
         })
     }
 
+    /// Sets (or, with `None`, clears) an app's RFC 7592 registration access token digest.
+    pub async fn set_registration_token(
+        &self,
+        app_id: &str,
+        token_hash: Option<&str>,
+    ) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let changed = sqlx::query(
+                "UPDATE apps SET registration_token_hash = $1 WHERE app_id = $2",
+            )
+            .bind(token_hash)
+            .bind(app_id)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(changed == 1)
+        })
+    }
+
+    /// The app whose registration access token has this digest.
+    pub async fn app_by_registration_token(&self, token_hash: &str) -> StoreResult<Option<AppRow>> {
+        dispatch!(self, pool => {
+            Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {APP_COLUMNS} FROM apps WHERE registration_token_hash = $1"
+            )))
+            .bind(token_hash)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
     /// Apps matching `filter` with their latest revision, most recently changed first.
     pub async fn apps(&self, filter: &AppFilter<'_>) -> StoreResult<Vec<AppListRow>> {
         dispatch!(self, pool => {
