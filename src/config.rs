@@ -74,6 +74,8 @@ pub struct ServeConfig {
     pub export: ExportConfig,
     #[command(flatten)]
     pub mail: MailConfig,
+    #[command(flatten)]
+    pub onboarding: OnboardingConfig,
 }
 
 /// Outgoing mail (the developer portal's verification and password-reset links).
@@ -97,6 +99,57 @@ impl Default for MailConfig {
         MailConfig {
             smtp_url: None,
             mail_from: DEFAULT_MAIL_FROM.to_string(),
+        }
+    }
+}
+
+/// How registered apps are reviewed, and whether this is a sandbox deployment for developers.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct OnboardingConfig {
+    /// Which submitted apps are approved without an admin: `review` (none), `patient-read`
+    /// (apps asking only for patient read scopes) or `all`. Default: `review`, or `all` in a
+    /// sandbox.
+    #[arg(long, env = "KILN_APPROVAL_POLICY", value_enum)]
+    pub approval_policy: Option<ApprovalPolicy>,
+    /// A sandbox deployment for developers: submitted apps are approved (unless
+    /// `--approval-policy` says otherwise) and loopback redirect URIs are allowed.
+    #[arg(long, env = "KILN_SANDBOX", default_value_t = false)]
+    pub sandbox: bool,
+}
+
+/// Which submitted apps are approved without an admin's review.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum ApprovalPolicy {
+    /// An admin reviews every app.
+    #[default]
+    Review,
+    /// Apps asking only for patient read scopes are approved; the rest wait for review.
+    PatientRead,
+    /// Every app is approved.
+    All,
+}
+
+impl ApprovalPolicy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApprovalPolicy::Review => "review",
+            ApprovalPolicy::PatientRead => "patient-read",
+            ApprovalPolicy::All => "all",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<ApprovalPolicy> {
+        <ApprovalPolicy as ValueEnum>::from_str(text, false).ok()
+    }
+}
+
+impl OnboardingConfig {
+    /// The policy in force: the one given, else `all` in a sandbox and `review` elsewhere.
+    pub fn policy(&self) -> ApprovalPolicy {
+        match self.approval_policy {
+            Some(policy) => policy,
+            None if self.sandbox => ApprovalPolicy::All,
+            None => ApprovalPolicy::Review,
         }
     }
 }

@@ -14,7 +14,12 @@ pub fn random_token() -> String {
 
 /// The SHA-256 of a bearer value, as stored: a leaked table does not leak usable tokens.
 pub fn digest_hex(value: &str) -> String {
-    let hash = digest::digest(&digest::SHA256, value.as_bytes());
+    digest_bytes_hex(value.as_bytes())
+}
+
+/// The SHA-256 of some bytes, hex (content addresses, e.g. app logos).
+pub fn digest_bytes_hex(bytes: &[u8]) -> String {
+    let hash = digest::digest(&digest::SHA256, bytes);
     hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod app;
+pub mod apps;
 pub mod auth;
 pub mod bench;
 pub mod bulk;

@@ -196,6 +196,21 @@ impl Scope {
             _ => None,
         }
     }
+
+    /// The SMART App Launch version whose syntax a resource scope is written in: 1 for
+    /// `.read`, `.write` and `.*`, 2 for `cruds` letters; `None` for other scopes.
+    pub fn version(&self) -> Option<u8> {
+        let Scope::Resource { text, .. } = self else {
+            return None;
+        };
+        let target = text.split('?').next().unwrap_or(text);
+        let (_, access) = target.rsplit_once('.')?;
+        Some(if matches!(access, "read" | "write" | "*") {
+            1
+        } else {
+            2
+        })
+    }
 }
 
 impl fmt::Display for Scope {

@@ -445,6 +445,10 @@ async fn backend_token(store: &Store) -> BenchResult<String> {
             jwks: None,
             jwks_uri: None,
             created_at: now,
+            app_id: None,
+            disabled: false,
+            previous_secret_hash: None,
+            previous_secret_expires_at: None,
         })
         .await?;
     let grant = Grant {
@@ -501,5 +505,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         },
         export,
         mail: crate::config::MailConfig::default(),
+        onboarding: crate::config::OnboardingConfig::default(),
     })
 }

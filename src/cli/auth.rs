@@ -97,6 +97,10 @@ pub enum UserCommand {
         /// `Patient/ID` or `Practitioner/ID`.
         #[arg(long)]
         fhir_user: String,
+        /// `admin` may use the admin console; `user` (the default) may not.
+        #[arg(long, value_enum, conflicts_with = "admin")]
+        role: Option<Role>,
+        /// The same as `--role admin`.
         #[arg(long)]
         admin: bool,
     },
@@ -110,6 +114,13 @@ pub enum UserCommand {
         #[arg(long)]
         password: String,
     },
+}
+
+/// What a user may do beyond signing in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    Admin,
+    User,
 }
 
 #[derive(Debug, Subcommand)]
@@ -291,6 +302,10 @@ fn new_client(add: ClientAdd) -> Result<(Client, Option<String>), String> {
         jwks,
         jwks_uri: add.jwks_uri,
         created_at: crate::auth::now(),
+        app_id: None,
+        disabled: false,
+        previous_secret_hash: None,
+        previous_secret_expires_at: None,
     };
     Ok((client, secret))
 }
@@ -311,8 +326,10 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             username,
             password,
             fhir_user,
+            role,
             admin,
         } => {
+            let admin = admin || role == Some(Role::Admin);
             let target = fhir_user.split_once('/').filter(|(kind, id)| {
                 matches!(*kind, "Patient" | "Practitioner") && crate::fhir::id::is_valid_id(id)
             });
@@ -332,7 +349,11 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             store.upsert_user(&user, crate::auth::now()).await?;
             println!(
                 "{}",
-                json!({ "username": user.username, "fhir_user": user.fhir_user })
+                json!({
+                    "username": user.username,
+                    "fhir_user": user.fhir_user,
+                    "role": if user.admin { "admin" } else { "user" },
+                })
             );
         }
         UserCommand::List => {

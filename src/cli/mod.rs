@@ -1,7 +1,8 @@
 //! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, the auth admin
-//! commands (`client`, `user`, `launch`, `keys`, in `auth`) and `token create` (`token`).
-//! The top layer: it may import every other module.
+//! commands (`client`, `user`, `launch`, `keys`, in `auth`), `token create` (`token`) and the
+//! app review commands (`app`, in `apps`). The top layer: it may import every other module.
 
+mod apps;
 mod auth;
 mod serve;
 mod token;
@@ -71,6 +72,14 @@ enum Command {
         database: DatabaseArgs,
         #[command(subcommand)]
         command: auth::ClientCommand,
+    },
+    /// Review registered apps: list, show, create, approve, request changes, reject,
+    /// suspend, reactivate, retire, rotate the secret.
+    App {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: apps::AppCommand,
     },
     /// Manage the people who sign in to Kiln.
     User {
@@ -158,6 +167,7 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
         }
         Command::Bench(args) => crate::bench::run(args).await?,
         Command::Client { database, command } => auth::client(database, command).await?,
+        Command::App { database, command } => apps::app(database, command).await?,
         Command::User { database, command } => auth::user(database, command).await?,
         Command::Launch { database, command } => auth::launch(database, command).await?,
         Command::Keys { database, command } => auth::keys(database, command).await?,

@@ -50,6 +50,8 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     store
         .set_setting(crate::store::BASE_URL_SETTING, &state.config.base_url)
         .await?;
+    // `kiln app create` applies the same review rules.
+    crate::apps::policy::record(&store, &state.config.onboarding).await?;
     let address = listener.local_addr()?;
     let scheme = if tls.is_some() { "https" } else { "http" };
     // Tests and scripts read this line to find the port when binding to :0.

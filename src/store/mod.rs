@@ -4,6 +4,7 @@
 //! The SQL text is shared: both engines accept `$n` placeholders, `ON CONFLICT` and
 //! `RETURNING`; the `dispatch!` macro compiles each body once per backend.
 
+pub mod apps;
 pub mod auth;
 mod connect;
 pub mod developers;

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod apps;
 mod auth_admin;
 mod auth_authorize;
 mod auth_token;

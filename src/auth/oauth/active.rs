@@ -1,5 +1,6 @@
 //! Whether a presented token is live: known, of the right kind, unexpired, not revoked, its
-//! grant not revoked and its client still registered. Checked in the database on every use,
+//! grant not revoked and its client still registered and usable (`Client::usable`: not
+//! disabled by a suspension or retirement). Checked in the database on every use,
 //! so a revocation takes effect at once on every replica.
 
 use crate::crypto::digest_hex;
@@ -19,6 +20,6 @@ pub async fn live_token(
         && record.expires_at > now
         && !record.revoked
         && !record.grant.revoked
-        && record.client_exists;
+        && record.client_usable;
     Ok(live.then_some(record))
 }

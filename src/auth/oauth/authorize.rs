@@ -102,6 +102,11 @@ async fn app_of(
             "The app is not registered with Kiln (unknown client_id).",
         ));
     };
+    if !client.usable() {
+        return Ok(Err(
+            "This app is suspended or retired: it cannot be authorized.",
+        ));
+    }
     let redirect_uri = match form.get("redirect_uri") {
         Some(uri) => match client.redirect_uris.iter().find(|r| *r == uri) {
             Some(registered) => registered.clone(),

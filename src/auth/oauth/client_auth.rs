@@ -1,7 +1,8 @@
 //! Client authentication at the token, introspection and revocation endpoints: public
 //! clients by `client_id` alone (or, when refreshing, by their refresh token), symmetric
-//! ones by `client_secret_basic` or `client_secret_post`, asymmetric ones by
-//! `private_key_jwt`.
+//! ones by `client_secret_basic` or `client_secret_post` (a rotated-out secret until its
+//! overlap ends), asymmetric ones by `private_key_jwt`. A disabled client (suspended or
+//! retired app) is refused.
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -89,6 +90,9 @@ pub async fn authenticate(
     let Some(client) = store.client(&client_id).await? else {
         return Err(refuse("unknown client"));
     };
+    if !client.usable() {
+        return Err(refuse("this app is suspended or retired"));
+    }
     match method {
         Method::None => {
             if client.client_type != "public" {
@@ -101,10 +105,7 @@ pub async fn authenticate(
                 None => params.get("client_secret").unwrap_or_default(),
             };
             let verified = client.client_type == "confidential-symmetric"
-                && client
-                    .secret_hash
-                    .as_deref()
-                    .is_some_and(|hash| verify_secret(secret, hash));
+                && secret_matches(&client, secret, now);
             if !verified {
                 return Err(refuse("client authentication failed"));
             }
@@ -118,6 +119,23 @@ pub async fn authenticate(
         }
     }
     Ok(Authenticated { client, method })
+}
+
+/// Whether `secret` is the client's secret, or its previous one while a rotation's overlap
+/// lasts. Both hashes are checked (argon2id, constant time) whatever the first answer.
+fn secret_matches(client: &Client, secret: &str, now: i64) -> bool {
+    let current = client
+        .secret_hash
+        .as_deref()
+        .is_some_and(|hash| verify_secret(secret, hash));
+    let previous = client
+        .previous_secret_expires_at
+        .is_some_and(|expires_at| expires_at > now)
+        && client
+            .previous_secret_hash
+            .as_deref()
+            .is_some_and(|hash| verify_secret(secret, hash));
+    current | previous
 }
 
 /// The client of a `refresh_token` grant. A request that identifies no client at all (no

@@ -1,5 +1,6 @@
-//! Fetches a client's JWK Set from its registered URL: short timeouts, no redirects, a size
-//! cap, and a cache kept no longer than the response's `Cache-Control` allows.
+//! A client's JWK Set from its registered URL, fetched by `crate::apps::jwks_check::fetch`
+//! (short timeouts, no redirects, a size cap) and cached no longer than the response's
+//! `Cache-Control` allows.
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex};
@@ -8,9 +9,6 @@ use std::time::{Duration, Instant};
 use jsonwebtoken::jwk::JwkSet;
 use reqwest::header::{CACHE_CONTROL, HeaderMap};
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
-const TOTAL_TIMEOUT: Duration = Duration::from_secs(5);
-const MAX_BYTES: usize = 64 * 1024;
 /// How long a JWK Set without caching directives is kept.
 const DEFAULT_MAX_AGE: Duration = Duration::from_secs(300);
 /// The longest any JWK Set is kept, whatever its server says.
@@ -27,15 +25,6 @@ struct Cached {
 
 static CACHE: LazyLock<Mutex<HashMap<String, Cached>>> =
     LazyLock::new(|| Mutex::new(HashMap::new()));
-
-static HTTP: LazyLock<Option<reqwest::Client>> = LazyLock::new(|| {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(TOTAL_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .ok()
-});
 
 /// The client's JWK Set, refetched once when it lacks `kid`.
 pub async fn keys_with(url: &str, kid: &str) -> Result<JwkSet, String> {
@@ -71,40 +60,10 @@ fn cached(url: &str) -> Option<(JwkSet, Instant)> {
 }
 
 async fn fetch(url: &str) -> Result<(JwkSet, Duration), String> {
-    let http = HTTP.as_ref().ok_or("no HTTP client")?;
-    let mut response = http
-        .get(url)
-        .header("accept", "application/json")
-        .send()
+    let (keys, headers) = crate::apps::jwks_check::fetch(url)
         .await
-        .map_err(|error| format!("fetching the client's JWK Set failed: {error}"))?;
-    if !response.status().is_success() {
-        return Err(format!(
-            "the client's JWK Set URL answered {}",
-            response.status()
-        ));
-    }
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_BYTES as u64)
-    {
-        return Err("the client's JWK Set is too large".into());
-    }
-    let max_age = max_age(response.headers());
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|error| format!("reading the client's JWK Set failed: {error}"))?
-    {
-        if body.len() + chunk.len() > MAX_BYTES {
-            return Err("the client's JWK Set is too large".into());
-        }
-        body.extend_from_slice(&chunk);
-    }
-    let keys = serde_json::from_slice(&body)
-        .map_err(|error| format!("the client's JWK Set is not valid: {error}"))?;
-    Ok((keys, max_age))
+        .map_err(|error| format!("the client's JWK Set: {error}"))?;
+    Ok((keys, max_age(&headers)))
 }
 
 /// How long a response may be cached: zero for `no-store`/`no-cache`, else its `max-age`

@@ -74,7 +74,7 @@ pub async fn page(
         .clients()
         .await?
         .into_iter()
-        .filter(|client| client.launch_uri.is_some())
+        .filter(|client| client.usable() && client.launch_uri.is_some())
         .map(|client| Choice {
             id: client.client_id,
             label: client.name,
@@ -108,7 +108,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
         ));
     };
     let client = match form.get("client_id") {
-        Some(id) => state.store.client(id).await?,
+        Some(id) => state.store.client(id).await?.filter(|c| c.usable()),
         None => None,
     };
     let Some((client, launch_uri)) = client.and_then(|c| c.launch_uri.clone().map(|uri| (c, uri)))

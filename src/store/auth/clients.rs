@@ -18,10 +18,26 @@ pub struct Client {
     pub jwks: Option<String>,
     pub jwks_uri: Option<String>,
     pub created_at: i64,
+    /// The app (`apps` row) this client belongs to; `None` for `kiln client add` clients.
+    pub app_id: Option<String>,
+    /// A suspended or retired app's client: refused everywhere (see [`Client::usable`]).
+    pub disabled: bool,
+    /// The secret replaced by a rotation, still accepted until `previous_secret_expires_at`.
+    pub previous_secret_hash: Option<String>,
+    pub previous_secret_expires_at: Option<i64>,
 }
 
-const COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, launch_uri, \
-                       scope, grant_types, jwks, jwks_uri, created_at";
+impl Client {
+    /// The one rule of whether a registered client may act (authorize, get or use tokens):
+    /// it is not disabled. The token lookup (`Store::token`) applies the same rule in SQL.
+    pub fn usable(&self) -> bool {
+        !self.disabled
+    }
+}
+
+pub(crate) const COLUMNS: &str = "client_id, name, client_type, secret_hash, redirect_uris, launch_uri, \
+                       scope, grant_types, jwks, jwks_uri, created_at, app_id, disabled, \
+                       previous_secret_hash, previous_secret_expires_at";
 
 /// A list column: a JSON array of strings as text; text that is no such array reads as an
 /// empty list.
@@ -35,28 +51,69 @@ impl From<JsonText> for Vec<String> {
     }
 }
 
+/// Inserts `client` (every column) on `executor`.
+macro_rules! insert_client {
+    ($executor:expr, $client:expr) => {{
+        let client: &$crate::store::auth::Client = $client;
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "INSERT INTO auth_clients ({}) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+            $crate::store::auth::clients::COLUMNS
+        )))
+        .bind(&client.client_id)
+        .bind(&client.name)
+        .bind(&client.client_type)
+        .bind(&client.secret_hash)
+        .bind(serde_json::to_string(&client.redirect_uris).unwrap_or_default())
+        .bind(&client.launch_uri)
+        .bind(&client.scope)
+        .bind(serde_json::to_string(&client.grant_types).unwrap_or_default())
+        .bind(&client.jwks)
+        .bind(&client.jwks_uri)
+        .bind(client.created_at)
+        .bind(&client.app_id)
+        .bind(client.disabled)
+        .bind(&client.previous_secret_hash)
+        .bind(client.previous_secret_expires_at)
+        .execute($executor)
+        .await
+    }};
+}
+pub(crate) use insert_client;
+
+/// Replaces what an approved revision decides (name, type, secret, URIs, scope, grants,
+/// keys) of the client `client.client_id` on `executor`; the rest stays.
+macro_rules! update_client {
+    ($executor:expr, $client:expr) => {{
+        let client: &$crate::store::auth::Client = $client;
+        sqlx::query(
+            "UPDATE auth_clients SET name = $1, client_type = $2, secret_hash = $3, \
+             redirect_uris = $4, launch_uri = $5, scope = $6, grant_types = $7, jwks = $8, \
+             jwks_uri = $9, previous_secret_hash = $10, previous_secret_expires_at = $11 \
+             WHERE client_id = $12",
+        )
+        .bind(&client.name)
+        .bind(&client.client_type)
+        .bind(&client.secret_hash)
+        .bind(serde_json::to_string(&client.redirect_uris).unwrap_or_default())
+        .bind(&client.launch_uri)
+        .bind(&client.scope)
+        .bind(serde_json::to_string(&client.grant_types).unwrap_or_default())
+        .bind(&client.jwks)
+        .bind(&client.jwks_uri)
+        .bind(&client.previous_secret_hash)
+        .bind(client.previous_secret_expires_at)
+        .bind(&client.client_id)
+        .execute($executor)
+        .await
+    }};
+}
+pub(crate) use update_client;
+
 impl Store {
     pub async fn insert_client(&self, client: &Client) -> StoreResult<()> {
-        let redirect_uris = serde_json::to_string(&client.redirect_uris).unwrap_or_default();
-        let grant_types = serde_json::to_string(&client.grant_types).unwrap_or_default();
         dispatch!(self, pool => {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO auth_clients ({COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-            )))
-            .bind(&client.client_id)
-            .bind(&client.name)
-            .bind(&client.client_type)
-            .bind(&client.secret_hash)
-            .bind(&redirect_uris)
-            .bind(&client.launch_uri)
-            .bind(&client.scope)
-            .bind(&grant_types)
-            .bind(&client.jwks)
-            .bind(&client.jwks_uri)
-            .bind(client.created_at)
-            .execute(pool)
-            .await?;
+            insert_client!(pool, client)?;
         });
         Ok(())
     }

@@ -69,8 +69,9 @@ pub struct TokenRecord {
     pub used: bool,
     #[sqlx(rename = "token_revoked")]
     pub revoked: bool,
-    /// Whether the grant's client is still registered.
-    pub client_exists: bool,
+    /// Whether the grant's client is still registered and usable (not disabled: the rule
+    /// of `Client::usable`).
+    pub client_usable: bool,
 }
 
 const GRANT_COLUMNS: &str = "g.grant_id, g.client_id, g.username, g.scope, g.patient, g.encounter, \
@@ -218,13 +219,14 @@ impl Store {
         dispatch!(self, pool => {
             Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT t.kind, t.scope AS token_scope, t.issued_at, t.expires_at, t.used, \
-                 t.revoked AS token_revoked, c.client_id IS NOT NULL AS client_exists, \
+                 t.revoked AS token_revoked, (c.client_id IS NOT NULL AND c.disabled = $2) AS client_usable, \
                  {GRANT_COLUMNS} \
                  FROM auth_tokens t JOIN auth_grants g ON g.grant_id = t.grant_id \
                  LEFT JOIN auth_clients c ON c.client_id = g.client_id \
                  WHERE t.token_hash = $1"
             )))
             .bind(token_hash)
+            .bind(false)
             .fetch_optional(pool)
             .await?)
         })

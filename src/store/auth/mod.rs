@@ -2,7 +2,7 @@
 //! browser sessions, launches, grants, codes, tokens and assertion ids.
 
 mod browser;
-mod clients;
+pub(crate) mod clients;
 mod grants;
 mod keys;
 mod signin;
