@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/fhir", crate::router::fhir().layer(bearer.clone()))
         .merge(crate::router::fhir_root().layer(bearer))
         .merge(crate::router::auth())
+        .merge(crate::router::admin())
         .merge(crate::router::health())
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))

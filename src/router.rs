@@ -1,7 +1,7 @@
 //! Every route of the server and the handler that answers it: the FHIR REST API (with Bulk
 //! Data export) under `/fhir`, the authorization server's protocol endpoints and discovery
-//! documents, and its browser pages. The middleware around them is built in `app`. Imports
-//! the HTTP-facing modules (`rest`, `auth`, `bulk`); never `app` or the CLI.
+//! documents, and its browser pages; the admin console. The middleware around them is built in `app`. Imports
+//! the HTTP-facing modules (`rest`, `auth`, `bulk`, `admin`); never `app` or the CLI.
 
 use axum::Router;
 use axum::middleware;
@@ -9,7 +9,7 @@ use axum::routing::{get, post};
 
 use crate::auth::pages;
 use crate::state::AppState;
-use crate::{auth, bulk, rest};
+use crate::{admin, auth, bulk, rest};
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir() -> Router<AppState> {
@@ -156,5 +156,20 @@ fn pages() -> Router<AppState> {
         .route("/auth/apps", get(pages::apps::page))
         .route("/auth/apps/revoke", post(pages::apps::revoke))
         .route("/auth/logout", post(pages::apps::logout))
+        .layer(middleware::from_fn(crate::web::html::page_headers))
+}
+
+/// The admin console: every handler takes `admin::guard::Admin` (a signed-in admin; on a POST
+/// the CSRF token too).
+pub fn admin() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(admin::home::page))
+        .route("/admin/logout", post(admin::home::logout))
+        .route(
+            "/admin/users",
+            get(admin::users::list).post(admin::users::create),
+        )
+        .route("/admin/users/show", get(admin::users::show))
+        .route("/admin/users/{action}", post(admin::users::act))
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

@@ -10,7 +10,6 @@ use super::login::LoginPage;
 use super::patient::picker_page;
 use super::records;
 use crate::access::scope::{Context, Scope, ScopeSet};
-use crate::config::ServeConfig;
 use crate::crypto::same;
 use crate::state::AppState;
 use crate::store::Store;
@@ -21,9 +20,7 @@ use crate::web::html::{Choice, html};
 pub const OTHER_USER: &str =
     "This launch was opened for another user. Sign in as the user who launched the app.";
 
-pub fn url(config: &ServeConfig, path: &str) -> String {
-    format!("{}{path}", config.base_url.trim_end_matches('/'))
-}
+pub use crate::web::html::url;
 
 /// The page the pending request needs next.
 pub async fn next_step(
