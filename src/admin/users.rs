@@ -104,8 +104,8 @@ pub async fn create(State(state): State<AppState>, admin: Admin) -> PageResult {
         admin: admin.form.get("admin") == Some("yes"),
     };
     let password = admin.form.get("password").unwrap_or("");
-    let mut problem = username_problem(&new.username)
-        .or_else(|| password_problem(password, &new.username));
+    let mut problem =
+        username_problem(&new.username).or_else(|| password_problem(password, &new.username));
     if problem.is_none() {
         problem = state
             .store

@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin_console;
 mod auth_admin;
 mod auth_authorize;
 mod auth_token;
