@@ -66,6 +66,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::router::auth())
         .merge(crate::router::admin())
         .merge(crate::router::health())
+        .merge(crate::router::docs())
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(

@@ -9,6 +9,7 @@ pub mod bulk;
 pub mod cli;
 pub mod config;
 pub mod crypto;
+pub mod docs;
 pub mod engine;
 pub mod fhir;
 pub mod http;

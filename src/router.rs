@@ -1,7 +1,8 @@
 //! Every route of the server and the handler that answers it: the FHIR REST API (with Bulk
 //! Data export) under `/fhir`, the authorization server's protocol endpoints and discovery
-//! documents, and its browser pages; the admin console. The middleware around them is built in `app`. Imports
-//! the HTTP-facing modules (`rest`, `auth`, `bulk`, `admin`); never `app` or the CLI.
+//! documents, its browser pages, the documentation and the admin console. The middleware
+//! around them is built in `app`. Imports the HTTP-facing modules (`rest`, `auth`, `bulk`,
+//! `docs`, `admin`); never `app` or the CLI.
 
 use axum::Router;
 use axum::middleware;
@@ -9,7 +10,7 @@ use axum::routing::{get, post};
 
 use crate::auth::pages;
 use crate::state::AppState;
-use crate::{admin, auth, bulk, rest};
+use crate::{admin, auth, bulk, docs, rest};
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir() -> Router<AppState> {
@@ -134,6 +135,25 @@ pub fn auth() -> Router<AppState> {
         .route("/auth/revoke", post(auth::oauth::revoke::revoke))
         .route("/assets/kiln.css", get(crate::web::assets::stylesheet))
         .merge(pages())
+}
+
+/// The documentation under `/docs`: the guides, a page per resource type, and the Postman
+/// collection and environment.
+pub fn docs() -> Router<AppState> {
+    Router::new()
+        .route("/docs", get(docs::index))
+        .route("/docs/", get(docs::index))
+        .route(
+            "/docs/postman/collection.json",
+            get(docs::postman::collection),
+        )
+        .route(
+            "/docs/postman/environment.json",
+            get(docs::postman::environment),
+        )
+        .route("/docs/resources/{name}", get(docs::resource))
+        .route("/docs/{slug}", get(docs::guide))
+        .layer(middleware::from_fn(crate::web::html::page_headers))
 }
 
 /// The browser side: authorize, sign in, patient and encounter pickers, consent, EHR launch,

@@ -16,6 +16,9 @@ pub use crate::fhir::instant::now_secs as now;
 
 /// The endpoints a SMART app uses, relative to `{base-url}`.
 pub struct Endpoints {
+    /// The FHIR base URL (`{base-url}/fhir`), the `aud` of every token and the `iss` of an
+    /// EHR launch.
+    pub fhir_base: String,
     pub authorize: String,
     pub token: String,
     pub introspect: String,
@@ -29,6 +32,7 @@ impl Endpoints {
     pub fn new(base_url: &str) -> Endpoints {
         let base = base_url.trim_end_matches('/');
         Endpoints {
+            fhir_base: format!("{base}/fhir"),
             authorize: format!("{base}/auth/authorize"),
             token: format!("{base}/auth/token"),
             introspect: format!("{base}/auth/introspect"),

@@ -141,7 +141,9 @@ pub enum KeysCommand {
     Rotate,
 }
 
-async fn open(database: &DatabaseArgs) -> Result<Store, Box<dyn std::error::Error + Send + Sync>> {
+pub(super) async fn open(
+    database: &DatabaseArgs,
+) -> Result<Store, Box<dyn std::error::Error + Send + Sync>> {
     let store = Store::connect(&database.database_url, 2).await?;
     store.migrate().await?;
     Ok(store)
@@ -389,7 +391,7 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
 
 /// Refuses a reference to a resource that is not stored (or is deleted): a token would carry
 /// it as context, and every request the app made with it would find nothing.
-async fn require_resource(
+pub(super) async fn require_resource(
     store: &Store,
     resource_type: &str,
     id: &str,
@@ -407,7 +409,7 @@ async fn require_resource(
 /// The base URL for links the command prints: the one given (flag or `KILN_BASE_URL`), else
 /// the one `kiln serve` recorded; a warning on stderr when the two differ, or when no server
 /// has recorded one yet.
-async fn resolve_base_url(
+pub(super) async fn resolve_base_url(
     store: &Store,
     explicit: Option<String>,
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
@@ -452,8 +454,10 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
         .launch_uri
         .clone()
         .ok_or_else(|| format!("client {client_id} has no launch URI"))?;
-    if store.user(&user).await?.is_none() {
-        return Err(format!("no user {user}").into());
+    match store.user(&user).await? {
+        None => return Err(format!("no user {user}").into()),
+        Some(found) if found.disabled => return Err(format!("user {user} is disabled").into()),
+        Some(_) => {}
     }
     require_resource(&store, "Patient", &patient, "--patient").await?;
     if let Some(encounter) = &encounter {

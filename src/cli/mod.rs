@@ -1,9 +1,10 @@
-//! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, and the auth admin
-//! commands (`client`, `user`, `launch`, `keys`, in `auth`). The top layer: it may
-//! import every other module.
+//! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, the auth admin
+//! commands (`client`, `user`, `launch`, `keys`, in `auth`) and `token create` (`token`).
+//! The top layer: it may import every other module.
 
 mod auth;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -92,6 +93,13 @@ enum Command {
         #[command(subcommand)]
         command: auth::KeysCommand,
     },
+    /// Mint access tokens for registered apps (for scripts, CI and support).
+    Token {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: token::TokenCommand,
+    },
 }
 
 pub fn main() -> ExitCode {
@@ -153,6 +161,7 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
         Command::User { database, command } => auth::user(database, command).await?,
         Command::Launch { database, command } => auth::launch(database, command).await?,
         Command::Keys { database, command } => auth::keys(database, command).await?,
+        Command::Token { database, command } => token::token(database, command).await?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -600,6 +600,22 @@ async fn disabling_a_user_stops_their_apps_and_sign_in(backend: Backend) {
     );
     assert_eq!(listed(&server, "alice")["disabled"], true);
     assert_eq!(read().await.unwrap().status(), 401);
+    // No new token or EHR launch for her while she is disabled.
+    let refused = std::process::Command::new(kiln_bin())
+        .args([
+            "token",
+            "create",
+            "--client-id",
+            &app.client_id,
+            "--user",
+            "alice",
+        ])
+        .args(["--scope", "openid fhirUser"])
+        .env("KILN_DATABASE_URL", &server.db.url)
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("user alice is disabled"));
     server.kiln(&["user", "enable", "alice"]);
     assert_eq!(listed(&server, "alice")["disabled"], false);
 }

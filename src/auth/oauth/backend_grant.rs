@@ -40,7 +40,7 @@ pub async fn exchange(
         Issue {
             grant: &grant,
             scope,
-            refresh_scope: None,
+            refresh: None,
             lifetime: state.config.auth.backend_lifetime(),
             nonce: None,
         },

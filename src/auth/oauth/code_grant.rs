@@ -5,7 +5,7 @@
 use axum::response::Response;
 
 use super::endpoint::{OAuthError, Params};
-use super::issue::{Issue, allows_refresh, issue};
+use super::issue::{Issue, Refresh, allows_refresh, issue};
 use crate::access::scope::ScopeSet;
 use crate::crypto::{digest_hex, pkce_matches, random_token};
 use crate::state::AppState;
@@ -71,13 +71,16 @@ pub async fn exchange(
         now,
     )?;
     let scope = ScopeSet::parse(&grant.scope);
-    let refresh_scope = allows_refresh(&grant, &scope).then(|| grant.scope.clone());
+    let refresh = allows_refresh(&grant, &scope).then(|| Refresh {
+        scope: grant.scope.clone(),
+        lifetime: state.config.auth.refresh_token_lifetime,
+    });
     issue(
         state,
         Issue {
             grant: &grant,
             scope: grant.scope.clone(),
-            refresh_scope,
+            refresh,
             lifetime: state.config.auth.access_token_lifetime,
             nonce: code.nonce.as_deref(),
         },

@@ -10,19 +10,47 @@ use crate::access::scope::{Scope, ScopeSet};
 use crate::auth::Endpoints;
 use crate::crypto::{digest_hex, random_token};
 use crate::state::AppState;
+use crate::state::keys::KeyRing;
+use crate::store::Store;
 use crate::store::auth::{Grant, TokenKind};
+
+/// What issuing needs: the store the tokens are recorded in, the keys that sign the
+/// `id_token`, and the server's public base URL. The token endpoint issues with the
+/// application state's; `kiln token create` (`operator`) with its own.
+pub struct Issuer<'a> {
+    pub store: &'a Store,
+    pub keys: &'a KeyRing,
+    pub base_url: &'a str,
+}
+
+impl<'a> Issuer<'a> {
+    pub fn of(state: &'a AppState) -> Self {
+        Issuer {
+            store: &state.store,
+            keys: &state.keys,
+            base_url: &state.config.base_url,
+        }
+    }
+}
 
 /// What to issue under `grant`.
 pub struct Issue<'a> {
     pub grant: &'a Grant,
     /// The access token's scope.
     pub scope: String,
-    /// The refresh token's scope, when one is issued.
-    pub refresh_scope: Option<String>,
-    /// Seconds the access token lives.
+    /// The refresh token, when one is issued.
+    pub refresh: Option<Refresh>,
+    /// Seconds the access token (and the `id_token`) lives.
     pub lifetime: i64,
     /// The authorization request's `nonce`, echoed in the `id_token`.
     pub nonce: Option<&'a str>,
+}
+
+/// A refresh token to issue alongside the access token.
+pub struct Refresh {
+    pub scope: String,
+    /// Seconds it lives.
+    pub lifetime: i64,
 }
 
 /// Whether a grant may hold refresh tokens: a user's grant with `offline_access` or
@@ -32,10 +60,22 @@ pub fn allows_refresh(grant: &Grant, scope: &ScopeSet) -> bool {
         && (scope.contains(&Scope::OfflineAccess) || scope.contains(&Scope::OnlineAccess))
 }
 
+/// The token endpoint's answer: the token response, not to be cached.
 pub async fn issue(state: &AppState, issue: Issue<'_>, now: i64) -> Result<Response, OAuthError> {
+    let body = token_response(&Issuer::of(state), issue, now).await?;
+    Ok(no_store(StatusCode::OK, body))
+}
+
+/// Records the tokens of `issue` (as digests) and returns the token response: access token,
+/// refresh token, `id_token` and launch context.
+pub async fn token_response(
+    issuer: &Issuer<'_>,
+    issue: Issue<'_>,
+    now: i64,
+) -> Result<Value, OAuthError> {
     let grant = issue.grant;
     let access_token = random_token();
-    state
+    issuer
         .store
         .insert_token(
             &digest_hex(&access_token),
@@ -52,42 +92,40 @@ pub async fn issue(state: &AppState, issue: Issue<'_>, now: i64) -> Result<Respo
         "expires_in": issue.lifetime,
         "scope": issue.scope,
     });
-    if let Some(refresh_scope) = &issue.refresh_scope {
+    if let Some(refresh) = &issue.refresh {
         let refresh_token = random_token();
-        state
+        issuer
             .store
             .insert_token(
                 &digest_hex(&refresh_token),
                 TokenKind::Refresh,
                 &grant.grant_id,
-                refresh_scope,
+                &refresh.scope,
                 now,
-                now + state.config.auth.refresh_token_lifetime,
+                now + refresh.lifetime,
             )
             .await?;
         body["refresh_token"] = json!(refresh_token);
     }
-    let fhir_base = state.config.fhir_base();
+    let endpoints = Endpoints::new(issuer.base_url);
+    let fhir_base = endpoints.fhir_base.clone();
     let scope = ScopeSet::parse(&issue.scope);
-    let claims = id_token_claims(
-        grant,
-        &scope,
-        &fhir_base,
-        issue.nonce,
-        now,
-        state.config.auth.access_token_lifetime,
-    );
+    let claims = id_token_claims(grant, &scope, &fhir_base, issue.nonce, now, issue.lifetime);
     if let Some(claims) = claims {
-        let signed = state.keys.current().await?.sign(&claims).map_err(|error| {
-            OAuthError::from(crate::state::keys::KeyError::Crypto(error.to_string()))
-        })?;
+        let signed = issuer
+            .keys
+            .current()
+            .await?
+            .sign(&claims)
+            .map_err(|error| {
+                OAuthError::from(crate::state::keys::KeyError::Crypto(error.to_string()))
+            })?;
         body["id_token"] = json!(signed);
     }
     if let Value::Object(fields) = &mut body {
-        let style = Endpoints::new(&state.config.base_url).style;
-        fields.extend(launch_context(grant, &style));
+        fields.extend(launch_context(grant, &endpoints.style));
     }
-    Ok(no_store(StatusCode::OK, body))
+    Ok(body)
 }
 
 /// The `id_token` claims, when `openid` and `fhirUser` or `profile` were granted to a user.

@@ -5,7 +5,7 @@ use axum::response::Response;
 
 use super::active::live_token;
 use super::endpoint::{OAuthError, Params};
-use super::issue::{Issue, allows_refresh, issue};
+use super::issue::{Issue, Refresh, allows_refresh, issue};
 use crate::access::scope::{Scope, ScopeSet};
 use crate::crypto::digest_hex;
 use crate::state::AppState;
@@ -46,7 +46,10 @@ pub async fn exchange(
         Issue {
             grant: &record.grant,
             scope,
-            refresh_scope: Some(record.scope.clone()),
+            refresh: Some(Refresh {
+                scope: record.scope.clone(),
+                lifetime: state.config.auth.refresh_token_lifetime,
+            }),
             lifetime: state.config.auth.access_token_lifetime,
             nonce: None,
         },
