@@ -1,6 +1,7 @@
 //! Kiln: a SMART-on-FHIR R4 server.
 
 pub mod access;
+pub mod admin;
 pub mod app;
 pub mod apps;
 pub mod auth;

@@ -1,8 +1,9 @@
 //! Every route of the server and the handler that answers it: the FHIR REST API (with Bulk
 //! Data export) under `/fhir`, the authorization server's protocol endpoints and discovery
-//! documents, and its browser pages; the landing page, the developer portal and the
-//! documentation. The middleware around them is built in `app`. Imports the HTTP-facing
-//! modules (`rest`, `auth`, `bulk`, `portal`, `docs`); never `app` or the CLI.
+//! documents, and its browser pages; the landing page, the developer portal, the
+//! documentation and the admin console. The middleware around them is built in `app`. Imports
+//! the HTTP-facing modules (`rest`, `auth`, `bulk`, `portal`, `docs`, `admin`); never `app` or
+//! the CLI.
 
 use axum::Router;
 use axum::middleware;
@@ -10,7 +11,7 @@ use axum::routing::{get, post};
 
 use crate::auth::pages;
 use crate::state::AppState;
-use crate::{auth, bulk, docs, portal, rest};
+use crate::{admin, auth, bulk, docs, portal, rest};
 
 /// The FHIR REST API, mounted at `/fhir`.
 pub fn fhir() -> Router<AppState> {
@@ -204,5 +205,20 @@ pub fn portal() -> Router<AppState> {
             "/developer/reset/new",
             get(portal::reset::new_password_page).post(portal::reset::new_password),
         )
+        .layer(middleware::from_fn(crate::web::html::page_headers))
+}
+
+/// The admin console: every handler takes `admin::guard::Admin` (a signed-in admin; on a POST
+/// the CSRF token too).
+pub fn admin() -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(admin::home::page))
+        .route("/admin/logout", post(admin::home::logout))
+        .route(
+            "/admin/users",
+            get(admin::users::list).post(admin::users::create),
+        )
+        .route("/admin/users/show", get(admin::users::show))
+        .route("/admin/users/{action}", post(admin::users::act))
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

@@ -104,8 +104,13 @@ pub enum UserCommand {
         #[arg(long)]
         admin: bool,
     },
-    /// List users (username, FHIR user, admin).
+    /// List users (username, FHIR user, admin, disabled).
     List,
+    /// Disable a user: they cannot sign in, their browser sessions end and the grants they
+    /// gave are revoked, so their apps' tokens stop working at once.
+    Disable { username: String },
+    /// Enable a disabled user again (their apps must ask for access again).
+    Enable { username: String },
     /// Remove a user; the grants they gave are revoked, so their apps' tokens stop working.
     Remove { username: String },
     /// Set a user's password; their browser sessions end.
@@ -330,21 +335,18 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             admin,
         } => {
             let admin = admin || role == Some(Role::Admin);
-            let target = fhir_user.split_once('/').filter(|(kind, id)| {
-                matches!(*kind, "Patient" | "Practitioner") && crate::fhir::id::is_valid_id(id)
-            });
-            let Some((kind, id)) = target else {
-                return Err("--fhir-user must be Patient/ID or Practitioner/ID".into());
-            };
             if username.is_empty() || password.is_empty() {
                 return Err("--username and --password must not be empty".into());
             }
-            require_resource(&store, kind, id, "--fhir-user").await?;
+            if let Some(problem) = store.fhir_user_problem(&fhir_user).await? {
+                return Err(format!("--fhir-user: {problem}").into());
+            }
             let user = User {
                 password_hash: hash_secret(&password),
                 username,
                 fhir_user,
                 admin,
+                disabled: false,
             };
             store.upsert_user(&user, crate::auth::now()).await?;
             println!(
@@ -364,10 +366,23 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
                         "username": user.username,
                         "fhir_user": user.fhir_user,
                         "admin": user.admin,
+                        "disabled": user.disabled,
                         "created_at": user.created_at,
                     })
                 );
             }
+        }
+        UserCommand::Disable { username } => {
+            if !store.set_disabled(&username, true).await? {
+                return Err(format!("no user {username}").into());
+            }
+            println!("{}", json!({ "username": username, "disabled": true }));
+        }
+        UserCommand::Enable { username } => {
+            if !store.set_disabled(&username, false).await? {
+                return Err(format!("no user {username}").into());
+            }
+            println!("{}", json!({ "username": username, "disabled": false }));
         }
         UserCommand::Remove { username } => {
             if !store.remove_user(&username).await? {
@@ -403,12 +418,7 @@ pub(super) async fn require_resource(
     id: &str,
     flag: &str,
 ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-    let live = crate::fhir::id::is_valid_id(id)
-        && store
-            .read(resource_type, id)
-            .await?
-            .is_some_and(|stored| !stored.deleted);
-    if !live {
+    if !store.is_live(resource_type, id).await? {
         return Err(format!(
             "{flag}: there is no {resource_type}/{id} on this server (import it first)"
         )
@@ -465,8 +475,10 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
         .launch_uri
         .clone()
         .ok_or_else(|| format!("client {client_id} has no launch URI"))?;
-    if store.user(&user).await?.is_none() {
-        return Err(format!("no user {user}").into());
+    match store.user(&user).await? {
+        None => return Err(format!("no user {user}").into()),
+        Some(found) if found.disabled => return Err(format!("user {user} is disabled").into()),
+        Some(_) => {}
     }
     require_resource(&store, "Patient", &patient, "--patient").await?;
     if let Some(encounter) = &encounter {

@@ -51,12 +51,16 @@ pub async fn token(database: DatabaseArgs, command: TokenCommand) -> CliResult {
         .await?
         .ok_or_else(|| format!("no client {}", create.client_id))?;
     let user = match &create.user {
-        Some(username) => Some(
-            store
+        Some(username) => {
+            let user = store
                 .user(username)
                 .await?
-                .ok_or_else(|| format!("no user {username}"))?,
-        ),
+                .ok_or_else(|| format!("no user {username}"))?;
+            if user.disabled {
+                return Err(format!("user {username} is disabled").into());
+            }
+            Some(user)
+        }
         None => None,
     };
     if let Some(patient) = &create.patient {

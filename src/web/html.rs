@@ -10,11 +10,6 @@ use axum::response::{Html, IntoResponse, Response};
 use super::error::PageError;
 use crate::config::ServeConfig;
 
-/// The absolute URL of `path` (`/…`) on this server's configured base URL.
-pub fn url(config: &ServeConfig, path: &str) -> String {
-    format!("{}{path}", config.base_url.trim_end_matches('/'))
-}
-
 /// One choice in a list (a patient, an encounter, an app).
 pub struct Choice {
     pub id: String,
@@ -51,6 +46,22 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
                    base-uri 'none'; frame-ancestors 'none'";
+
+/// The absolute URL of Kiln's `path` (starting with `/`), under the public base URL.
+pub fn url(config: &ServeConfig, path: &str) -> String {
+    format!("{}{path}", config.base_url.trim_end_matches('/'))
+}
+
+/// A time (seconds since the epoch) as a page shows it (RFC 3339, UTC).
+pub fn date(seconds: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(seconds)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
 
 /// A `303 See Other` to `location`: the browser follows it with a GET.
 pub fn redirect(location: &str) -> Response {

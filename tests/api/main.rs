@@ -2,6 +2,7 @@
 
 mod common;
 
+mod admin_console;
 mod apps;
 mod auth_admin;
 mod auth_authorize;

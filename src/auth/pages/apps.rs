@@ -13,7 +13,7 @@ use crate::access::scope::ScopeSet;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::web::error::{PageError, PageResult};
-use crate::web::html::{html, redirect};
+use crate::web::html::{date, html, redirect};
 use crate::web::session::{self, Browser};
 
 /// One row of the connected-apps page.
@@ -79,16 +79,6 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
         },
     );
     Ok(browser.respond(page))
-}
-
-fn date(seconds: i64) -> String {
-    time::OffsetDateTime::from_unix_timestamp(seconds)
-        .ok()
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
 }
 
 /// `POST /auth/apps/revoke` with `grant`.

@@ -41,7 +41,10 @@ pub struct LoginPage<'a> {
 static UNKNOWN_USER_HASH: LazyLock<String> = LazyLock::new(|| hash_secret("kiln-unknown-user"));
 
 /// Pages that may send a signed-in user back to themselves after the login form.
-const RETURN_PATHS: [&str; 2] = ["/auth/ehr", "/auth/apps"];
+const RETURN_PATHS: [&str; 3] = ["/auth/ehr", "/auth/apps", "/admin"];
+
+/// What a disabled user is told, only once their password proved who they are.
+const DISABLED: &str = "This account is disabled. Ask an administrator to enable it.";
 
 /// `POST /auth/login`.
 pub async fn login(
@@ -103,6 +106,17 @@ pub async fn login(
         .await;
     };
     attempt.succeeded(&state.store).await?;
+    if user.disabled {
+        return refuse_login(
+            state,
+            &session,
+            pending.as_ref(),
+            return_to,
+            StatusCode::FORBIDDEN,
+            DISABLED,
+        )
+        .await;
+    }
     if let Some(pending) = &pending
         && let Some(launch) = launch_of(&state.store, pending).await?
         && launch.username != user.username

@@ -119,21 +119,7 @@ async fn search(
 }
 
 fn patient_choice(id: &str, patient: &Value) -> Choice {
-    let name = &patient["name"][0];
-    let mut label = match name["text"].as_str() {
-        Some(text) => text.to_string(),
-        None => {
-            let given: Vec<&str> = name["given"]
-                .as_array()
-                .map(|given| given.iter().filter_map(Value::as_str).collect())
-                .unwrap_or_default();
-            let family = name["family"].as_str().unwrap_or("");
-            format!("{} {family}", given.join(" ")).trim().to_string()
-        }
-    };
-    if label.is_empty() {
-        label = "(no name)".into();
-    }
+    let mut label = crate::fhir::name::display(patient).unwrap_or_else(|| "(no name)".into());
     if let Some(born) = patient["birthDate"].as_str() {
         label.push_str(&format!(", born {born}"));
     }

@@ -69,13 +69,17 @@ impl Store {
         Ok(())
     }
 
+    /// A browser session; none when it belongs to a disabled user (disabling ends their
+    /// sessions, and one begun while that happened is worth nothing either).
     pub async fn session(&self, session_hash: &str) -> StoreResult<Option<Session>> {
         dispatch!(self, pool => {
             Ok(sqlx::query_as(
-                "SELECT session_hash, username, developer, csrf_token, expires_at \
-                 FROM auth_sessions WHERE session_hash = $1",
+                "SELECT s.session_hash, s.username, s.developer, s.csrf_token, s.expires_at \
+                 FROM auth_sessions s LEFT JOIN auth_users u ON u.username = s.username \
+                 WHERE s.session_hash = $1 AND (u.disabled IS NULL OR u.disabled = $2)",
             )
             .bind(session_hash)
+            .bind(false)
             .fetch_optional(pool)
             .await?)
         })

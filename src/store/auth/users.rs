@@ -1,6 +1,28 @@
-//! People who sign in to Kiln's pages.
+//! People who sign in to Kiln's pages (EHR users): their accounts, roles, FHIR user and
+//! whether they may sign in; what ends when their access does.
 
 use crate::store::{Store, StoreResult, dispatch};
+
+/// Ends a user's access inside transaction `$tx`: every grant they gave is revoked (their
+/// apps' tokens stop at once, on every replica), their browser sessions and pending EHR
+/// launches go.
+macro_rules! end_access {
+    ($tx:ident, $username:expr) => {
+        sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE username = $2")
+            .bind(true)
+            .bind($username)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("DELETE FROM auth_sessions WHERE username = $1")
+            .bind($username)
+            .execute(&mut *$tx)
+            .await?;
+        sqlx::query("DELETE FROM auth_launches WHERE username = $1")
+            .bind($username)
+            .execute(&mut *$tx)
+            .await?;
+    };
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct User {
@@ -9,10 +31,13 @@ pub struct User {
     /// `Patient/ID` or `Practitioner/ID`.
     pub fhir_user: String,
     pub admin: bool,
+    /// A disabled user cannot sign in (migration 0013).
+    pub disabled: bool,
 }
 
 impl Store {
-    /// Adds a user, or replaces the password, FHIR user and role of an existing one.
+    /// Adds a user, or replaces the password, FHIR user and role of an existing one (a
+    /// disabled user stays disabled).
     pub async fn upsert_user(&self, user: &User, now: i64) -> StoreResult<()> {
         dispatch!(self, pool => {
             sqlx::query(
@@ -35,7 +60,8 @@ impl Store {
     pub async fn user(&self, username: &str) -> StoreResult<Option<User>> {
         dispatch!(self, pool => {
             Ok(sqlx::query_as(
-                "SELECT username, password_hash, fhir_user, admin FROM auth_users WHERE username = $1",
+                "SELECT username, password_hash, fhir_user, admin, disabled FROM auth_users \
+                 WHERE username = $1",
             )
             .bind(username)
             .fetch_optional(pool)
@@ -44,12 +70,13 @@ impl Store {
     }
 }
 
-/// A user as `kiln user list` shows it (no password hash).
+/// A user as `kiln user list` and the admin console show it (no password hash).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UserSummary {
     pub username: String,
     pub fhir_user: String,
     pub admin: bool,
+    pub disabled: bool,
     pub created_at: i64,
 }
 
@@ -57,9 +84,23 @@ impl Store {
     pub async fn users(&self) -> StoreResult<Vec<UserSummary>> {
         dispatch!(self, pool => {
             Ok(sqlx::query_as(
-                "SELECT username, fhir_user, admin, created_at FROM auth_users ORDER BY username",
+                "SELECT username, fhir_user, admin, disabled, created_at FROM auth_users \
+                 ORDER BY username",
             )
             .fetch_all(pool)
+            .await?)
+        })
+    }
+
+    /// One user as [`Store::users`] lists them.
+    pub async fn user_summary(&self, username: &str) -> StoreResult<Option<UserSummary>> {
+        dispatch!(self, pool => {
+            Ok(sqlx::query_as(
+                "SELECT username, fhir_user, admin, disabled, created_at FROM auth_users \
+                 WHERE username = $1",
+            )
+            .bind(username)
+            .fetch_optional(pool)
             .await?)
         })
     }
@@ -84,24 +125,84 @@ impl Store {
         })
     }
 
+    /// Adds a new user; `false` (and nothing changed) when the username is taken.
+    pub async fn insert_user(&self, user: &User, now: i64) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let added = sqlx::query(
+                "INSERT INTO auth_users \
+                 (username, password_hash, fhir_user, admin, disabled, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING",
+            )
+            .bind(&user.username)
+            .bind(&user.password_hash)
+            .bind(&user.fhir_user)
+            .bind(user.admin)
+            .bind(user.disabled)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected();
+            Ok(added > 0)
+        })
+    }
+
+    /// Grants or removes the admin role; `false` when there is no such user.
+    pub async fn set_admin(&self, username: &str, admin: bool) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let changed = sqlx::query("UPDATE auth_users SET admin = $1 WHERE username = $2")
+                .bind(admin)
+                .bind(username)
+                .execute(pool)
+                .await?
+                .rows_affected();
+            Ok(changed > 0)
+        })
+    }
+
+    /// Links a user to another FHIR user. Their access ends as in [`Store::remove_user`]: the
+    /// tokens of their grants name the old FHIR user (and a patient user's patient), so they
+    /// must not keep working. `false` when there is no such user.
+    pub async fn set_fhir_user(&self, username: &str, fhir_user: &str) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE auth_users SET fhir_user = $1 WHERE username = $2")
+                .bind(fhir_user)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            end_access!(tx, username);
+            tx.commit().await?;
+            Ok(changed > 0)
+        })
+    }
+
+    /// Disables a user (their access ends as in [`Store::remove_user`], and they cannot sign
+    /// in again) or enables them (the grants revoked stay revoked: their apps ask again).
+    /// `false` when there is no such user.
+    pub async fn set_disabled(&self, username: &str, disabled: bool) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE auth_users SET disabled = $1 WHERE username = $2")
+                .bind(disabled)
+                .bind(username)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if disabled {
+                end_access!(tx, username);
+            }
+            tx.commit().await?;
+            Ok(changed > 0)
+        })
+    }
+
     /// Removes a user: every grant they gave is revoked (so their apps' tokens stop working at
     /// once), and their browser sessions and pending launches go; `false` when there was none.
     pub async fn remove_user(&self, username: &str) -> StoreResult<bool> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE username = $2")
-                .bind(true)
-                .bind(username)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM auth_sessions WHERE username = $1")
-                .bind(username)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM auth_launches WHERE username = $1")
-                .bind(username)
-                .execute(&mut *tx)
-                .await?;
+            end_access!(tx, username);
             let removed = sqlx::query("DELETE FROM auth_users WHERE username = $1")
                 .bind(username)
                 .execute(&mut *tx)
@@ -110,5 +211,28 @@ impl Store {
             tx.commit().await?;
             Ok(removed > 0)
         })
+    }
+
+    /// Why `fhir_user` cannot be a user's FHIR user, or `None` when it can: it must be
+    /// `Patient/ID` or `Practitioner/ID` naming a stored, not deleted resource (a token would
+    /// carry it, and every request the app made as that user would find nothing).
+    pub async fn fhir_user_problem(&self, fhir_user: &str) -> StoreResult<Option<String>> {
+        let target = fhir_user.split_once('/').filter(|(kind, id)| {
+            matches!(*kind, "Patient" | "Practitioner") && crate::fhir::id::is_valid_id(id)
+        });
+        let Some((kind, id)) = target else {
+            return Ok(Some("must be Patient/ID or Practitioner/ID".into()));
+        };
+        Ok((!self.is_live(kind, id).await?)
+            .then(|| format!("there is no {kind}/{id} on this server (import it first)")))
+    }
+
+    /// Whether `resource_type/id` is stored and not deleted.
+    pub async fn is_live(&self, resource_type: &str, id: &str) -> StoreResult<bool> {
+        Ok(crate::fhir::id::is_valid_id(id)
+            && self
+                .read(resource_type, id)
+                .await?
+                .is_some_and(|stored| !stored.deleted))
     }
 }
