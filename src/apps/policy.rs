@@ -62,6 +62,7 @@ pub async fn recorded(store: &Store) -> StoreResult<OnboardingConfig> {
     Ok(OnboardingConfig {
         approval_policy: policy.as_deref().and_then(ApprovalPolicy::parse),
         sandbox: sandbox.as_deref() == Some("true"),
+        dynamic_registration: false,
     })
 }
 
