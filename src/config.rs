@@ -115,6 +115,11 @@ pub struct OnboardingConfig {
     /// `--approval-policy` says otherwise) and loopback redirect URIs are allowed.
     #[arg(long, env = "KILN_SANDBOX", default_value_t = false)]
     pub sandbox: bool,
+    /// Let clients register themselves at `POST /auth/register` (RFC 7591) and manage
+    /// their registration (RFC 7592); each registration follows the approval policy. Off by
+    /// default.
+    #[arg(long, env = "KILN_DYNAMIC_REGISTRATION", default_value_t = false)]
+    pub dynamic_registration: bool,
 }
 
 /// Which submitted apps are approved without an admin's review.

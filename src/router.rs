@@ -134,6 +134,13 @@ pub fn auth() -> Router<AppState> {
             post(auth::oauth::introspect::introspect),
         )
         .route("/auth/revoke", post(auth::oauth::revoke::revoke))
+        .route("/auth/register", post(auth::oauth::registration::register))
+        .route(
+            "/auth/register/{client_id}",
+            get(auth::oauth::registration::read)
+                .put(auth::oauth::registration::update)
+                .delete(auth::oauth::registration::delete),
+        )
         .route("/assets/kiln.css", get(crate::web::assets::stylesheet))
         .merge(pages())
 }

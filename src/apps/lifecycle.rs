@@ -3,7 +3,9 @@
 //! transaction that applies only if the status is still the one checked, and returns a
 //! typed outcome; a refused operation is a [`LifecycleError`] and writes nothing.
 //!
-//! Operations take an app id or, where an app has one, its client id.
+//! Operations take an app id or, where an app has one, its client id. A client that
+//! registers itself (RFC 7591) gets its client id at registration, disabled until the app's
+//! first approval; every other app gets its client at its first approval.
 
 use std::fmt;
 
@@ -339,6 +341,19 @@ pub async fn create(
     request: &AppRequest,
     now: i64,
 ) -> LifecycleResult<Created> {
+    create_app(store, actor, owner, origin, request, None, now).await
+}
+
+/// [`create`], with the digest of an RFC 7592 registration access token.
+async fn create_app(
+    store: &Store,
+    actor: &Actor,
+    owner: Option<&str>,
+    origin: Origin,
+    request: &AppRequest,
+    registration_token_hash: Option<String>,
+    now: i64,
+) -> LifecycleResult<Created> {
     let problems = validate::draft(request);
     if !problems.is_empty() {
         return Err(LifecycleError::Invalid(problems));
@@ -351,7 +366,7 @@ pub async fn create(
         status: Status::Draft.as_str().into(),
         client_id: None,
         active_revision: None,
-        registration_token_hash: None,
+        registration_token_hash,
         created_at: now,
         updated_at: now,
     };
@@ -399,6 +414,71 @@ pub async fn register(
     let created = create(store, actor, owner, origin, request, now).await?;
     let submitted = submit(store, settings, actor, &created.app_id, now).await?;
     Ok((created, submitted))
+}
+
+/// A client registered through RFC 7591 dynamic registration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub app_id: String,
+    /// Assigned at registration (RFC 7591 answers with it at once); the client is refused
+    /// until the app is approved.
+    pub client_id: String,
+    /// A confidential-symmetric client's secret, shown this once (stored hashed).
+    pub client_secret: Option<String>,
+    pub submitted: Submitted,
+}
+
+/// Registers a client that registers itself (RFC 7591): the app is created and submitted
+/// like [`register`] (actor `client`, origin `dynamic`, no owner), and its client is
+/// reserved at once, with its id (and secret), but disabled; the first approval (by an
+/// admin, or at once by the approval policy) enables it. `registration_token_hash` is the
+/// digest of the RFC 7592 registration access token.
+pub async fn register_client(
+    store: &Store,
+    settings: &OnboardingConfig,
+    request: &AppRequest,
+    registration_token_hash: &str,
+    now: i64,
+) -> LifecycleResult<Registered> {
+    check_submission(store, request, settings.sandbox).await?;
+    let actor = Actor::Client;
+    let created = create_app(
+        store,
+        &actor,
+        None,
+        Origin::Dynamic,
+        request,
+        Some(registration_token_hash.to_string()),
+        now,
+    )
+    .await?;
+    let (submitted, reserved) =
+        submit_with(store, settings, &actor, &created.app_id, true, now).await?;
+    // A new app has no client yet, so one was reserved.
+    let (client_id, client_secret) = reserved.ok_or(LifecycleError::Conflict)?;
+    Ok(Registered {
+        app_id: created.app_id,
+        client_id,
+        client_secret,
+        submitted,
+    })
+}
+
+/// Replaces an app's request and submits it (RFC 7592 update; `kiln app update`): nothing
+/// is stored unless the request passes every check. A new app goes to review again; an
+/// ACTIVE app keeps its approved revision while the new one waits. The approval policy
+/// applies.
+pub async fn resubmit(
+    store: &Store,
+    settings: &OnboardingConfig,
+    actor: &Actor,
+    id: &str,
+    request: &AppRequest,
+    now: i64,
+) -> LifecycleResult<Submitted> {
+    check_submission(store, request, settings.sandbox).await?;
+    save(store, actor, id, request, now).await?;
+    submit(store, settings, actor, id, now).await
 }
 
 /// Saves an edit: a draft (or a revision being prepared) is updated in place; an ACTIVE app
@@ -512,6 +592,19 @@ pub async fn submit(
     id: &str,
     now: i64,
 ) -> LifecycleResult<Submitted> {
+    Ok(submit_with(store, settings, actor, id, false, now).await?.0)
+}
+
+/// [`submit`]; with `reserve`, an app without a client gets one in the same transaction,
+/// disabled until approved, and its id and secret come back (see [`register_client`]).
+async fn submit_with(
+    store: &Store,
+    settings: &OnboardingConfig,
+    actor: &Actor,
+    id: &str,
+    reserve: bool,
+    now: i64,
+) -> LifecycleResult<(Submitted, Option<(String, Option<String>)>)> {
     let loaded = load(store, id).await?;
     if !matches!(
         loaded.status,
@@ -560,12 +653,20 @@ pub async fn submit(
             decided_at: None,
         });
     }
+    let mut reserved = None;
+    if reserve && loaded.app.client_id.is_none() {
+        let (mut client, secret) = materialize(&loaded.app, None, &request, now);
+        client.disabled = true;
+        change.client_id = Some(client.client_id.clone());
+        reserved = Some((client.client_id.clone(), secret));
+        change.client = Some(ClientWrite::Insert(client));
+    }
     apply(store, &change).await?;
     if policy::auto_approves(settings.policy(), &request) {
         let approved = approve(store, &Actor::Policy, &loaded.app.app_id, None, now).await?;
-        return Ok(Submitted::Approved { approved, checks });
+        return Ok((Submitted::Approved { approved, checks }, reserved));
     }
-    Ok(Submitted::PendingReview { revision, checks })
+    Ok((Submitted::PendingReview { revision, checks }, reserved))
 }
 
 /// Approves the revision waiting for review: the app becomes ACTIVE and its client takes
@@ -669,7 +770,8 @@ fn materialize(
         jwks_uri: AppRequest::given(&request.jwks_uri),
         created_at: existing.map_or(now, |client| client.created_at),
         app_id: Some(app.app_id.clone()),
-        disabled: existing.is_some_and(|client| client.disabled),
+        // A client reserved at dynamic registration is enabled at the app's first approval.
+        disabled: existing.is_some_and(|client| client.disabled) && app.active_revision.is_some(),
         previous_secret_hash: existing
             .filter(|_| keep_previous)
             .and_then(|client| client.previous_secret_hash.clone()),

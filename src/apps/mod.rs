@@ -80,6 +80,19 @@ impl Status {
         Status::ALL.into_iter().find(|s| s.as_str() == normal)
     }
 
+    /// Why the client of an app in this status is refused (the app is not ACTIVE, or its
+    /// client was disabled): "this client is awaiting review".
+    pub fn refusal(self) -> &'static str {
+        match self {
+            Status::PendingReview => "this client is awaiting review",
+            Status::ChangesRequested => "this client's registration was sent back for changes",
+            Status::Rejected => "this client's registration was rejected",
+            Status::Suspended => "this app is suspended",
+            Status::Retired => "this app is retired",
+            Status::Draft | Status::Active => "this client is disabled",
+        }
+    }
+
     /// How pages and messages show it: `PENDING REVIEW`.
     pub fn label(self) -> String {
         self.as_str().replace('_', " ").to_ascii_uppercase()

@@ -55,13 +55,14 @@ pub async fn record(store: &Store, config: &OnboardingConfig) -> StoreResult<()>
 }
 
 /// The onboarding settings the last `kiln serve` on this database recorded (the defaults
-/// when none has run).
+/// when none has run). Dynamic registration is the server's alone: it reads as off.
 pub async fn recorded(store: &Store) -> StoreResult<OnboardingConfig> {
     let policy = store.setting(POLICY_SETTING).await?;
     let sandbox = store.setting(SANDBOX_SETTING).await?;
     Ok(OnboardingConfig {
         approval_policy: policy.as_deref().and_then(ApprovalPolicy::parse),
         sandbox: sandbox.as_deref() == Some("true"),
+        dynamic_registration: false,
     })
 }
 

@@ -26,6 +26,8 @@ pub struct Endpoints {
     pub jwks: String,
     pub manage: String,
     pub style: String,
+    /// Dynamic client registration (RFC 7591), when it is enabled.
+    pub register: String,
 }
 
 impl Endpoints {
@@ -40,6 +42,12 @@ impl Endpoints {
             jwks: format!("{base}/auth/jwks"),
             manage: format!("{base}/auth/apps"),
             style: format!("{base}/auth/smart-style.json"),
+            register: format!("{base}/auth/register"),
         }
+    }
+
+    /// A registered client's configuration endpoint (RFC 7592).
+    pub fn registration_client(&self, client_id: &str) -> String {
+        format!("{}/{client_id}", self.register)
     }
 }

@@ -89,6 +89,7 @@ pub fn substitute(source: &str, base_url: &str) -> String {
         ("{{kiln.introspect}}", endpoints.introspect.as_str()),
         ("{{kiln.revoke}}", endpoints.revoke.as_str()),
         ("{{kiln.manage}}", endpoints.manage.as_str()),
+        ("{{kiln.registration}}", endpoints.register.as_str()),
         ("{{kiln.smart_configuration}}", smart.as_str()),
     ]
     .iter()

@@ -20,6 +20,7 @@ mod db_trouble;
 mod developer_portal;
 mod docref;
 mod docs;
+mod dynamic_registration;
 mod errors;
 mod first_run;
 mod history;

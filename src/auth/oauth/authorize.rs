@@ -27,7 +27,7 @@ const SINGLE: [&str; 10] = [
 pub enum Outcome {
     /// The app or its redirect URI is not known: nothing may be sent to the app, the user is
     /// told why.
-    ShowError(&'static str),
+    ShowError(String),
     /// The app is known but the request is wrong: back to the app with the error.
     RedirectError(ErrorRedirect),
     /// Every check passed (and the EHR launch, if any, is now used).
@@ -88,32 +88,35 @@ pub async fn check(store: &Store, fhir_base: &str, form: &Fields) -> Result<Outc
 async fn app_of(
     store: &Store,
     form: &Fields,
-) -> Result<Result<(Client, String), &'static str>, StoreError> {
+) -> Result<Result<(Client, String), String>, StoreError> {
     if form.count("client_id") > 1 || form.count("redirect_uri") > 1 {
         return Ok(Err(
-            "client_id and redirect_uri may each be sent only once.",
+            "client_id and redirect_uri may each be sent only once.".into(),
         ));
     }
     let Some(client_id) = form.get("client_id").filter(|id| !id.is_empty()) else {
-        return Ok(Err("The request has no client_id."));
+        return Ok(Err("The request has no client_id.".into()));
     };
     let Some(client) = store.client(client_id).await? else {
         return Ok(Err(
-            "The app is not registered with Kiln (unknown client_id).",
+            "The app is not registered with Kiln (unknown client_id).".into(),
         ));
     };
     if !client.usable() {
-        return Ok(Err(
-            "This app is suspended or retired: it cannot be authorized.",
-        ));
+        let why = super::client_auth::unusable(store, &client).await?;
+        return Ok(Err(format!("This app cannot be authorized: {why}.")));
     }
     let redirect_uri = match form.get("redirect_uri") {
         Some(uri) => match client.redirect_uris.iter().find(|r| *r == uri) {
             Some(registered) => registered.clone(),
-            None => return Ok(Err("The redirect_uri is not registered for this app.")),
+            None => {
+                return Ok(Err(
+                    "The redirect_uri is not registered for this app.".into()
+                ));
+            }
         },
         None if client.redirect_uris.len() == 1 => client.redirect_uris[0].clone(),
-        None => return Ok(Err("The request has no redirect_uri.")),
+        None => return Ok(Err("The request has no redirect_uri.".into())),
     };
     Ok(Ok((client, redirect_uri)))
 }

@@ -1,8 +1,8 @@
 //! Client authentication at the token, introspection and revocation endpoints: public
 //! clients by `client_id` alone (or, when refreshing, by their refresh token), symmetric
 //! ones by `client_secret_basic` or `client_secret_post` (a rotated-out secret until its
-//! overlap ends), asymmetric ones by `private_key_jwt`. A disabled client (suspended or
-//! retired app) is refused.
+//! overlap ends), asymmetric ones by `private_key_jwt`. A disabled client (an app awaiting
+//! review, suspended or retired) is refused, saying which.
 
 use axum::http::{HeaderMap, header};
 use base64::Engine;
@@ -11,9 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use super::active::live_token;
 use super::assertion::{self, JWT_BEARER};
 use super::endpoint::{OAuthError, Params};
+use crate::apps::Status;
 use crate::crypto::verify_secret;
-use crate::store::Store;
 use crate::store::auth::{Client, TokenKind};
+use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Method {
@@ -91,7 +92,7 @@ pub async fn authenticate(
         return Err(refuse("unknown client"));
     };
     if !client.usable() {
-        return Err(refuse("this app is suspended or retired"));
+        return Err(refuse(unusable(store, &client).await?));
     }
     match method {
         Method::None => {
@@ -226,6 +227,14 @@ fn form_decode(text: &str) -> Option<String> {
         });
     }
     String::from_utf8(bytes).ok()
+}
+
+/// Why a disabled client is refused: its app's status ("this client is awaiting review").
+pub async fn unusable(store: &Store, client: &Client) -> Result<&'static str, StoreError> {
+    let app = store.app_by_client(&client.client_id).await?;
+    Ok(app
+        .and_then(|app| Status::parse(&app.status))
+        .map_or("this client is disabled", Status::refusal))
 }
 
 #[cfg(test)]

@@ -1,5 +1,6 @@
-//! Discovery documents: SMART configuration, OpenID Provider metadata, JWKS, and the style
-//! document `smart_style_url` points to.
+//! Discovery documents: SMART configuration, OpenID Provider metadata (each with
+//! `registration_endpoint` when dynamic registration is on), JWKS, and the style document
+//! `smart_style_url` points to.
 
 use std::sync::Arc;
 
@@ -78,12 +79,12 @@ pub async fn smart_configuration(State(config): State<Arc<ServeConfig>>) -> Resp
         "management_endpoint": endpoints.manage,
         "capabilities": CAPABILITIES,
     });
-    public_json(body)
+    public_json(with_registration(body, &config, &endpoints))
 }
 
 pub async fn openid_configuration(State(config): State<Arc<ServeConfig>>) -> Response {
     let endpoints = Endpoints::new(&config.base_url);
-    public_json(json!({
+    let body = json!({
         "issuer": config.fhir_base(),
         "authorization_endpoint": endpoints.authorize,
         "token_endpoint": endpoints.token,
@@ -98,7 +99,16 @@ pub async fn openid_configuration(State(config): State<Arc<ServeConfig>>) -> Res
         "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "name"],
-    }))
+    });
+    public_json(with_registration(body, &config, &endpoints))
+}
+
+/// Adds `registration_endpoint` when dynamic client registration is on.
+fn with_registration(mut body: Value, config: &ServeConfig, endpoints: &Endpoints) -> Value {
+    if config.onboarding.dynamic_registration {
+        body["registration_endpoint"] = json!(endpoints.register);
+    }
+    body
 }
 
 pub async fn jwks(State(keys): State<Arc<KeyRing>>) -> Result<Response, FhirError> {

@@ -1,5 +1,6 @@
-//! What the token, introspection and revocation endpoints share: their form bodies (and
-//! their size limit), the RFC 6749 §5.2 error answer, and JSON answers that no cache may keep.
+//! What the token, introspection, revocation and registration endpoints share: their
+//! bodies (and their size limits), the RFC 6749 §5.2 error answer (with the RFC 7591 codes),
+//! and JSON answers that no cache may keep.
 
 use std::collections::HashMap;
 
@@ -25,7 +26,7 @@ pub struct OAuthError {
 }
 
 impl OAuthError {
-    fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
+    pub fn new(status: StatusCode, error: &'static str, description: impl Into<String>) -> Self {
         OAuthError {
             status,
             error,
@@ -67,11 +68,25 @@ impl OAuthError {
         Self::new(StatusCode::BAD_REQUEST, "invalid_scope", description)
     }
 
-    fn body_too_large() -> Self {
+    /// RFC 7591 §3.2.2: a client metadata field is invalid.
+    pub fn invalid_client_metadata(description: impl Into<String>) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_metadata",
+            description,
+        )
+    }
+
+    /// RFC 7591 §3.2.2: a redirect URI is invalid.
+    pub fn invalid_redirect_uri(description: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_redirect_uri", description)
+    }
+
+    fn body_too_large(limit: usize) -> Self {
         Self::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "invalid_request",
-            format!("the request body is larger than {MAX_FORM_BYTES} bytes"),
+            format!("the request body is larger than {limit} bytes"),
         )
     }
 
@@ -141,6 +156,38 @@ pub fn no_store(status: StatusCode, body: Value) -> Response {
 /// client assertion of [`super::assertion::MAX_BYTES`] and the other parameters.
 pub const MAX_FORM_BYTES: usize = 32 * 1024;
 
+/// Reads a request body of at most `limit` bytes; a larger one is refused (413). Past the
+/// limit the body is read on and dropped, never kept, so the client has sent it all when the
+/// answer comes and reads the answer instead of a reset connection; the server-wide body
+/// limit and request timeout bound that reading.
+pub async fn read_bounded(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, OAuthError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.trim().parse::<u64>().ok());
+    let mut too_large = declared.is_some_and(|length| length > limit as u64);
+    let mut kept = Vec::new();
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        // A connection gone, or past the server-wide limit: either way, too much or nothing.
+        let chunk = chunk.map_err(|_| OAuthError::body_too_large(limit))?;
+        if too_large || kept.len() + chunk.len() > limit {
+            too_large = true;
+            kept = Vec::new();
+        } else {
+            kept.extend_from_slice(&chunk);
+        }
+    }
+    if too_large {
+        return Err(OAuthError::body_too_large(limit));
+    }
+    Ok(kept)
+}
+
 /// The parameters of an `application/x-www-form-urlencoded` body, each sent at most once.
 #[derive(Debug, Default)]
 pub struct Params(HashMap<String, String>);
@@ -157,31 +204,9 @@ impl<S: Send + Sync> FromRequest<S> for Params {
 }
 
 impl Params {
-    /// Reads and parses a request body of at most [`MAX_FORM_BYTES`]; a larger one is refused
-    /// (413). Past the limit the body is read on and dropped, never kept, so the client has
-    /// sent it all when the answer comes and reads the answer instead of a reset connection;
-    /// the server-wide body limit and request timeout bound that reading.
+    /// Reads and parses a request body of at most [`MAX_FORM_BYTES`] (see [`read_bounded`]).
     pub async fn read(headers: &HeaderMap, body: Body) -> Result<Params, OAuthError> {
-        let declared = headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.trim().parse::<u64>().ok());
-        let mut too_large = declared.is_some_and(|length| length > MAX_FORM_BYTES as u64);
-        let mut kept = Vec::new();
-        let mut stream = body.into_data_stream();
-        while let Some(chunk) = stream.next().await {
-            // A connection gone, or past the server-wide limit: either way, too much or nothing.
-            let chunk = chunk.map_err(|_| OAuthError::body_too_large())?;
-            if too_large || kept.len() + chunk.len() > MAX_FORM_BYTES {
-                too_large = true;
-                kept = Vec::new();
-            } else {
-                kept.extend_from_slice(&chunk);
-            }
-        }
-        if too_large {
-            return Err(OAuthError::body_too_large());
-        }
+        let kept = read_bounded(headers, body, MAX_FORM_BYTES).await?;
         Self::parse(headers, &kept)
     }
 

@@ -82,15 +82,17 @@ macro_rules! insert_client {
 pub(crate) use insert_client;
 
 /// Replaces what an approved revision decides (name, type, secret, URIs, scope, grants,
-/// keys) of the client `client.client_id` on `executor`; the rest stays.
+/// keys, and whether it is enabled: a dynamically registered client is created disabled and
+/// enabled at its first approval) of the client `client.client_id` on `executor`; the rest
+/// stays.
 macro_rules! update_client {
     ($executor:expr, $client:expr) => {{
         let client: &$crate::store::auth::Client = $client;
         sqlx::query(
             "UPDATE auth_clients SET name = $1, client_type = $2, secret_hash = $3, \
              redirect_uris = $4, launch_uri = $5, scope = $6, grant_types = $7, jwks = $8, \
-             jwks_uri = $9, previous_secret_hash = $10, previous_secret_expires_at = $11 \
-             WHERE client_id = $12",
+             jwks_uri = $9, previous_secret_hash = $10, previous_secret_expires_at = $11, \
+             disabled = $12 WHERE client_id = $13",
         )
         .bind(&client.name)
         .bind(&client.client_type)
@@ -103,6 +105,7 @@ macro_rules! update_client {
         .bind(&client.jwks_uri)
         .bind(&client.previous_secret_hash)
         .bind(client.previous_secret_expires_at)
+        .bind(client.disabled)
         .bind(&client.client_id)
         .execute($executor)
         .await
