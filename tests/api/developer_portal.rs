@@ -5,7 +5,6 @@
 
 use crate::backend_tests;
 use crate::common::portal::*;
-use crate::common::smtp::SmtpSink;
 use crate::common::*;
 
 backend_tests!(

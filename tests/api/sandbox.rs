@@ -256,6 +256,7 @@ fn app_request() -> Value {
         "name": "Chart <b>Viewer</b>",
         "description": "A chart",
         "app_url": "http://127.0.0.1:9/",
+        "privacy_url": "http://127.0.0.1:9/privacy",
         "client_type": "public",
         "redirect_uris": [APP_REDIRECT],
         "launch_url": APP_LAUNCH,
@@ -434,7 +435,7 @@ async fn simulator_launches_the_developers_app(backend: Backend) {
     );
     assert_eq!(status, 200, "{page}");
     assert!(url.contains("done=callback"), "{url}");
-    assert!(page.contains("value=\"ehr-simulator\""), "{page}");
+    assert!(page.contains("value=\"standalone-simulator\""), "{page}");
     let shown = server.kiln(&["app", "show", &client_id]);
     assert_eq!(shown["status"], "active", "{shown}");
 
