@@ -216,32 +216,30 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
         "standalone-simulator" => (false, true),
         _ => return Err(PageError::bad_request("Choose how to launch the app.")),
     };
+    if by_simulator && (!app.public || !app.has_callback) {
+        return Err(PageError::bad_request(
+            "The simulator can be the client of a public app that registered the \
+             simulator's callback only.",
+        ));
+    }
+    if !by_simulator && app.launch_url.is_none() {
+        return Err(PageError::bad_request(
+            "This app has no launch URL. Add one to its registration, or let the simulator \
+             be the client.",
+        ));
+    }
     let launch = if ehr_launch {
         Some(ehr_context(&state, &signed_in, app, &form).await?)
     } else {
         None
     };
-    if by_simulator {
-        if !app.public || !app.has_callback {
-            return Err(PageError::bad_request(
-                "The simulator can be the client of a public app that registered the \
-                 simulator's callback only.",
-            ));
+    let target = match &app.launch_url {
+        Some(launch_url) if !by_simulator => {
+            ehr::launch_target(&state, launch_url, launch.as_deref())?
         }
-        let target = authorize_url(&state, &developer.account_id, app, launch.as_deref()).await?;
-        return Ok(redirect(&target));
-    }
-    let Some(launch_url) = &app.launch_url else {
-        return Err(PageError::bad_request(
-            "This app has no launch URL. Add one to its registration, or let the simulator \
-             be the client.",
-        ));
+        _ => authorize_url(&state, &developer.account_id, app, launch.as_deref()).await?,
     };
-    Ok(redirect(&ehr::launch_target(
-        &state,
-        launch_url,
-        launch.as_deref(),
-    )?))
+    Ok(redirect(&target))
 }
 
 /// Records the EHR launch for the chosen patient, encounter and practitioner, made by the
