@@ -63,7 +63,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/fhir", crate::router::fhir().layer(bearer.clone()))
         .merge(crate::router::fhir_root().layer(bearer))
         .merge(crate::router::auth())
-        .merge(crate::router::portal())
+        .merge(crate::router::portal(&state))
         .merge(crate::router::admin())
         .merge(crate::router::health())
         .merge(crate::router::docs())

@@ -1,7 +1,7 @@
 //! Small cryptographic helpers: random bearer values, digests, password hashes, PKCE.
 
 use argon2::{Argon2, PasswordHash, PasswordHasher, PasswordVerifier};
-use aws_lc_rs::{constant_time, digest, rand};
+use aws_lc_rs::{constant_time, digest, hmac, rand};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
@@ -55,8 +55,20 @@ pub fn pkce_matches(verifier: &str, challenge: &str) -> bool {
     if !well_formed {
         return false;
     }
+    same(&s256_challenge(verifier), challenge)
+}
+
+/// The S256 PKCE code challenge of `verifier` (RFC 7636 §4.2).
+pub fn s256_challenge(verifier: &str) -> String {
     let hash = digest::digest(&digest::SHA256, verifier.as_bytes());
-    same(&URL_SAFE_NO_PAD.encode(hash.as_ref()), challenge)
+    URL_SAFE_NO_PAD.encode(hash.as_ref())
+}
+
+/// HMAC-SHA256 of `message` under `key`, base64url (43 characters): values a server derives
+/// from a secret of its own, the same every time, unguessable without the secret.
+pub fn hmac_sha256(key: &[u8], message: &str) -> String {
+    let key = hmac::Key::new(hmac::HMAC_SHA256, key);
+    URL_SAFE_NO_PAD.encode(hmac::sign(&key, message.as_bytes()).as_ref())
 }
 
 /// Whether `challenge` has the shape of an S256 code challenge (43 base64url characters).
@@ -78,6 +90,7 @@ mod tests {
         let challenge = "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM";
         assert!(is_s256_challenge(challenge));
         assert!(pkce_matches(verifier, challenge));
+        assert_eq!(s256_challenge(verifier), challenge);
         assert!(!pkce_matches(
             verifier,
             "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"
@@ -103,5 +116,16 @@ mod tests {
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
         assert!(same("abc", "abc") && !same("abc", "abd"));
+    }
+
+    #[test]
+    fn hmac_sha256_matches_rfc_4231() {
+        // RFC 4231 test case 2, base64url instead of hex.
+        let mac = URL_SAFE_NO_PAD.decode(hmac_sha256(b"Jefe", "what do ya want for nothing?"));
+        let hex: String = mac.unwrap().iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 }

@@ -188,8 +188,9 @@ fn pages() -> Router<AppState> {
 }
 
 /// The landing page and the developer portal: accounts (sign-up, verification, sign-in and
-/// out, password reset) and the "My Applications" home.
-pub fn portal() -> Router<AppState> {
+/// out, password reset), the "My Applications" home and, on a sandbox deployment, the launch
+/// simulator; every page of a sandbox carries its notice.
+pub fn portal(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(portal::landing::page))
         .route("/developer", get(portal::home::page))
@@ -212,6 +213,23 @@ pub fn portal() -> Router<AppState> {
             "/developer/reset/new",
             get(portal::reset::new_password_page).post(portal::reset::new_password),
         )
+        .route("/developer/simulator", get(portal::simulator::page))
+        .route(
+            "/developer/simulator/launch",
+            post(portal::simulator::launch),
+        )
+        .route(
+            portal::simulator::CALLBACK_PATH,
+            get(portal::simulator::callback),
+        )
+        .route(
+            "/developer/simulator/callback-uri",
+            post(portal::simulator::add_callback),
+        )
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            portal::sandbox::notice,
+        ))
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }
 

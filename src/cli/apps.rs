@@ -29,6 +29,10 @@ pub enum AppCommand {
     Create {
         #[arg(long)]
         request: PathBuf,
+        /// The developer account the app belongs to (its e-mail address or account id): the
+        /// app then shows in that developer's portal.
+        #[arg(long)]
+        owner: Option<String>,
     },
     /// Replace an app's request with a request file and submit it: a draft or an app sent
     /// back for changes goes to review again; an active app keeps working while the new
@@ -138,14 +142,18 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
             let detail = view::show(store, &app).await?;
             println!("{}", serde_json::to_string(&detail)?);
         }
-        AppCommand::Create { request } => {
+        AppCommand::Create { request, owner } => {
             let parsed = read_request(&request)?;
+            let owner = match owner {
+                Some(owner) => Some(owner_account(store, &owner).await?),
+                None => None,
+            };
             let settings = policy::recorded(store).await?;
             let (created, submitted) = lifecycle::register(
                 store,
                 &settings,
                 &actor,
-                None,
+                owner.as_deref(),
                 Origin::Operator,
                 &parsed,
                 now,
@@ -216,6 +224,26 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
         }
     }
     Ok(())
+}
+
+/// The account id of the developer named by e-mail address or account id.
+async fn owner_account(store: &Store, owner: &str) -> Result<String, String> {
+    let found = if owner.contains('@') {
+        let email = owner.trim().to_lowercase();
+        store
+            .developer_login(&email)
+            .await
+            .map_err(|error| error.to_string())?
+            .map(|login| login.developer)
+    } else {
+        store
+            .developer(owner)
+            .await
+            .map_err(|error| error.to_string())?
+    };
+    found
+        .map(|developer| developer.account_id)
+        .ok_or_else(|| format!("no developer account {owner:?}"))
 }
 
 fn read_request(path: &std::path::Path) -> Result<AppRequest, String> {

@@ -20,7 +20,8 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     .await?;
     store.migrate().await?;
     crate::engine::reindex::ensure_current(&store).await?;
-    if config.load_sample_data {
+    // A sandbox deployment gives developers the sample patients to try their apps on.
+    if config.load_sample_data || config.onboarding.sandbox {
         sample::load_if_absent(&store).await?;
     }
     // From here on a search statement stops when its request would have timed out, and

@@ -29,4 +29,23 @@ impl Store {
         });
         Ok(())
     }
+
+    /// The value of `key`, storing `value` first when there is none: every replica ends up
+    /// with the first value stored, whichever stored it.
+    pub async fn setting_or_insert(&self, key: &str, value: &str) -> StoreResult<String> {
+        dispatch!(self, pool => {
+            sqlx::query(
+                "INSERT INTO kiln_settings (key, value) VALUES ($1, $2) \
+                 ON CONFLICT (key) DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(pool)
+            .await?;
+            Ok(sqlx::query_scalar("SELECT value FROM kiln_settings WHERE key = $1")
+                .bind(key)
+                .fetch_one(pool)
+                .await?)
+        })
+    }
 }

@@ -29,6 +29,7 @@ mod negotiation;
 mod operations;
 mod paging;
 mod postman;
+mod sandbox;
 mod search;
 mod smart_access;
 mod smart_access_limits;

@@ -1,10 +1,11 @@
 //! `POST /auth/token` (RFC 6749 §3.2): authenticates the client (a public client refreshing
 //! may be named by its refresh token alone), then runs the grant it asks for:
-//! `authorization_code`, `refresh_token` or `client_credentials`.
+//! `authorization_code`, `refresh_token` or `client_credentials`. Kiln's own client (the
+//! developer portal's launch simulator) asks in-process with [`answer`].
 
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::{HeaderMap, HeaderValue, header};
+use axum::response::{IntoResponse, Response};
 
 use super::client_auth::{authenticate, authenticate_refresh};
 use super::endpoint::{OAuthError, Params};
@@ -43,5 +44,24 @@ pub async fn token(
         "authorization_code" => code_grant::exchange(state, &caller.client, &params, now).await,
         "refresh_token" => refresh_grant::exchange(state, &caller.client, &params, now).await,
         _ => backend_grant::exchange(state, &caller, &params, now).await,
+    }
+}
+
+/// The token endpoint's answer to a form body sent in-process (no HTTP round trip to the
+/// server's own public URL, which it may not reach): the same checks and the same answer.
+pub async fn answer(state: &AppState, form: &[(&str, &str)]) -> Response {
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(form)
+        .finish();
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-www-form-urlencoded"),
+    );
+    match Params::parse(&headers, body.as_bytes()) {
+        Ok(params) => token(State(state.clone()), headers, params)
+            .await
+            .into_response(),
+        Err(error) => error.into_response(),
     }
 }

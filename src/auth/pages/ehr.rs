@@ -132,25 +132,57 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
             "The encounter does not belong to this patient.",
         ));
     }
-    let mut target = reqwest::Url::parse(&launch_uri).map_err(PageError::internal)?;
+    let launch = record_launch(
+        &state.store,
+        &client.client_id,
+        &user.username,
+        &patient.id,
+        encounter,
+    )
+    .await?;
+    Ok(redirect(&launch_target(state, &launch_uri, Some(&launch))?))
+}
+
+/// Records an EHR launch of app `client_id` by user `username` with `patient` (and
+/// `encounter`) in context; returns the launch id, good for one authorization within the
+/// hour. Kiln's EHR page and the developer portal's launch simulator launch with it.
+pub async fn record_launch(
+    store: &Store,
+    client_id: &str,
+    username: &str,
+    patient: &str,
+    encounter: Option<&str>,
+) -> PageResult<String> {
     let launch = random_token();
-    state
-        .store
+    store
         .insert_launch(&Launch {
             launch_hash: digest_hex(&launch),
-            client_id: client.client_id,
-            username: user.username,
-            patient: Some(patient.id),
+            client_id: client_id.to_string(),
+            username: username.to_string(),
+            patient: Some(patient.to_string()),
             encounter: encounter.map(str::to_owned),
             expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
             used: false,
         })
         .await?;
+    Ok(launch)
+}
+
+/// An app's launch URL with `iss` (this server's FHIR base) and, for an EHR launch,
+/// `launch` added to its query.
+pub fn launch_target(
+    state: &AppState,
+    launch_uri: &str,
+    launch: Option<&str>,
+) -> PageResult<String> {
+    let mut target = reqwest::Url::parse(launch_uri).map_err(PageError::internal)?;
     target
         .query_pairs_mut()
-        .append_pair("iss", &state.config.fhir_base())
-        .append_pair("launch", &launch);
-    Ok(redirect(target.as_str()))
+        .append_pair("iss", &state.config.fhir_base());
+    if let Some(launch) = launch {
+        target.query_pairs_mut().append_pair("launch", launch);
+    }
+    Ok(target.into())
 }
 
 /// The session's user when it is a practitioner (patients cannot launch apps for others).

@@ -14,5 +14,5 @@ pub mod ehr;
 pub mod encounter;
 pub mod login;
 pub mod patient;
-mod records;
+pub mod records;
 mod steps;

@@ -1,5 +1,6 @@
-//! The few FHIR reads the pages need (patients and encounters to choose from), through the
-//! search engine and store reads.
+//! The few FHIR reads the pages need (patients, encounters and practitioners to choose
+//! from), through the search engine and store reads. The developer portal's launch
+//! simulator uses them too.
 
 use serde_json::Value;
 
@@ -23,6 +24,25 @@ pub async fn find_patients(state: &AppState, name: &str) -> PageResult<Vec<Choic
         found
             .iter()
             .filter_map(|patient| Some(patient_choice(patient["id"].as_str()?, patient)))
+            .collect()
+    })
+}
+
+/// Practitioners whose name matches `name` (every practitioner when empty).
+pub async fn find_practitioners(state: &AppState, name: &str) -> PageResult<Vec<Choice>> {
+    let mut params = vec![("_count".to_string(), LIST_SIZE.to_string())];
+    if !name.trim().is_empty() {
+        params.push(("name".into(), name.trim().into()));
+    }
+    search(state, "Practitioner", &params).await.map(|found| {
+        found
+            .iter()
+            .filter_map(|practitioner| {
+                Some(practitioner_choice(
+                    practitioner["id"].as_str()?,
+                    practitioner,
+                ))
+            })
             .collect()
     })
 }
@@ -66,6 +86,13 @@ pub async fn patient(store: &Store, id: &str) -> PageResult<Option<Choice>> {
     Ok(live(store, "Patient", id)
         .await?
         .map(|patient| patient_choice(id, &patient)))
+}
+
+/// A live Practitioner, as a choice.
+pub async fn practitioner(store: &Store, id: &str) -> PageResult<Option<Choice>> {
+    Ok(live(store, "Practitioner", id)
+        .await?
+        .map(|practitioner| practitioner_choice(id, &practitioner)))
 }
 
 /// Whether `encounter_id` is a live Encounter of patient `patient_id`.
@@ -126,6 +153,14 @@ fn patient_choice(id: &str, patient: &Value) -> Choice {
     Choice {
         id: id.to_string(),
         label: format!("{label} (Patient/{id})"),
+    }
+}
+
+fn practitioner_choice(id: &str, practitioner: &Value) -> Choice {
+    let name = crate::fhir::name::display(practitioner).unwrap_or_else(|| "(no name)".into());
+    Choice {
+        id: id.to_string(),
+        label: format!("{name} (Practitioner/{id})"),
     }
 }
 
