@@ -5,10 +5,9 @@
 //! developer (a real SMTP sink), and nobody but an admin with the CSRF token getting in.
 
 use regex::Regex;
-use serde_json::Value;
 
 use crate::backend_tests;
-use crate::common::backend::{AppKey, JwksServer};
+use crate::common::backend::AppKey;
 use crate::common::console::{Browser, Reply, unescape};
 use crate::common::smart::{self, Answers};
 use crate::common::smtp::SmtpSink;
@@ -55,8 +54,8 @@ fn patient_request(name: &str) -> Value {
     })
 }
 
-/// A backend service with its JWK Set at `jwks_uri`.
-fn backend_request(jwks_uri: &str) -> Value {
+/// A backend service with its JWK Set pasted (a JWK Set URL must be https off the sandbox).
+fn backend_request(jwks: &str) -> Value {
     json!({
         "audience": "backend",
         "purpose": "Nightly export",
@@ -66,7 +65,7 @@ fn backend_request(jwks_uri: &str) -> Value {
         "name": "Exporter",
         "description": "Exports data",
         "client_type": "confidential-asymmetric",
-        "jwks_uri": jwks_uri,
+        "jwks": jwks,
         "scope_version": "v2",
         "scopes": ["system/*.rs"],
         "accepted_terms": true,
@@ -250,9 +249,9 @@ async fn review_from_queue_to_retirement(backend: Backend) {
         return;
     };
     let key = AppKey::rs384("rsa-1");
-    let jwks = JwksServer::start(vec![key.jwk.clone()]).await;
+    let jwks = json!({"keys": [key.jwk]}).to_string();
     let app_id = create(&server, &patient_request(HOSTILE_NAME));
-    let service_id = create(&server, &backend_request(&jwks.url));
+    let service_id = create(&server, &backend_request(&jwks));
     let mut admin = admin(&server).await;
 
     // The home page's cards; the queue lists both requests, awaiting review.
@@ -315,7 +314,7 @@ async fn review_from_queue_to_retirement(backend: Backend) {
 
     // The key-pair app's page: the JWK Set check.
     let service = admin.get(&format!("/admin/apps/{service_id}")).await;
-    assert!(service.body.contains(&jwks.url), "{}", service.body);
+    assert!(service.body.contains("<code>pasted</code>"), "{}", service.body);
     assert!(service.body.contains("rsa-1 (RS384)"), "{}", service.body);
     assert!(service.body.contains(">usable<"), "{}", service.body);
 
@@ -336,7 +335,7 @@ async fn review_from_queue_to_retirement(backend: Backend) {
         sent_back.location(),
         format!("{}/admin/apps/{app_id}?done=request-changes", server.base)
     );
-    let page = admin.get(&format!("/admin/apps/{app_id}")).await;
+    let page = admin.get(&sent_back.location()).await;
     assert!(page.body.contains("Sent back to the developer"));
     assert!(page.body.contains("CHANGES REQUESTED"), "{}", page.body);
     assert!(page.body.contains("admin root"), "{}", page.body);
@@ -375,7 +374,7 @@ async fn review_from_queue_to_retirement(backend: Backend) {
     let shown = show(&server, &app_id);
     assert_eq!(shown["status"], "active");
     let client_id = shown["client_id"].as_str().unwrap().to_string();
-    let page = admin.get(&format!("/admin/apps/{app_id}")).await;
+    let page = admin.get(&approved.location()).await;
     assert!(page.body.contains("Approved:"), "{}", page.body);
     assert!(page.body.contains(&client_id));
     assert!(page.body.contains("Looks good"));
@@ -651,7 +650,7 @@ async fn developers_verified_by_hand_and_disabled(backend: Backend) {
         verified.location(),
         format!("{}/admin/developers/{account}?done=verify", server.base)
     );
-    let page = admin.get(&format!("/admin/developers/{account}")).await;
+    let page = admin.get(&verified.location()).await;
     assert!(page.body.contains("Address marked verified"));
     assert!(!page.body.contains("not verified"), "{}", page.body);
     assert!(!page.body.contains("/verify\""), "verified once");

@@ -72,8 +72,17 @@ impl Browser {
         }
     }
 
+    /// `path` on the server, or an absolute URL (a redirect's location).
+    fn url(&self, path: &str) -> String {
+        if path.starts_with("http") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
     pub async fn get(&mut self, path: &str) -> Reply {
-        let request = self.http.get(format!("{}{path}", self.base));
+        let request = self.http.get(self.url(path));
         self.send(request).await
     }
 
@@ -83,7 +92,7 @@ impl Browser {
             .finish();
         let request = self
             .http
-            .post(format!("{}{path}", self.base))
+            .post(self.url(path))
             .header("content-type", "application/x-www-form-urlencoded")
             .body(body);
         self.send(request).await
