@@ -314,7 +314,11 @@ async fn review_from_queue_to_retirement(backend: Backend) {
 
     // The key-pair app's page: the JWK Set check.
     let service = admin.get(&format!("/admin/apps/{service_id}")).await;
-    assert!(service.body.contains("<code>pasted</code>"), "{}", service.body);
+    assert!(
+        service.body.contains("<code>pasted</code>"),
+        "{}",
+        service.body
+    );
     assert!(service.body.contains("rsa-1 (RS384)"), "{}", service.body);
     assert!(service.body.contains(">usable<"), "{}", service.body);
 
