@@ -245,5 +245,17 @@ pub fn admin() -> Router<AppState> {
         )
         .route("/admin/users/show", get(admin::users::show))
         .route("/admin/users/{action}", post(admin::users::act))
+        .route("/admin/apps", get(admin::apps::list))
+        .route("/admin/apps/{app_id}", get(admin::apps::show))
+        .route("/admin/apps/{app_id}/{action}", post(admin::apps::act))
+        .route("/admin/developers", get(admin::developers::list))
+        .route(
+            "/admin/developers/{account_id}",
+            get(admin::developers::show),
+        )
+        .route(
+            "/admin/developers/{account_id}/{action}",
+            post(admin::developers::act),
+        )
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

@@ -19,7 +19,11 @@ struct HomePage {
 
 /// `GET /admin`.
 pub async fn page(State(state): State<AppState>, admin: Admin) -> PageResult {
-    let cards = vec![super::users::card(&state).await?];
+    let cards = vec![
+        super::users::card(&state).await?,
+        super::apps::card(&state).await?,
+        super::developers::card(&state).await?,
+    ];
     Ok(html(
         StatusCode::OK,
         &HomePage {

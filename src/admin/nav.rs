@@ -11,7 +11,11 @@ pub struct Section {
 }
 
 /// Every section, in the navigation's order; each page module owns its `SECTION`.
-pub const SECTIONS: &[Section] = &[super::users::SECTION];
+pub const SECTIONS: &[Section] = &[
+    super::users::SECTION,
+    super::apps::SECTION,
+    super::developers::SECTION,
+];
 
 /// A section's card on the home page: its counts, each with what it counts.
 pub struct Card {

@@ -26,6 +26,8 @@ pub struct AppSummary {
     pub latest_state: Option<RevisionState>,
     /// A revision is waiting for review (a new app, or an edit of an active one).
     pub awaiting_review: bool,
+    /// When a revision was last submitted.
+    pub submitted_at: Option<i64>,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -44,6 +46,7 @@ impl From<AppListRow> for AppSummary {
             latest_revision: row.latest_revision,
             latest_state: RevisionState::parse(&row.latest_state),
             awaiting_review: row.awaiting_review,
+            submitted_at: row.submitted_at,
             created_at: row.app.created_at,
             updated_at: row.app.updated_at,
         }

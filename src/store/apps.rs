@@ -34,6 +34,8 @@ pub struct AppListRow {
     pub latest_request: String,
     /// A revision is waiting for review.
     pub awaiting_review: bool,
+    /// When a revision was last submitted.
+    pub submitted_at: Option<i64>,
 }
 
 /// One revision of an app's request; immutable once submitted.
@@ -281,7 +283,9 @@ impl Store {
                  r.revision AS latest_revision, r.state AS latest_state, \
                  r.request AS latest_request, \
                  EXISTS (SELECT 1 FROM app_revisions p WHERE p.app_id = a.app_id \
-                         AND p.state = 'pending_review') AS awaiting_review \
+                         AND p.state = 'pending_review') AS awaiting_review, \
+                 (SELECT MAX(s.submitted_at) FROM app_revisions s \
+                  WHERE s.app_id = a.app_id) AS submitted_at \
                  FROM apps a JOIN app_revisions r ON r.app_id = a.app_id \
                  AND r.revision = (SELECT MAX(m.revision) FROM app_revisions m \
                                    WHERE m.app_id = a.app_id) \

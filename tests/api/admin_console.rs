@@ -3,10 +3,10 @@
 //! and their sign-in.
 
 use regex::Regex;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 use serde_json::json;
 
 use crate::backend_tests;
+use crate::common::console::{Browser, Reply};
 use crate::common::smart::{Answers, App, access_token, authorize};
 use crate::common::*;
 
@@ -15,122 +15,6 @@ backend_tests!(
     only_admins_with_the_csrf_token_get_in,
     disabling_a_user_stops_their_apps_and_sign_in
 );
-
-/// A browser: keeps Kiln's session cookie, follows no redirect.
-struct Browser {
-    http: reqwest::Client,
-    base: String,
-    cookie: Option<String>,
-}
-
-struct Reply {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Reply {
-    /// The CSRF token the page's forms carry.
-    fn csrf(&self) -> String {
-        self.hidden("csrf_token")
-    }
-
-    fn hidden(&self, name: &str) -> String {
-        let pattern = Regex::new(&format!(r#"name="{name}" value="([^"]*)""#)).unwrap();
-        pattern
-            .captures(&self.body)
-            .unwrap_or_else(|| panic!("no {name} on the page: {}", self.body))[1]
-            .to_string()
-    }
-
-    fn location(&self) -> String {
-        self.headers[LOCATION].to_str().unwrap().to_string()
-    }
-
-    /// Whether the page is Kiln's login form.
-    fn is_login(&self) -> bool {
-        self.body.contains(r#"action="http"#) && self.body.contains("/auth/login\"")
-    }
-}
-
-impl Browser {
-    fn new(server: &Server) -> Browser {
-        Browser {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
-            base: server.base.clone(),
-            cookie: None,
-        }
-    }
-
-    async fn send(&mut self, request: reqwest::RequestBuilder) -> Reply {
-        let request = match &self.cookie {
-            Some(cookie) => request.header("cookie", cookie),
-            None => request,
-        };
-        let response = request.send().await.unwrap();
-        for value in response.headers().get_all(SET_COOKIE) {
-            let pair = value.to_str().unwrap().split(';').next().unwrap();
-            self.cookie = Some(pair.to_string());
-        }
-        Reply {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Reply {
-        let request = self.http.get(format!("{}{path}", self.base));
-        self.send(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Reply {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let request = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        self.send(request).await
-    }
-
-    async fn post_pairs(&mut self, path: &str, form: &[(String, String)]) -> Reply {
-        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        self.post(path, &form).await
-    }
-
-    /// Opens `/admin` and signs in on the login form it shows; the login's answer.
-    async fn sign_in(&mut self, username: &str, password: &str) -> Reply {
-        let login = self.get("/admin").await;
-        assert_eq!(login.status, 200, "{}", login.body);
-        assert!(login.is_login(), "{}", login.body);
-        assert_eq!(login.hidden("return_to"), "/admin");
-        let csrf = login.csrf();
-        self.post(
-            "/auth/login",
-            &[
-                ("csrf_token", &csrf),
-                ("username", username),
-                ("password", password),
-                ("return_to", "/admin"),
-            ],
-        )
-        .await
-    }
-
-    /// A console action on a user, with the CSRF token of the page it was on.
-    async fn act(&mut self, page: &Reply, action: &str, fields: &[(&str, &str)]) -> Reply {
-        let csrf = page.csrf();
-        let mut form = vec![("csrf_token", csrf.as_str())];
-        form.extend_from_slice(fields);
-        self.post(&format!("/admin/users/{action}"), &form).await
-    }
-}
 
 const ADMIN_PASSWORD: &str = "root-password-1";
 const GOOD_PASSWORD: &str = "a long enough passphrase";
@@ -213,7 +97,7 @@ async fn admin_signs_in_and_manages_users(backend: Backend) {
         .collect();
     let expected = [("Users", "3"), ("Administrators", "1"), ("Disabled", "0")];
     assert_eq!(
-        counts,
+        counts[..3],
         expected.map(|(label, count)| (label.to_string(), count.to_string()))
     );
 

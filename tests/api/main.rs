@@ -3,6 +3,7 @@
 mod common;
 
 mod admin_console;
+mod admin_review;
 mod apps;
 mod auth_admin;
 mod auth_authorize;

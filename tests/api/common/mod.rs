@@ -2,6 +2,7 @@
 
 pub mod backend;
 pub mod portal;
+pub mod console;
 pub mod s3;
 pub mod smart;
 pub mod smtp;
