@@ -145,6 +145,7 @@ pub enum Action {
     Reactivate,
     Retire,
     RotateSecret,
+    IssueSecret,
 }
 
 impl Action {
@@ -160,6 +161,7 @@ impl Action {
             Action::Reactivate => "reactivate",
             Action::Retire => "retire",
             Action::RotateSecret => "rotate_secret",
+            Action::IssueSecret => "issue_secret",
         }
     }
 
@@ -176,6 +178,7 @@ impl Action {
             Action::Reactivate => "reactivated",
             Action::Retire => "retired",
             Action::RotateSecret => "given a new secret",
+            Action::IssueSecret => "given its first secret",
         }
     }
 

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
+use super::apps::{Listed, listed};
 use super::signed_in;
 use crate::state::AppState;
 use crate::store::developers::Developer;
@@ -18,6 +19,7 @@ use crate::web::html::html;
 struct HomePage<'a> {
     csrf_token: &'a str,
     developer: &'a Developer,
+    apps: Vec<Listed>,
 }
 
 /// `GET /developer`.
@@ -25,11 +27,13 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
     let Some(signed_in) = signed_in::current(&state, &jar).await? else {
         return Ok(signed_in::to_sign_in(&state));
     };
+    let apps = listed(&state, &signed_in.developer).await?;
     Ok(html(
         StatusCode::OK,
         &HomePage {
             csrf_token: &signed_in.session.csrf_token,
             developer: &signed_in.developer,
+            apps,
         },
     ))
 }
