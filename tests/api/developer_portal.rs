@@ -3,11 +3,8 @@
 //! single-use expiring links, sign-in and out, password reset, CSRF, escaping of what
 //! developers typed, the page headers, and mail written to the log when no SMTP server is set.
 
-use regex::Regex;
-use reqwest::header::{LOCATION, SET_COOKIE};
-
 use crate::backend_tests;
-use crate::common::smtp::SmtpSink;
+use crate::common::portal::*;
 use crate::common::*;
 
 backend_tests!(
@@ -21,49 +18,10 @@ backend_tests!(
     unreachable_smtp_is_a_clear_error,
 );
 
-const PASSWORD: &str = "Correct-Horse-1";
 const HOSTILE_NAME: &str = "<script>alert('name')</script>";
 const HOSTILE_ORG: &str = "\"><img src=x onerror=alert(1)>";
 
-/// A browser: Kiln's session cookie, no automatic redirects.
-struct Browser<'a> {
-    server: &'a Server,
-    cookie: Option<String>,
-}
-
-/// A response read whole.
-struct Page {
-    status: u16,
-    headers: reqwest::header::HeaderMap,
-    body: String,
-}
-
 impl Page {
-    /// The value of the hidden input `name`.
-    fn hidden(&self, name: &str) -> String {
-        let pattern = format!(r#"name="{name}" value="([^"]*)""#);
-        let found = Regex::new(&pattern).unwrap().captures(&self.body);
-        found.unwrap_or_else(|| panic!("no {name} in {}", self.body))[1].to_string()
-    }
-
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .unwrap_or_else(|| panic!("not a redirect ({}): {}", self.status, self.body))
-            .to_str()
-            .unwrap()
-    }
-
-    /// The headers every page gets: a CSP that runs no script and forbids framing.
-    fn assert_page_headers(&self) {
-        let csp = self.headers["content-security-policy"].to_str().unwrap();
-        assert!(csp.contains("default-src 'none'"), "{csp}");
-        assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-        assert!(!csp.contains("script-src"), "{csp}");
-        assert_eq!(self.headers["x-frame-options"], "DENY");
-        assert_eq!(self.headers["cache-control"], "no-store");
-    }
-
     /// A hostile name and organization on a page that shows them: there, as text only.
     fn assert_escaped(&self) {
         assert!(!self.body.contains("<script>alert"), "{}", self.body);
@@ -72,143 +30,6 @@ impl Page {
         assert!(text.contains(HOSTILE_NAME), "{}", self.body);
         assert!(text.contains(HOSTILE_ORG), "{}", self.body);
     }
-}
-
-/// Text with HTML's character references resolved (named or numeric, as escapers write them).
-fn unescape(html: &str) -> String {
-    let mut text = html.to_string();
-    for (reference, character) in [
-        ("&lt;", "<"),
-        ("&#60;", "<"),
-        ("&gt;", ">"),
-        ("&#62;", ">"),
-        ("&quot;", "\""),
-        ("&#34;", "\""),
-        ("&#39;", "'"),
-        ("&#x27;", "'"),
-    ] {
-        text = text.replace(reference, character);
-    }
-    text.replace("&amp;", "&").replace("&#38;", "&")
-}
-
-impl<'a> Browser<'a> {
-    fn new(server: &'a Server) -> Browser<'a> {
-        Browser {
-            server,
-            cookie: None,
-        }
-    }
-
-    async fn read(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(cookie) => request.header("cookie", cookie),
-            None => request,
-        };
-        let response = request.send().await.expect("request");
-        if let Some(set) = response.headers().get(SET_COOKIE) {
-            let pair = set.to_str().unwrap().split(';').next().unwrap();
-            self.cookie = Some(pair.to_string());
-        }
-        Page {
-            status: response.status().as_u16(),
-            headers: response.headers().clone(),
-            body: response.text().await.unwrap(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        if path.starts_with("http") {
-            path.to_string()
-        } else {
-            format!("{}{path}", self.server.base)
-        }
-    }
-
-    async fn get(&mut self, path: &str) -> Page {
-        let request = self.server.client.get(self.url(path));
-        self.read(request).await
-    }
-
-    async fn post(&mut self, path: &str, form: &[(&str, &str)]) -> Page {
-        let body: String = form_urlencoded::Serializer::new(String::new())
-            .extend_pairs(form)
-            .finish();
-        let request = self
-            .server
-            .client
-            .post(self.url(path))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(body);
-        self.read(request).await
-    }
-
-    /// Fills in a form found at `page_path` and posts it to `action` with its CSRF token.
-    async fn submit(&mut self, page_path: &str, action: &str, fields: &[(&str, &str)]) -> Page {
-        let page = self.get(page_path).await;
-        assert_eq!(page.status, 200, "{}", page.body);
-        let csrf = page.hidden("csrf_token");
-        let mut form = vec![("csrf_token", csrf.as_str())];
-        form.extend_from_slice(fields);
-        self.post(action, &form).await
-    }
-
-    async fn sign_up(&mut self, name: &str, org: &str, email: &str, password: &str) -> Page {
-        let fields = [
-            ("name", name),
-            ("organization", org),
-            ("email", email),
-            ("password", password),
-            ("confirm", password),
-        ];
-        self.submit("/developer/signup", "/developer/signup", &fields)
-            .await
-    }
-
-    async fn sign_in(&mut self, email: &str, password: &str) -> Page {
-        let fields = [("email", email), ("password", password)];
-        self.submit("/developer/signin", "/developer/signin", &fields)
-            .await
-    }
-}
-
-/// The link in a mail (or log) to `path` (`/developer/verify`, `/developer/reset/new`).
-fn link(text: &str, path: &str) -> String {
-    let pattern = format!(
-        r"https?://[^\s/]+{}\?token=[A-Za-z0-9_-]+",
-        regex::escape(path)
-    );
-    Regex::new(&pattern)
-        .unwrap()
-        .find(text)
-        .unwrap_or_else(|| panic!("no {path} link in {text}"))
-        .as_str()
-        .to_string()
-}
-
-async fn with_smtp(backend: Backend) -> Option<(Server, SmtpSink)> {
-    let sink = SmtpSink::start().await?;
-    let db = TestDb::new(backend).await?;
-    let server = Server::start_on_with_env(
-        db,
-        &[],
-        &[
-            ("KILN_SMTP_URL", sink.url.as_str()),
-            ("KILN_MAIL_FROM", "Kiln Test <kiln@example.org>"),
-        ],
-    )
-    .await;
-    Some((server, sink))
-}
-
-/// Signs up and follows the verification link.
-async fn verified_account(server: &Server, sink: &SmtpSink, email: &str) {
-    let mut browser = Browser::new(server);
-    let page = browser.sign_up("Dev", "", email, PASSWORD).await;
-    assert_eq!(page.status, 200, "{}", page.body);
-    let mail = sink.wait_for(email, 1).await;
-    let verified = browser.get(&link(&mail.body, "/developer/verify")).await;
-    assert_eq!(verified.status, 200, "{}", verified.body);
 }
 
 async fn sign_up_verify_sign_in_and_out(backend: Backend) {

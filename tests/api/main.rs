@@ -27,6 +27,7 @@ mod indexing;
 mod negotiation;
 mod operations;
 mod paging;
+mod portal_apps;
 mod postman;
 mod search;
 mod smart_access;
