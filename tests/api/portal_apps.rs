@@ -26,6 +26,9 @@ const HOSTILE_NAME: &str = "<script>alert('name')</script>";
 const HOSTILE_DESCRIPTION: &str = "\"><img src=x onerror=alert(1)>";
 const TERMS: &str = "Acme Health operator terms: be kind to the data.";
 
+/// Fields of `request` to change: (name, value).
+type Changes = &'static [(&'static str, &'static str)];
+
 /// A PNG's signature and enough bytes to be a logo for the checks.
 fn png(size: usize) -> Vec<u8> {
     let mut bytes = b"\x89PNG\r\n\x1a\n".to_vec();
@@ -377,7 +380,7 @@ async fn form_checks_and_logos(backend: Backend) {
     assert!(form.body.contains("value=\"patient/Observation.rs\""));
 
     // Each problem next to its field, with what was typed kept; nothing is created.
-    let cases: [(&[(&'static str, &'static str)], &str, &str); 4] = [
+    let cases: [(Changes, &str, &str); 4] = [
         (
             &[("redirect_uris", "https://localhost:3000/callback")],
             "redirect_uris",
