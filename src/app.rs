@@ -64,6 +64,7 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::router::fhir_root().layer(bearer))
         .merge(crate::router::auth())
         .merge(crate::router::portal(&state))
+        .merge(crate::router::logos())
         .merge(crate::router::admin())
         .merge(crate::router::health())
         .merge(crate::router::docs())

@@ -76,6 +76,17 @@ pub struct ServeConfig {
     pub mail: MailConfig,
     #[command(flatten)]
     pub onboarding: OnboardingConfig,
+    #[command(flatten)]
+    pub portal: PortalConfig,
+}
+
+/// The developer portal's texts.
+#[derive(Debug, Clone, Default, Args)]
+pub struct PortalConfig {
+    /// The operator's terms of use that developers accept on the app registration form: a
+    /// text or Markdown file, shown as written. Default: a short generic text.
+    #[arg(long, env = "KILN_OPERATOR_TERMS_FILE")]
+    pub operator_terms_file: Option<std::path::PathBuf>,
 }
 
 /// Outgoing mail (the developer portal's verification and password-reset links).

@@ -188,8 +188,8 @@ fn pages() -> Router<AppState> {
 }
 
 /// The landing page and the developer portal: accounts (sign-up, verification, sign-in and
-/// out, password reset), the "My Applications" home and, on a sandbox deployment, the launch
-/// simulator; every page of a sandbox carries its notice.
+/// out, password reset), the "My Applications" home and the app pages and, on a sandbox
+/// deployment, the launch simulator; every page of a sandbox carries its notice.
 pub fn portal(state: &AppState) -> Router<AppState> {
     Router::new()
         .route("/", get(portal::landing::page))
@@ -213,6 +213,16 @@ pub fn portal(state: &AppState) -> Router<AppState> {
             "/developer/reset/new",
             get(portal::reset::new_password_page).post(portal::reset::new_password),
         )
+        .route(
+            "/developer/apps/new",
+            get(portal::apps::new_page).post(portal::apps::create),
+        )
+        .route("/developer/apps/{app_id}", get(portal::apps::show))
+        .route(
+            "/developer/apps/{app_id}/edit",
+            get(portal::apps::edit_page).post(portal::apps::edit),
+        )
+        .route("/developer/apps/{app_id}/{action}", post(portal::apps::act))
         .route("/developer/simulator", get(portal::simulator::page))
         .route(
             "/developer/simulator/launch",
@@ -231,6 +241,11 @@ pub fn portal(state: &AppState) -> Router<AppState> {
             portal::sandbox::notice,
         ))
         .layer(middleware::from_fn(crate::web::html::page_headers))
+}
+
+/// App logos, served by Kiln with their own headers (long-cached images, not pages).
+pub fn logos() -> Router<AppState> {
+    Router::new().route("/apps/logo/{digest}", get(portal::logo::serve))
 }
 
 /// The admin console: every handler takes `admin::guard::Admin` (a signed-in admin; on a POST

@@ -540,19 +540,7 @@ fn revision_line(revision: &RevisionView) -> RevisionLine {
 }
 
 fn action_label(action: Option<Action>) -> &'static str {
-    match action {
-        Some(Action::Create) => "Created",
-        Some(Action::Save) => "Edited",
-        Some(Action::Submit) => "Submitted",
-        Some(Action::Approve) => "Approved",
-        Some(Action::RequestChanges) => "Changes requested",
-        Some(Action::Reject) => "Rejected",
-        Some(Action::Suspend) => "Suspended",
-        Some(Action::Reactivate) => "Reactivated",
-        Some(Action::Retire) => "Retired",
-        Some(Action::RotateSecret) => "Secret rotated",
-        None => "Changed",
-    }
+    action.map_or("Changed", Action::label)
 }
 
 /// Who made a change, as the history names them.

@@ -189,7 +189,7 @@ pub struct Approved {
     pub revision: i64,
     pub client_id: String,
     /// A new secret (first approval of a confidential-symmetric app, or a change to that
-    /// type); shown once.
+    /// type, unless a developer owns the app); shown once.
     pub client_secret: Option<String>,
 }
 
@@ -671,7 +671,8 @@ async fn submit_with(
 
 /// Approves the revision waiting for review: the app becomes ACTIVE and its client takes
 /// the revision's settings (created at the first approval, with a secret for a
-/// confidential-symmetric app, returned here once).
+/// confidential-symmetric app, returned here once — except for an app a developer owns:
+/// its owner generates the first secret with [`issue_secret`]).
 pub async fn approve(
     store: &Store,
     actor: &Actor,
@@ -746,7 +747,9 @@ fn materialize(
     let kept_secret = existing
         .filter(|client| client.client_type == ClientType::ConfidentialSymmetric.as_str())
         .and_then(|client| client.secret_hash.clone());
-    let secret = (symmetric && kept_secret.is_none()).then(random_token);
+    // A developer's app gets no secret here: the developer is not at the approval, so
+    // they generate the first one on the app's page (`issue_secret`), where it is shown.
+    let secret = (symmetric && kept_secret.is_none() && app.owner.is_none()).then(random_token);
     let secret_hash = if symmetric {
         kept_secret.or_else(|| secret.as_deref().map(hash_secret))
     } else {
@@ -962,5 +965,43 @@ pub async fn rotate_secret(
         client_id,
         client_secret: secret,
         previous_valid_until,
+    })
+}
+
+/// A first secret (shown once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Issued {
+    pub client_id: String,
+    pub client_secret: String,
+}
+
+/// Gives an ACTIVE confidential-symmetric app that has no secret yet (a developer's app,
+/// approved without one) its first secret, returned once. Refused with
+/// [`LifecycleError::NoSecret`] when the app has a secret already (rotate it instead).
+pub async fn issue_secret(
+    store: &Store,
+    actor: &Actor,
+    id: &str,
+    now: i64,
+) -> LifecycleResult<Issued> {
+    let loaded = load(store, id).await?;
+    if loaded.status != Status::Active {
+        return loaded.refuse(Action::IssueSecret);
+    }
+    let Some(client_id) = loaded.app.client_id.clone() else {
+        return Err(LifecycleError::NoSecret);
+    };
+    let secret = random_token();
+    let mut event = loaded.event(Action::IssueSecret, actor, Status::Active, now);
+    event.revision = loaded.app.active_revision;
+    if !store
+        .issue_client_secret(&client_id, &hash_secret(&secret), &event)
+        .await?
+    {
+        return Err(LifecycleError::NoSecret);
+    }
+    Ok(Issued {
+        client_id,
+        client_secret: secret,
     })
 }

@@ -158,6 +158,7 @@ pub enum Action {
     Reactivate,
     Retire,
     RotateSecret,
+    IssueSecret,
 }
 
 impl Action {
@@ -173,6 +174,24 @@ impl Action {
             Action::Reactivate => "reactivate",
             Action::Retire => "retire",
             Action::RotateSecret => "rotate_secret",
+            Action::IssueSecret => "issue_secret",
+        }
+    }
+
+    /// The history's name for the action: "Changes requested".
+    pub fn label(self) -> &'static str {
+        match self {
+            Action::Create => "Created",
+            Action::Save => "Edited",
+            Action::Submit => "Submitted",
+            Action::Approve => "Approved",
+            Action::RequestChanges => "Changes requested",
+            Action::Reject => "Rejected",
+            Action::Suspend => "Suspended",
+            Action::Reactivate => "Reactivated",
+            Action::Retire => "Retired",
+            Action::RotateSecret => "Secret rotated",
+            Action::IssueSecret => "First secret issued",
         }
     }
 
@@ -189,6 +208,7 @@ impl Action {
             Action::Reactivate => "reactivated",
             Action::Retire => "retired",
             Action::RotateSecret => "given a new secret",
+            Action::IssueSecret => "given its first secret",
         }
     }
 

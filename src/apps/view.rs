@@ -119,6 +119,9 @@ pub struct Credentials {
     pub client_type: String,
     /// Suspended or retired: refused everywhere.
     pub disabled: bool,
+    /// A confidential-symmetric client has a secret (a developer's app has none until its
+    /// owner generates one).
+    pub has_secret: bool,
     /// Until when a rotated-out secret still works (if it does).
     pub previous_secret_valid_until: Option<i64>,
 }
@@ -215,6 +218,7 @@ pub async fn show(store: &Store, id: &str) -> LifecycleResult<AppDetail> {
                 client_id: client.client_id,
                 client_type: client.client_type,
                 disabled: client.disabled,
+                has_secret: client.secret_hash.is_some(),
                 previous_secret_valid_until: client
                     .previous_secret_expires_at
                     .filter(|_| client.previous_secret_hash.is_some()),

@@ -506,5 +506,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         export,
         mail: crate::config::MailConfig::default(),
         onboarding: crate::config::OnboardingConfig::default(),
+        portal: crate::config::PortalConfig::default(),
     })
 }

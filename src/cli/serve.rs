@@ -42,6 +42,7 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
         _ => None,
     };
     let bind = config.bind;
+    crate::portal::terms::check(&config.portal).await?;
     let state = crate::app::state(store.clone(), config)?;
     state.exports.check().await?;
     let listener = TcpListener::bind(bind)

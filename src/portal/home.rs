@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum_extra::extract::CookieJar;
 
+use super::apps::{Listed, listed};
 use super::sandbox::{self, Persona};
 use super::signed_in;
 use crate::state::AppState;
@@ -23,6 +24,7 @@ struct HomePage<'a> {
     /// A sandbox deployment: the personas and the simulator show.
     sandbox: bool,
     personas: Vec<Persona>,
+    apps: Vec<Listed>,
 }
 
 /// `GET /developer`.
@@ -36,6 +38,7 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
     } else {
         Vec::new()
     };
+    let apps = listed(&state, &signed_in.developer).await?;
     Ok(html(
         StatusCode::OK,
         &HomePage {
@@ -43,6 +46,7 @@ pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
             developer: &signed_in.developer,
             sandbox,
             personas,
+            apps,
         },
     ))
 }

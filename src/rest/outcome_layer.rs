@@ -1,5 +1,6 @@
 //! Gives every error response an OperationOutcome body, including those produced outside
-//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics), and
+//! the FHIR handlers (unknown routes, wrong methods, body limits, timeouts, panics) — except
+//! a form of Kiln's own pages over the body limit, which gets an HTML page — and
 //! bounds the request head (URI and header sizes) with an OperationOutcome of its own, and
 //! gives every 503 a `Retry-After`.
 //!
@@ -79,6 +80,12 @@ pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
     {
         return response;
     }
+    if status == StatusCode::PAYLOAD_TOO_LARGE && is_page_form(&path) {
+        // A browser's form post (an upload) over the body limit: a page, not FHIR JSON.
+        let mut page = crate::web::error::PageError::too_large().into_response();
+        crate::web::html::set_page_headers(page.headers_mut());
+        return page;
+    }
     let (code, message) = match status {
         StatusCode::NOT_FOUND => (IssueCode::NotFound, format!("no such endpoint: {path}")),
         StatusCode::METHOD_NOT_ALLOWED => (
@@ -110,4 +117,11 @@ pub async fn ensure_outcome(request: Request<Body>, next: Next) -> Response {
         }
     }
     replaced
+}
+
+/// The paths of Kiln's own HTML forms (the developer portal, the admin console).
+fn is_page_form(path: &str) -> bool {
+    ["/developer/", "/admin/"]
+        .iter()
+        .any(|prefix| path.starts_with(prefix))
 }

@@ -437,6 +437,38 @@ impl Store {
         })
     }
 
+    /// Gives a confidential-symmetric client its first secret (one that has none), recorded
+    /// as `event`. `false` when the client already has a secret or is not a usable
+    /// confidential-symmetric client.
+    pub async fn issue_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        event: &EventRow,
+    ) -> StoreResult<bool> {
+        dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query(
+                "UPDATE auth_clients SET secret_hash = $1, previous_secret_hash = NULL, \
+                 previous_secret_expires_at = NULL \
+                 WHERE client_id = $2 AND client_type = 'confidential-symmetric' \
+                 AND disabled = $3 AND secret_hash IS NULL",
+            )
+            .bind(secret_hash)
+            .bind(client_id)
+            .bind(false)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if changed != 1 {
+                return Ok(false);
+            }
+            insert_event!(&mut *tx, event)?;
+            tx.commit().await?;
+            Ok(true)
+        })
+    }
+
     /// Stores a logo (a logo already stored under the digest is kept).
     pub async fn put_logo(&self, logo: &LogoRow) -> StoreResult<()> {
         dispatch!(self, pool => {

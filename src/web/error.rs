@@ -58,6 +58,16 @@ impl PageError {
         }
     }
 
+    /// A form (with its upload) over the server's body limit.
+    pub fn too_large() -> PageError {
+        PageError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The form is too large",
+            "The form, with the file chosen, is larger than this server accepts. Go back, \
+             choose a smaller file and send the form again.",
+        )
+    }
+
     /// The form was not sent from Kiln's own page (missing or wrong CSRF token, no session).
     pub fn csrf() -> PageError {
         PageError::forbidden(

@@ -3,7 +3,7 @@
 
 use askama::Template;
 use axum::extract::Request;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{Html, IntoResponse, Response};
 
@@ -29,7 +29,12 @@ pub fn html(status: StatusCode, page: &impl Template) -> Response {
 /// styles and images from Kiln only.
 pub async fn page_headers(request: Request, next: Next) -> Response {
     let mut response = next.run(request).await;
-    let headers = response.headers_mut();
+    set_page_headers(response.headers_mut());
+    response
+}
+
+/// The headers of [`page_headers`], for a page answered outside the pages' routers.
+pub fn set_page_headers(headers: &mut HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -41,7 +46,6 @@ pub async fn page_headers(request: Request, next: Next) -> Response {
         header::REFERRER_POLICY,
         HeaderValue::from_static("no-referrer"),
     );
-    response
 }
 
 const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \

@@ -29,6 +29,7 @@ mod indexing;
 mod negotiation;
 mod operations;
 mod paging;
+mod portal_apps;
 mod postman;
 mod sandbox;
 mod search;

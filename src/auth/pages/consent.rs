@@ -8,6 +8,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum_extra::extract::CookieJar;
 
+use super::app_card::AppCard;
 use super::authorize::{back_to_app, error_redirect};
 use super::records;
 use super::steps::{
@@ -33,7 +34,8 @@ pub struct ConsentPage<'a> {
     pub action: &'a str,
     pub csrf_token: &'a str,
     pub pending: &'a str,
-    pub app_name: &'a str,
+    /// The app: its name, logo and links (from its approved revision).
+    pub app: AppCard,
     pub username: &'a str,
     pub patient: Option<String>,
     pub requested: Vec<ScopeItem>,

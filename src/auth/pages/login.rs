@@ -13,6 +13,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum_extra::extract::CookieJar;
 
+use super::app_card::AppCard;
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
 use crate::config::ServeConfig;
 use crate::crypto::{hash_secret, verify_secret};
@@ -32,6 +33,8 @@ pub struct LoginPage<'a> {
     pub pending: Option<&'a str>,
     pub return_to: Option<&'a str>,
     pub app_name: Option<&'a str>,
+    /// The app of a pending authorization request (logo and links).
+    pub app: Option<AppCard>,
     pub message: Option<&'a str>,
     /// Filled in for an EHR launch: only the launch's user may sign in.
     pub username: Option<&'a str>,
@@ -190,6 +193,7 @@ pub fn login_page(
             pending,
             return_to,
             app_name,
+            app: None,
             message,
             username: None,
         },

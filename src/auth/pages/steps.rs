@@ -4,6 +4,7 @@
 
 use axum::http::StatusCode;
 
+use super::app_card;
 use super::consent::{self, ConsentPage};
 use super::encounter::encounter_page;
 use super::login::LoginPage;
@@ -52,6 +53,7 @@ pub async fn next_step(
                     pending: Some(&pending.pending_id),
                     return_to: None,
                     app_name: Some(&client.name),
+                    app: Some(app_card::of_client(&state.store, &client).await?),
                     message: Some(message).filter(|m| !m.is_empty()),
                     username: launch.as_ref().map(|l| l.username.as_str()),
                 },
@@ -89,7 +91,7 @@ pub async fn next_step(
             action: &url(&state.config, "/auth/consent"),
             csrf_token: &session.csrf_token,
             pending: &pending.pending_id,
-            app_name: &client.name,
+            app: app_card::of_client(&state.store, &client).await?,
             username: &user.username,
             patient,
             requested: consent::items(&requested),

@@ -1,8 +1,8 @@
 //! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
 
 pub mod backend;
-pub mod portal;
 pub mod console;
+pub mod portal;
 pub mod s3;
 pub mod smart;
 pub mod smtp;

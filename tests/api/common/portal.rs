@@ -174,23 +174,101 @@ pub fn link(text: &str, path: &str) -> String {
 }
 
 pub async fn with_smtp(backend: Backend) -> Option<(Server, SmtpSink)> {
-    with_smtp_args(backend, &[]).await
+    with_smtp_and(backend, &[], &[]).await
 }
 
 /// [`with_smtp`] with more `kiln serve` arguments.
 pub async fn with_smtp_args(backend: Backend, args: &[&str]) -> Option<(Server, SmtpSink)> {
+    with_smtp_and(backend, args, &[]).await
+}
+
+/// A server sending mail to a real SMTP sink, with more `kiln serve` arguments and
+/// environment variables.
+pub async fn with_smtp_and(
+    backend: Backend,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> Option<(Server, SmtpSink)> {
     let sink = SmtpSink::start().await?;
     let db = TestDb::new(backend).await?;
-    let server = Server::start_on_with_env(
-        db,
-        args,
-        &[
-            ("KILN_SMTP_URL", sink.url.as_str()),
-            ("KILN_MAIL_FROM", "Kiln Test <kiln@example.org>"),
-        ],
-    )
-    .await;
+    let mut all_env = vec![
+        ("KILN_SMTP_URL", sink.url.as_str()),
+        ("KILN_MAIL_FROM", "Kiln Test <kiln@example.org>"),
+    ];
+    all_env.extend_from_slice(env);
+    let server = Server::start_on_with_env(db, args, &all_env).await;
     Some((server, sink))
+}
+
+/// A browser signed in as a new, verified developer with the address `email`.
+pub async fn signed_in_developer<'a>(
+    server: &'a Server,
+    sink: &SmtpSink,
+    email: &str,
+) -> Browser<'a> {
+    verified_account(server, sink, email).await;
+    let mut browser = Browser::new(server);
+    let signed_in = browser.sign_in(email, PASSWORD).await;
+    assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    browser
+}
+
+/// One part of a `multipart/form-data` body.
+pub enum Part<'a> {
+    Text(&'a str, &'a str),
+    File {
+        name: &'a str,
+        file_name: &'a str,
+        content_type: &'a str,
+        bytes: Vec<u8>,
+    },
+}
+
+impl Browser<'_> {
+    /// Posts `parts` as `multipart/form-data`, as a browser sends a form with a file input.
+    pub async fn post_multipart(&mut self, path: &str, parts: &[Part<'_>]) -> Page {
+        let boundary = "----kiln-test-boundary-7MA4YWxkTrZu0gW";
+        let mut body = Vec::new();
+        for part in parts {
+            body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+            match part {
+                Part::Text(name, value) => {
+                    body.extend_from_slice(
+                        format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n")
+                            .as_bytes(),
+                    );
+                    body.extend_from_slice(value.as_bytes());
+                }
+                Part::File {
+                    name,
+                    file_name,
+                    content_type,
+                    bytes,
+                } => {
+                    body.extend_from_slice(
+                        format!(
+                            "Content-Disposition: form-data; name=\"{name}\"; \
+                             filename=\"{file_name}\"\r\nContent-Type: {content_type}\r\n\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                    body.extend_from_slice(bytes);
+                }
+            }
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+        let request = self
+            .server
+            .client
+            .post(self.url(path))
+            .header(
+                "content-type",
+                format!("multipart/form-data; boundary={boundary}"),
+            )
+            .body(body);
+        self.read(request).await
+    }
 }
 
 /// Signs up and follows the verification link.
