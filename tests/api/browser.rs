@@ -414,7 +414,23 @@ async fn developer_journey_from_sign_up_to_suspension() {
         );
     }
 
-    // Suspended: the token the app last got is refused.
+    // Each launch signed in as the developer's persona of its kind.
+    assert!(
+        report["ehr"]["app"]["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/"),
+        "{report:#}"
+    );
+    let standalone = &report["standalone"]["app"];
+    assert_eq!(
+        standalone["user"].as_str().unwrap(),
+        format!("Patient/{}", standalone["patient"].as_str().unwrap()),
+        "the patient persona reads its own record"
+    );
+
+    // Suspended: the developer sees why, and the token the app last got is refused.
+    assert_eq!(report["suspensionShown"], "Reported misuse.");
     assert_eq!(report["readAfterSuspension"], 401, "{report:#}");
 
     let files = report["screenshots"].as_array().unwrap();

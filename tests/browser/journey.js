@@ -285,6 +285,7 @@ async function main() {
         await snap(admin, "admin-suspended");
         await dev.goto(appUrl);
         report.statuses.push(await status(dev));
+        report.suspensionShown = (await dev.textContent("p.reason") || "").trim();
         await snap(dev, "app-suspended");
         const token = report.standalone.app.tokenAfter;
         const read = await fetch(`${fhir}/Patient/${report.standalone.app.patient}`, {
