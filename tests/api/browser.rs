@@ -1,7 +1,8 @@
 //! Browser apps as browsers run them: CORS preflights answered with the headers they ask
 //! for, the discovery documents at the URLs vendors write, and the official SMART
 //! JavaScript client (`fhirclient`) in headless Chromium launching, reading and refreshing
-//! from an origin of its own (its side lives in tests/browser/).
+//! from an origin of its own (its side lives in tests/browser/); and a developer's whole
+//! journey through the portal, the admin console and the simulator (tests/browser/journey.js).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
