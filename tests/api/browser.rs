@@ -1,7 +1,8 @@
 //! Browser apps as browsers run them: CORS preflights answered with the headers they ask
 //! for, the discovery documents at the URLs vendors write, and the official SMART
 //! JavaScript client (`fhirclient`) in headless Chromium launching, reading and refreshing
-//! from an origin of its own (its side lives in tests/browser/).
+//! from an origin of its own (its side lives in tests/browser/); and a developer's whole
+//! journey through the portal, the admin console and the simulator (tests/browser/journey.js).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -160,10 +161,10 @@ fn browser_setup() -> Option<(PathBuf, PathBuf)> {
     None
 }
 
-/// Runs tests/browser/smart_app.js with `env`; returns the JSON line it printed.
-fn run_driver(folder: &Path, chromium: &Path, env: &[(&str, &str)]) -> Value {
+/// Runs tests/browser/`script` with `env`; returns the JSON line it printed.
+fn run_driver(folder: &Path, chromium: &Path, script: &str, env: &[(&str, &str)]) -> Value {
     let mut child = Command::new("node")
-        .arg("smart_app.js")
+        .arg(script)
         .current_dir(folder)
         .env("CHROMIUM", chromium)
         .envs(env.iter().copied())
@@ -184,12 +185,12 @@ fn run_driver(folder: &Path, chromium: &Path, env: &[(&str, &str)]) -> Value {
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
-        "smart_app.js failed ({}):\n{stdout}\n{}",
+        "{script} failed ({}):\n{stdout}\n{}",
         output.status,
         String::from_utf8_lossy(&output.stderr)
     );
     let last = stdout.lines().last().unwrap_or_default();
-    serde_json::from_str(last).unwrap_or_else(|_| panic!("smart_app.js printed {stdout}"))
+    serde_json::from_str(last).unwrap_or_else(|_| panic!("{script} printed {stdout}"))
 }
 
 /// fhirclient at its defaults, served from its own loopback origin: standalone launch,
@@ -237,7 +238,7 @@ async fn fhirclient_in_chromium_launches_reads_and_refreshes() {
     .map(|(name, value)| (name.to_string(), value.to_string()));
     let report = tokio::task::spawn_blocking(move || {
         let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-        run_driver(&folder, &chromium, &env)
+        run_driver(&folder, &chromium, "smart_app.js", &env)
     })
     .await
     .unwrap();
@@ -272,4 +273,182 @@ async fn fhirclient_in_chromium_launches_reads_and_refreshes() {
         "{report:#}"
     );
     assert_eq!(report["blocked"], json!([]), "only loopback is reached");
+}
+
+/// A developer's whole way through Kiln's pages in Chromium (tests/browser/journey.js), on a
+/// sandbox where an admin reviews: sign-up with the link from the mail a real SMTP sink
+/// caught, an app registered in the form, changes requested and resubmitted, approval, an
+/// EHR launch from the simulator and a standalone launch of a fhirclient app (reads and a
+/// refresh), suspension and the app's token refused. Screenshots of every page are kept
+/// (`KILN_SCREENSHOTS`, else target/screenshots/journey).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn developer_journey_from_sign_up_to_suspension() {
+    let Some((folder, chromium)) = browser_setup() else {
+        return;
+    };
+    let Some((server, sink)) = crate::common::portal::with_smtp_args(
+        Backend::Sqlite,
+        &["--sandbox", "--approval-policy", "review"],
+    )
+    .await
+    else {
+        return;
+    };
+    server.import(&[json!({
+        "resourceType": "Practitioner",
+        "id": "reviewer",
+        "name": [{"family": "Reviewer", "given": ["Rita"]}]
+    })]);
+    server.kiln(&[
+        "user",
+        "add",
+        "--username",
+        "reviewer",
+        "--password",
+        "reviewer-pw-1",
+        "--fhir-user",
+        "Practitioner/reviewer",
+        "--role",
+        "admin",
+    ]);
+    let shots = std::env::var_os("KILN_SCREENSHOTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("target/screenshots/journey")
+        });
+    let _ = std::fs::remove_dir_all(&shots);
+    let scratch = tempfile::tempdir().unwrap();
+    let logo = scratch.path().join("logo.png");
+    std::fs::write(&logo, tiny_png()).unwrap();
+    let app_port = free_port();
+    let app_origin = format!("http://127.0.0.1:{app_port}");
+    let email = "ada@journey.example.org";
+    let env = [
+        ("KILN_BASE", server.base.clone()),
+        ("KILN_FHIR", server.fhir.clone()),
+        ("APP_PORT", app_port.to_string()),
+        ("MAILBOX", sink.mailbox().display().to_string()),
+        ("EMAIL", email.to_string()),
+        ("ADMIN_USERNAME", "reviewer".to_string()),
+        ("ADMIN_PASSWORD", "reviewer-pw-1".to_string()),
+        ("LOGO", logo.display().to_string()),
+        ("SCREENSHOTS", shots.display().to_string()),
+    ];
+    let report = tokio::task::spawn_blocking(move || {
+        let env: Vec<(&str, &str)> = env.iter().map(|(n, v)| (*n, v.as_str())).collect();
+        run_driver(&folder, &chromium, "journey.js", &env)
+    })
+    .await
+    .unwrap();
+    println!("journey screenshots: {}", shots.display());
+    assert!(report["error"].is_null(), "the journey stopped: {report:#}");
+
+    // Sign-up: the link came by mail, to the address given.
+    let link = report["verificationLink"].as_str().unwrap();
+    assert!(link.starts_with(&format!("{}/developer/verify?token=", server.base)));
+    // The mail along the way: the link, then each decision with its reason.
+    let mails = sink.messages_to(email);
+    let subjects: Vec<&str> = mails.iter().map(|mail| mail.subject.as_str()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "Verify your Kiln developer account",
+            "Changes requested for your app Journey Labs",
+            "Your app Journey Labs is approved",
+            "Your app Journey Labs is suspended",
+        ],
+        "{mails:?}"
+    );
+    assert!(mails[0].body.contains(link), "{:?}", mails[0]);
+    assert!(
+        mails[1]
+            .body
+            .contains("Please describe how long lab results are kept.")
+    );
+    assert!(mails[3].body.contains("Reported misuse."));
+    assert!(report["homeUrl"].as_str().unwrap().ends_with("/developer"));
+    let personas = report["personas"].as_array().unwrap();
+    assert_eq!(personas.len(), 2, "{report:#}");
+
+    // The review: each status as the developer's page shows it, and the reason.
+    assert_eq!(
+        report["statuses"],
+        json!([
+            "PENDING REVIEW",
+            "CHANGES REQUESTED",
+            "PENDING REVIEW",
+            "ACTIVE",
+            "SUSPENDED"
+        ]),
+        "{report:#}"
+    );
+    assert_eq!(
+        report["reasonShown"],
+        "Please describe how long lab results are kept."
+    );
+    assert_eq!(report["logoShown"], true, "{report:#}");
+    let client_id = report["clientId"].as_str().unwrap();
+    assert!(!client_id.is_empty());
+    assert_eq!(report["secretButton"], false, "a public app has no secret");
+
+    // The EHR launch: the simulator opened launch.html with iss and launch; the app read
+    // the chosen patient and refreshed its token.
+    let chosen = report["chosenPatient"].as_str().unwrap();
+    let launches = report["launches"].as_array().unwrap();
+    let ehr_launch = reqwest::Url::parse(launches[0].as_str().unwrap()).unwrap();
+    let query: std::collections::HashMap<_, _> = ehr_launch.query_pairs().collect();
+    assert_eq!(query["iss"], server.fhir.as_str(), "{ehr_launch}");
+    assert!(query.contains_key("launch"), "{ehr_launch}");
+    for (name, patient) in [("ehr", Some(chosen)), ("standalone", None)] {
+        let run = &report[name];
+        let app = &run["app"];
+        assert_eq!(app["ok"], true, "{name}: {report:#}");
+        assert_eq!(run["appOrigin"], app_origin.as_str(), "{name}");
+        if let Some(patient) = patient {
+            assert_eq!(app["patient"], patient, "{name}");
+        }
+        assert_eq!(app["firstRead"], app["patient"], "{name}");
+        assert_eq!(app["secondRead"], app["patient"], "{name}");
+        assert_ne!(
+            app["tokenBefore"], app["tokenAfter"],
+            "{name}: the refresh gave a new access token"
+        );
+    }
+
+    // Each launch signed in as the developer's persona of its kind.
+    assert!(
+        report["ehr"]["app"]["user"]
+            .as_str()
+            .unwrap()
+            .starts_with("Practitioner/"),
+        "{report:#}"
+    );
+    let standalone = &report["standalone"]["app"];
+    assert_eq!(
+        standalone["user"].as_str().unwrap(),
+        format!("Patient/{}", standalone["patient"].as_str().unwrap()),
+        "the patient persona reads its own record"
+    );
+
+    // Suspended: the developer sees why, and the token the app last got is refused.
+    assert_eq!(report["suspensionShown"], "Reported misuse.");
+    assert_eq!(report["readAfterSuspension"], 401, "{report:#}");
+
+    let files = report["screenshots"].as_array().unwrap();
+    assert!(files.len() >= 20, "{files:?}");
+    for file in files {
+        let file = Path::new(file.as_str().unwrap());
+        assert!(file.starts_with(&shots), "{}", file.display());
+        let bytes = std::fs::read(file).unwrap();
+        assert!(bytes.starts_with(b"\x89PNG"), "{}", file.display());
+    }
+}
+
+/// A 1×1 PNG.
+fn tiny_png() -> Vec<u8> {
+    const BASE64: &str = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(BASE64)
+        .unwrap()
 }

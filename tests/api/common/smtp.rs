@@ -84,6 +84,11 @@ impl SmtpSink {
         Some(sink)
     }
 
+    /// The file the sink appends each message to, as a JSON line.
+    pub fn mailbox(&self) -> &std::path::Path {
+        &self.file
+    }
+
     /// Every message received so far, oldest first.
     pub fn messages(&self) -> Vec<Mail> {
         let text = std::fs::read_to_string(&self.file).unwrap_or_default();
