@@ -238,7 +238,7 @@ pub fn portal(state: &AppState) -> Router<AppState> {
         )
         .layer(middleware::from_fn_with_state(
             state.clone(),
-            portal::sandbox::notice,
+            portal::sandbox::add_notice,
         ))
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

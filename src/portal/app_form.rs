@@ -381,5 +381,7 @@ pub struct FormPage<'a> {
     pub notice: Option<&'a str>,
     pub terms_html: &'a str,
     pub sandbox: bool,
+    /// Submitted apps are approved without review (`--approval-policy all`).
+    pub approves_at_once: bool,
     pub max_logo_kib: usize,
 }

@@ -20,6 +20,7 @@ use crate::apps::lifecycle::{self, Origin, RevisionState, Submitted};
 use crate::apps::request::{AppRequest, ClientType};
 use crate::apps::view::{self, AppDetail};
 use crate::apps::{Action, Actor, LifecycleError, Status, logo};
+use crate::config::ApprovalPolicy;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::apps::AppFilter;
@@ -181,6 +182,7 @@ async fn form_page(
             notice,
             terms_html: &terms_html,
             sandbox: state.config.onboarding.sandbox,
+            approves_at_once: state.config.onboarding.policy() == ApprovalPolicy::All,
             max_logo_kib: logo::MAX_BYTES / 1024,
         },
     ))

@@ -14,6 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::auth::pages::records;
+use crate::config::ApprovalPolicy;
 use crate::crypto::{hash_secret, hmac_sha256, random_token};
 use crate::state::AppState;
 use crate::store::auth::User;
@@ -198,17 +199,29 @@ async fn assigned(
 }
 
 /// The notice on every portal page of a sandbox deployment, put at the top of the page's
-/// main content.
-const NOTICE: &str = "<p class=\"sandbox-notice\" role=\"note\"><strong>Sandbox.</strong> \
-     This is a sandbox deployment for developers: apps are approved as soon as they are \
-     submitted, loopback redirect URIs are allowed, and the patients are sample data.</p>";
+/// main content; it says how submitted apps are approved under the policy in force.
+fn notice(policy: ApprovalPolicy) -> String {
+    let approval = match policy {
+        ApprovalPolicy::All => "apps are approved as soon as they are submitted",
+        ApprovalPolicy::PatientRead => {
+            "apps asking only to read a patient's data are approved as soon as they are \
+             submitted, and the others are reviewed by this server's administrators"
+        }
+        ApprovalPolicy::Review => "apps are reviewed by this server's administrators",
+    };
+    format!(
+        "<p class=\"sandbox-notice\" role=\"note\"><strong>Sandbox.</strong> This is a \
+         sandbox deployment for developers: {approval}, loopback redirect URIs are allowed, \
+         and the patients are sample data.</p>"
+    )
+}
 
 /// Where the notice goes: right after the layout's `<main>` tag.
 const MAIN_TAG: &str = "<main id=\"main\">";
 
 /// Middleware of the portal's routes: on a sandbox deployment, adds the sandbox notice to
 /// every HTML page.
-pub async fn notice(State(state): State<AppState>, request: Request, next: Next) -> Response {
+pub async fn add_notice(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let is_html = response
         .headers()
@@ -223,7 +236,8 @@ pub async fn notice(State(state): State<AppState>, request: Request, next: Next)
         return PageError::internal("cannot read the page").into_response();
     };
     let page = String::from_utf8_lossy(&bytes);
-    let page = page.replacen(MAIN_TAG, &format!("{MAIN_TAG}\n{NOTICE}"), 1);
+    let notice = notice(state.config.onboarding.policy());
+    let page = page.replacen(MAIN_TAG, &format!("{MAIN_TAG}\n{notice}"), 1);
     parts.headers.remove(header::CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(page))
 }

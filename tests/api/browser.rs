@@ -294,6 +294,18 @@ async fn developer_journey_from_sign_up_to_suspension() {
     else {
         return;
     };
+    // The sandbox notice says how apps are approved under the policy in force.
+    let signin = server
+        .client
+        .get(format!("{}/developer/signin", server.base))
+        .send()
+        .await
+        .unwrap();
+    let signin = signin.text().await.unwrap();
+    assert!(
+        signin.contains("apps are reviewed by this server's administrators"),
+        "{signin}"
+    );
     server.import(&[json!({
         "resourceType": "Practitioner",
         "id": "reviewer",

@@ -154,6 +154,10 @@ async fn personas_sign_in_at_kiln(backend: Backend) {
     let mut ada = Browser::new();
     let page = sign_in(&server, &mut ada, "ada@example.org").await;
     assert!(page.contains("sandbox-notice"), "{page}");
+    assert!(
+        page.contains("apps are approved as soon as they are submitted"),
+        "{page}"
+    );
     assert!(page.contains("Test personas"), "{page}");
     let (patient, practitioner) = personas(&page);
     // Shown the same on every visit; stored hashed, not as shown.
