@@ -53,7 +53,8 @@ pub enum ClientCommand {
     List,
     /// Show one app's registration.
     Show { client_id: String },
-    /// Remove an app; its tokens stop working at once.
+    /// Remove a client added with `client add`; its tokens stop working at once. (A client
+    /// that belongs to a registered app is retired with `kiln app retire`.)
     Remove { client_id: String },
     /// Give a confidential-symmetric app a new secret (printed only this once); the old
     /// secret stops working at once.
@@ -185,6 +186,14 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
             println!("{}", client_json(&client));
         }
         ClientCommand::Remove { client_id } => {
+            let app_id = store.client(&client_id).await?.and_then(|c| c.app_id);
+            if let Some(app_id) = app_id {
+                return Err(format!(
+                    "client {client_id} belongs to app {app_id}: retire the app with `kiln app \
+                     retire {app_id}` (its registration and history stay)"
+                )
+                .into());
+            }
             if !store.remove_client(&client_id).await? {
                 return Err(format!("no client {client_id}").into());
             }

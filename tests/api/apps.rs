@@ -267,6 +267,14 @@ async fn reviewed_app_from_request_to_retirement(backend: Backend) {
     assert!(secret_works(&server, &client_id, &secret).await);
     assert_eq!(fhir_status(&server, &access).await, 401);
 
+    // An app's client is retired with its app, not removed behind its back.
+    let error = kiln_fails(&server, &["client", "remove", &client_id]);
+    assert!(
+        error.contains(&format!("kiln app retire {app_id}")),
+        "{error}"
+    );
+    assert!(secret_works(&server, &client_id, &secret).await);
+
     // Retired for good.
     assert_eq!(
         server.kiln(&["app", "retire", &app_id])["status"],
