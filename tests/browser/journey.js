@@ -15,43 +15,10 @@
 "use strict";
 
 const fs = require("fs");
-const http = require("http");
-const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const env = name => {
-    const value = process.env[name];
-    if (!value) {
-        throw new Error(`${name} is not set`);
-    }
-    return value;
-};
-
-const FILES = {
-    "/launch.html": [path.join(__dirname, "app", "launch.html"), "text/html"],
-    "/index.html": [path.join(__dirname, "app", "index.html"), "text/html"],
-    "/fhir-client.js": [
-        require.resolve("fhirclient/build/fhir-client.js"),
-        "application/javascript"
-    ]
-};
-
-function serveApp(port) {
-    const server = http.createServer((request, response) => {
-        const file = FILES[new URL(request.url, "http://app").pathname];
-        if (!file) {
-            response.writeHead(404).end();
-            return;
-        }
-        response.writeHead(200, { "content-type": file[1] });
-        fs.createReadStream(file[0]).pipe(response);
-    });
-    return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, "127.0.0.1", () => resolve(server));
-    });
-}
+const { env, serveApp, CHROMIUM_OPTIONS } = require("./common");
 
 const sleep = ms => new Promise(resolve => setTimeout(resolve, ms));
 
@@ -87,24 +54,7 @@ async function main() {
     const shots = env("SCREENSHOTS");
     fs.mkdirSync(shots, { recursive: true });
     const appServer = await serveApp(appPort);
-    const browser = await chromium.launch({
-        executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-        headless: true,
-        chromiumSandbox: false,
-        args: [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            // Nothing leaves the machine (see smart_app.js).
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-            "--proxy-server=http://127.0.0.1:9"
-        ]
-    });
+    const browser = await chromium.launch(CHROMIUM_OPTIONS);
     const report = { steps: [], screenshots: [], statuses: [], pageErrors: [] };
     let shot = 0;
     const snap = async (page, name) => {

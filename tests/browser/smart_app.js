@@ -10,43 +10,11 @@
 "use strict";
 
 const fs = require("fs");
-const http = require("http");
 const os = require("os");
 const path = require("path");
 const { chromium } = require("playwright-core");
 
-const env = name => {
-    const value = process.env[name];
-    if (!value) {
-        throw new Error(`${name} is not set`);
-    }
-    return value;
-};
-
-const FILES = {
-    "/launch.html": [path.join(__dirname, "app", "launch.html"), "text/html"],
-    "/index.html": [path.join(__dirname, "app", "index.html"), "text/html"],
-    "/fhir-client.js": [
-        require.resolve("fhirclient/build/fhir-client.js"),
-        "application/javascript"
-    ]
-};
-
-function serveApp(port) {
-    const server = http.createServer((request, response) => {
-        const file = FILES[new URL(request.url, "http://app").pathname];
-        if (!file) {
-            response.writeHead(404).end();
-            return;
-        }
-        response.writeHead(200, { "content-type": file[1] });
-        fs.createReadStream(file[0]).pipe(response);
-    });
-    return new Promise((resolve, reject) => {
-        server.once("error", reject);
-        server.listen(port, "127.0.0.1", () => resolve(server));
-    });
-}
+const { env, serveApp, CHROMIUM_OPTIONS } = require("./common");
 
 const LOOPBACK = new Set(["127.0.0.1", "localhost", "[::1]"]);
 
@@ -55,26 +23,7 @@ async function main() {
     const appPort = Number(env("APP_PORT"));
     const appServer = await serveApp(appPort);
     const profile = fs.mkdtempSync(path.join(os.tmpdir(), "kiln-chromium-"));
-    const context = await chromium.launchPersistentContext(profile, {
-        executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-        headless: true,
-        chromiumSandbox: false,
-        args: [
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            // Nothing leaves the machine: names other than loopback do not resolve, and
-            // whatever is not loopback goes to a proxy on a closed loopback port
-            // (Chromium never sends loopback through a proxy).
-            "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
-            "--proxy-server=http://127.0.0.1:9"
-        ]
-    });
+    const context = await chromium.launchPersistentContext(profile, CHROMIUM_OPTIONS);
     const report = {
         app: null,
         blocked: [],
