@@ -8,7 +8,6 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use oauth2::TokenResponse;
 
 use crate::bulk_export::{ALL, contents, expected, kickoff, manifest};
 use crate::common::backend::BackendService;
@@ -95,6 +94,10 @@ async fn a_smart_launch_spans_replicas() {
 
     // Every step of the flow (authorize, login form, consent, token, reads) went to another
     // replica than the step before it, and every replica took part.
+    cluster
+        .balancer
+        .wait_count("GET", "/fhir/Observation/oa", 1)
+        .await;
     let served = cluster.balancer.served();
     let start = served
         .iter()
@@ -168,28 +171,29 @@ async fn a_rotated_key_is_used_by_every_replica() {
     assert_ne!(new, old);
 
     // Each replica at once publishes the new key, and still the old one.
-    let before = cluster.balancer.served().len();
     for _ in 0..3 {
         let kids = jwks_kids(front).await;
         assert!(kids.contains(&new), "{kids:?}");
         assert!(kids.contains(&old), "{kids:?}");
     }
-    let mut servers: Vec<String> = cluster.balancer.served()[before..]
-        .iter()
-        .map(|s| s.server.clone())
-        .collect();
+    let jwks = cluster.balancer.wait_count("GET", "/auth/jwks", 6).await;
+    let mut servers: Vec<String> = jwks[3..6].iter().map(|s| s.server.clone()).collect();
     servers.sort();
     assert_eq!(servers, ["kiln0", "kiln1", "kiln2"]);
 
     // And signs id_tokens with it, whichever replica answers the token request.
     let mut issuers: Vec<String> = Vec::new();
-    for _ in 0..9 {
+    for issued in 1..=9 {
         let token = authorize(front, &app, SCOPE, None, &Answers::allow("alice", "pw-1"))
             .await
             .unwrap();
         let id_token = token.extra_fields().id_token.clone().unwrap();
         assert_eq!(jwt_header(&id_token)["kid"], new.as_str());
-        issuers.push(cluster.balancer.last_server_for("POST", "/auth/token"));
+        let tokens = cluster
+            .balancer
+            .wait_count("POST", "/auth/token", issued)
+            .await;
+        issuers.push(tokens[issued - 1].server.clone());
         issuers.sort();
         issuers.dedup();
         if issuers.len() == 3 {

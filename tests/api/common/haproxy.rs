@@ -211,14 +211,27 @@ listen stats
             .collect()
     }
 
-    /// The replica that answered the last request to a path starting with `prefix`.
-    pub fn last_server_for(&self, method: &str, prefix: &str) -> String {
-        self.served()
-            .into_iter()
-            .rev()
-            .find(|served| served.method == method && served.path.starts_with(prefix))
-            .unwrap_or_else(|| panic!("no {method} {prefix} in the log:\n{}", self.log()))
-            .server
+    /// The requests with this method and a path starting with `prefix`, once there are at
+    /// least `count`: HAProxy writes a request's line just after answering it, so this waits
+    /// for the lines.
+    pub async fn wait_count(&self, method: &str, prefix: &str, count: usize) -> Vec<Served> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let found: Vec<Served> = self
+                .served()
+                .into_iter()
+                .filter(|served| served.method == method && served.path.starts_with(prefix))
+                .collect();
+            if found.len() >= count {
+                return found;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "fewer than {count} {method} {prefix} in the log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub fn log(&self) -> String {
