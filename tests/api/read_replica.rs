@@ -85,7 +85,7 @@ async fn reads_use_the_standby_and_writers_read_their_writes() {
     );
     assert_eq!(
         ids(&server, &a, "Patient?family=Fence1").await,
-        [first.clone()]
+        [first.as_str()]
     );
     assert!(ids(&server, &a, "Patient/_history").await.contains(&first));
 
@@ -119,7 +119,7 @@ async fn reads_use_the_standby_and_writers_read_their_writes() {
     );
     assert_eq!(
         ids(&server, &b, "Patient?family=Fence2").await,
-        [second.clone()]
+        [second.as_str()]
     );
 
     // An export waits for the standby to hold every earlier write; a standby that lags
@@ -145,4 +145,26 @@ async fn reads_use_the_standby_and_writers_read_their_writes() {
     );
     replay(&standby, false).await;
     standby.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_url_needs_postgresql() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(kiln_bin())
+        .arg("serve")
+        .args(["--bind", "127.0.0.1:0"])
+        .arg("--database-url")
+        .arg(format!("sqlite://{}/kiln.db", dir.path().display()))
+        .arg("--export-dir")
+        .arg(dir.path().join("exports"))
+        .args(["--database-read-url", "sqlite://elsewhere.db"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let printed = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        printed.contains("--database-read-url needs PostgreSQL"),
+        "{printed}"
+    );
 }

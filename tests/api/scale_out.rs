@@ -294,7 +294,7 @@ async fn load(front: Arc<(reqwest::Client, String, String)>, stop: Arc<AtomicBoo
     let mut n = 0u64;
     while !stop.load(Ordering::SeqCst) {
         n += 1;
-        let request = if n % 4 == 0 {
+        let request = if n.is_multiple_of(4) {
             client
                 .post(format!("{fhir}/Observation"))
                 .header("content-type", "application/fhir+json")
