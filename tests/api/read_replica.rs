@@ -89,6 +89,24 @@ async fn reads_use_the_standby_and_writers_read_their_writes() {
     );
     assert!(ids(&server, &a, "Patient/_history").await.contains(&first));
 
+    // The fence is kept in the primary database: another Kiln replica (as behind a load
+    // balancer) also sends the writer's search to the primary.
+    let second_replica = Server::start_on_with_env(
+        TestDb::existing(&pg.primary_url),
+        &["--export-dir", exports.path().to_str().unwrap()],
+        &[("KILN_DATABASE_READ_URL", pg.standby_url.as_str())],
+    )
+    .await;
+    assert_eq!(
+        ids(&second_replica, &a, "Patient?family=Fence1").await,
+        [first.as_str()]
+    );
+    assert_eq!(
+        ids(&second_replica, &b, "Patient?family=Fence1").await,
+        Vec::<String>::new()
+    );
+    drop(second_replica);
+
     // Another client reads by id from the primary, but searches and history come from the
     // standby, which has not replayed the write.
     assert_eq!(
