@@ -1,6 +1,7 @@
 //! Scale-out on real parts: three `kiln serve` replicas on one PostgreSQL database behind
 //! HAProxy (round robin per request, health checks on `/readyz`). HAProxy's log says which
-//! replica answered each request. PostgreSQL only: SQLite serves a single process.
+//! replica answered each request. PostgreSQL only: SQLite serves a single process (the
+//! drain on shutdown, which a load balancer relies on, is checked on both backends).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,6 +10,7 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use crate::backend_tests;
 use crate::bulk_export::{ALL, contents, expected, kickoff, manifest};
 use crate::common::backend::BackendService;
 use crate::common::haproxy::Balancer;
@@ -368,4 +370,38 @@ async fn a_replica_restarts_under_load() {
         served[served_before..].iter().any(|s| s.server == "kiln1"),
         "the restarted replica took requests again"
     );
+}
+
+backend_tests!(readyz_fails_while_draining);
+
+/// From SIGTERM on, `/readyz` answers 503 while requests are still served for the drain
+/// time; then the process exits cleanly.
+async fn readyz_fails_while_draining(backend: Backend) {
+    let Some(mut server) = Server::start_with(backend, &["--shutdown-drain-secs", "3"]).await
+    else {
+        return;
+    };
+    let created = server.create(&patient("Drain")).await;
+    let ready = server.client.get(format!("{}/readyz", server.base));
+    assert_eq!(ready.send().await.unwrap().status(), 200);
+    let mut child = server.terminate();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let response = server
+            .client
+            .get(format!("{}/readyz", server.base))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 503 {
+            expect_outcome(response, 503).await;
+            break;
+        }
+        assert!(Instant::now() < deadline, "{}", server.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let path = format!("Patient/{}", created["id"].as_str().unwrap());
+    assert_eq!(server.get(&path).await.status(), 200);
+    assert!(child.try_wait().unwrap().is_none());
+    assert!(child.wait().unwrap().success());
 }
