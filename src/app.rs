@@ -59,9 +59,17 @@ pub fn router(state: AppState) -> Router {
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
     let bearer =
         middleware::from_fn_with_state(state.clone(), crate::auth::oauth::bearer::authenticate);
+    // Inside the bearer check: it needs the caller.
+    let fences =
+        middleware::from_fn_with_state(state.clone(), crate::rest::read_routing::fence_writes);
     Router::new()
-        .nest("/fhir", crate::router::fhir().layer(bearer.clone()))
-        .merge(crate::router::fhir_root().layer(bearer))
+        .nest(
+            "/fhir",
+            crate::router::fhir()
+                .layer(fences.clone())
+                .layer(bearer.clone()),
+        )
+        .merge(crate::router::fhir_root().layer(fences).layer(bearer))
         .merge(crate::router::auth())
         .merge(crate::router::portal(&state))
         .merge(crate::router::logos())

@@ -78,6 +78,24 @@ pub struct ServeConfig {
     pub onboarding: OnboardingConfig,
     #[command(flatten)]
     pub portal: PortalConfig,
+    #[command(flatten)]
+    pub replicas: ReplicaConfig,
+}
+
+/// Running as one of several replicas behind a load balancer, and reading from a standby.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ReplicaConfig {
+    /// Seconds between a shutdown signal (SIGTERM) and the listener closing. Meanwhile
+    /// `/readyz` answers 503, so the load balancer's health check takes this replica out,
+    /// and requests are still served. Set it above the balancer's check interval times its
+    /// fall count. Default 0: close at once.
+    #[arg(long, env = "KILN_SHUTDOWN_DRAIN_SECS", default_value_t = 0)]
+    pub shutdown_drain_secs: u64,
+    /// PostgreSQL only: a streaming standby of the database (`postgres://…`) that answers
+    /// searches, history and export reads. A client that wrote reads from the primary until
+    /// the standby has replayed its write (read-your-writes).
+    #[arg(long, env = "KILN_DATABASE_READ_URL", hide_env_values = true)]
+    pub database_read_url: Option<String>,
 }
 
 /// The developer portal's texts.

@@ -61,7 +61,7 @@ async fn patient_page(run: &Run<'_>, after: Option<&str>) -> RunResult<Vec<Strin
         access: None,
         deleted_after: None,
     };
-    let page = run.state.store.export_page(&scan).await?;
+    let page = run.reads.export_page(&scan).await?;
     Ok(page.into_iter().map(|stored| stored.id).collect())
 }
 
@@ -72,7 +72,7 @@ async fn block(
     part: &mut Part,
     patient: &str,
 ) -> RunResult<()> {
-    let present = run.state.store.patient_compartment_types(patient).await?;
+    let present = run.reads.patient_compartment_types(patient).await?;
     let mut types: Vec<String> = run
         .spec
         .types
@@ -102,7 +102,7 @@ async fn block(
                 access: None,
                 deleted_after: None,
             };
-            let page = export::resource_page(&run.state.store, &access, scan).await?;
+            let page = export::resource_page(&run.reads, &access, scan).await?;
             let full = page.len() as i64 >= run.batch();
             if let Some(last) = page.last() {
                 after = Some(last.id.clone());

@@ -16,7 +16,7 @@ use crate::fhir::subset::Subset;
 use crate::search::patient_compartments;
 use crate::search::query::{Criterion, parse_search};
 use crate::state::AppState;
-use crate::store::{ExportJob, ExportScan, Population, StoredResource};
+use crate::store::{ExportJob, ExportScan, Population, Store, StoredResource};
 
 /// How a run ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -50,12 +50,20 @@ pub struct Run<'a> {
     access: Access,
     subset: Subset,
     pub base: String,
+    /// Where the pages of resources are read: the standby when one is configured and holds
+    /// every write before the run, else the primary.
+    pub reads: Store,
     /// Lines written so far, for the progress report.
     exported: AtomicI64,
 }
 
 impl<'a> Run<'a> {
-    pub fn new(state: &'a AppState, job: &'a ExportJob, worker: &'a str) -> RunResult<Self> {
+    pub fn new(
+        state: &'a AppState,
+        job: &'a ExportJob,
+        worker: &'a str,
+        reads: Store,
+    ) -> RunResult<Self> {
         let spec: JobSpec = serde_json::from_str(&job.params)?;
         let subset = match &spec.params.elements {
             Some(elements) => Subset::from_params(None, Some(elements))?,
@@ -69,6 +77,7 @@ impl<'a> Run<'a> {
             spec,
             subset,
             base: state.config.fhir_base(),
+            reads,
             exported: AtomicI64::new(0),
         })
     }
@@ -277,7 +286,7 @@ impl<'a> Run<'a> {
                 _ => None,
             },
         };
-        let store = &self.state.store;
+        let store = &self.reads;
         Ok(match source {
             Source::Resources => export::resource_page(store, access, scan).await?,
             Source::Provenance { targets, latest } => {

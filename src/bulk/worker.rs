@@ -43,8 +43,12 @@ async fn claim_and_run(state: &AppState) -> Result<bool, Box<dyn std::error::Err
         return Ok(false);
     };
     tracing::info!(job = %job.id, level = %job.level, "export started");
+    let reads = match &state.read_replica {
+        Some(replica) => replica.for_export().await,
+        None => state.store.clone(),
+    };
     // An interrupted run's recorded files stay and this run goes on after them.
-    let ended = match Run::new(state, &job, &worker) {
+    let ended = match Run::new(state, &job, &worker, reads) {
         Ok(run) => run.execute().await,
         Err(error) => Err(error),
     };

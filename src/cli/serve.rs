@@ -1,6 +1,7 @@
 //! `kiln serve`: migrate, listen, and shut down gracefully on SIGINT/SIGTERM.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum_server::tls_rustls::RustlsConfig;
 use tokio::net::TcpListener;
@@ -9,6 +10,7 @@ use crate::app::router;
 use crate::cli::CliResult;
 use crate::config::{DatabaseArgs, ServeConfig};
 use crate::sample;
+use crate::state::replicas::ReadReplica;
 use crate::store::Store;
 
 pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
@@ -43,7 +45,11 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     };
     let bind = config.bind;
     crate::portal::terms::check(&config.portal).await?;
-    let state = crate::app::state(store.clone(), config)?;
+    let standby = connect_read_replica(&store, &database, &config).await?;
+    let drain = std::time::Duration::from_secs(config.replicas.shutdown_drain_secs);
+    let mut state = crate::app::state(store.clone(), config)?;
+    state.read_replica = standby;
+    let draining = state.draining.clone();
     state.exports.check().await?;
     let listener = TcpListener::bind(bind)
         .await
@@ -68,14 +74,24 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     state.keys.ensure_key().await?;
     crate::bulk::worker::spawn(state.clone());
     let app = router(state);
+    // After the signal `/readyz` fails for `drain` while requests are still served, so the
+    // load balancer stops sending new ones before the listener closes.
+    let stop = async move {
+        shutdown_signal().await;
+        draining.begin();
+        if !drain.is_zero() {
+            tracing::info!(seconds = drain.as_secs(), "draining: /readyz answers 503");
+            tokio::time::sleep(drain).await;
+        }
+    };
     match tls {
-        Some(tls) => serve_tls(listener, tls, app).await?,
+        Some(tls) => serve_tls(listener, tls, app, stop).await?,
         None => {
             axum::serve(
                 listener,
                 app.into_make_service_with_connect_info::<SocketAddr>(),
             )
-            .with_graceful_shutdown(shutdown_signal())
+            .with_graceful_shutdown(stop)
             .await?
         }
     }
@@ -84,12 +100,39 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     Ok(())
 }
 
+/// The standby of `--database-read-url`, when set: PostgreSQL on both sides, checked at start.
+async fn connect_read_replica(
+    primary: &Store,
+    database: &DatabaseArgs,
+    config: &ServeConfig,
+) -> Result<Option<Arc<ReadReplica>>, Box<dyn std::error::Error + Send + Sync>> {
+    let Some(url) = &config.replicas.database_read_url else {
+        return Ok(None);
+    };
+    let is_postgres =
+        |url: &str| url.starts_with("postgres://") || url.starts_with("postgresql://");
+    if primary.backend() != crate::store::Backend::Postgres || !is_postgres(url) {
+        return Err("--database-read-url needs PostgreSQL, for it and for --database-url".into());
+    }
+    let standby = Store::connect(url, database.database_max_connections)
+        .await
+        .map_err(|error| format!("cannot connect to --database-read-url: {error}"))?;
+    standby.ping().await?;
+    tracing::info!("searches, history and exports read from the read replica");
+    Ok(Some(Arc::new(ReadReplica::new(primary.clone(), standby))))
+}
+
 /// HTTPS with rustls (TLS 1.2 and 1.3 only), with the same graceful shutdown.
-async fn serve_tls(listener: TcpListener, tls: RustlsConfig, app: axum::Router) -> CliResult {
+async fn serve_tls(
+    listener: TcpListener,
+    tls: RustlsConfig,
+    app: axum::Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> CliResult {
     let handle = axum_server::Handle::new();
     let stopper = handle.clone();
     tokio::spawn(async move {
-        shutdown_signal().await;
+        stop.await;
         stopper.graceful_shutdown(None);
     });
     axum_server::from_tcp_rustls(listener.into_std()?, tls)?

@@ -5,16 +5,24 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 
 use crate::fhir::outcome::{FhirError, IssueCode};
-use crate::store::Store;
+use crate::state::AppState;
 
 /// The process is alive.
 pub async fn healthz() -> impl IntoResponse {
     (StatusCode::OK, "ok")
 }
 
-/// The database answers.
-pub async fn readyz(State(store): State<Store>) -> Result<impl IntoResponse, FhirError> {
-    store.ping().await.map_err(|error| {
+/// The database answers and the process is not shutting down: from the shutdown signal on,
+/// the load balancer's health check sees 503 and sends new requests elsewhere.
+pub async fn readyz(State(state): State<AppState>) -> Result<impl IntoResponse, FhirError> {
+    if state.draining.is_draining() {
+        return Err(FhirError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueCode::Exception,
+            "this server is shutting down",
+        ));
+    }
+    state.store.ping().await.map_err(|error| {
         tracing::warn!(%error, "readiness check failed");
         FhirError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -11,6 +11,7 @@ use crate::fhir::instant::{parse_fhir_datetime, to_fhir_instant};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::http::extract::{InstancePath, TypePath};
 use crate::http::negotiate::{FhirRequest, json_value};
+use crate::rest::read_routing::reads;
 use crate::state::AppState;
 use crate::store::{HistoryEntry, HistoryQuery, HistoryScope};
 
@@ -77,8 +78,9 @@ async fn history(
         })?),
     };
     let base = state.config.fhir_base();
+    let store = reads(state, &request.access).await;
     let HistoryPage { entries, next_seq } = read::history(
-        &state.store,
+        &store,
         &base,
         &request.access,
         &HistoryQuery {

@@ -9,6 +9,7 @@ use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::http::extract::{BoundedBody, CompartmentPath, TypePath};
 use crate::http::negotiate::{FhirRequest, json_value};
+use crate::rest::read_routing::reads;
 use crate::state::AppState;
 
 pub async fn search_type(
@@ -128,8 +129,9 @@ async fn search(
     params: Vec<(String, String)>,
     patient_compartment: Option<&str>,
 ) -> FhirResult<Response> {
+    let store = reads(state, &request.access).await;
     let bundle = searchset(
-        &state.store,
+        &store,
         &SearchRequest {
             resource_type,
             params: &params,

@@ -18,7 +18,8 @@ use crate::fhir::instant::now_secs;
 use crate::store::auth::SigningKeyRow;
 use crate::store::{Store, StoreError};
 
-/// How long a replica trusts its copy of the key table before reading it again.
+/// How long a replica keeps its copy of the key table (retired keys drop out of the JWKS
+/// when it is read again); a rotation is noticed at once (see [`KeyRing::current`]).
 const RELOAD_EVERY: Duration = Duration::from_secs(60);
 
 /// The keys of one moment: the one that signs and every one that verifies.
@@ -95,9 +96,15 @@ impl KeyRing {
         Ok(key.kid)
     }
 
+    /// The keys as they are now. Another replica (or `kiln keys rotate`) may have rotated:
+    /// the active kid is read each time (one indexed row; keys are used when tokens are
+    /// issued and the JWKS is served, never on the per-request token check), so every
+    /// replica signs with and publishes a new key from the moment it is stored.
     pub async fn current(&self) -> Result<Arc<KeySet>, KeyError> {
+        let active = self.store.active_signing_kid("RS256").await?;
         if let Some((loaded, keys)) = self.cached.read().await.as_ref()
             && loaded.elapsed() < RELOAD_EVERY
+            && active.as_deref() == Some(keys.signing_kid.as_str())
         {
             return Ok(keys.clone());
         }

@@ -5,6 +5,7 @@
 
 pub mod export_files;
 pub mod keys;
+pub mod replicas;
 
 use std::sync::Arc;
 
@@ -16,6 +17,7 @@ use crate::mail::{MailError, Mailer};
 use crate::store::Store;
 use export_files::{ExportStorage, StorageError};
 use keys::KeyRing;
+use replicas::{Draining, ReadReplica};
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -28,6 +30,10 @@ pub struct AppState {
     pub exports: ExportStorage,
     /// Outgoing mail (SMTP, or the log when none is configured).
     pub mailer: Mailer,
+    /// Set when shutdown begins (`/readyz` then answers 503).
+    pub draining: Draining,
+    /// The standby that answers reads, when `KILN_DATABASE_READ_URL` is set.
+    pub read_replica: Option<Arc<ReadReplica>>,
 }
 
 /// Settings the state cannot be built with.
@@ -49,6 +55,15 @@ impl std::fmt::Display for StateError {
 impl std::error::Error for StateError {}
 
 impl AppState {
+    /// The store that answers `client`'s searches, history and reads of exports: the
+    /// standby when one is configured and has replayed the client's writes, else the primary.
+    pub async fn reads_for(&self, client: &str) -> Store {
+        match &self.read_replica {
+            Some(replica) => replica.for_client(client).await,
+            None => self.store.clone(),
+        }
+    }
+
     /// Page sizes from the configuration.
     pub fn page_limits(&self) -> crate::engine::search::PageLimits {
         crate::engine::search::PageLimits {
@@ -71,6 +86,8 @@ impl AppState {
             keys: Arc::new(keys),
             exports,
             mailer,
+            draining: Draining::default(),
+            read_replica: None,
         })
     }
 }

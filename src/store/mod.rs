@@ -12,6 +12,7 @@ mod export;
 mod history;
 mod index;
 mod read;
+mod replica;
 mod search;
 mod settings;
 mod write;

@@ -29,6 +29,19 @@ impl Store {
         })
     }
 
+    /// The kid of the key that signs now (the active key of `alg`), if any.
+    pub async fn active_signing_kid(&self, alg: &str) -> StoreResult<Option<String>> {
+        dispatch!(self, pool => {
+            Ok(sqlx::query_scalar(
+                "SELECT kid FROM auth_signing_keys WHERE alg = $1 AND retired_at IS NULL \
+                 ORDER BY created_at DESC LIMIT 1",
+            )
+            .bind(alg)
+            .fetch_optional(pool)
+            .await?)
+        })
+    }
+
     /// Makes `key` the active key of its algorithm: older active keys of that algorithm are
     /// retired at `key.created_at` (they stay published until their tokens expire).
     pub async fn rotate_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {

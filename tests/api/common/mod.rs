@@ -2,10 +2,12 @@
 
 pub mod backend;
 pub mod console;
+pub mod haproxy;
 pub mod portal;
 pub mod s3;
 pub mod smart;
 pub mod smtp;
+pub mod standby;
 
 use std::io::Write;
 use std::net::TcpListener;
@@ -82,6 +84,16 @@ impl TestDb {
 }
 
 impl TestDb {
+    /// A database the test made some other way (its own cluster); dropping it leaves it.
+    pub fn existing(url: &str) -> TestDb {
+        TestDb {
+            url: url.to_string(),
+            admin_url: None,
+            name: String::new(),
+            _dir: None,
+        }
+    }
+
     /// The same database for another server process, as a second replica; dropping it
     /// leaves the database to its owner.
     pub fn shared(&self) -> TestDb {
@@ -249,17 +261,38 @@ impl Server {
         Self::start_on_with_env(db, extra_args, &[]).await
     }
 
+    /// A replica behind a load balancer at `public_base`: it listens on its own port, and
+    /// `base`, `fhir` and the links it writes are the balancer's.
+    pub async fn start_behind(
+        db: TestDb,
+        public_base: &str,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
+        Self::start_at(db, Some(public_base), extra_args, env).await
+    }
+
     /// [`Server::start_on`] with more environment variables for `kiln serve`.
     pub async fn start_on_with_env(
         db: TestDb,
         extra_args: &[&str],
         env: &[(&str, &str)],
     ) -> Server {
+        Self::start_at(db, None, extra_args, env).await
+    }
+
+    async fn start_at(
+        db: TestDb,
+        public_base: Option<&str>,
+        extra_args: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let port = free_port();
         let log_dir = tempfile::tempdir().expect("log dir");
+        let base = public_base.map_or_else(|| format!("http://127.0.0.1:{port}"), str::to_string);
         let mut server = Server {
-            base: format!("http://127.0.0.1:{port}"),
-            fhir: format!("http://127.0.0.1:{port}/fhir"),
+            fhir: format!("{base}/fhir"),
+            base,
             client: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
@@ -312,7 +345,7 @@ impl Server {
         loop {
             if let Ok(response) = self
                 .client
-                .get(format!("{}/healthz", self.base))
+                .get(format!("{}/healthz", self.direct()))
                 .send()
                 .await
                 && response.status() == 200
@@ -331,6 +364,15 @@ impl Server {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// This process's own address (not a load balancer's in front of it).
+    pub fn direct(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
     }
 
     /// The server's log output so far.
