@@ -507,5 +507,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         mail: crate::config::MailConfig::default(),
         onboarding: crate::config::OnboardingConfig::default(),
         portal: crate::config::PortalConfig::default(),
+        metrics: crate::config::MetricsConfig::from_env()?,
     })
 }

@@ -67,6 +67,11 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     }
     state.keys.ensure_key().await?;
     crate::bulk::worker::spawn(state.clone());
+    if let Some(bind) = state.config.metrics.metrics_bind
+        && !state.config.metrics.disable_metrics
+    {
+        serve_metrics(bind, crate::app::metrics_router(state.clone())).await?;
+    }
     let app = router(state);
     match tls {
         Some(tls) => serve_tls(listener, tls, app).await?,
@@ -81,6 +86,22 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     }
     store.close().await;
     tracing::info!("kiln stopped");
+    Ok(())
+}
+
+/// `/metrics` alone on its own listener (plain HTTP, for a network only scrapers reach),
+/// until the process exits.
+async fn serve_metrics(bind: SocketAddr, app: axum::Router) -> CliResult {
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|error| format!("cannot listen on {bind} for metrics: {error}"))?;
+    let address = listener.local_addr()?;
+    println!("kiln metrics listening on http://{address}");
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
     Ok(())
 }
 
