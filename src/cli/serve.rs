@@ -12,6 +12,10 @@ use crate::sample;
 use crate::store::Store;
 
 pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
+    // Before the sample data loads, so the import counter sees it.
+    if !config.metrics.disable_metrics {
+        crate::telemetry::install();
+    }
     let store = Store::connect_with(
         &database.database_url,
         database.database_max_connections,

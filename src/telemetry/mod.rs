@@ -83,7 +83,10 @@ pub fn install() {
 
 /// The HELP line of every metric.
 fn describe() {
-    describe_counter!(HTTP_REQUESTS, "Requests answered, by method, route template and status code.");
+    describe_counter!(
+        HTTP_REQUESTS,
+        "Requests answered, by method, route template and status code."
+    );
     describe_histogram!(
         HTTP_DURATION,
         metrics::Unit::Seconds,
@@ -91,12 +94,30 @@ fn describe() {
     );
     describe_gauge!(DB_POOL_SIZE, "Connections the database pool holds open.");
     describe_gauge!(DB_POOL_MAX, "The most connections the database pool opens.");
-    describe_gauge!(DB_POOL_CONNECTIONS, "Open connections of the database pool, idle or in use.");
-    describe_counter!(TOKEN_CACHE_HITS, "Bearer-token checks answered from the token cache.");
-    describe_counter!(TOKEN_CACHE_MISSES, "Bearer-token checks that asked the database.");
-    describe_gauge!(EXPORT_JOBS, "Bulk Data export jobs in the database, by state.");
-    describe_counter!(IMPORTED_RESOURCES, "Resources stored by this process's import loader.");
-    describe_gauge!(BUILD_INFO, "Always 1; the version of the running server is its label.");
+    describe_gauge!(
+        DB_POOL_CONNECTIONS,
+        "Open connections of the database pool, idle or in use."
+    );
+    describe_counter!(
+        TOKEN_CACHE_HITS,
+        "Bearer-token checks answered from the token cache."
+    );
+    describe_counter!(
+        TOKEN_CACHE_MISSES,
+        "Bearer-token checks that asked the database."
+    );
+    describe_gauge!(
+        EXPORT_JOBS,
+        "Bulk Data export jobs in the database, by state."
+    );
+    describe_counter!(
+        IMPORTED_RESOURCES,
+        "Resources stored by this process's import loader."
+    );
+    describe_gauge!(
+        BUILD_INFO,
+        "Always 1; the version of the running server is its label."
+    );
 }
 
 /// The text exposition of every metric, or `None` when no recorder is installed.
@@ -106,7 +127,12 @@ pub fn render() -> Option<String> {
 
 /// A bearer-token check answered from the token cache (`true`) or from the database.
 pub fn token_cache(hit: bool) {
-    metrics::counter!(if hit { TOKEN_CACHE_HITS } else { TOKEN_CACHE_MISSES }).increment(1);
+    metrics::counter!(if hit {
+        TOKEN_CACHE_HITS
+    } else {
+        TOKEN_CACHE_MISSES
+    })
+    .increment(1);
 }
 
 /// `count` resources stored by one import batch.

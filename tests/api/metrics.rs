@@ -77,7 +77,10 @@ fn value(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 async fn scrape_at(client: &reqwest::Client, url: &str) -> Vec<Sample> {
     let response = client.get(url).send().await.unwrap();
     assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"].to_str().unwrap().to_string();
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_string();
     assert!(content_type.starts_with("text/plain"), "{content_type}");
     parse(&response.text().await.unwrap())
 }
@@ -93,7 +96,10 @@ async fn counts_requests_by_route_template_pool_and_exports(backend: Backend) {
         return;
     };
     let created = server
-        .put("Patient/m1", &json!({"resourceType": "Patient", "id": "m1"}))
+        .put(
+            "Patient/m1",
+            &json!({"resourceType": "Patient", "id": "m1"}),
+        )
         .await;
     assert_eq!(created.status(), 201);
     let before = scrape(&server).await;
@@ -147,11 +153,11 @@ async fn counts_requests_by_route_template_pool_and_exports(backend: Backend) {
     assert!(value(&after, "kiln_http_request_duration_seconds_sum", &read_ok) > 0.0);
     // Raw paths never become labels.
     assert!(
-        after
-            .iter()
-            .all(|sample| sample.labels.values().all(|value| !value.contains("m1")
+        after.iter().all(
+            |sample| sample.labels.values().all(|value| !value.contains("m1")
                 && !value.contains("nobody")
-                && !value.contains("such"))),
+                && !value.contains("such"))
+        ),
         "a raw path became a label"
     );
 
@@ -159,8 +165,16 @@ async fn counts_requests_by_route_template_pool_and_exports(backend: Backend) {
     let pool = [("pool", "primary")];
     let size = value(&after, "kiln_db_pool_size", &pool);
     assert!(size >= 1.0, "pool size {size}");
-    let idle = value(&after, "kiln_db_pool_connections", &[pool[0], ("state", "idle")]);
-    let in_use = value(&after, "kiln_db_pool_connections", &[pool[0], ("state", "in_use")]);
+    let idle = value(
+        &after,
+        "kiln_db_pool_connections",
+        &[pool[0], ("state", "idle")],
+    );
+    let in_use = value(
+        &after,
+        "kiln_db_pool_connections",
+        &[pool[0], ("state", "in_use")],
+    );
     assert_eq!(idle + in_use, size);
     assert!(value(&after, "kiln_db_pool_max_connections", &pool) >= size);
 
