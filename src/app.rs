@@ -1,6 +1,7 @@
 //! Builds the HTTP application: the application state, and the middleware stack around the
-//! routes of `router` (the bearer-token check in front of the FHIR API among them). The top
-//! of the server: it may import every module but the CLI.
+//! routes of `router` (the bearer-token check in front of the FHIR API among them, and the
+//! request metrics of `telemetry` around everything). The top of the server: it may import
+//! every module but the CLI.
 
 use std::time::Duration;
 
@@ -27,6 +28,9 @@ use crate::store::Store;
 pub fn state(store: Store, config: ServeConfig) -> Result<AppState, StateError> {
     let endpoints = crate::auth::Endpoints::new(&config.base_url);
     let capability = capability_statement(&config.fhir_base(), &endpoints);
+    if !config.metrics.disable_metrics {
+        crate::telemetry::install();
+    }
     AppState::new(store, config, capability)
 }
 
@@ -62,7 +66,8 @@ pub fn router(state: AppState) -> Router {
     // Inside the bearer check: it needs the caller.
     let fences =
         middleware::from_fn_with_state(state.clone(), crate::rest::read_routing::fence_writes);
-    Router::new()
+    let metrics = !state.config.metrics.disable_metrics;
+    let routes = Router::new()
         .nest(
             "/fhir",
             crate::router::fhir()
@@ -75,7 +80,18 @@ pub fn router(state: AppState) -> Router {
         .merge(crate::router::logos())
         .merge(crate::router::admin())
         .merge(crate::router::health())
-        .merge(crate::router::docs())
+        .merge(crate::router::docs());
+    // `/metrics` on the main listener unless it has its own; the route of every request is
+    // marked for the request metrics.
+    let routes = match (metrics, state.config.metrics.metrics_bind) {
+        (true, None) => routes.merge(crate::router::metrics()),
+        _ => routes,
+    };
+    let routes = match metrics {
+        true => routes.route_layer(middleware::from_fn(crate::telemetry::http::mark_route)),
+        false => routes,
+    };
+    let app = routes
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(
@@ -116,5 +132,14 @@ pub fn router(state: AppState) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .with_state(state)
+        .with_state(state);
+    match metrics {
+        true => app.layer(middleware::from_fn(crate::telemetry::http::track)),
+        false => app,
+    }
+}
+
+/// The router of `--metrics-bind`'s own listener: `/metrics` alone.
+pub fn metrics_router(state: AppState) -> Router {
+    crate::router::metrics().with_state(state)
 }

@@ -80,6 +80,8 @@ pub struct ServeConfig {
     pub portal: PortalConfig,
     #[command(flatten)]
     pub replicas: ReplicaConfig,
+    #[command(flatten)]
+    pub metrics: MetricsConfig,
 }
 
 /// Running as one of several replicas behind a load balancer, and reading from a standby.
@@ -96,6 +98,35 @@ pub struct ReplicaConfig {
     /// the standby has replayed its write (read-your-writes).
     #[arg(long, env = "KILN_DATABASE_READ_URL", hide_env_values = true)]
     pub database_read_url: Option<String>,
+}
+
+/// Where `/metrics` (Prometheus text format) is served, and who may read it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct MetricsConfig {
+    /// Serve `/metrics` on its own listener at this address instead of the main one (which
+    /// then answers 404 for it).
+    #[arg(long, env = "KILN_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
+    /// A secret a scraper must send as `Authorization: Bearer <secret>` (default: none,
+    /// `/metrics` is open to whoever reaches the listener).
+    #[arg(long, env = "KILN_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<Secret>,
+    /// Record no metrics and serve no `/metrics`.
+    #[arg(long, env = "KILN_DISABLE_METRICS", default_value_t = false)]
+    pub disable_metrics: bool,
+}
+
+impl MetricsConfig {
+    /// The settings `KILN_METRICS_*` and `KILN_DISABLE_METRICS` give, with no flags
+    /// (`kiln bench` builds its server from them).
+    pub fn from_env() -> Result<MetricsConfig, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Metrics {
+            #[command(flatten)]
+            metrics: MetricsConfig,
+        }
+        <Metrics as clap::Parser>::try_parse_from(["kiln"]).map(|parsed| parsed.metrics)
+    }
 }
 
 /// The developer portal's texts.

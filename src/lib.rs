@@ -24,4 +24,5 @@ pub mod sample;
 pub mod search;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod web;

@@ -83,6 +83,12 @@ pub fn health() -> Router<AppState> {
         .route("/readyz", get(rest::health::readyz))
 }
 
+/// `/metrics` (Prometheus), outside the FHIR API and its token: on the main listener, or
+/// alone on `--metrics-bind`.
+pub fn metrics() -> Router<AppState> {
+    Router::new().route("/metrics", get(rest::metrics::metrics))
+}
+
 /// Bulk Data export, merged into the FHIR API (behind its bearer-token check) ahead of the
 /// `/{resource_type}/{id}` patterns.
 fn export() -> Router<AppState> {

@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 
 LAYER = {
-    "fhir": 0, "config": 0, "logging": 0, "crypto": 0, "mail": 0,
+    "fhir": 0, "config": 0, "logging": 0, "crypto": 0, "mail": 0, "telemetry": 0,
     "search": 1,
     "store": 2,
     "access": 3,

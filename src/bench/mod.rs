@@ -508,5 +508,6 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         onboarding: crate::config::OnboardingConfig::default(),
         portal: crate::config::PortalConfig::default(),
         replicas: crate::config::ReplicaConfig::default(),
+        metrics: crate::config::MetricsConfig::from_env()?,
     })
 }

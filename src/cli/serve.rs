@@ -14,6 +14,10 @@ use crate::state::replicas::ReadReplica;
 use crate::store::Store;
 
 pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
+    // Before the sample data loads, so the import counter sees it.
+    if !config.metrics.disable_metrics {
+        crate::telemetry::install();
+    }
     let store = Store::connect_with(
         &database.database_url,
         database.database_max_connections,
@@ -73,6 +77,11 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     }
     state.keys.ensure_key().await?;
     crate::bulk::worker::spawn(state.clone());
+    if let Some(bind) = state.config.metrics.metrics_bind
+        && !state.config.metrics.disable_metrics
+    {
+        serve_metrics(bind, crate::app::metrics_router(state.clone())).await?;
+    }
     let app = router(state);
     // After the signal `/readyz` fails for `drain` while requests are still served, so the
     // load balancer stops sending new ones before the listener closes.
@@ -120,6 +129,22 @@ async fn connect_read_replica(
     standby.ping().await?;
     tracing::info!("searches, history and exports read from the read replica");
     Ok(Some(Arc::new(ReadReplica::new(primary.clone(), standby))))
+}
+
+/// `/metrics` alone on its own listener (plain HTTP, for a network only scrapers reach),
+/// until the process exits.
+async fn serve_metrics(bind: SocketAddr, app: axum::Router) -> CliResult {
+    let listener = TcpListener::bind(bind)
+        .await
+        .map_err(|error| format!("cannot listen on {bind} for metrics: {error}"))?;
+    let address = listener.local_addr()?;
+    println!("kiln metrics listening on http://{address}");
+    tokio::spawn(async move {
+        if let Err(error) = axum::serve(listener, app).await {
+            tracing::error!(%error, "the metrics listener stopped");
+        }
+    });
+    Ok(())
 }
 
 /// HTTPS with rustls (TLS 1.2 and 1.3 only), with the same graceful shutdown.

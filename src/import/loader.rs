@@ -392,6 +392,7 @@ impl<'a> Loader<'a> {
         };
         match write.await? {
             Ok(outcomes) => {
+                crate::telemetry::resources_imported(outcomes.len());
                 for outcome in outcomes {
                     *self
                         .report

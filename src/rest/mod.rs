@@ -8,6 +8,7 @@ pub mod capability;
 pub mod docref;
 pub mod health;
 pub mod history;
+pub mod metrics;
 pub mod operations;
 pub mod outcome_layer;
 pub mod read;

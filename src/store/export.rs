@@ -139,6 +139,17 @@ impl Store {
         })
     }
 
+    /// How many jobs there are in each status (`/metrics`); a status without jobs is absent.
+    pub async fn export_jobs_by_status(&self) -> StoreResult<Vec<(String, i64)>> {
+        dispatch!(self, pool => {
+            Ok(sqlx::query_as(
+                "SELECT status, COUNT(*) FROM bulk_export_jobs GROUP BY status",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
+    }
+
     /// Takes the oldest queued job, or a running one whose lease ran out (its worker died),
     /// for `worker` until `lease_until`.
     pub async fn claim_export_job(

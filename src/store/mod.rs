@@ -190,6 +190,14 @@ pub enum Backend {
     Sqlite,
 }
 
+/// A connection pool's use at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUse {
+    pub size: u32,
+    pub idle: u32,
+    pub max: u32,
+}
+
 /// The database behind Kiln: cheap to clone (a pool handle).
 #[derive(Clone)]
 pub enum Store {
@@ -240,6 +248,16 @@ impl Store {
             sqlx::query("ANALYZE").execute(pool).await?;
         });
         Ok(())
+    }
+
+    /// The connection pool right now: connections open, of them idle, and the most it opens
+    /// (`/metrics`).
+    pub fn pool_use(&self) -> PoolUse {
+        dispatch!(self, pool => PoolUse {
+            size: pool.size(),
+            idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+            max: pool.options().get_max_connections(),
+        })
     }
 
     pub async fn close(&self) {

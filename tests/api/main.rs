@@ -26,6 +26,7 @@ mod errors;
 mod first_run;
 mod history;
 mod indexing;
+mod metrics;
 mod negotiation;
 mod operations;
 mod paging;
