@@ -502,6 +502,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
             backend_token_lifetime: 300,
             refresh_token_lifetime: 90 * 24 * 3600,
             anonymous_access: true,
+            token_cache_ttl: 30,
         },
         export,
         mail: crate::config::MailConfig::default(),
