@@ -411,7 +411,7 @@ impl Store {
             tx.commit().await?;
             Ok(true)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         applied
     }
 

@@ -153,7 +153,7 @@ impl Store {
             tx.commit().await?;
             Ok(changed == 1)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         changed
     }
 

@@ -6,13 +6,16 @@
 //! - Bounded ([`CAPACITY`] entries) and short-lived: an entry lives the configured TTL
 //!   (`--token-cache-ttl`, default 30 s; 0 turns the cache off) and never past the token's
 //!   own expiry, which is also checked on every hit.
-//! - Revocation: an entry is trusted only while the process's revocation epoch
-//!   (`store::auth::revocation`) is the one read before its database lookup; every revoking
-//!   write moves it on (in this process directly, on other replicas through PostgreSQL
-//!   `LISTEN/NOTIFY`). On PostgreSQL the cache is bypassed (every token checked in the
-//!   database) while this replica's listener is not connected.
+//! - Revocation: an entry is trusted only while the revocation generation
+//!   (`store::auth::revocation`: the process's epoch, and on SQLite the stamp every process
+//!   on the file moves on) is the one read before its database lookup; every revoking write
+//!   moves it on (in this process directly, on other replicas through PostgreSQL
+//!   `LISTEN/NOTIFY`, in other processes on a SQLite file through the stamp). On PostgreSQL
+//!   the cache is bypassed (every token checked in the database) while this replica's
+//!   listener is not connected; on SQLite while the stamp cannot be read.
 //! - Hits and misses are counted for the metrics ([`counts`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -25,7 +28,7 @@ use crate::access::reach::Granted;
 use crate::access::scope::ScopeSet;
 use crate::crypto::{hex, sha256};
 use crate::store::auth::TokenKind;
-use crate::store::auth::revocation::{Listening, epoch};
+use crate::store::auth::revocation::{Listening, epoch, read_stamp};
 use crate::store::{Backend, Store, StoreResult};
 
 /// Tokens held at most; past it the least used go first.
@@ -45,8 +48,8 @@ struct Entry {
     granted: Arc<Granted>,
     /// Unix seconds.
     expires_at: i64,
-    /// The revocation epoch read before the database lookup that found the token live.
-    epoch: u64,
+    /// The revocation generation read before the database lookup that found the token live.
+    generation: Generation,
     /// How long the entry may live: the TTL or the token's remaining life, if shorter.
     lifetime: Duration,
 }
@@ -64,10 +67,13 @@ impl Expiry<[u8; 32], Entry> for Lifetime {
     }
 }
 
+/// The process's revocation epoch and the database's revocation stamp.
+type Generation = (u64, u64);
+
 /// When the cache may be trusted.
 enum Trust {
-    /// SQLite: one process, the epoch is enough.
-    Always,
+    /// SQLite: while the stamp (this file; none in memory) can be read.
+    WhileStamped(Option<PathBuf>),
     /// PostgreSQL: while this replica's listener of revocations is connected.
     WhileListening(Listening),
 }
@@ -79,6 +85,8 @@ pub struct TokenCache {
     trust: Trust,
     /// The epoch the entries were last cleared at.
     cleared_at: AtomicU64,
+    /// The stamp the entries were last cleared at.
+    cleared_at_stamp: AtomicU64,
 }
 
 impl TokenCache {
@@ -87,7 +95,7 @@ impl TokenCache {
     pub fn new(store: &Store, ttl: Duration) -> TokenCache {
         let trust = match (store.backend(), store.listen_revocations()) {
             (Backend::Postgres, Some(listening)) => Trust::WhileListening(listening),
-            _ => Trust::Always,
+            _ => Trust::WhileStamped(store.revocation_stamp_path()),
         };
         let entries = (!ttl.is_zero()).then(|| {
             Cache::builder()
@@ -95,11 +103,16 @@ impl TokenCache {
                 .expire_after(Lifetime)
                 .build()
         });
+        let stamp = match &trust {
+            Trust::WhileStamped(path) => read_stamp(path.as_deref()).unwrap_or(0),
+            Trust::WhileListening(_) => 0,
+        };
         TokenCache {
             entries,
             ttl,
             trust,
             cleared_at: AtomicU64::new(epoch()),
+            cleared_at_stamp: AtomicU64::new(stamp),
         }
     }
 
@@ -114,11 +127,16 @@ impl TokenCache {
         let key = sha256(raw_token.as_bytes());
         // Read before the database lookup: a revocation committed after it moves the epoch
         // on, and what this lookup found is then never trusted.
-        let current = epoch();
-        let trusted = self.entries.as_ref().filter(|_| self.trusted(current));
-        if let Some(entries) = trusted
+        let current = self.generation();
+        let trusted = current.and_then(|current| {
+            self.entries
+                .as_ref()
+                .filter(|_| self.trusted(current))
+                .map(|entries| (entries, current))
+        });
+        if let Some((entries, current)) = trusted
             && let Some(entry) = entries.get(&key).await
-            && entry.epoch == current
+            && entry.generation == current
             && entry.expires_at > now
         {
             HITS.fetch_add(1, Ordering::Relaxed);
@@ -135,12 +153,12 @@ impl TokenCache {
             fhir_user: record.grant.fhir_user,
             username: record.grant.username,
         });
-        if let Some(entries) = trusted {
+        if let Some((entries, current)) = trusted {
             let remaining = u64::try_from(record.expires_at - now).unwrap_or(0);
             let entry = Entry {
                 granted: granted.clone(),
                 expires_at: record.expires_at,
-                epoch: current,
+                generation: current,
                 lifetime: self.ttl.min(Duration::from_secs(remaining)),
             };
             entries.insert(key, entry).await;
@@ -148,13 +166,26 @@ impl TokenCache {
         Ok(Some(granted))
     }
 
-    /// Whether entries may be used now; clears them once after every revocation epoch change.
-    fn trusted(&self, current: u64) -> bool {
+    /// The revocation generation now; `None` when it cannot be known (the SQLite stamp is
+    /// unreadable).
+    fn generation(&self) -> Option<Generation> {
+        let stamp = match &self.trust {
+            Trust::WhileStamped(path) => read_stamp(path.as_deref())?,
+            Trust::WhileListening(_) => 0,
+        };
+        Some((epoch(), stamp))
+    }
+
+    /// Whether entries may be used now; clears them once after every change of generation
+    /// (entries of an older one are never used; this frees them).
+    fn trusted(&self, (epoch, stamp): Generation) -> bool {
         let trusted = match &self.trust {
-            Trust::Always => true,
+            Trust::WhileStamped(_) => true,
             Trust::WhileListening(listening) => listening.is_live(),
         };
-        if self.cleared_at.swap(current, Ordering::AcqRel) != current
+        let moved = self.cleared_at.swap(epoch, Ordering::AcqRel) != epoch;
+        let stamped = self.cleared_at_stamp.swap(stamp, Ordering::AcqRel) != stamp;
+        if (moved || stamped)
             && let Some(entries) = &self.entries
         {
             entries.invalidate_all();

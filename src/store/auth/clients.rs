@@ -162,7 +162,7 @@ impl Store {
             tx.commit().await?;
             Ok(removed > 0)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         removed
     }
 

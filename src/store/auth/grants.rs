@@ -140,7 +140,7 @@ impl Store {
             tx.announce(&signal).await?;
             tx.commit().await?;
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         Ok(())
     }
 
@@ -267,7 +267,7 @@ impl Store {
             tx.announce(&signal).await?;
             tx.commit().await?;
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         Ok(())
     }
 

@@ -20,11 +20,14 @@
 //!   "revoked", every other replica's listener has been sent it too, over the same loopback
 //!   or LAN, and in practice has read it. (A bound rather than a guarantee: a replica whose
 //!   listener connection is silently stalled keeps its cache at most for the cache's TTL.)
-//! - SQLite: one process serves the database, so the epoch is enough; a revocation made by
-//!   another process on the same file (the command line while the server runs) is not
-//!   signalled, and is seen once the entry's TTL ends.
+//! - SQLite: one process serves the database, but the command line may revoke from another
+//!   while it runs. After each revoking commit a byte is appended to the file
+//!   `<database>-revocations` next to the database: its length is a counter every process on
+//!   the file can read with one `stat`, and caches stamp their entries with it as with the
+//!   epoch ([`read_stamp`]). A stamp that cannot be read is not trusted.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -91,13 +94,20 @@ impl Signal {
         }
     }
 
-    /// After the commit: this process's caches stop trusting what they hold, and, when a
-    /// listener of this process is live, waits (bounded) until it has heard this signal.
-    pub async fn delivered(mut self) {
+    /// After the commit on `store`: this process's caches stop trusting what they hold (and,
+    /// on SQLite, those of every process on the file); on PostgreSQL, when a listener of this
+    /// process is live, waits (bounded) until it has heard this signal.
+    pub async fn delivered(mut self, store: &Store) {
         if !self.announced.load(Ordering::Acquire) {
             return;
         }
         advance();
+        if let Some(path) = store.revocation_stamp_path() {
+            let appended = tokio::task::spawn_blocking(move || append_stamp(&path)).await;
+            if !matches!(appended, Ok(Ok(()))) {
+                tracing::error!("cannot record a revocation next to the SQLite database");
+            }
+        }
         let Some(received) = self.received.take() else {
             return;
         };
@@ -189,7 +199,57 @@ impl Drop for Live {
     }
 }
 
+/// The revocations recorded by any process in the stamp file `path` (see the module
+/// comment; `None` for no file: 0); `None` when it cannot be read.
+pub fn read_stamp(path: Option<&Path>) -> Option<u64> {
+    let Some(path) = path else {
+        return Some(0);
+    };
+    match std::fs::metadata(path) {
+        Ok(metadata) => Some(metadata.len()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(0),
+        Err(_) => None,
+    }
+}
+
+fn append_stamp(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(b".")
+}
+
 impl Store {
+    /// The file whose length counts revocations on a SQLite database file; `None` on
+    /// PostgreSQL and for an in-memory SQLite database (one process only).
+    pub fn revocation_stamp_path(&self) -> Option<PathBuf> {
+        let Store::Sqlite(pool) = self else {
+            return None;
+        };
+        let options = pool.connect_options();
+        let file = options.get_filename();
+        let name = file.to_str()?;
+        if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
+            return None;
+        }
+        let mut stamp = file.as_os_str().to_owned();
+        stamp.push("-revocations");
+        Some(PathBuf::from(stamp))
+    }
+
+    /// [`Store::listen_revocations`], once the listener is live (or after a bound): for a
+    /// command that revokes, so that it returns only once its notification came back.
+    pub async fn listen_revocations_live(&self) -> Option<Listening> {
+        let listening = self.listen_revocations()?;
+        let started = tokio::time::Instant::now();
+        while !listening.is_live() && started.elapsed() < DELIVERY_WAIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Some(listening)
+    }
+
     /// Starts this replica's listener of revocations on PostgreSQL, on a connection of its
     /// own; `None` on SQLite (one process: the epoch is enough).
     pub fn listen_revocations(&self) -> Option<Listening> {

@@ -129,7 +129,7 @@ impl Store {
             tx.commit().await?;
             Ok(changed > 0)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         changed
     }
 
@@ -184,7 +184,7 @@ impl Store {
             tx.commit().await?;
             Ok(changed > 0)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         changed
     }
 
@@ -207,7 +207,7 @@ impl Store {
             tx.commit().await?;
             Ok(changed > 0)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         changed
     }
 
@@ -226,7 +226,7 @@ impl Store {
             tx.commit().await?;
             Ok(removed > 0)
         });
-        signal.delivered().await;
+        signal.delivered(self).await;
         changed
     }
 
