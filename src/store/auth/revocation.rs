@@ -18,7 +18,8 @@
 //!   commit. The revoking process waits (at most [`DELIVERY_WAIT`]) until its own listener has
 //!   received its own notification before it answers, so that by the time the client hears
 //!   "revoked", every other replica's listener has been sent it too, over the same loopback
-//!   or LAN, and in practice has read it. (A bound rather than a guarantee: a replica whose
+//!   or LAN; it then waits [`DELIVERY_GRACE`] more, for the other listeners to be scheduled,
+//!   so that in practice they have applied it. (A bound rather than a guarantee: a replica whose
 //!   listener connection is silently stalled keeps its cache at most for the cache's TTL.)
 //! - SQLite: one process serves the database, but the command line may revoke from another
 //!   while it runs. After each revoking commit a byte is appended to the file
@@ -42,6 +43,9 @@ pub const CHANNEL: &str = "kiln_revocations";
 
 /// How long a revoking process waits for its own listener to receive its notification.
 pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a revoking process still waits once its own notification came back.
+const DELIVERY_GRACE: Duration = Duration::from_millis(50);
 
 /// Pause between attempts to (re)connect the listener.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
@@ -116,7 +120,11 @@ impl Signal {
         }
         if tokio::time::timeout(DELIVERY_WAIT, received).await.is_err() {
             tracing::warn!("a revocation notification did not come back within a second");
+            return;
         }
+        // Other replicas' listeners were sent it at the same commit, but each is scheduled
+        // on its own: give them a moment to apply it (see the module comment).
+        tokio::time::sleep(DELIVERY_GRACE).await;
     }
 }
 
