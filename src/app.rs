@@ -61,8 +61,10 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     let timeout = Duration::from_secs(state.config.request_timeout_secs);
-    let bearer =
-        middleware::from_fn_with_state(state.clone(), crate::auth::oauth::bearer::authenticate);
+    let bearer = middleware::from_fn_with_state(
+        crate::auth::oauth::bearer::BearerCheck::new(&state),
+        crate::auth::oauth::bearer::authenticate,
+    );
     // Inside the bearer check: it needs the caller.
     let fences =
         middleware::from_fn_with_state(state.clone(), crate::rest::read_routing::fence_writes);

@@ -19,8 +19,25 @@ pub fn digest_hex(value: &str) -> String {
 
 /// The SHA-256 of some bytes, hex (content addresses, e.g. app logos).
 pub fn digest_bytes_hex(bytes: &[u8]) -> String {
-    let hash = digest::digest(&digest::SHA256, bytes);
-    hash.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex(&sha256(bytes))
+}
+
+/// The SHA-256 of some bytes.
+pub fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Lower-case hex, in one allocation (it is on the path of every token check).
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(char::from(DIGITS[usize::from(byte >> 4)]));
+        out.push(char::from(DIGITS[usize::from(byte & 0x0f)]));
+    }
+    out
 }
 
 /// An argon2id PHC string for a password or client secret.

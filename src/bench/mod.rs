@@ -253,6 +253,7 @@ async fn measure(
     })
     .await?;
     let token: Arc<str> = backend_token(&store).await?.into();
+    let (hits, misses) = crate::auth::oauth::token_cache::counts();
     let read_with_token = phase(backend, "read by id with a SMART token", args, {
         let client = client.clone();
         move |random| {
@@ -264,6 +265,8 @@ async fn measure(
         }
     })
     .await?;
+    let (hits_after, misses_after) = crate::auth::oauth::token_cache::counts();
+    let token_cache = (hits_after - hits, misses_after - misses);
     let healthz_url = format!("{base}/healthz");
     let healthz = phase(backend, "GET /healthz", args, {
         let client = client.clone();
@@ -298,6 +301,7 @@ async fn measure(
         read_with_token,
         healthz,
         lookup,
+        token_cache,
     })
 }
 
@@ -502,6 +506,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
             backend_token_lifetime: 300,
             refresh_token_lifetime: 90 * 24 * 3600,
             anonymous_access: true,
+            token_cache_ttl: 30,
         },
         export,
         mail: crate::config::MailConfig::default(),

@@ -14,6 +14,9 @@ pub struct Row {
     pub read_with_token: Summary,
     pub healthz: Summary,
     pub lookup: Summary,
+    /// Token checks answered by the token cache and by the database during the token phase
+    /// (warm-up included).
+    pub token_cache: (u64, u64),
 }
 
 /// The machine a run measured, printed under each report's title.
@@ -68,11 +71,43 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
             ms(row.lookup.p99),
         );
     }
+    println!();
+    println!(
+        "| Backend | with token / without | with token / PK lookup | with token / /healthz \
+         | without token / PK lookup | token cache hits / misses |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|");
+    for row in rows {
+        let with_token = row.read_with_token.per_second;
+        println!(
+            "| {} | {} | {} | {} | {} | {} / {} |",
+            row.backend,
+            percent(with_token, row.read.per_second),
+            percent(with_token, row.lookup.per_second),
+            percent(with_token, row.healthz.per_second),
+            percent(row.read.per_second, row.lookup.per_second),
+            row.token_cache.0,
+            row.token_cache.1,
+        );
+    }
+    println!();
+    println!(
+        "Goals (issue 13): with token >= 90 % of without; PostgreSQL with token >= 70 % of the \
+         PK lookup; SQLite with token >= 50 % of /healthz."
+    );
     if args.postgres_url.is_none() {
         println!();
         println!(
             "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
         );
+    }
+}
+
+fn percent(part: f64, whole: f64) -> String {
+    if whole > 0.0 {
+        format!("{:.0} %", part / whole * 100.0)
+    } else {
+        "-".to_owned()
     }
 }
 

@@ -101,6 +101,9 @@ fn parse_status(text: &str) -> Result<Status, String> {
 
 pub async fn app(database: DatabaseArgs, command: AppCommand) -> CliResult {
     let store = Store::connect(&database.database_url, 2).await?;
+    // A command that revokes answers once its notification came back (see
+    // `store::auth::revocation`).
+    let _listening = store.listen_revocations_live().await;
     store.migrate().await?;
     let result = run(&store, command).await;
     store.close().await;

@@ -157,6 +157,9 @@ pub(super) async fn open(
     database: &DatabaseArgs,
 ) -> Result<Store, Box<dyn std::error::Error + Send + Sync>> {
     let store = Store::connect(&database.database_url, 2).await?;
+    // A command that revokes answers once its notification came back (see
+    // `store::auth::revocation`).
+    let _listening = store.listen_revocations_live().await;
     store.migrate().await?;
     Ok(store)
 }

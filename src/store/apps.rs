@@ -3,6 +3,7 @@
 //! ([`AppChange`]); what the states mean and which transitions are allowed is `crate::apps`.
 
 use crate::store::auth::Client;
+use crate::store::auth::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, dispatch};
 
 /// An app: the registration request's identity, status and credentials link.
@@ -332,7 +333,8 @@ impl Store {
     /// Applies one transition (see [`AppChange`]); `false`, with nothing written, when the
     /// app is no longer in `expected_status`.
     pub async fn change_app(&self, change: &AppChange) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let applied = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let swapped = sqlx::query(
                 "UPDATE apps SET status = $1, client_id = $2, active_revision = $3, \
@@ -398,9 +400,19 @@ impl Store {
                 None => {}
             }
             insert_event!(&mut *tx, &change.event)?;
+            // A client changed or disabled (an app suspended or retired) ends or narrows
+            // what its tokens may do.
+            if matches!(
+                change.client,
+                Some(ClientWrite::Update(_) | ClientWrite::SetDisabled(_))
+            ) {
+                tx.announce(&signal).await?;
+            }
             tx.commit().await?;
             Ok(true)
-        })
+        });
+        signal.delivered(self).await;
+        applied
     }
 
     /// Gives a client a new secret; the current one stays valid until `previous_expires_at`

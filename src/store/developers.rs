@@ -2,6 +2,7 @@
 //! mailed to them (e-mail verification, password reset) and the developer signed in to a
 //! browser session.
 
+use crate::store::auth::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, dispatch};
 
 /// A developer account as pages and the admin console show it (no password hash).
@@ -131,7 +132,8 @@ impl Store {
         account_id: &str,
         disabled: bool,
     ) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query(
                 "UPDATE developer_accounts SET disabled = $1 WHERE account_id = $2",
@@ -147,9 +149,12 @@ impl Store {
                     .execute(&mut *tx)
                     .await?;
             }
+            tx.announce(&signal).await?;
             tx.commit().await?;
             Ok(changed == 1)
-        })
+        });
+        signal.delivered(self).await;
+        changed
     }
 
     /// Stores a mailed link (the digest of its token), clearing links that are used or

@@ -39,6 +39,7 @@ mod search;
 mod smart_access;
 mod smart_access_limits;
 mod tls;
+mod token_cache;
 mod token_create;
 mod transaction;
 mod us_core_search;

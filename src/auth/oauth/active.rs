@@ -1,7 +1,8 @@
 //! Whether a presented token is live: known, of the right kind, unexpired, not revoked, its
 //! grant not revoked and its client still registered and usable (`Client::usable`: not
-//! disabled by a suspension or retirement). Checked in the database on every use,
-//! so a revocation takes effect at once on every replica.
+//! disabled by a suspension or retirement). Checked in the database; the bearer check of
+//! FHIR requests keeps what it found for a short while (`token_cache`), and every revocation
+//! clears that on every replica.
 
 use crate::crypto::digest_hex;
 use crate::store::auth::{TokenKind, TokenRecord};
@@ -13,7 +14,17 @@ pub async fn live_token(
     kind: TokenKind,
     now: i64,
 ) -> StoreResult<Option<TokenRecord>> {
-    let Some(record) = store.token(&digest_hex(raw_token)).await? else {
+    live_record(store, &digest_hex(raw_token), kind, now).await
+}
+
+/// [`live_token`] by the token's digest (hex), as stored.
+pub async fn live_record(
+    store: &Store,
+    token_hash: &str,
+    kind: TokenKind,
+    now: i64,
+) -> StoreResult<Option<TokenRecord>> {
+    let Some(record) = store.token(token_hash).await? else {
         return Ok(None);
     };
     let live = record.kind == kind

@@ -1,23 +1,42 @@
 //! The bearer-token check in front of the FHIR API: turns `Authorization: Bearer …` into an
 //! [`Access`] for the handlers, or answers 401 with `WWW-Authenticate` and an
-//! OperationOutcome. `/metadata` stays public.
+//! OperationOutcome. `/metadata` stays public. Live tokens are found through the
+//! replica's cache of verified tokens (`token_cache`).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
-use super::active::live_token;
-use crate::access::reach::{Access, Granted, unauthorized};
-use crate::access::scope::ScopeSet;
+use super::token_cache::TokenCache;
+use crate::access::reach::{Access, unauthorized};
 use crate::fhir::outcome::FhirError;
 use crate::state::AppState;
-use crate::store::auth::TokenKind;
+
+/// What the bearer check needs: the application state and the replica's token cache.
+#[derive(Clone)]
+pub struct BearerCheck {
+    state: AppState,
+    cache: Arc<TokenCache>,
+}
+
+impl BearerCheck {
+    /// The check for `state`, with a fresh token cache (on PostgreSQL, with its listener of
+    /// revocations). One per application.
+    pub fn new(state: &AppState) -> BearerCheck {
+        let ttl = Duration::from_secs(state.config.auth.token_cache_ttl);
+        BearerCheck {
+            cache: Arc::new(TokenCache::new(&state.store, ttl)),
+            state: state.clone(),
+        }
+    }
+}
 
 pub async fn authenticate(
-    State(state): State<AppState>,
+    State(BearerCheck { state, cache }): State<BearerCheck>,
     mut request: Request,
     next: Next,
 ) -> Response {
@@ -31,14 +50,8 @@ pub async fn authenticate(
             return challenge(Some("the Authorization header is not a Bearer token"));
         }
         Bearer::Token(token) => {
-            match live_token(&state.store, &token, TokenKind::Access, crate::auth::now()).await {
-                Ok(Some(record)) => Access::Token(Arc::new(Granted {
-                    client_id: record.grant.client_id,
-                    scopes: ScopeSet::parse(&record.scope),
-                    patient: record.grant.patient,
-                    fhir_user: record.grant.fhir_user,
-                    username: record.grant.username,
-                })),
+            match cache.granted(&state.store, token, crate::auth::now()).await {
+                Ok(Some(granted)) => Access::Token(granted),
                 Ok(None) => {
                     return challenge(Some("the access token is unknown, expired or revoked"));
                 }
@@ -59,13 +72,13 @@ pub async fn authenticate(
     response
 }
 
-enum Bearer {
+enum Bearer<'a> {
     Missing,
     Malformed,
-    Token(String),
+    Token(&'a str),
 }
 
-fn bearer_token(request: &Request) -> Bearer {
+fn bearer_token(request: &Request) -> Bearer<'_> {
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
         return Bearer::Missing;
     };
@@ -76,7 +89,7 @@ fn bearer_token(request: &Request) -> Bearer {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Bearer::Token(token.trim().to_owned())
+            Bearer::Token(token.trim())
         }
         _ => Bearer::Malformed,
     }

@@ -5,7 +5,8 @@
 //! and `operator` for tokens minted on the command line),
 //! introspection, revocation, discovery, dynamic client registration (`registration`, with
 //! the RFC 7591 metadata mapping in `client_metadata`), and the bearer-token check in front
-//! of the FHIR API (`bearer`, `active`). The signing keys live in `crate::state::keys`. Errors are the RFC 6749 §5.2 answer
+//! of the FHIR API (`bearer`, `active`, and the replica's cache of verified tokens
+//! `token_cache`). The signing keys live in `crate::state::keys`. Errors are the RFC 6749 §5.2 answer
 //! (`endpoint`); nothing here renders HTML or imports `pages`.
 
 mod active;
@@ -26,3 +27,4 @@ mod refresh_grant;
 pub mod registration;
 pub mod revoke;
 pub mod token;
+pub mod token_cache;

@@ -1,5 +1,6 @@
 //! Registered apps.
 
+use crate::store::auth::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, dispatch};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -144,7 +145,8 @@ impl Store {
 
     /// Removes a client and revokes every grant it held; `false` when there was none.
     pub async fn remove_client(&self, client_id: &str) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let removed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE client_id = $2")
                 .bind(true)
@@ -156,9 +158,12 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            tx.announce(&signal).await?;
             tx.commit().await?;
             Ok(removed > 0)
-        })
+        });
+        signal.delivered(self).await;
+        removed
     }
 
     /// Replaces a confidential-symmetric client's secret hash; `false` when there is no such

@@ -1,6 +1,7 @@
 //! Grants (what a user or a backend client authorized), their authorization codes and
 //! tokens, and the client assertion ids already seen.
 
+use super::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, dispatch};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -128,13 +129,18 @@ impl Store {
 
     /// Revokes a grant and so every token issued under it, on every replica at once.
     pub async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
+        let signal = Signal::new();
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE grant_id = $2")
                 .bind(true)
                 .bind(grant_id)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.announce(&signal).await?;
+            tx.commit().await?;
         });
+        signal.delivered(self).await;
         Ok(())
     }
 
@@ -248,14 +254,20 @@ impl Store {
         })
     }
 
+    /// Revokes one token, on every replica at once.
     pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<()> {
+        let signal = Signal::new();
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query("UPDATE auth_tokens SET revoked = $1 WHERE token_hash = $2")
                 .bind(true)
                 .bind(token_hash)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            tx.announce(&signal).await?;
+            tx.commit().await?;
         });
+        signal.delivered(self).await;
         Ok(())
     }
 

@@ -1,10 +1,12 @@
 //! Rows of the SMART authorization server (migration 0004): clients, users, signing keys,
-//! browser sessions, launches, grants, codes, tokens and assertion ids.
+//! browser sessions, launches, grants, codes, tokens and assertion ids; the signal every
+//! revoking write sends to the caches of verified tokens (`revocation`).
 
 mod browser;
 pub(crate) mod clients;
 mod grants;
 mod keys;
+pub mod revocation;
 mod signin;
 mod throttle;
 mod users;

@@ -1,13 +1,15 @@
 //! People who sign in to Kiln's pages (EHR users): their accounts, roles, FHIR user and
 //! whether they may sign in; what ends when their access does.
 
+use super::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, dispatch};
 
 /// Ends a user's access inside transaction `$tx`: every grant they gave is revoked (their
-/// apps' tokens stop at once, on every replica), their browser sessions and pending EHR
-/// launches go.
+/// apps' tokens stop at once, on every replica: `$signal` is announced), their browser
+/// sessions and pending EHR launches go.
 macro_rules! end_access {
-    ($tx:ident, $username:expr) => {
+    ($tx:ident, $signal:expr, $username:expr) => {
+        $tx.announce($signal).await?;
         sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE username = $2")
             .bind(true)
             .bind($username)
@@ -108,7 +110,8 @@ impl Store {
     /// Replaces a user's password and ends their browser sessions (the apps they allowed keep
     /// their grants); `false` when there is no such user.
     pub async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
                 .bind(password_hash)
@@ -120,9 +123,14 @@ impl Store {
                 .bind(username)
                 .execute(&mut *tx)
                 .await?;
+            // Its tokens stay valid; caches still drop what they hold (a user's access
+            // changed).
+            tx.announce(&signal).await?;
             tx.commit().await?;
             Ok(changed > 0)
-        })
+        });
+        signal.delivered(self).await;
+        changed
     }
 
     /// Adds a new user; `false` (and nothing changed) when the username is taken.
@@ -163,7 +171,8 @@ impl Store {
     /// tokens of their grants name the old FHIR user (and a patient user's patient), so they
     /// must not keep working. `false` when there is no such user.
     pub async fn set_fhir_user(&self, username: &str, fhir_user: &str) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query("UPDATE auth_users SET fhir_user = $1 WHERE username = $2")
                 .bind(fhir_user)
@@ -171,17 +180,20 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            end_access!(tx, username);
+            end_access!(tx, &signal, username);
             tx.commit().await?;
             Ok(changed > 0)
-        })
+        });
+        signal.delivered(self).await;
+        changed
     }
 
     /// Disables a user (their access ends as in [`Store::remove_user`], and they cannot sign
     /// in again) or enables them (the grants revoked stay revoked: their apps ask again).
     /// `false` when there is no such user.
     pub async fn set_disabled(&self, username: &str, disabled: bool) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             let changed = sqlx::query("UPDATE auth_users SET disabled = $1 WHERE username = $2")
                 .bind(disabled)
@@ -190,19 +202,22 @@ impl Store {
                 .await?
                 .rows_affected();
             if disabled {
-                end_access!(tx, username);
+                end_access!(tx, &signal, username);
             }
             tx.commit().await?;
             Ok(changed > 0)
-        })
+        });
+        signal.delivered(self).await;
+        changed
     }
 
     /// Removes a user: every grant they gave is revoked (so their apps' tokens stop working at
     /// once), and their browser sessions and pending launches go; `false` when there was none.
     pub async fn remove_user(&self, username: &str) -> StoreResult<bool> {
-        dispatch!(self, pool => {
+        let signal = Signal::new();
+        let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
-            end_access!(tx, username);
+            end_access!(tx, &signal, username);
             let removed = sqlx::query("DELETE FROM auth_users WHERE username = $1")
                 .bind(username)
                 .execute(&mut *tx)
@@ -210,7 +225,9 @@ impl Store {
                 .rows_affected();
             tx.commit().await?;
             Ok(removed > 0)
-        })
+        });
+        signal.delivered(self).await;
+        changed
     }
 
     /// Why `fhir_user` cannot be a user's FHIR user, or `None` when it can: it must be

@@ -1,0 +1,327 @@
+//! Revocation signals, for the caches of verified tokens that sit above the store. Every
+//! write that can end a token's life (a token or grant revoked; a client removed, disabled or
+//! changed; an app suspended or retired; a user disabled, removed, re-linked or given a new
+//! password; a developer disabled) calls [`Announce::announce`] inside its transaction and
+//! [`Signal::delivered`] after the commit.
+//!
+//! - The process's own caches see it at once: [`epoch`] moves on after the commit (on both
+//!   backends). A cache stamps each entry with the epoch read *before* its database lookup,
+//!   and trusts an entry only while the epoch is unchanged, so a lookup racing a revocation
+//!   can never be cached as live.
+//! - Other processes on PostgreSQL: the transaction sends `NOTIFY kiln_revocations`, which
+//!   PostgreSQL delivers to every listening replica when (and only if) the write commits.
+//!   [`Store::listen_revocations`] runs the listener of a replica: each notification moves
+//!   the epoch on. While the listener is not connected (starting, lost, reconnecting) its
+//!   [`Listening::is_live`] is false and caches must go to the database; on every (re)connect
+//!   the epoch moves on, so nothing cached before is trusted again.
+//! - Immediacy across replicas: PostgreSQL sends a notification to all listeners at the same
+//!   commit. The revoking process waits (at most [`DELIVERY_WAIT`]) until its own listener has
+//!   received its own notification before it answers, so that by the time the client hears
+//!   "revoked", every other replica's listener has been sent it too, over the same loopback
+//!   or LAN; it then waits [`DELIVERY_GRACE`] more, for the other listeners to be scheduled,
+//!   so that in practice they have applied it. (A bound rather than a guarantee: a replica whose
+//!   listener connection is silently stalled keeps its cache at most for the cache's TTL.)
+//! - SQLite: one process serves the database, but the command line may revoke from another
+//!   while it runs. After each revoking commit a byte is appended to the file
+//!   `<database>-revocations` next to the database: its length is a counter every process on
+//!   the file can read with one `stat`, and caches stamp their entries with it as with the
+//!   epoch ([`read_stamp`]). A stamp that cannot be read is not trusted.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use tokio::sync::oneshot;
+
+use crate::store::Store;
+
+/// The PostgreSQL channel of revocation notifications; the payload is a signal's nonce.
+pub const CHANNEL: &str = "kiln_revocations";
+
+/// How long a revoking process waits for its own listener to receive its notification.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+
+/// How long a revoking process still waits once its own notification came back.
+const DELIVERY_GRACE: Duration = Duration::from_millis(50);
+
+/// Pause between attempts to (re)connect the listener.
+const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
+
+/// Moves on after every revocation this process made or heard of, and on every
+/// (re)connection of a listener.
+static EPOCH: AtomicU64 = AtomicU64::new(0);
+
+/// Listeners of this process that are connected and listening.
+static LIVE_LISTENERS: AtomicUsize = AtomicUsize::new(0);
+
+/// Signals of this process waiting for their notification, by nonce.
+static WAITING: Mutex<Option<HashMap<u128, oneshot::Sender<()>>>> = Mutex::new(None);
+
+/// The current revocation epoch of this process.
+pub fn epoch() -> u64 {
+    EPOCH.load(Ordering::Acquire)
+}
+
+fn advance() {
+    EPOCH.fetch_add(1, Ordering::AcqRel);
+}
+
+fn waiting<T>(f: impl FnOnce(&mut HashMap<u128, oneshot::Sender<()>>) -> T) -> T {
+    let mut guard = WAITING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    f(guard.get_or_insert_with(HashMap::new))
+}
+
+/// One revocation on its way: created before the transaction, announced inside it,
+/// [`Signal::delivered`] after its commit.
+pub struct Signal {
+    nonce: u128,
+    /// Set by [`Announce::announce`]: a signal never announced (the write turned out not to
+    /// revoke anything) is not waited for.
+    announced: AtomicBool,
+    received: Option<oneshot::Receiver<()>>,
+}
+
+impl Signal {
+    pub fn new() -> Signal {
+        let nonce = uuid::Uuid::new_v4().as_u128();
+        let (sender, receiver) = oneshot::channel();
+        waiting(|map| map.insert(nonce, sender));
+        Signal {
+            nonce,
+            announced: AtomicBool::new(false),
+            received: Some(receiver),
+        }
+    }
+
+    /// After the commit on `store`: this process's caches stop trusting what they hold (and,
+    /// on SQLite, those of every process on the file); on PostgreSQL, when a listener of this
+    /// process is live, waits (bounded) until it has heard this signal.
+    pub async fn delivered(mut self, store: &Store) {
+        if !self.announced.load(Ordering::Acquire) {
+            return;
+        }
+        advance();
+        if let Some(path) = store.revocation_stamp_path() {
+            let appended = tokio::task::spawn_blocking(move || append_stamp(&path)).await;
+            if !matches!(appended, Ok(Ok(()))) {
+                tracing::error!("cannot record a revocation next to the SQLite database");
+            }
+        }
+        let Some(received) = self.received.take() else {
+            return;
+        };
+        if LIVE_LISTENERS.load(Ordering::Acquire) == 0 {
+            return;
+        }
+        if tokio::time::timeout(DELIVERY_WAIT, received).await.is_err() {
+            tracing::warn!("a revocation notification did not come back within a second");
+            return;
+        }
+        // Other replicas' listeners were sent it at the same commit, but each is scheduled
+        // on its own: give them a moment to apply it (see the module comment).
+        tokio::time::sleep(DELIVERY_GRACE).await;
+    }
+}
+
+impl Default for Signal {
+    fn default() -> Self {
+        Signal::new()
+    }
+}
+
+impl Drop for Signal {
+    fn drop(&mut self) {
+        let nonce = self.nonce;
+        waiting(|map| map.remove(&nonce));
+    }
+}
+
+/// Sends a signal inside the revoking transaction (PostgreSQL: delivered on commit).
+pub(crate) trait Announce {
+    fn announce(&mut self, signal: &Signal)
+    -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl Announce for sqlx::PgConnection {
+    async fn announce(&mut self, signal: &Signal) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHANNEL)
+            .bind(signal.nonce.to_string())
+            .execute(self)
+            .await?;
+        signal.announced.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+impl Announce for sqlx::SqliteConnection {
+    async fn announce(&mut self, signal: &Signal) -> Result<(), sqlx::Error> {
+        signal.announced.store(true, Ordering::Release);
+        Ok(())
+    }
+}
+
+/// A running listener of this process (PostgreSQL); stopped when dropped.
+pub struct Listening {
+    live: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Listening {
+    /// Whether the listener is connected and listening now: only then may a cache trust
+    /// what it holds.
+    pub fn is_live(&self) -> bool {
+        self.live.load(Ordering::Acquire)
+    }
+}
+
+impl Drop for Listening {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Marks a listener live while it exists (also when its task is aborted).
+struct Live(Arc<AtomicBool>);
+
+impl Live {
+    fn new(flag: Arc<AtomicBool>) -> Live {
+        // Whatever was cached while no listener was connected is not trusted again.
+        advance();
+        LIVE_LISTENERS.fetch_add(1, Ordering::AcqRel);
+        flag.store(true, Ordering::Release);
+        Live(flag)
+    }
+}
+
+impl Drop for Live {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+        LIVE_LISTENERS.fetch_sub(1, Ordering::AcqRel);
+        advance();
+    }
+}
+
+/// The revocations recorded by any process in the stamp file `path` (see the module
+/// comment; `None` for no file: 0); `None` when it cannot be read.
+pub fn read_stamp(path: Option<&Path>) -> Option<u64> {
+    let Some(path) = path else {
+        return Some(0);
+    };
+    match std::fs::metadata(path) {
+        Ok(metadata) => Some(metadata.len()),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => Some(0),
+        Err(_) => None,
+    }
+}
+
+fn append_stamp(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?
+        .write_all(b".")
+}
+
+impl Store {
+    /// The file whose length counts revocations on a SQLite database file; `None` on
+    /// PostgreSQL and for an in-memory SQLite database (one process only).
+    pub fn revocation_stamp_path(&self) -> Option<PathBuf> {
+        let Store::Sqlite(pool) = self else {
+            return None;
+        };
+        let options = pool.connect_options();
+        let file = options.get_filename();
+        let name = file.to_str()?;
+        if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
+            return None;
+        }
+        let mut stamp = file.as_os_str().to_owned();
+        stamp.push("-revocations");
+        Some(PathBuf::from(stamp))
+    }
+
+    /// [`Store::listen_revocations`], once the listener is live (or after a bound): for a
+    /// command that revokes, so that it returns only once its notification came back.
+    pub async fn listen_revocations_live(&self) -> Option<Listening> {
+        let listening = self.listen_revocations()?;
+        let started = tokio::time::Instant::now();
+        while !listening.is_live() && started.elapsed() < DELIVERY_WAIT {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Some(listening)
+    }
+
+    /// Starts this replica's listener of revocations on PostgreSQL, on a connection of its
+    /// own; `None` on SQLite (one process: the epoch is enough).
+    pub fn listen_revocations(&self) -> Option<Listening> {
+        let Store::Postgres(pool) = self else {
+            return None;
+        };
+        let options = (*pool.connect_options()).clone();
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .min_connections(0)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(options);
+        let live = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn(listen(own, live.clone()));
+        Some(Listening { live, task })
+    }
+}
+
+async fn listen(pool: sqlx::PgPool, flag: Arc<AtomicBool>) {
+    let mut failing = false;
+    loop {
+        let mut listener = match connect(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                if !failing {
+                    tracing::warn!(%error, "cannot listen for revocations; checking every token in the database meanwhile");
+                    failing = true;
+                }
+                tokio::time::sleep(RECONNECT_PAUSE).await;
+                continue;
+            }
+        };
+        if failing {
+            tracing::info!("listening for revocations again");
+            failing = false;
+        }
+        let _live = Live::new(flag.clone());
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(notification)) => {
+                    advance();
+                    if let Ok(nonce) = notification.payload().parse::<u128>()
+                        && let Some(sender) = waiting(|map| map.remove(&nonce))
+                    {
+                        let _ = sender.send(());
+                    }
+                }
+                Ok(None) => break,
+                Err(error) => {
+                    tracing::warn!(%error, "the revocation listener lost its connection");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.ignore_pool_close_event(true);
+    // A lost connection ends the inner loop, which builds a fresh listener.
+    listener.eager_reconnect(false);
+    listener.listen(CHANNEL).await?;
+    Ok(listener)
+}
