@@ -33,6 +33,7 @@ mod portal_apps;
 mod postman;
 mod sandbox;
 mod search;
+mod search_plans;
 mod smart_access;
 mod smart_access_limits;
 mod tls;
