@@ -57,5 +57,7 @@ pub async fn load_if_absent(store: &Store) -> Result<(), Box<dyn std::error::Err
     if report.failed > 0 {
         return Err(format!("{} sample records failed to load", report.failed).into());
     }
+    // The first searches come right after: plan them for the loaded data, not an empty one.
+    store.analyze().await?;
     Ok(())
 }

@@ -42,6 +42,7 @@ pub struct Dataset {
 }
 
 /// A Patient of the data set: its id, first family name and birth date (as written).
+#[derive(Clone)]
 pub struct PatientKey {
     pub id: String,
     pub family: String,

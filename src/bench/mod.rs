@@ -16,6 +16,7 @@ mod load;
 mod report;
 mod rss;
 mod search;
+mod search_skew;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;

@@ -6,6 +6,9 @@
 //! clones per request, twice: with the server's connections as `kiln serve` opens them, and
 //! with `plan_cache_mode = force_custom_plan` on them (PostgreSQL otherwise may switch a
 //! prepared statement to a generic plan, blind to the parameter values, after five runs).
+//! Before the clones, the bundled sample alone is loaded and searched right away (fresh:
+//! only the statistics the loader gathers); after them one Patient's record grows to
+//! `search_skew::GROWN` Observations, searched by date with and without a total.
 //! Finally each kind runs once more on connections that load `auto_explain`, first with
 //! custom plans forced and then with generic plans forced, so that both plans (with actual
 //! times) are in the server log, under the database's name.
@@ -20,19 +23,20 @@ use sqlx::{Connection, PgConnection};
 use super::dataset::{self, PatientKey};
 use super::load::{self, Summary};
 use super::report::ms;
+use super::search_skew::{self, FRESH_KINDS, GROWN, GROWN_KINDS};
 use super::{BenchArgs, BenchDatabase, BenchResult, POOL_CONNECTIONS, Server, WARM_UP};
 use crate::engine::search::{PageLimits, SearchRequest, searchset};
 use crate::store::Store;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 /// One kind of search: its name in the report and its parameters for a given Patient.
-struct Kind {
-    name: &'static str,
-    resource_type: &'static str,
-    params: fn(&PatientKey) -> Vec<(String, String)>,
+pub struct Kind {
+    pub name: &'static str,
+    pub resource_type: &'static str,
+    pub params: fn(&PatientKey) -> Vec<(String, String)>,
 }
 
-fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+pub fn pairs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
     pairs
         .iter()
         .map(|(name, value)| (name.to_string(), value.to_string()))
@@ -83,8 +87,8 @@ const KINDS: [Kind; 5] = [
 pub struct KindRow {
     name: &'static str,
     summary: Summary,
-    /// With `plan_cache_mode = force_custom_plan`.
-    custom: Summary,
+    /// With `plan_cache_mode = force_custom_plan` (measured for the mix only).
+    custom: Option<Summary>,
     /// Bundle entries (matches and included resources) per response, on average.
     entries: f64,
 }
@@ -106,8 +110,28 @@ pub async fn run(args: &BenchArgs, database: &BenchDatabase) -> BenchResult<Repo
     if dataset.patients.is_empty() {
         return Err("the data set has no Patient: give a larger --resources".into());
     }
+    // First the bundled sample alone, right after loading, as `serve --load-sample-data`.
+    let fresh_store = Store::Postgres(pool(&database.options, POOL_CONNECTIONS).await?);
+    fresh_store.migrate().await?;
+    eprintln!("bench: PostgreSQL: loading the bundled sample");
+    search_skew::load_sample(&fresh_store).await?;
+    let sample_patient: Arc<[PatientKey]> = vec![PatientKey {
+        id: "85".into(),
+        family: String::new(),
+        birth_date: String::new(),
+    }]
+    .into();
+    let fresh = measure(args, fresh_store, &sample_patient, &FRESH_KINDS, "").await?;
+
     let store = Store::Postgres(pool(&database.options, POOL_CONNECTIONS).await?);
     let import_per_second = super::import("PostgreSQL", &store, args, &dataset).await?;
+    // One Patient of the clones with a record grown to `GROWN` Observations.
+    let grown_patient: Arc<[PatientKey]> = vec![dataset.patients[0].clone()].into();
+    eprintln!(
+        "bench: PostgreSQL: {GROWN} Observations of Patient {}",
+        grown_patient[0].id
+    );
+    search_skew::grow(&store, &grown_patient[0]).await?;
     eprintln!("bench: PostgreSQL: VACUUM ANALYZE");
     let started = Instant::now();
     let mut connection = PgConnection::connect_with(&database.options).await?;
@@ -121,20 +145,42 @@ pub async fn run(args: &BenchArgs, database: &BenchDatabase) -> BenchResult<Repo
     );
 
     let patients: Arc<[PatientKey]> = dataset.patients.into();
-    let summaries = measure(args, store, &patients, "").await?;
+    let summaries = measure(args, store, &patients, &KINDS, "").await?;
     let custom_options = with_custom_plans(&database.options);
     let custom_store = Store::Postgres(pool(&custom_options, POOL_CONNECTIONS).await?);
-    let custom = measure(args, custom_store, &patients, ", custom plans forced").await?;
-    let rows = KINDS
+    let custom = measure(
+        args,
+        custom_store,
+        &patients,
+        &KINDS,
+        ", custom plans forced",
+    )
+    .await?;
+    let grown_store = Store::Postgres(pool(&database.options, POOL_CONNECTIONS).await?);
+    let grown = measure(args, grown_store, &grown_patient, &GROWN_KINDS, "").await?;
+    let mut rows: Vec<KindRow> = KINDS
         .iter()
         .zip(summaries.into_iter().zip(custom))
         .map(|(kind, ((summary, entries), (custom, _)))| KindRow {
             name: kind.name,
             summary,
-            custom,
+            custom: Some(custom),
             entries,
         })
         .collect();
+    for (kinds, figures) in [(&FRESH_KINDS[..], fresh), (&GROWN_KINDS[..], grown)] {
+        rows.extend(
+            kinds
+                .iter()
+                .zip(figures)
+                .map(|(kind, (summary, entries))| KindRow {
+                    name: kind.name,
+                    summary,
+                    custom: None,
+                    entries,
+                }),
+        );
+    }
     // A Patient of the last copy, the one with the most shifted dates.
     let patient = &patients[patients.len() - 1];
     let generic = database
@@ -176,12 +222,13 @@ async fn measure(
     args: &BenchArgs,
     store: Store,
     patients: &Arc<[PatientKey]>,
+    kinds: &[Kind],
     what: &str,
 ) -> BenchResult<Vec<(Summary, f64)>> {
     let server = Server::start(store.clone()).await?;
     let client = super::client(1)?;
     let mut rows = Vec::new();
-    for kind in &KINDS {
+    for kind in kinds {
         eprintln!(
             "bench: PostgreSQL: {}{what}, 1 client for {} s",
             kind.name, args.seconds
@@ -295,17 +342,22 @@ pub fn print(args: &BenchArgs, report: &Report) {
     );
     println!("|---|--:|--:|--:|--:|--:|");
     for row in &report.rows {
+        let custom = row.custom.as_ref().map_or("– | –".to_string(), |custom| {
+            format!(
+                "{:.0} | {} / {} / {}",
+                custom.per_second,
+                ms(custom.p50),
+                ms(custom.p95),
+                ms(custom.p99)
+            )
+        });
         println!(
-            "| `{}` | {:.0} | {} / {} / {} | {:.0} | {} / {} / {} | {:.1} |",
+            "| `{}` | {:.0} | {} / {} / {} | {custom} | {:.1} |",
             row.name,
             row.summary.per_second,
             ms(row.summary.p50),
             ms(row.summary.p95),
             ms(row.summary.p99),
-            row.custom.per_second,
-            ms(row.custom.p50),
-            ms(row.custom.p95),
-            ms(row.custom.p99),
             row.entries
         );
     }

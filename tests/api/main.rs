@@ -36,6 +36,7 @@ mod read_replica;
 mod sandbox;
 mod scale_out;
 mod search;
+mod search_plans;
 mod smart_access;
 mod smart_access_limits;
 mod tls;

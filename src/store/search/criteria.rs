@@ -2,7 +2,8 @@
 //!
 //! Every criterion becomes a set of matching resource ids: `r.id IN (SELECT resource_id
 //! FROM <index table> WHERE resource_type = … AND param = … AND <value test>)`, which both
-//! engines run from the `(resource_type, param, …)` lookup indexes. Chains and `_has` wrap
+//! engines run from the `(resource_type, param, …)` lookup indexes (the search's driving
+//! criterion; `plan.rs` probes the others per candidate instead). Chains and `_has` wrap
 //! that set in `search_reference` hops; `:missing` and `:not` negate it. A composite
 //! value needs all its components to match rows of one tuple (joined on `tuple_id`).
 
@@ -164,7 +165,7 @@ fn push_no_resource(sql: &mut Sql) {
 }
 
 /// The `AND (…)` of a test's values (nothing for `:missing`).
-fn push_values(sql: &mut Sql, test: &Test, base: &str) {
+pub(super) fn push_values(sql: &mut Sql, test: &Test, base: &str) {
     let values = match test {
         Test::Missing(_) => return,
         Test::Any(values) | Test::NotAny(values) => values,

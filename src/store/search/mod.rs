@@ -1,10 +1,12 @@
 //! Running a parsed search against the index tables: matches, paging, totals, includes.
 
+mod count;
 mod criteria;
 pub mod deadline;
 mod export;
 mod include;
 mod keyset;
+mod plan;
 pub(super) mod sql;
 
 use sqlx::Row;
@@ -13,7 +15,7 @@ use std::collections::HashSet;
 
 use super::{Store, StoreResult, StoredResource, dispatch};
 use crate::search::patient_link_params;
-use crate::search::query::{Criterion, SearchQuery, Total};
+use crate::search::query::{Criterion, SearchQuery};
 use criteria::push_criterion;
 pub use export::{ExportScan, Population};
 use keyset::page_sql;
@@ -106,15 +108,16 @@ macro_rules! bound {
             sqlx::query(sqlx::AssertSqlSafe(sql.text)).persistent($plan == Plan::Cached);
         for bind in sql.binds {
             query = match bind {
-                Bind::Text(value) => query.bind(value),
-                Bind::Int(value) => query.bind(value),
-                Bind::Float(value) => query.bind(value),
-                Bind::Bool(value) => query.bind(value),
+                $crate::store::search::sql::Bind::Text(value) => query.bind(value),
+                $crate::store::search::sql::Bind::Int(value) => query.bind(value),
+                $crate::store::search::sql::Bind::Float(value) => query.bind(value),
+                $crate::store::search::sql::Bind::Bool(value) => query.bind(value),
             };
         }
         query
     }};
 }
+pub(super) use bound;
 
 const COLUMNS: &str = "r.resource_type, r.id, r.version_id, r.last_updated, r.body";
 
@@ -180,16 +183,13 @@ impl Store {
         if spec.count > 0 {
             self.search_page(spec, filter.clone(), &mut page).await?;
         }
-        let wants_total = matches!(
+        self.set_total(
             spec.query.controls.total,
-            Some(Total::Accurate | Total::Estimate)
-        ) || spec.count == 0;
-        if page.total.is_none() && wants_total {
-            let mut sql = Sql::default();
-            sql.push("SELECT COUNT(*) FROM resources r WHERE ");
-            sql.append(filter);
-            page.total = Some(self.fetch_count(sql).await?);
-        }
+            spec.count == 0,
+            filter,
+            &mut page,
+        )
+        .await?;
         page.included =
             include::included(self, spec.query, &page.matches, spec.access, spec.base).await?;
         Ok(page)
@@ -258,23 +258,6 @@ impl Store {
                 let rows = bound!(sql, plan).fetch_all(&mut *conn).await?;
                 conn.finish().await?;
                 keyed_rows(&rows, types)
-            }
-        }
-    }
-
-    async fn fetch_count(&self, sql: Sql) -> StoreResult<i64> {
-        match self {
-            Store::Postgres(pool) => {
-                let mut search = deadline::postgres(pool).await?;
-                let row = bound!(sql, Plan::PerRun).fetch_one(&mut *search.tx).await?;
-                search.tx.commit().await?;
-                Ok(row.try_get::<i64, _>(0)?)
-            }
-            Store::Sqlite(pool) => {
-                let mut conn = deadline::sqlite(pool).await?;
-                let row = bound!(sql, Plan::PerRun).fetch_one(&mut *conn).await?;
-                conn.finish().await?;
-                Ok(row.try_get::<i64, _>(0)?)
             }
         }
     }
@@ -372,9 +355,16 @@ fn filter(spec: &SearchSpec<'_>, everything: bool) -> Sql {
             push_in_compartment(&mut sql, patient);
         }
     }
-    for criterion in &spec.query.criteria {
+    // In a Patient's compartment the compartment drives; otherwise one criterion does.
+    let criteria = &spec.query.criteria;
+    let driver = plan::driver(criteria, spec.patient_compartment.is_some());
+    for (index, criterion) in criteria.iter().enumerate() {
         sql.push(" AND ");
-        push_criterion(&mut sql, criterion, spec.base, spec.access);
+        if Some(index) != driver && plan::probeable(criterion) {
+            plan::push_probe(&mut sql, criterion, spec.base);
+        } else {
+            push_criterion(&mut sql, criterion, spec.base, spec.access);
+        }
     }
     if let Some(access) = spec.access {
         let types: Vec<&str> = match spec.query.resource_type {
