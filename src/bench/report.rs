@@ -68,11 +68,37 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
             ms(row.lookup.p99),
         );
     }
+    println!();
+    for row in rows {
+        println!("{}", import_goal_line(row));
+    }
     if args.postgres_url.is_none() {
         println!();
         println!(
             "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
         );
+    }
+}
+
+/// Resources per second an import must reach, with full indexing: (backend, goal).
+const IMPORT_GOALS: [(&str, f64); 2] = [("PostgreSQL", 10_000.0), ("SQLite", 8_000.0)];
+
+/// The import figure of `row` next to its goal.
+fn import_goal_line(row: &Row) -> String {
+    match IMPORT_GOALS
+        .iter()
+        .find(|(backend, _)| *backend == row.backend)
+    {
+        Some((_, goal)) => format!(
+            "{} import: {:.0} resources/s, goal >= {goal:.0} ({:.0} % of it)",
+            row.backend,
+            row.import_per_second,
+            100.0 * row.import_per_second / goal
+        ),
+        None => format!(
+            "{} import: {:.0} resources/s",
+            row.backend, row.import_per_second
+        ),
     }
 }
 
