@@ -45,7 +45,7 @@ pub async fn write_prepared(
     mut writes: Vec<VersionWrite>,
 ) -> FhirResult<Vec<VersionWrite>> {
     for _ in 0..MAX_ATTEMPTS {
-        let mut tx = store.begin().await?;
+        let mut tx = store.begin_bulk().await?;
         let keys: Vec<(&str, &str)> = writes
             .iter()
             .map(|write| (write.resource_type.as_str(), write.id.as_str()))
