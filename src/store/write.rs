@@ -242,7 +242,7 @@ impl Tx {
                     copy.put(write.body.as_slice());
                 }
                 copy.send(
-                    &mut **tx,
+                    tx,
                     "COPY resource_versions \
                      (resource_type, id, version_id, last_updated, deleted, method, body) \
                      FROM STDIN (FORMAT binary)",
