@@ -95,6 +95,9 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
         "Goals (issue 13): with token >= 90 % of without; PostgreSQL with token >= 70 % of the \
          PK lookup; SQLite with token >= 50 % of /healthz."
     );
+    for row in rows {
+        println!("{}", import_goal_line(row));
+    }
     if args.postgres_url.is_none() {
         println!();
         println!(
@@ -108,6 +111,28 @@ fn percent(part: f64, whole: f64) -> String {
         format!("{:.0} %", part / whole * 100.0)
     } else {
         "-".to_owned()
+    }
+}
+
+/// Resources per second an import must reach, with full indexing: (backend, goal).
+const IMPORT_GOALS: [(&str, f64); 2] = [("PostgreSQL", 10_000.0), ("SQLite", 8_000.0)];
+
+/// The import figure of `row` next to its goal.
+fn import_goal_line(row: &Row) -> String {
+    match IMPORT_GOALS
+        .iter()
+        .find(|(backend, _)| *backend == row.backend)
+    {
+        Some((_, goal)) => format!(
+            "{} import: {:.0} resources/s, goal >= {goal:.0} ({:.0} % of it)",
+            row.backend,
+            row.import_per_second,
+            100.0 * row.import_per_second / goal
+        ),
+        None => format!(
+            "{} import: {:.0} resources/s",
+            row.backend, row.import_per_second
+        ),
     }
 }
 

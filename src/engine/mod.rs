@@ -9,6 +9,7 @@ mod cursor;
 pub mod export;
 pub mod index;
 pub mod prepare;
+pub mod prepared;
 pub mod read;
 pub mod reindex;
 pub mod search;

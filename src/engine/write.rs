@@ -9,7 +9,7 @@ use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::store::{Current, IndexRows, Store, Tx, VersionWrite, WriteStatus};
 
 /// How often a write that lost a race with a concurrent writer is retried.
-const MAX_ATTEMPTS: usize = 8;
+pub(super) const MAX_ATTEMPTS: usize = 8;
 
 /// One resource-level change.
 #[derive(Debug, Clone)]

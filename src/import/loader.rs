@@ -2,6 +2,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::io::BufRead;
+use std::sync::Arc;
 
 use serde_json::{Map, Value};
 use tokio::task::JoinHandle;
@@ -12,11 +13,12 @@ use super::progress::Progress;
 use crate::access::reach::Access;
 use crate::engine::conditional::{Condition, for_each_reference};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
+use crate::engine::prepared::{prepare_new, write_prepared};
 use crate::engine::transaction::{ReturnPreference, process_bundle};
-use crate::engine::write::{WriteAction, WriteOutcome, WriteRequest, write_all};
 use crate::fhir::id::new_id;
+use crate::fhir::instant::now_micros;
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::store::Store;
+use crate::store::{Store, VersionWrite};
 
 type ImportResult<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -40,7 +42,15 @@ impl std::fmt::Display for Origin {
 }
 
 /// A batch being written in the background, with where its records came from.
-type InFlight = (Vec<Origin>, JoinHandle<FhirResult<Vec<WriteOutcome>>>);
+type InFlight = (Vec<Origin>, JoinHandle<FhirResult<Vec<VersionWrite>>>);
+
+/// A record ready to be stamped and stored: type, id, history method and the resource.
+struct Pending {
+    resource_type: String,
+    id: String,
+    method: &'static str,
+    resource: Map<String, Value>,
+}
 
 /// Why a conditional reference could not be resolved yet.
 enum Unresolved {
@@ -53,8 +63,11 @@ pub struct Loader<'a> {
     store: &'a Store,
     batch_size: usize,
     progress: &'a Progress,
-    batch: Vec<(Origin, WriteRequest)>,
+    batch: Vec<(Origin, Pending)>,
     in_flight: VecDeque<InFlight>,
+    /// Held by the batch being written: SQLite has one writer, and a second transaction
+    /// waiting in SQLite's busy handler would sleep past the moment the first commits.
+    writer: Arc<tokio::sync::Mutex<()>>,
     resolved: HashMap<String, String>,
     deferred: Vec<(Origin, Map<String, Value>)>,
     report: ImportReport,
@@ -69,6 +82,7 @@ impl<'a> Loader<'a> {
             progress,
             batch: Vec::with_capacity(batch_size),
             in_flight: VecDeque::new(),
+            writer: Arc::default(),
             resolved: HashMap::new(),
             deferred: Vec::new(),
             report: ImportReport::default(),
@@ -273,17 +287,17 @@ impl<'a> Loader<'a> {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string();
-        let (id, action) = match resource.get("id").and_then(Value::as_str) {
-            Some(id) => (id.to_string(), WriteAction::Put(resource)),
-            None => (new_id(), WriteAction::Create(resource)),
+        let (id, method) = match resource.get("id").and_then(Value::as_str) {
+            Some(id) => (id.to_string(), "PUT"),
+            None => (new_id(), "POST"),
         };
         self.batch.push((
             origin,
-            WriteRequest {
+            Pending {
                 resource_type,
                 id,
-                action,
-                if_match: None,
+                method,
+                resource,
             },
         ));
         if self.batch.len() >= self.batch_size {
@@ -370,8 +384,10 @@ impl<'a> Loader<'a> {
     }
 
     /// Sends the queued batch to the database in the background, so parsing and validating
-    /// the next batch overlaps with earlier commits, and PostgreSQL works on two batches at
-    /// once (one backend process each).
+    /// the next batch overlaps with stamping, serializing and indexing this one (before its
+    /// transaction begins, so no lock is held meanwhile) and with earlier commits.
+    /// PostgreSQL works on two batches at once (one backend process each); SQLite, with one
+    /// writer, on one at a time.
     async fn start_write(&mut self) -> ImportResult<()> {
         while self.in_flight.len() >= MAX_BATCHES_IN_FLIGHT {
             self.wait_for_oldest_write().await?;
@@ -379,9 +395,29 @@ impl<'a> Loader<'a> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let (origins, requests): (Vec<Origin>, Vec<WriteRequest>) = self.batch.drain(..).unzip();
+        let (origins, pending): (Vec<Origin>, Vec<Pending>) = self.batch.drain(..).unzip();
         let store = self.store.clone();
-        let write = tokio::spawn(async move { write_all(&store, requests).await });
+        let writer = self.writer.clone();
+        let write = tokio::spawn(async move {
+            let now = now_micros();
+            let writes = pending
+                .into_iter()
+                .map(|pending| {
+                    prepare_new(
+                        pending.resource_type,
+                        pending.id,
+                        pending.method,
+                        pending.resource,
+                        now,
+                    )
+                })
+                .collect();
+            let _one_writer = match store {
+                Store::Sqlite(_) => Some(writer.lock().await),
+                Store::Postgres(_) => None,
+            };
+            write_prepared(&store, writes).await
+        });
         self.in_flight.push_back((origins, write));
         Ok(())
     }
@@ -391,14 +427,10 @@ impl<'a> Loader<'a> {
             return Ok(());
         };
         match write.await? {
-            Ok(outcomes) => {
-                crate::telemetry::resources_imported(outcomes.len());
-                for outcome in outcomes {
-                    *self
-                        .report
-                        .imported
-                        .entry(outcome.resource_type)
-                        .or_default() += 1;
+            Ok(writes) => {
+                crate::telemetry::resources_imported(writes.len());
+                for write in writes {
+                    *self.report.imported.entry(write.resource_type).or_default() += 1;
                 }
             }
             Err(error) => {

@@ -3,7 +3,8 @@
 use sqlx::QueryBuilder;
 
 use super::StoreResult;
-use super::write::{CHUNK_ROWS, Tx, dispatch_tx};
+use super::copy::CopyRows;
+use super::write::{CHUNK_ROWS, Tx};
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -113,37 +114,40 @@ const OWNED_TABLES: [&str; 7] = [
     "search_uri",
 ];
 
-/// Inserts `(write, row)` pairs into `$table`: the owner columns, then each `column: pg_type
-/// => value` of `row`. PostgreSQL gets one array per column through `UNNEST` (planning thousands of
-/// VALUES parameters costs more than the insert); SQLite gets multi-row VALUES in chunks.
+/// Inserts `(write, row)` pairs into `$table`: the owner columns, then each `column =>
+/// value` of `row`. PostgreSQL gets one binary `COPY` (see `copy`); SQLite gets multi-row
+/// VALUES in chunks.
 macro_rules! insert_rows {
-    ($tx:expr, $table:literal, $rows:expr, |$row:ident| [$($column:literal : $pg_type:literal => $value:expr),+ $(,)?]) => {{
+    ($tx:expr, $table:literal, $rows:expr, |$row:ident| [$($column:literal => $value:expr),+ $(,)?]) => {{
         let rows = $rows;
         if !rows.is_empty() {
-            let columns = [$($column),+].join(", ");
+            let columns = [$($column),+];
             match $tx {
                 Tx::Postgres(conn) => {
-                    let mut sql = format!(
-                        "INSERT INTO {} (resource_type, resource_id, {columns}) \
-                         SELECT * FROM UNNEST($1::text[], $2::text[]",
-                        $table
-                    );
-                    for (index, pg_type) in [$($pg_type),+].iter().enumerate() {
-                        sql.push_str(&format!(", ${}::{pg_type}[]", index + 3));
+                    let mut copy = CopyRows::new();
+                    for (owner, $row) in &rows {
+                        copy.row(columns.len() + 2);
+                        copy.put(owner.resource_type);
+                        copy.put(owner.id);
+                        $(copy.put($value);)+
                     }
-                    sql.push(')');
-                    // Only fixed table, column and type names above: every value is bound.
-                    let query = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .bind(rows.iter().map(|(owner, _)| owner.resource_type).collect::<Vec<_>>())
-                        .bind(rows.iter().map(|(owner, _)| owner.id).collect::<Vec<_>>());
-                    $(let query = query.bind(rows.iter().map(|(_, $row)| $value).collect::<Vec<_>>());)+
-                    query.execute(&mut **conn).await?;
+                    // Only fixed table and column names: every value travels as data.
+                    copy.send(
+                        &mut **conn,
+                        &format!(
+                            "COPY {} (resource_type, resource_id, {}) FROM STDIN (FORMAT binary)",
+                            $table,
+                            columns.join(", ")
+                        ),
+                    )
+                    .await?;
                 }
                 Tx::Sqlite(conn) => {
                     for chunk in rows.chunks(CHUNK_ROWS) {
                         let mut sql = QueryBuilder::new(format!(
-                            "INSERT INTO {} (resource_type, resource_id, {columns}) ",
-                            $table
+                            "INSERT INTO {} (resource_type, resource_id, {}) ",
+                            $table,
+                            columns.join(", ")
                         ));
                         sql.push_values(chunk, |mut builder, (owner, $row)| {
                             builder.push_bind(owner.resource_type).push_bind(owner.id);
@@ -179,60 +183,60 @@ impl Tx {
             self.delete_index_rows(&replaced).await?;
         }
         insert_rows!(self, "search_token", owned(resources, |index| &index.tokens), |token| [
-            "param": "text" => token.param,
-            "system": "text" => token.system.as_deref(),
-            "code": "text" => token.code.as_deref(),
-            "display": "text" => token.display.as_deref(),
-            "type_system": "text" => token.type_system.as_deref(),
-            "type_code": "text" => token.type_code.as_deref(),
-            "tuple_id": "int8" => token.tuple_id,
+            "param" => token.param,
+            "system" => token.system.as_deref(),
+            "code" => token.code.as_deref(),
+            "display" => token.display.as_deref(),
+            "type_system" => token.type_system.as_deref(),
+            "type_code" => token.type_code.as_deref(),
+            "tuple_id" => token.tuple_id,
         ]);
         insert_rows!(self, "search_string", owned(resources, |index| &index.strings), |string| [
-            "param": "text" => string.param,
-            "normalized": "text" => string.normalized.as_str(),
-            "exact": "text" => string.exact.as_str(),
-            "tuple_id": "int8" => string.tuple_id,
+            "param" => string.param,
+            "normalized" => string.normalized.as_str(),
+            "exact" => string.exact.as_str(),
+            "tuple_id" => string.tuple_id,
         ]);
         insert_rows!(self, "search_date", owned(resources, |index| &index.dates), |date| [
-            "param": "text" => date.param,
-            "start_us": "int8" => date.start_us,
-            "end_us": "int8" => date.end_us,
-            "tuple_id": "int8" => date.tuple_id,
+            "param" => date.param,
+            "start_us" => date.start_us,
+            "end_us" => date.end_us,
+            "tuple_id" => date.tuple_id,
         ]);
         insert_rows!(self, "search_reference", owned(resources, |index| &index.references), |reference| [
-            "param": "text" => reference.param,
-            "target_type": "text" => reference.target_type.as_deref(),
-            "target_id": "text" => reference.target_id.as_deref(),
-            "url": "text" => reference.url.as_deref(),
-            "identifier_system": "text" => reference.identifier_system.as_deref(),
-            "identifier_value": "text" => reference.identifier_value.as_deref(),
-            "tuple_id": "int8" => reference.tuple_id,
+            "param" => reference.param,
+            "target_type" => reference.target_type.as_deref(),
+            "target_id" => reference.target_id.as_deref(),
+            "url" => reference.url.as_deref(),
+            "identifier_system" => reference.identifier_system.as_deref(),
+            "identifier_value" => reference.identifier_value.as_deref(),
+            "tuple_id" => reference.tuple_id,
         ]);
         insert_rows!(self, "search_quantity", owned(resources, |index| &index.quantities), |quantity| [
-            "param": "text" => quantity.param,
-            "value": "float8" => quantity.value,
-            "low": "float8" => quantity.low,
-            "high": "float8" => quantity.high,
-            "system": "text" => quantity.system.as_deref(),
-            "code": "text" => quantity.code.as_deref(),
-            "unit": "text" => quantity.unit.as_deref(),
-            "tuple_id": "int8" => quantity.tuple_id,
+            "param" => quantity.param,
+            "value" => quantity.value,
+            "low" => quantity.low,
+            "high" => quantity.high,
+            "system" => quantity.system.as_deref(),
+            "code" => quantity.code.as_deref(),
+            "unit" => quantity.unit.as_deref(),
+            "tuple_id" => quantity.tuple_id,
         ]);
         insert_rows!(self, "search_number", owned(resources, |index| &index.numbers), |number| [
-            "param": "text" => number.param,
-            "value": "float8" => number.value,
-            "low": "float8" => number.low,
-            "high": "float8" => number.high,
-            "tuple_id": "int8" => number.tuple_id,
+            "param" => number.param,
+            "value" => number.value,
+            "low" => number.low,
+            "high" => number.high,
+            "tuple_id" => number.tuple_id,
         ]);
         insert_rows!(self, "search_uri", owned(resources, |index| &index.uris), |uri| [
-            "param": "text" => uri.param,
-            "uri": "text" => uri.uri.as_str(),
-            "tuple_id": "int8" => uri.tuple_id,
+            "param" => uri.param,
+            "uri" => uri.uri.as_str(),
+            "tuple_id" => uri.tuple_id,
         ]);
         insert_rows!(self, "resource_compartment", owned(resources, |index| &index.compartments), |compartment| [
-            "compartment_type": "text" => compartment.compartment_type,
-            "compartment_id": "text" => compartment.compartment_id.as_str(),
+            "compartment_type" => compartment.compartment_type,
+            "compartment_id" => compartment.compartment_id.as_str(),
         ]);
         Ok(())
     }
@@ -240,34 +244,50 @@ impl Tx {
     async fn delete_index_rows(&mut self, resources: &[&Indexed<'_>]) -> StoreResult<()> {
         for table in OWNED_TABLES {
             self.delete_owned(
-                &format!("DELETE FROM {table} WHERE (resource_type, resource_id) IN (VALUES "),
+                &format!("DELETE FROM {table} WHERE (resource_type, resource_id) IN ("),
                 resources,
             )
             .await?;
         }
         self.delete_owned(
-            "DELETE FROM resource_compartment WHERE (resource_type, resource_id) IN (VALUES ",
+            "DELETE FROM resource_compartment WHERE (resource_type, resource_id) IN (",
             resources,
         )
         .await
     }
 
-    /// Runs `prefix` followed by the `(type, id)` pairs of `writes`.
+    /// Runs `prefix` followed by the `(type, id)` pairs of `resources`.
     async fn delete_owned(&mut self, prefix: &str, resources: &[&Indexed<'_>]) -> StoreResult<()> {
-        dispatch_tx!(self, conn => {
-            // `prefix` is one of the fixed statements above, never client text.
-            let mut sql = QueryBuilder::new(prefix);
-            let mut values = sql.separated(", ");
-            for owner in resources {
-                values.push("(");
-                values.push_bind_unseparated(owner.resource_type);
-                values.push_unseparated(", ");
-                values.push_bind_unseparated(owner.id);
-                values.push_unseparated(")");
+        // `prefix` is one of the fixed statements above, never client text.
+        match self {
+            Tx::Postgres(conn) => {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "{prefix}SELECT * FROM UNNEST($1::text[], $2::text[]))"
+                )))
+                .bind(
+                    resources
+                        .iter()
+                        .map(|owner| owner.resource_type)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(resources.iter().map(|owner| owner.id).collect::<Vec<_>>())
+                .execute(&mut **conn)
+                .await?;
             }
-            sql.push(")");
-            sql.build().execute(&mut **conn).await?;
-        });
+            Tx::Sqlite(conn) => {
+                let mut sql = QueryBuilder::new(format!("{prefix}VALUES "));
+                let mut values = sql.separated(", ");
+                for owner in resources {
+                    values.push("(");
+                    values.push_bind_unseparated(owner.resource_type);
+                    values.push_unseparated(", ");
+                    values.push_bind_unseparated(owner.id);
+                    values.push_unseparated(")");
+                }
+                sql.push(")");
+                sql.build().execute(&mut **conn).await?;
+            }
+        }
         Ok(())
     }
 }

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod auth;
 mod connect;
+mod copy;
 pub mod developers;
 mod export;
 mod history;

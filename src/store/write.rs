@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use sqlx::{Postgres, QueryBuilder, Sqlite, Transaction};
 
+use super::copy::CopyRows;
 use super::index::{IndexRows, Indexed};
 use super::{Store, StoreResult};
 
@@ -24,7 +25,6 @@ macro_rules! dispatch_tx {
         }
     };
 }
-pub(super) use dispatch_tx;
 
 /// The current version of a resource as seen inside a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +67,27 @@ impl Store {
     }
 }
 
+/// SQLite page cache of a bulk-loading connection, in KiB: the index B-trees of a growing
+/// database outgrow the 2 MiB default at once, and every page it misses is read again
+/// from the file. Bounded, and only on the connections an import writes with.
+const BULK_CACHE_KIB: u32 = 64 * 1024;
+
+impl Store {
+    /// [`Store::begin`] for a bulk load (import): on SQLite the connection keeps a larger
+    /// page cache ([`BULK_CACHE_KIB`]).
+    pub async fn begin_bulk(&self) -> StoreResult<Tx> {
+        let mut tx = self.begin().await?;
+        if let Tx::Sqlite(conn) = &mut tx {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "PRAGMA cache_size = -{BULK_CACHE_KIB}"
+            )))
+            .execute(&mut **conn)
+            .await?;
+        }
+        Ok(tx)
+    }
+}
+
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         dispatch_tx!(self, tx => tx.commit().await?);
@@ -79,40 +100,59 @@ impl Tx {
         keys: &[(&str, &str)],
     ) -> StoreResult<HashMap<(String, String), Current>> {
         let mut found = HashMap::with_capacity(keys.len());
-        // PostgreSQL: lock the rows (in key order, so writers cannot deadlock) so that
-        // concurrent writers of one resource queue up instead of retrying.
-        let lock = matches!(self, Tx::Postgres(_));
-        for chunk in keys.chunks(CHUNK_ROWS) {
-            dispatch_tx!(self, tx => {
-                let mut sql = QueryBuilder::new(
-                    "SELECT resource_type, id, version_id, deleted, last_updated FROM resources \
-                     WHERE (resource_type, id) IN (VALUES ",
-                );
-                let mut values = sql.separated(", ");
-                for (resource_type, id) in chunk {
-                    values.push("(");
-                    values.push_bind_unseparated(*resource_type);
-                    values.push_unseparated(", ");
-                    values.push_bind_unseparated(*id);
-                    values.push_unseparated(")");
-                }
-                sql.push(")");
-                if lock {
-                    sql.push(" ORDER BY resource_type, id FOR UPDATE");
-                }
-                let rows: Vec<(String, String, i64, bool, i64)> =
-                    sql.build_query_as().fetch_all(&mut **tx).await?;
-                for (resource_type, id, version_id, deleted, last_updated) in rows {
-                    found.insert(
-                        (resource_type, id),
-                        Current {
-                            version_id,
-                            deleted,
-                            last_updated,
-                        },
+        let rows: Vec<(String, String, i64, bool, i64)> = match self {
+            // One array per column: planning thousands of VALUES parameters costs more than
+            // the lookup. The rows are locked (in key order, so writers cannot deadlock) so
+            // that concurrent writers of one resource queue up instead of retrying.
+            Tx::Postgres(tx) => {
+                sqlx::query_as(
+                    "SELECT r.resource_type, r.id, r.version_id, r.deleted, r.last_updated \
+                     FROM resources r \
+                     JOIN UNNEST($1::text[], $2::text[]) AS k(resource_type, id) \
+                     ON r.resource_type = k.resource_type AND r.id = k.id \
+                     ORDER BY r.resource_type, r.id FOR UPDATE OF r",
+                )
+                .bind(
+                    keys.iter()
+                        .map(|(resource_type, _)| *resource_type)
+                        .collect::<Vec<_>>(),
+                )
+                .bind(keys.iter().map(|(_, id)| *id).collect::<Vec<_>>())
+                .fetch_all(&mut **tx)
+                .await?
+            }
+            Tx::Sqlite(tx) => {
+                let mut rows = Vec::new();
+                for chunk in keys.chunks(CHUNK_ROWS) {
+                    let mut sql = QueryBuilder::new(
+                        "SELECT resource_type, id, version_id, deleted, last_updated FROM resources \
+                         WHERE (resource_type, id) IN (VALUES ",
                     );
+                    let mut values = sql.separated(", ");
+                    for (resource_type, id) in chunk {
+                        values.push("(");
+                        values.push_bind_unseparated(*resource_type);
+                        values.push_unseparated(", ");
+                        values.push_bind_unseparated(*id);
+                        values.push_unseparated(")");
+                    }
+                    sql.push(")");
+                    let found: Vec<(String, String, i64, bool, i64)> =
+                        sql.build_query_as().fetch_all(&mut **tx).await?;
+                    rows.extend(found);
                 }
-            });
+                rows
+            }
+        };
+        for (resource_type, id, version_id, deleted, last_updated) in rows {
+            found.insert(
+                (resource_type, id),
+                Current {
+                    version_id,
+                    deleted,
+                    last_updated,
+                },
+            );
         }
         Ok(found)
     }
@@ -148,47 +188,91 @@ impl Tx {
 
     /// Compare-and-swap on the version: a row is only replaced by its direct successor.
     async fn upsert_current(&mut self, chunk: &[VersionWrite]) -> StoreResult<u64> {
-        dispatch_tx!(self, tx => {
-            let mut sql = QueryBuilder::new(
-                "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) ",
-            );
-            sql.push_values(chunk, |mut row, write| {
-                row.push_bind(write.resource_type.as_str())
-                    .push_bind(write.id.as_str())
-                    .push_bind(write.version_id)
-                    .push_bind(write.last_updated)
-                    .push_bind(write.deleted)
-                    .push_bind(write.body.as_slice());
-            });
-            sql.push(
-                " ON CONFLICT (resource_type, id) DO UPDATE SET \
-                 version_id = excluded.version_id, last_updated = excluded.last_updated, \
-                 deleted = excluded.deleted, body = excluded.body \
-                 WHERE resources.version_id = excluded.version_id - 1",
-            );
-            Ok(sql.build().execute(&mut **tx).await?.rows_affected())
+        const ON_CONFLICT: &str = " ON CONFLICT (resource_type, id) DO UPDATE SET \
+             version_id = excluded.version_id, last_updated = excluded.last_updated, \
+             deleted = excluded.deleted, body = excluded.body \
+             WHERE resources.version_id = excluded.version_id - 1";
+        Ok(match self {
+            // One array per column (see `insert_rows!`).
+            Tx::Postgres(tx) => sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) \
+                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
+                 $5::bool[], $6::bytea[]){ON_CONFLICT}"
+            )))
+            .bind(column(chunk, |write| write.resource_type.as_str()))
+            .bind(column(chunk, |write| write.id.as_str()))
+            .bind(column(chunk, |write| write.version_id))
+            .bind(column(chunk, |write| write.last_updated))
+            .bind(column(chunk, |write| write.deleted))
+            .bind(column(chunk, |write| write.body.as_slice()))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected(),
+            Tx::Sqlite(tx) => {
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) ",
+                );
+                sql.push_values(chunk, |mut row, write| {
+                    row.push_bind(write.resource_type.as_str())
+                        .push_bind(write.id.as_str())
+                        .push_bind(write.version_id)
+                        .push_bind(write.last_updated)
+                        .push_bind(write.deleted)
+                        .push_bind(write.body.as_slice());
+                });
+                sql.push(ON_CONFLICT);
+                sql.build().execute(&mut **tx).await?.rows_affected()
+            }
         })
     }
 
     async fn insert_versions(&mut self, chunk: &[VersionWrite]) -> StoreResult<()> {
-        dispatch_tx!(self, tx => {
-            let mut sql = QueryBuilder::new(
-                "INSERT INTO resource_versions \
-                 (resource_type, id, version_id, last_updated, deleted, method, body) ",
-            );
-            sql.push_values(chunk, |mut row, write| {
-                row.push_bind(write.resource_type.as_str())
-                    .push_bind(write.id.as_str())
-                    .push_bind(write.version_id)
-                    .push_bind(write.last_updated)
-                    .push_bind(write.deleted)
-                    .push_bind(write.method)
-                    .push_bind(write.body.as_slice());
-            });
-            sql.build().execute(&mut **tx).await?;
-        });
+        match self {
+            // History rows are only ever added: one binary COPY.
+            Tx::Postgres(tx) => {
+                let mut copy = CopyRows::new();
+                for write in chunk {
+                    copy.row(7);
+                    copy.put(write.resource_type.as_str());
+                    copy.put(write.id.as_str());
+                    copy.put(write.version_id);
+                    copy.put(write.last_updated);
+                    copy.put(write.deleted);
+                    copy.put(write.method);
+                    copy.put(write.body.as_slice());
+                }
+                copy.send(
+                    tx,
+                    "COPY resource_versions \
+                     (resource_type, id, version_id, last_updated, deleted, method, body) \
+                     FROM STDIN (FORMAT binary)",
+                )
+                .await?;
+            }
+            Tx::Sqlite(tx) => {
+                let mut sql = QueryBuilder::new(
+                    "INSERT INTO resource_versions \
+                     (resource_type, id, version_id, last_updated, deleted, method, body) ",
+                );
+                sql.push_values(chunk, |mut row, write| {
+                    row.push_bind(write.resource_type.as_str())
+                        .push_bind(write.id.as_str())
+                        .push_bind(write.version_id)
+                        .push_bind(write.last_updated)
+                        .push_bind(write.deleted)
+                        .push_bind(write.method)
+                        .push_bind(write.body.as_slice());
+                });
+                sql.build().execute(&mut **tx).await?;
+            }
+        }
         Ok(())
     }
+}
+
+/// One column of `chunk`, as an array parameter.
+fn column<'a, T>(chunk: &'a [VersionWrite], value: impl Fn(&'a VersionWrite) -> T) -> Vec<T> {
+    chunk.iter().map(value).collect()
 }
 
 /// Splits writes into chunks in which each resource appears once (a multi-row upsert may

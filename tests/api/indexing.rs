@@ -7,6 +7,7 @@ use crate::common::*;
 backend_tests!(
     writes_maintain_index_rows_and_compartments,
     stale_index_rows_are_rebuilt_at_start_and_by_reindex,
+    import_indexes_and_versions_what_writes_do,
 );
 
 /// Runs fixed SQL (no client text) against the test database.
@@ -156,4 +157,194 @@ async fn stale_index_rows_are_rebuilt_at_start_and_by_reindex(backend: Backend) 
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-indexed 1 resources"));
     assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
+}
+
+/// Every index table with its columns (the owner columns come first in every dump).
+const INDEX_TABLES: [(&str, &[&str]); 8] = [
+    (
+        "search_token",
+        &[
+            "param",
+            "system",
+            "code",
+            "display",
+            "type_system",
+            "type_code",
+            "tuple_id",
+        ],
+    ),
+    (
+        "search_string",
+        &["param", "normalized", "exact", "tuple_id"],
+    ),
+    ("search_date", &["param", "start_us", "end_us", "tuple_id"]),
+    (
+        "search_reference",
+        &[
+            "param",
+            "target_type",
+            "target_id",
+            "url",
+            "identifier_system",
+            "identifier_value",
+            "tuple_id",
+        ],
+    ),
+    (
+        "search_quantity",
+        &[
+            "param", "value", "low", "high", "system", "code", "unit", "tuple_id",
+        ],
+    ),
+    (
+        "search_number",
+        &["param", "value", "low", "high", "tuple_id"],
+    ),
+    ("search_uri", &["param", "uri", "tuple_id"]),
+    (
+        "resource_compartment",
+        &["compartment_type", "compartment_id"],
+    ),
+];
+
+/// Every row of `sql` (one text column), in order.
+async fn text_rows(db_url: &str, sql: String) -> Vec<String> {
+    if db_url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+        let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows
+    } else {
+        let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+        let rows = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        pool.close().await;
+        rows
+    }
+}
+
+/// The rows of `table` as text, sorted. `_lastUpdated` rows differ by the time of the write:
+/// only their owners are kept.
+async fn index_dump(db_url: &str, table: &str, columns: &[&str]) -> Vec<String> {
+    let fields: Vec<String> = ["resource_type", "resource_id"]
+        .iter()
+        .chain(columns)
+        .map(|column| {
+            if *column == "start_us" || *column == "end_us" {
+                format!("CASE WHEN param = '_lastUpdated' THEN '' ELSE COALESCE(CAST({column} AS TEXT), '-') END")
+            } else {
+                format!("COALESCE(CAST({column} AS TEXT), '-')")
+            }
+        })
+        .collect();
+    let row = fields.join(" || '|' || ");
+    text_rows(db_url, format!("SELECT {row} FROM {table} ORDER BY 1")).await
+}
+
+/// Versions as stored: current rows and history, without their times.
+async fn version_dump(db_url: &str) -> Vec<String> {
+    let mut rows = text_rows(
+        db_url,
+        "SELECT 'current|' || resource_type || '|' || id || '|' || CAST(version_id AS TEXT) \
+         FROM resources ORDER BY 1"
+            .into(),
+    )
+    .await;
+    rows.extend(
+        text_rows(
+            db_url,
+            "SELECT resource_type || '|' || id || '|' || CAST(version_id AS TEXT) || '|' || method \
+             FROM resource_versions ORDER BY 1"
+                .into(),
+        )
+        .await,
+    );
+    rows
+}
+
+/// Resources that fill every index table: tokens, strings, dates, references, quantities and
+/// composite tuples, numbers, uris and compartments.
+fn import_sample() -> Vec<Value> {
+    vec![
+        json!({"resourceType": "Patient", "id": "imp-p1",
+            "identifier": [{"system": "urn:mrn", "value": "1",
+                "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}}],
+            "name": [{"family": "Importé", "given": ["Ann", "B."]}], "gender": "female",
+            "birthDate": "1970-01-02", "telecom": [{"system": "phone", "value": "555-1234"}],
+            "address": [{"city": "Springfield", "postalCode": "12345"}]}),
+        json!({"resourceType": "Observation", "id": "imp-o1", "status": "final",
+            "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category", "code": "vital-signs"}]}],
+            "code": {"coding": [{"system": "http://loinc.org", "code": "85354-9", "display": "Blood pressure"}], "text": "BP"},
+            "subject": {"reference": "Patient/imp-p1"}, "effectiveDateTime": "2020-01-01T10:00:00Z",
+            "component": [
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8480-6"}]},
+                 "valueQuantity": {"value": 120, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}},
+                {"code": {"coding": [{"system": "http://loinc.org", "code": "8462-4"}]},
+                 "valueQuantity": {"value": 80.5, "unit": "mmHg", "system": "http://unitsofmeasure.org", "code": "mm[Hg]"}}]}),
+        json!({"resourceType": "Observation", "id": "imp-o2", "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+            "subject": {"reference": "Patient/imp-p1"},
+            "effectivePeriod": {"start": "2019-03-01", "end": "2019-03-02T10:00:00+02:00"},
+            "valueQuantity": {"value": 6.30, "unit": "mmol/L", "system": "http://unitsofmeasure.org", "code": "mmol/L"}}),
+        json!({"resourceType": "RiskAssessment", "id": "imp-r1", "status": "final",
+            "subject": {"reference": "Patient/imp-p1"}, "prediction": [{"probabilityDecimal": 0.25}]}),
+        json!({"resourceType": "ValueSet", "id": "imp-vs", "url": "http://example.org/fhir/ValueSet/imp",
+            "status": "active", "name": "ImportSample"}),
+    ]
+}
+
+/// `kiln import` (batched, prepared before its transaction) stores the same versions and
+/// index rows as the same resources written one by one through the API, for new resources,
+/// resources that exist already, and a resource twice in one batch.
+async fn import_indexes_and_versions_what_writes_do(backend: Backend) {
+    let Some(imported) = Server::start(backend).await else {
+        return;
+    };
+    let Some(written) = Server::start(backend).await else {
+        return;
+    };
+    let first = import_sample();
+    let mut changed_patient = first[0].clone();
+    changed_patient["name"] = json!([{"family": "Renamed", "given": ["Ann"]}]);
+    changed_patient["birthDate"] = json!("1970-01");
+    let mut changed_observation = first[2].clone();
+    changed_observation["valueQuantity"] = json!({"value": 7, "unit": "mmol/L"});
+    changed_observation["status"] = json!("amended");
+    let mut twice_changed = changed_observation.clone();
+    twice_changed
+        .as_object_mut()
+        .unwrap()
+        .remove("valueQuantity");
+    let second = vec![changed_patient, changed_observation, twice_changed];
+
+    imported.import(&first);
+    imported.import(&second);
+    for resource in first.iter().chain(&second) {
+        let path = format!(
+            "{}/{}",
+            resource["resourceType"].as_str().unwrap(),
+            resource["id"].as_str().unwrap()
+        );
+        let response = written.put(&path, resource).await;
+        assert!(
+            response.status().is_success(),
+            "PUT {path}: {}",
+            response.status()
+        );
+    }
+
+    for (table, columns) in INDEX_TABLES {
+        let from_import = index_dump(&imported.db.url, table, columns).await;
+        let from_writes = index_dump(&written.db.url, table, columns).await;
+        assert!(!from_writes.is_empty(), "{table} has rows");
+        assert_eq!(from_import, from_writes, "{table}");
+    }
+    let versions = version_dump(&imported.db.url).await;
+    assert!(versions.contains(&"current|Observation|imp-o2|3".to_string()));
+    assert_eq!(versions, version_dump(&written.db.url).await);
 }
