@@ -167,6 +167,14 @@ async fn a_revoked_token_is_refused_on_the_next_request(backend: Backend) {
         .unwrap();
     assert_eq!(revoked.status(), 200);
     assert_eq!(read(&a, &last).await, 401, "revoked on B, refused on A");
+    // Each revocation was answered once every listening replica had acknowledged it.
+    for server in [&a, b] {
+        let log = server.log();
+        assert!(
+            !log.contains("not every replica acknowledged"),
+            "a revocation went unacknowledged: {log}"
+        );
+    }
 }
 
 async fn a_cached_token_stops_at_its_expiry(backend: Backend) {

@@ -14,13 +14,15 @@
 //!   the epoch on. While the listener is not connected (starting, lost, reconnecting) its
 //!   [`Listening::is_live`] is false and caches must go to the database; on every (re)connect
 //!   the epoch moves on, so nothing cached before is trusted again.
-//! - Immediacy across replicas: PostgreSQL sends a notification to all listeners at the same
-//!   commit. The revoking process waits (at most [`DELIVERY_WAIT`]) until its own listener has
-//!   received its own notification before it answers, so that by the time the client hears
-//!   "revoked", every other replica's listener has been sent it too, over the same loopback
-//!   or LAN; it then waits [`DELIVERY_GRACE`] more, for the other listeners to be scheduled,
-//!   so that in practice they have applied it. (A bound rather than a guarantee: a replica whose
-//!   listener connection is silently stalled keeps its cache at most for the cache's TTL.)
+//! - Immediacy across replicas: every listener, once it has moved its epoch on for a
+//!   notification, acknowledges it (`NOTIFY kiln_revocation_acks, '<nonce>'`, on its own
+//!   connection). Listener connections carry the application name [`LISTENER_NAME`], so the
+//!   revoking process counts those on its database in `pg_stat_activity` after its commit and waits (at most
+//!   [`DELIVERY_WAIT`]) until that many acknowledgements of its nonce came back: by the time
+//!   the client hears "revoked", every connected replica has stopped trusting its cache. A
+//!   listener that connects after the commit needs no notification (connecting moves its
+//!   epoch on); one that does not answer within the bound is logged, and its replica keeps
+//!   its cache at most for the cache's TTL.
 //! - SQLite: one process serves the database, but the command line may revoke from another
 //!   while it runs. After each revoking commit a byte is appended to the file
 //!   `<database>-revocations` next to the database: its length is a counter every process on
@@ -34,18 +36,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
-use tokio::sync::oneshot;
+use tokio::sync::watch;
 
 use crate::store::Store;
 
 /// The PostgreSQL channel of revocation notifications; the payload is a signal's nonce.
 pub const CHANNEL: &str = "kiln_revocations";
 
-/// How long a revoking process waits for its own listener to receive its notification.
-pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
+/// The channel on which every listener acknowledges a notification it has applied; the
+/// payload is the nonce.
+const ACK_CHANNEL: &str = "kiln_revocation_acks";
 
-/// How long a revoking process still waits once its own notification came back.
-const DELIVERY_GRACE: Duration = Duration::from_millis(50);
+/// The `application_name` of listener connections, by which a revoking process counts them.
+const LISTENER_NAME: &str = "kiln revocation listener";
+
+/// How long a revoking process waits for every listener to acknowledge its notification.
+pub const DELIVERY_WAIT: Duration = Duration::from_secs(1);
 
 /// Pause between attempts to (re)connect the listener.
 const RECONNECT_PAUSE: Duration = Duration::from_millis(500);
@@ -57,8 +63,8 @@ static EPOCH: AtomicU64 = AtomicU64::new(0);
 /// Listeners of this process that are connected and listening.
 static LIVE_LISTENERS: AtomicUsize = AtomicUsize::new(0);
 
-/// Signals of this process waiting for their notification, by nonce.
-static WAITING: Mutex<Option<HashMap<u128, oneshot::Sender<()>>>> = Mutex::new(None);
+/// Signals of this process waiting for acknowledgements, by nonce: the count heard so far.
+static WAITING: Mutex<Option<HashMap<u128, watch::Sender<usize>>>> = Mutex::new(None);
 
 /// The current revocation epoch of this process.
 pub fn epoch() -> u64 {
@@ -69,7 +75,7 @@ fn advance() {
     EPOCH.fetch_add(1, Ordering::AcqRel);
 }
 
-fn waiting<T>(f: impl FnOnce(&mut HashMap<u128, oneshot::Sender<()>>) -> T) -> T {
+fn waiting<T>(f: impl FnOnce(&mut HashMap<u128, watch::Sender<usize>>) -> T) -> T {
     let mut guard = WAITING
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
@@ -83,24 +89,24 @@ pub struct Signal {
     /// Set by [`Announce::announce`]: a signal never announced (the write turned out not to
     /// revoke anything) is not waited for.
     announced: AtomicBool,
-    received: Option<oneshot::Receiver<()>>,
+    acknowledged: watch::Receiver<usize>,
 }
 
 impl Signal {
     pub fn new() -> Signal {
         let nonce = uuid::Uuid::new_v4().as_u128();
-        let (sender, receiver) = oneshot::channel();
+        let (sender, acknowledged) = watch::channel(0);
         waiting(|map| map.insert(nonce, sender));
         Signal {
             nonce,
             announced: AtomicBool::new(false),
-            received: Some(receiver),
+            acknowledged,
         }
     }
 
     /// After the commit on `store`: this process's caches stop trusting what they hold (and,
     /// on SQLite, those of every process on the file); on PostgreSQL, when a listener of this
-    /// process is live, waits (bounded) until it has heard this signal.
+    /// process is live, waits (bounded) until every connected listener has acknowledged it.
     pub async fn delivered(mut self, store: &Store) {
         if !self.announced.load(Ordering::Acquire) {
             return;
@@ -112,19 +118,36 @@ impl Signal {
                 tracing::error!("cannot record a revocation next to the SQLite database");
             }
         }
-        let Some(received) = self.received.take() else {
+        let Store::Postgres(pool) = store else {
             return;
         };
         if LIVE_LISTENERS.load(Ordering::Acquire) == 0 {
             return;
         }
-        if tokio::time::timeout(DELIVERY_WAIT, received).await.is_err() {
-            tracing::warn!("a revocation notification did not come back within a second");
-            return;
+        let listeners = match sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE application_name = $1 AND datname = current_database()",
+        )
+        .bind(LISTENER_NAME)
+        .fetch_one(pool)
+        .await
+        {
+            Ok(count) => usize::try_from(count).unwrap_or(0).max(1),
+            Err(error) => {
+                tracing::warn!(%error, "cannot count the revocation listeners");
+                1
+            }
+        };
+        let all_heard = self.acknowledged.wait_for(|heard| *heard >= listeners);
+        if tokio::time::timeout(DELIVERY_WAIT, all_heard)
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                listeners,
+                "not every replica acknowledged a revocation within a second"
+            );
         }
-        // Other replicas' listeners were sent it at the same commit, but each is scheduled
-        // on its own: give them a moment to apply it (see the module comment).
-        tokio::time::sleep(DELIVERY_GRACE).await;
     }
 }
 
@@ -264,7 +287,9 @@ impl Store {
         let Store::Postgres(pool) = self else {
             return None;
         };
-        let options = (*pool.connect_options()).clone();
+        let options = (*pool.connect_options())
+            .clone()
+            .application_name(LISTENER_NAME);
         let own = PgPoolOptions::new()
             .max_connections(1)
             .min_connections(0)
@@ -299,12 +324,25 @@ async fn listen(pool: sqlx::PgPool, flag: Arc<AtomicBool>) {
         let _live = Live::new(flag.clone());
         loop {
             match listener.try_recv().await {
+                Ok(Some(notification)) if notification.channel() == ACK_CHANNEL => {
+                    if let Ok(nonce) = notification.payload().parse::<u128>() {
+                        waiting(|map| {
+                            if let Some(heard) = map.get(&nonce) {
+                                heard.send_modify(|count| *count += 1);
+                            }
+                        });
+                    }
+                }
                 Ok(Some(notification)) => {
                     advance();
-                    if let Ok(nonce) = notification.payload().parse::<u128>()
-                        && let Some(sender) = waiting(|map| map.remove(&nonce))
-                    {
-                        let _ = sender.send(());
+                    let acknowledged = sqlx::query("SELECT pg_notify($1, $2)")
+                        .bind(ACK_CHANNEL)
+                        .bind(notification.payload())
+                        .execute(&mut listener)
+                        .await;
+                    if let Err(error) = acknowledged {
+                        tracing::warn!(%error, "the revocation listener lost its connection");
+                        break;
                     }
                 }
                 Ok(None) => break,
@@ -322,6 +360,6 @@ async fn connect(pool: &sqlx::PgPool) -> Result<PgListener, sqlx::Error> {
     listener.ignore_pool_close_event(true);
     // A lost connection ends the inner loop, which builds a fresh listener.
     listener.eager_reconnect(false);
-    listener.listen(CHANNEL).await?;
+    listener.listen_all([CHANNEL, ACK_CHANNEL]).await?;
     Ok(listener)
 }
