@@ -30,44 +30,35 @@ pub const FRESH_KINDS: [Kind; 2] = [
     },
 ];
 
-/// The grown Patient's searches (its id is the `PatientKey` given).
+/// The grown Patient's searches (its id is the `PatientKey` given): its laboratory
+/// Observations since 2015, without a total and with each kind of total.
 pub const GROWN_KINDS: [Kind; 3] = [
     Kind {
         name: "20k Observations: Observation?patient=G&category=laboratory&date=ge2015-01-01",
         resource_type: "Observation",
-        params: |patient| {
-            super::search::pairs(&[
-                ("patient", &patient.id),
-                ("category", "laboratory"),
-                ("date", "ge2015-01-01"),
-            ])
-        },
+        params: |patient| grown_labs(patient, None),
     },
     Kind {
         name: "20k Observations: …&_total=accurate",
         resource_type: "Observation",
-        params: |patient| {
-            super::search::pairs(&[
-                ("patient", &patient.id),
-                ("category", "laboratory"),
-                ("date", "ge2015-01-01"),
-                ("_total", "accurate"),
-            ])
-        },
+        params: |patient| grown_labs(patient, Some("accurate")),
     },
     Kind {
         name: "20k Observations: …&_total=estimate",
         resource_type: "Observation",
-        params: |patient| {
-            super::search::pairs(&[
-                ("patient", &patient.id),
-                ("category", "laboratory"),
-                ("date", "ge2015-01-01"),
-                ("_total", "estimate"),
-            ])
-        },
+        params: |patient| grown_labs(patient, Some("estimate")),
     },
 ];
+
+fn grown_labs(patient: &PatientKey, total: Option<&str>) -> Vec<(String, String)> {
+    let mut params = vec![
+        ("patient", patient.id.as_str()),
+        ("category", "laboratory"),
+        ("date", "ge2015-01-01"),
+    ];
+    params.extend(total.map(|total| ("_total", total)));
+    super::search::pairs(&params)
+}
 
 /// Loads the bundled sample into `store` (migrated) as `kiln serve --load-sample-data` does.
 pub async fn load_sample(store: &Store) -> BenchResult<()> {

@@ -14,9 +14,10 @@ backend_tests!(
 
 const SCOPE: &str = "launch/patient openid fhirUser patient/*.rs";
 
-/// A server that needs tokens, with Patient p1, user alice (p1) and a public client.
-async fn started(backend: Backend) -> Option<(Server, String)> {
-    let server = Server::start_secured(backend, &[]).await?;
+/// A server that needs tokens (started with `extra_args`), with Patient p1, user alice (p1)
+/// and a public client.
+async fn started(backend: Backend, extra_args: &[&str]) -> Option<(Server, String)> {
+    let server = Server::start_secured(backend, extra_args).await?;
     server.import(&[json!({"resourceType": "Patient", "id": "p1"})]);
     server.add_users(&[("alice", "Patient/p1")]);
     let client = server.kiln(&[
@@ -109,7 +110,7 @@ fn approved_app(server: &Server) -> String {
 }
 
 async fn a_revoked_token_is_refused_on_the_next_request(backend: Backend) {
-    let Some((a, client_id)) = started(backend).await else {
+    let Some((a, client_id)) = started(backend, &[]).await else {
         return;
     };
     // PostgreSQL: a second replica on the same database, which caches what it checks.
@@ -179,26 +180,10 @@ async fn a_revoked_token_is_refused_on_the_next_request(backend: Backend) {
 
 async fn a_cached_token_stops_at_its_expiry(backend: Backend) {
     // A cache that would keep tokens for five minutes.
-    let Some(db) = TestDb::new(backend).await else {
+    let Some((server, client_id)) = started(backend, &["--token-cache-ttl", "300"]).await else {
         return;
     };
-    let server = Server::start_on(db, &["--token-cache-ttl", "300"]).await;
-    server.import(&[json!({"resourceType": "Patient", "id": "p1"})]);
-    server.add_users(&[("alice", "Patient/p1")]);
-    let client = server.kiln(&[
-        "client",
-        "add",
-        "--name",
-        "Reader",
-        "--type",
-        "public",
-        "--redirect-uri",
-        "https://reader.example.com/callback",
-        "--scope",
-        SCOPE,
-    ]);
-    let client_id = client["client_id"].as_str().unwrap();
-    let token = mint(&server, client_id, &["--lifetime", "2"]);
+    let token = mint(&server, &client_id, &["--lifetime", "2"]);
     cached(&server, &token).await;
     tokio::time::sleep(std::time::Duration::from_millis(3100)).await;
     assert_eq!(read(&server, &token).await, 401, "expired, though cached");
