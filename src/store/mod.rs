@@ -5,6 +5,7 @@
 //! `RETURNING`; the `dispatch!` macro compiles each body once per backend.
 
 pub mod apps;
+pub mod audit;
 pub mod auth;
 mod connect;
 mod copy;
