@@ -13,7 +13,7 @@ use clap::{Subcommand, ValueEnum};
 use crate::admin::audit::report::{CsvReport, table_header, table_row};
 use crate::config::DatabaseArgs;
 use crate::fhir::instant::to_fhir_instant;
-use crate::search::datetime::date_range;
+use crate::search::date_range;
 use crate::store::Store;
 use crate::store::audit::query::{AuditColumn, AuditFilter};
 use crate::store::audit::verify::{Break, EventMark};
@@ -72,10 +72,9 @@ pub async fn audit(database: DatabaseArgs, command: AuditCommand) -> AuditResult
             let mut out = writer(output.as_ref())?;
             let mut events = 0u64;
             store
-                .audit_each(&filter, &[(AuditColumn::Seq, false)], async |row| {
-                    write_ndjson_line(&mut out, &row.body)?;
+                .audit_each(&filter, &[(AuditColumn::Seq, false)], |row| {
                     events += 1;
-                    Ok::<(), std::io::Error>(())
+                    std::future::ready(write_ndjson_line(&mut out, &row.body))
                 })
                 .await?;
             out.flush()?;
@@ -95,18 +94,22 @@ pub async fn audit(database: DatabaseArgs, command: AuditCommand) -> AuditResult
             match format {
                 ReportFormat::Csv => {
                     let mut report = CsvReport::new()?;
+                    out.write_all(&report.take())?;
                     store
-                        .audit_each(&filter, &sort, async |row| {
-                            report.row(&row).map_err(std::io::Error::other)?;
-                            out.write_all(&report.take())
+                        .audit_each(&filter, &sort, |row| {
+                            let written = report
+                                .row(&row)
+                                .map_err(std::io::Error::other)
+                                .and_then(|()| out.write_all(&report.take()));
+                            std::future::ready(written)
                         })
                         .await?;
                 }
                 ReportFormat::Table => {
                     writeln!(out, "{}", table_header())?;
                     store
-                        .audit_each(&filter, &sort, async |row| {
-                            writeln!(out, "{}", table_row(&row))
+                        .audit_each(&filter, &sort, |row| {
+                            std::future::ready(writeln!(out, "{}", table_row(&row)))
                         })
                         .await?;
                 }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::guard::Admin;
 use super::nav::{Card, Console, Section};
 use crate::http::form::Fields;
-use crate::search::datetime::date_range;
+use crate::search::date_range;
 use crate::state::AppState;
 use crate::store::audit::query::{AuditAtom, AuditColumn, AuditFilter, AuditPageQuery, AuditSort};
 use crate::web::error::PageResult;
@@ -316,26 +316,29 @@ async fn stream_csv(
     sender: &mpsc::Sender<Result<Bytes, std::io::Error>>,
 ) -> Result<(), std::io::Error> {
     let mut report = CsvReport::new().map_err(std::io::Error::other)?;
-    let send = async |chunk: Vec<u8>| {
-        sender
-            .send(Ok(Bytes::from(chunk)))
-            .await
-            .map_err(|_| std::io::Error::other("the download was abandoned"))
-    };
     store
-        .audit_each(filter, sort, async |row| {
-            report.row(&row).map_err(std::io::Error::other)?;
-            if report.buffered() >= CHUNK_BYTES {
-                send(report.take()).await?;
-            }
-            Ok::<(), std::io::Error>(())
+        .audit_each(filter, sort, |row| {
+            let chunk = report
+                .row(&row)
+                .map(|()| (report.buffered() >= CHUNK_BYTES).then(|| report.take()));
+            send(sender.clone(), chunk)
         })
         .await?;
-    let rest = report.take();
-    if !rest.is_empty() {
-        send(rest).await?;
+    send(sender.clone(), Ok(Some(report.take()))).await
+}
+
+/// Sends a chunk of CSV (none: nothing yet), waiting while the reader is behind.
+async fn send(
+    sender: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    chunk: csv::Result<Option<Vec<u8>>>,
+) -> Result<(), std::io::Error> {
+    match chunk.map_err(std::io::Error::other)? {
+        Some(chunk) if !chunk.is_empty() => sender
+            .send(Ok(Bytes::from(chunk)))
+            .await
+            .map_err(|_| std::io::Error::other("the download was abandoned")),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 fn title(column: AuditColumn) -> &'static str {

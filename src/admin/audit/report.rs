@@ -11,7 +11,9 @@ use crate::store::audit::query::{AuditColumn, AuditRow};
 
 /// A row's value in `column`, as text (empty when absent).
 pub fn cell(row: &AuditRow, column: AuditColumn) -> Cow<'_, str> {
-    let text = |value: &Option<String>| Cow::Borrowed(value.as_deref().unwrap_or(""));
+    fn text(value: &Option<String>) -> Cow<'_, str> {
+        Cow::Borrowed(value.as_deref().unwrap_or(""))
+    }
     match column {
         AuditColumn::Seq => Cow::Owned(row.seq.to_string()),
         AuditColumn::Recorded => Cow::Owned(to_fhir_instant(row.recorded)),
@@ -55,7 +57,7 @@ impl CsvReport {
             .map(|column| cell(row, column))
             .chain([Cow::Borrowed(row.event_id.as_str())])
             .collect();
-        self.record(cells.iter().map(|cell| formula_safe(cell)))
+        self.record(cells.iter().map(|cell| formula_safe(cell).into_owned()))
     }
 
     fn record<I, T>(&mut self, cells: I) -> csv::Result<()>

@@ -192,7 +192,7 @@ pub fn capability_resource() -> Value {
         .filter_map(|code| {
             search_params(AUDIT_EVENT)
                 .iter()
-                .find(|param| param.code == *code)
+                .find(|param| &*param.code == *code)
         })
         .map(|param| {
             json!({

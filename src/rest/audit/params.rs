@@ -19,7 +19,7 @@
 //! an unknown modifier or a malformed value is a 400.
 
 use crate::fhir::outcome::{FhirError, FhirResult};
-use crate::search::datetime::date_range;
+use crate::search::date_range;
 use crate::store::audit::query::{AuditAtom, AuditColumn, AuditFilter, AuditSort};
 
 /// The search parameters supported, as the CapabilityStatement lists them.

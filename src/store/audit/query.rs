@@ -333,7 +333,7 @@ impl Store {
     /// Every row matching `filter`, in `sort` order, handed to `each` one at a time as the
     /// database streams them (memory stays one row whatever the log's size; `each` may wait,
     /// e.g. for a slow reader). `each` may stop the walk with its error.
-    pub async fn audit_each<E, F>(
+    pub async fn audit_each<E, F, Fut>(
         &self,
         filter: &AuditFilter,
         sort: &[AuditSort],
@@ -341,7 +341,8 @@ impl Store {
     ) -> Result<(), E>
     where
         E: From<StoreError>,
-        F: AsyncFnMut(AuditRow) -> Result<(), E>,
+        F: FnMut(AuditRow) -> Fut,
+        Fut: std::future::Future<Output = Result<(), E>>,
     {
         let mut sql = Sql::default();
         sql.push(COLUMNS);

@@ -76,32 +76,33 @@ impl Store {
         let mut previous: Option<AuditRow> = None;
         let mut previous_hash: Vec<u8> = GENESIS.to_vec();
         let mut events = 0i64;
+        let mut check = |row: AuditRow| -> Result<(), Stop> {
+            if row.seq > head_seq {
+                // Appended after the head was read.
+                return Ok(());
+            }
+            let expected = previous.as_ref().map_or(1, |p| p.seq + 1);
+            if row.seq != expected {
+                return Err(Stop::Broken(Break::Missing {
+                    first: expected,
+                    last: row.seq - 1,
+                    after: previous.as_ref().map(EventMark::of),
+                    before: Some(EventMark::of(&row)),
+                }));
+            }
+            if link(&previous_hash, row.seq, &row.body).as_slice() != row.hash.as_slice() {
+                return Err(Stop::Broken(Break::Altered(EventMark::of(&row))));
+            }
+            events += 1;
+            previous_hash = row.hash.clone();
+            previous = Some(row);
+            Ok(())
+        };
         let walk = self
             .audit_each(
                 &AuditFilter::default(),
                 &[(AuditColumn::Seq, false)],
-                async |row: AuditRow| {
-                    if row.seq > head_seq {
-                        // Appended after the head was read.
-                        return Ok(());
-                    }
-                    let expected = previous.as_ref().map_or(1, |p| p.seq + 1);
-                    if row.seq != expected {
-                        return Err(Stop::Broken(Break::Missing {
-                            first: expected,
-                            last: row.seq - 1,
-                            after: previous.as_ref().map(EventMark::of),
-                            before: Some(EventMark::of(&row)),
-                        }));
-                    }
-                    if link(&previous_hash, row.seq, &row.body).as_slice() != row.hash.as_slice() {
-                        return Err(Stop::Broken(Break::Altered(EventMark::of(&row))));
-                    }
-                    events += 1;
-                    previous_hash = row.hash.clone();
-                    previous = Some(row);
-                    Ok(())
-                },
+                |row: AuditRow| std::future::ready(check(row)),
             )
             .await;
         let last_seq = previous.as_ref().map_or(0, |p| p.seq);
