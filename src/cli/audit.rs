@@ -43,7 +43,7 @@ pub enum AuditCommand {
         until: Option<String>,
         /// Columns to sort by, `-` for descending: seq, date, type, subtype, action,
         /// outcome, agent, user, client, patient, entity.
-        #[arg(long, default_value = "date")]
+        #[arg(long, default_value = "date", allow_hyphen_values = true)]
         sort: String,
         #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
         format: ReportFormat,
@@ -156,9 +156,10 @@ async fn verify(store: &Store) -> Result<ExitCode, Box<dyn std::error::Error + S
                 format!("events seq {first} to {last} are missing")
             };
             let after = after.map_or(String::from("the start of the log"), |e| mark(&e));
-            let before = before.map_or(String::from("the end of the log (the head names it)"), |e| {
-                mark(&e)
-            });
+            let before = before.map_or(
+                String::from("the end of the log (the head names it)"),
+                |e| mark(&e),
+            );
             format!("{which}: between {after} and {before}")
         }
         Break::Head { head_seq, last } => format!(
@@ -177,7 +178,9 @@ async fn verify(store: &Store) -> Result<ExitCode, Box<dyn std::error::Error + S
 fn period(since: Option<&str>, until: Option<&str>) -> Result<AuditFilter, String> {
     let bound = |text: &str, flag: &str| {
         date_range(text).ok_or_else(|| {
-            format!("{flag}: {text:?} is not a date or time like 2024-05-17 or 2024-05-17T10:30:00Z")
+            format!(
+                "{flag}: {text:?} is not a date or time like 2024-05-17 or 2024-05-17T10:30:00Z"
+            )
         })
     };
     let from = since.map(|text| bound(text, "--since")).transpose()?;

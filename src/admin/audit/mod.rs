@@ -101,7 +101,10 @@ impl Form {
         filter.period(from, until);
         let is = |column, value: &str| AuditAtom::Is(column, value.to_owned());
         if !self.patient.is_empty() {
-            let id = self.patient.strip_prefix("Patient/").unwrap_or(&self.patient);
+            let id = self
+                .patient
+                .strip_prefix("Patient/")
+                .unwrap_or(&self.patient);
             filter.require(vec![is(AuditColumn::Patient, id)]);
         }
         if !self.agent.is_empty() {
@@ -119,7 +122,10 @@ impl Form {
         }
         if !self.outcome.is_empty() {
             if !OUTCOMES.iter().any(|(code, _)| *code == self.outcome) {
-                return Err(format!("Outcome: \"{}\" is not 0, 4, 8 or 12", self.outcome));
+                return Err(format!(
+                    "Outcome: \"{}\" is not 0, 4, 8 or 12",
+                    self.outcome
+                ));
             }
             filter.require(vec![is(AuditColumn::Outcome, &self.outcome)]);
         }
@@ -190,7 +196,11 @@ pub async fn page(
         .unwrap_or(1)
         .clamp(1, MAX_PAGE);
     let sort = form.sort_keys();
-    let base = format!("{}{}", admin.console(&state, SECTION.path).base, SECTION.path);
+    let base = format!(
+        "{}{}",
+        admin.console(&state, SECTION.path).base,
+        SECTION.path
+    );
     let headers = AuditColumn::ALL
         .into_iter()
         .map(|column| {

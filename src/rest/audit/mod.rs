@@ -16,9 +16,7 @@ use serde_json::{Value, json};
 use crate::access::scope::Permission;
 use crate::engine::append_only::{AUDIT_EVENT, append_only};
 use crate::fhir::id::new_id;
-use crate::fhir::outcome::{
-    FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome,
-};
+use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::http::extract::{BoundedBody, IdPath};
 use crate::http::negotiate::{FhirRequest, json_body, json_value};
 use crate::search::params as search_params;

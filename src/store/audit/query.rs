@@ -59,7 +59,9 @@ impl AuditColumn {
 
     /// The column [`name`](Self::name)d so.
     pub fn named(name: &str) -> Option<AuditColumn> {
-        AuditColumn::ALL.into_iter().find(|column| column.name() == name)
+        AuditColumn::ALL
+            .into_iter()
+            .find(|column| column.name() == name)
     }
 
     /// `name[,-name]…` as sort keys (`-`: descending); the unknown name when one is.
