@@ -467,6 +467,7 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
     let Some(server) = Server::start(backend).await else {
         return;
     };
+    server.import(&[json!({"resourceType": "Patient", "id": "p1"})]);
     append(&server.db.url, &events()).await;
     let event = json!({"resourceType": "AuditEvent", "id": "e1",
         "type": {"code": "rest"}, "recorded": "2024-01-01T00:00:00Z",
@@ -559,8 +560,19 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
             "SELECT COUNT(*) FROM resources WHERE resource_type = 'Patient'"
         )
         .await,
-        0
+        1
     );
+    // The events about p1 are not in its compartment or $everything.
+    let compartment = expect_json(server.get("Patient/p1/AuditEvent").await, 200).await;
+    assert_eq!(ids(&compartment), Vec::<String>::new());
+    let everything = expect_json(server.get("Patient/p1/$everything").await, 200).await;
+    let types: Vec<&str> = everything["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["Patient"]);
     // Reading is not for anonymous access either.
     expect_outcome(server.get("AuditEvent").await, 403).await;
 }
