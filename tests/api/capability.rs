@@ -95,7 +95,10 @@ async fn metadata_describes_the_server(backend: Backend) {
         let resource_type = resource["type"].as_str().unwrap();
         let interactions = resource["interaction"].as_array().unwrap();
         if !interactions.iter().any(|i| i["code"] == "history-type") {
-            assert_eq!(resource_type, "AuditEvent", "only the audit log has no history");
+            assert_eq!(
+                resource_type, "AuditEvent",
+                "only the audit log has no history"
+            );
             continue;
         }
         let response = server
