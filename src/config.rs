@@ -337,6 +337,10 @@ pub struct AuthConfig {
     /// Serve FHIR data to requests without a token (off by default; for local exploration).
     #[arg(long, env = "KILN_ANONYMOUS_ACCESS", default_value_t = false)]
     pub anonymous_access: bool,
+    /// Let patient tokens with a `patient/AuditEvent.rs` (or `user/`, for a patient user)
+    /// scope search the audit log's events about their own record (off by default).
+    #[arg(long, env = "KILN_AUDIT_PATIENT_ACCESS", default_value_t = false)]
+    pub audit_patient_access: bool,
     /// Seconds a replica keeps a verified access token in memory (never past its expiry;
     /// revocations clear it at once on every replica); 0 checks every request in the database.
     #[arg(long, env = "KILN_TOKEN_CACHE_TTL", default_value_t = 30, value_parser = clap::value_parser!(u64).range(0..=300))]

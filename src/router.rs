@@ -7,7 +7,7 @@
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 
 use crate::auth::pages;
 use crate::state::AppState;
@@ -32,6 +32,7 @@ pub fn fhir() -> Router<AppState> {
         )
         .route("/_history", get(rest::history::system_history))
         .merge(export())
+        .merge(audit())
         .route(
             "/{resource_type}",
             get(rest::search::search_type)
@@ -64,6 +65,30 @@ pub fn fhir() -> Router<AppState> {
         .route(
             "/{resource_type}/{id}/_history/{version}",
             get(rest::read::vread),
+        )
+}
+
+/// The audit log, ahead of the generic `/{resource_type}` patterns: read and search, every
+/// write and history refused (405).
+fn audit() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/AuditEvent",
+            get(rest::audit::search).fallback(rest::audit::refuse),
+        )
+        .route(
+            "/AuditEvent/_search",
+            post(rest::audit::search_post).fallback(rest::audit::refuse),
+        )
+        .route("/AuditEvent/_history", any(rest::audit::refuse))
+        .route(
+            "/AuditEvent/{id}",
+            get(rest::audit::read).fallback(rest::audit::refuse),
+        )
+        .route("/AuditEvent/{id}/_history", any(rest::audit::refuse))
+        .route(
+            "/AuditEvent/{id}/_history/{version}",
+            any(rest::audit::refuse),
         )
 }
 
@@ -278,5 +303,7 @@ pub fn admin() -> Router<AppState> {
             "/admin/developers/{account_id}/{action}",
             post(admin::developers::act),
         )
+        .route("/admin/audit", get(admin::audit::page))
+        .route("/admin/audit/csv", get(admin::audit::csv))
         .layer(middleware::from_fn(crate::web::html::page_headers))
 }

@@ -23,6 +23,7 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> PageResult {
         super::users::card(&state).await?,
         super::apps::card(&state).await?,
         super::developers::card(&state).await?,
+        super::audit::card(&state).await?,
     ];
     Ok(html(
         StatusCode::OK,

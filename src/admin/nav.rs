@@ -15,6 +15,7 @@ pub const SECTIONS: &[Section] = &[
     super::users::SECTION,
     super::apps::SECTION,
     super::developers::SECTION,
+    super::audit::SECTION,
 ];
 
 /// A section's card on the home page: its counts, each with what it counts.

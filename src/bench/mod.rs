@@ -507,6 +507,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
             backend_token_lifetime: 300,
             refresh_token_lifetime: 90 * 24 * 3600,
             anonymous_access: true,
+            audit_patient_access: false,
             token_cache_ttl: 30,
         },
         export,

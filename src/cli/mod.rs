@@ -1,8 +1,9 @@
 //! Command line: `serve`, `migrate`, `reindex`, `import`, `bench`, the auth admin
-//! commands (`client`, `user`, `launch`, `keys`, in `auth`), `token create` (`token`) and the
-//! app review commands (`app`, in `apps`). The top layer: it may import every other module.
+//! commands (`client`, `user`, `launch`, `keys`, in `auth`), `token create` (`token`), the
+//! app review commands (`app`, in `apps`) and the audit log's (`audit`). The top layer: it may import every other module.
 
 mod apps;
+mod audit;
 mod auth;
 mod serve;
 mod token;
@@ -102,6 +103,13 @@ enum Command {
         #[command(subcommand)]
         command: auth::KeysCommand,
     },
+    /// The audit log: verify its hash chain, export a period as NDJSON, report it sorted.
+    Audit {
+        #[command(flatten)]
+        database: DatabaseArgs,
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Mint access tokens for registered apps (for scripts, CI and support).
     Token {
         #[command(flatten)]
@@ -172,6 +180,7 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
         Command::Launch { database, command } => auth::launch(database, command).await?,
         Command::Keys { database, command } => auth::keys(database, command).await?,
         Command::Token { database, command } => token::token(database, command).await?,
+        Command::Audit { database, command } => return audit::audit(database, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }

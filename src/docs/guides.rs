@@ -40,6 +40,13 @@ pub const GUIDES: &[Guide] = &[
         source: include_str!("../../docs/site/bulk-data.md"),
     },
     Guide {
+        slug: "audit-log",
+        title: "Audit log",
+        summary: "Reading the AuditEvent log: who may, search parameters, paging; why writes \
+                  are refused.",
+        source: include_str!("../../docs/site/audit-log.md"),
+    },
+    Guide {
         slug: "errors",
         title: "Errors",
         summary: "OperationOutcome, OAuth error responses and the status codes Kiln answers.",

@@ -4,6 +4,7 @@
 //! (`crate::access`). Used by the REST layer, bulk export and import; it imports `fhir`,
 //! `search`, `store` and `access`, never the application state or an HTTP-facing module.
 
+pub mod append_only;
 pub mod conditional;
 mod cursor;
 pub mod export;

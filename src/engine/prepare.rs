@@ -50,6 +50,7 @@ pub fn prepare_resource(
             .expression_at("resourceType"));
         }
     };
+    super::append_only::refuse_write(&resource_type)?;
     match expect {
         Expect::Create {
             resource_type: url_type,

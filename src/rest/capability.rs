@@ -135,6 +135,9 @@ pub fn capability_statement(fhir_base: &str, endpoints: &Endpoints) -> Value {
     let resources: Vec<Value> = resource_types()
         .iter()
         .map(|resource_type| {
+            if resource_type == crate::engine::append_only::AUDIT_EVENT {
+                return super::audit::capability_resource();
+            }
             let mut resource = json!({
                 "type": resource_type,
                 "profile": format!("http://hl7.org/fhir/StructureDefinition/{resource_type}"),

@@ -91,7 +91,7 @@ pub async fn search_compartment(
 }
 
 /// The query string and an `application/x-www-form-urlencoded` body, together.
-fn form_params(
+pub(super) fn form_params(
     request: &FhirRequest,
     headers: &HeaderMap,
     body: &[u8],
@@ -111,7 +111,7 @@ fn form_params(
     Ok(params)
 }
 
-fn strict_handling(headers: &HeaderMap) -> bool {
+pub(super) fn strict_handling(headers: &HeaderMap) -> bool {
     headers.get_all("prefer").iter().any(|value| {
         value
             .to_str()

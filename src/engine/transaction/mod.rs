@@ -100,6 +100,8 @@ async fn run_transaction(
     // is looked up, so the answer tells nothing about what exists.
     for entry in entries {
         if let Some((resource_type, permission, conditional)) = entry.write_kind() {
+            crate::engine::append_only::refuse_write(resource_type)
+                .map_err(|error| entry.locate(error, ""))?;
             access::may(access, resource_type, permission, conditional)
                 .map_err(|error| entry.locate(error, ""))?;
         }

@@ -2,3 +2,5 @@
 //! updated or deleted, and read back for search, verification and export.
 
 pub mod hash;
+pub mod query;
+pub mod verify;

@@ -1,5 +1,6 @@
 //! Test harness: a fresh database per test and the real `kiln` binary serving it over HTTP.
 
+pub mod audit;
 pub mod backend;
 pub mod console;
 pub mod haproxy;

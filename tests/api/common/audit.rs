@@ -1,0 +1,160 @@
+//! Writing the audit log straight into a test's database, as Kiln's recorder would: each row
+//! chained to the one before (SHA-256 over the previous hash, the seq as 8 big-endian bytes
+//! and the body, re-implemented here from migration 0017's comment) and the head moved on.
+//! Also raw SQL on that database, to tamper with it.
+
+use aws_lc_rs::digest::{Context, SHA256};
+use serde_json::{Value, json};
+
+/// An event to append: the columns, and a body built from them.
+#[derive(Debug, Clone, Default)]
+pub struct Event {
+    pub event_id: &'static str,
+    /// RFC 3339, UTC.
+    pub recorded: &'static str,
+    pub type_code: &'static str,
+    pub subtype: Option<&'static str>,
+    pub action: &'static str,
+    pub outcome: &'static str,
+    pub agent_who: Option<&'static str>,
+    pub agent_user: Option<&'static str>,
+    pub agent_client: Option<&'static str>,
+    pub patient: Option<&'static str>,
+    pub entity: Option<&'static str>,
+}
+
+impl Event {
+    /// The AuditEvent JSON stored for the event.
+    pub fn body(&self) -> Value {
+        let system = if self.type_code == "rest" {
+            "http://terminology.hl7.org/CodeSystem/audit-event-type"
+        } else {
+            "http://dicom.nema.org/resources/ontology/DCM"
+        };
+        let mut entity: Vec<Value> = Vec::new();
+        if let Some(patient) = self.patient {
+            entity.push(json!({"what": {"reference": format!("Patient/{patient}")}}));
+        }
+        if let Some(what) = self.entity {
+            entity.push(json!({"what": {"reference": what}}));
+        }
+        json!({
+            "resourceType": "AuditEvent",
+            "id": self.event_id,
+            "type": {"system": system, "code": self.type_code},
+            "subtype": self.subtype.map(|code| vec![json!({"code": code})]),
+            "action": self.action,
+            "recorded": self.recorded,
+            "outcome": self.outcome,
+            "agent": [{
+                "who": self.agent_who.map(|r| json!({"reference": r})),
+                "altId": self.agent_user,
+                "requestor": true,
+            }],
+            "source": {"observer": {"display": "Kiln"}},
+            "entity": entity,
+        })
+    }
+
+    fn micros(&self) -> i64 {
+        let parsed = time::OffsetDateTime::parse(
+            self.recorded,
+            &time::format_description::well_known::Rfc3339,
+        )
+        .expect("recorded is RFC 3339");
+        i64::try_from(parsed.unix_timestamp_nanos() / 1000).unwrap()
+    }
+}
+
+fn link(previous: &[u8], seq: i64, body: &[u8]) -> Vec<u8> {
+    let mut context = Context::new(&SHA256);
+    context.update(previous);
+    context.update(&seq.to_be_bytes());
+    context.update(body);
+    context.finish().as_ref().to_vec()
+}
+
+/// Runs `$body` with `$pool` connected to `$url`'s database (PostgreSQL or SQLite).
+macro_rules! with_pool {
+    ($url:expr, $pool:ident => $body:expr) => {
+        if $url.starts_with("postgres") {
+            let $pool = sqlx::PgPool::connect($url).await.expect("connect");
+            let out = $body;
+            $pool.close().await;
+            out
+        } else {
+            let $pool = sqlx::SqlitePool::connect($url).await.expect("connect");
+            let out = $body;
+            $pool.close().await;
+            out
+        }
+    };
+}
+
+/// Appends `events` to the chain of the database at `url`, in one transaction.
+pub async fn append(url: &str, events: &[Event]) {
+    use sqlx::Row;
+    with_pool!(url, pool => {
+        let mut tx = pool.begin().await.unwrap();
+        let head = sqlx::query("SELECT seq, hash FROM audit_chain_head")
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let mut seq: i64 = head.get("seq");
+        let mut hash: Vec<u8> = head.get("hash");
+        for event in events {
+            seq += 1;
+            let body = serde_json::to_vec(&event.body()).unwrap();
+            hash = link(&hash, seq, &body);
+            sqlx::query(
+                "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, action, \
+                 outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)",
+            )
+            .bind(seq)
+            .bind(event.event_id)
+            .bind(event.micros())
+            .bind(event.type_code)
+            .bind(event.subtype)
+            .bind(event.action)
+            .bind(event.outcome)
+            .bind(event.agent_who)
+            .bind(event.agent_user)
+            .bind(event.agent_client)
+            .bind(event.patient)
+            .bind(event.entity)
+            .bind(&body)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        }
+        sqlx::query("UPDATE audit_chain_head SET seq = $1, hash = $2")
+            .bind(seq)
+            .bind(&hash)
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+    })
+}
+
+/// Runs one statement (with no parameters) on the database at `url`.
+pub async fn execute(url: &str, sql: &str) {
+    with_pool!(url, pool => {
+        sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
+            .execute(&pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
+    })
+}
+
+/// The single integer a query answers on the database at `url`.
+pub async fn count(url: &str, sql: &str) -> i64 {
+    with_pool!(url, pool => {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
+            .fetch_one(&pool)
+            .await
+            .unwrap_or_else(|error| panic!("{sql}: {error}"))
+    })
+}
