@@ -501,6 +501,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         tls_cert: None,
         tls_key: None,
         sqlite_max_bytes: None,
+        disable_audit: false,
         // The benchmark measures the data path; token checks are measured separately.
         auth: crate::config::AuthConfig {
             access_token_lifetime: 3600,

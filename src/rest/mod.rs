@@ -3,6 +3,7 @@
 //! the endpoint URLs in the CapabilityStatement, `auth` — never `bulk`, the router, `app` or
 //! the CLI. Their routes are listed in `crate::router`.
 
+pub mod audit_trail;
 pub mod body_budget;
 pub mod capability;
 pub mod docref;

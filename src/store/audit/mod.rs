@@ -1,4 +1,5 @@
 //! The audit log's storage (migration 0017): AuditEvents appended to one hash chain, never
 //! updated or deleted, and read back for search, verification and export.
 
+pub mod chain;
 pub mod hash;
