@@ -73,9 +73,9 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
         let version_id = previous_version + 1;
         // A resource's versions never go back in time, even if the clock does.
         let last_updated = previous.map_or(now, |current| now.max(current.last_updated + 1));
-        let mut patient = None;
-        let (deleted, method, body, index) = match request.action {
+        let (deleted, method, body, index, patient) = match request.action {
             WriteAction::Delete if !was_live => {
+                let patient = deleted_patient(&request.resource_type, &request.id);
                 outcomes.push(WriteOutcome {
                     resource_type: request.resource_type,
                     id: request.id,
@@ -84,23 +84,26 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
                     created: false,
                     body: None,
                     unchanged: true,
-                    patient: deleted_patient(&request.resource_type, &request.id),
+                    patient,
                 });
                 continue;
             }
-            WriteAction::Delete => {
-                patient = deleted_patient(&request.resource_type, &request.id);
-                (true, "DELETE", Vec::new(), IndexRows::default())
-            }
+            WriteAction::Delete => (
+                true,
+                "DELETE",
+                Vec::new(),
+                IndexRows::default(),
+                deleted_patient(&request.resource_type, &request.id),
+            ),
             WriteAction::Create(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
-                patient = only_patient(&stamped);
-                (false, "POST", serialize(&stamped), index_rows(&stamped))
+                let patient = only_patient(&stamped);
+                (false, "POST", serialize(&stamped), index_rows(&stamped), patient)
             }
             WriteAction::Put(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
-                patient = only_patient(&stamped);
-                (false, "PUT", serialize(&stamped), index_rows(&stamped))
+                let patient = only_patient(&stamped);
+                (false, "PUT", serialize(&stamped), index_rows(&stamped), patient)
             }
         };
         current.insert(

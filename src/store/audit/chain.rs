@@ -90,15 +90,19 @@ impl Tx {
         }
         for chunk in linked.chunks(CHUNK_ROWS) {
             match self {
-                Tx::Postgres(tx) => insert_rows!(sqlx::Postgres, chunk)
-                    .build()
-                    .execute(&mut **tx)
-                    .await?,
-                Tx::Sqlite(tx) => insert_rows!(sqlx::Sqlite, chunk)
-                    .build()
-                    .execute(&mut **tx)
-                    .await?,
-            };
+                Tx::Postgres(tx) => {
+                    insert_rows!(sqlx::Postgres, chunk)
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Tx::Sqlite(tx) => {
+                    insert_rows!(sqlx::Sqlite, chunk)
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
         }
         let last = head_seq + rows.len() as i64;
         const MOVE_HEAD: &str = "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE singleton";
@@ -108,16 +112,16 @@ impl Tx {
                     .bind(last)
                     .bind(previous)
                     .execute(&mut **tx)
-                    .await?
+                    .await?;
             }
             Tx::Sqlite(tx) => {
                 sqlx::query(MOVE_HEAD)
                     .bind(last)
                     .bind(previous)
                     .execute(&mut **tx)
-                    .await?
+                    .await?;
             }
-        };
+        }
         Ok(())
     }
 }
