@@ -230,7 +230,12 @@ mod tests {
     #[test]
     fn a_patient_read_is_a_valid_balp_audit_event() {
         let event = full_event();
-        let body = audit_event(&event, "0b6c1c2e-4b1a-4f5e-9d0e-1a2b3c4d5e6f", 1_700_000_000_000_000, "http://kiln.test/fhir");
+        let body = audit_event(
+            &event,
+            "0b6c1c2e-4b1a-4f5e-9d0e-1a2b3c4d5e6f",
+            1_700_000_000_000_000,
+            "http://kiln.test/fhir",
+        );
         assert_eq!(validate_resource(&body), vec![]);
         assert_eq!(body["type"]["code"], "rest");
         assert_eq!(body["subtype"][0]["code"], "read");
@@ -244,7 +249,10 @@ mod tests {
         assert_eq!(body["agent"][1]["who"]["reference"], "Practitioner/7");
         assert_eq!(body["agent"][1]["policy"][0], "ab".repeat(32));
         assert_eq!(body["entity"][0]["what"]["reference"], "Patient/p1");
-        assert_eq!(body["entity"][1]["what"]["reference"], "Observation/o1/_history/3");
+        assert_eq!(
+            body["entity"][1]["what"]["reference"],
+            "Observation/o1/_history/3"
+        );
         assert_eq!(body["entity"][2]["query"], STANDARD.encode("code=1234-5"));
         assert_eq!(body["entity"][3]["what"]["identifier"]["value"], "req-1");
         assert_eq!(body["recorded"], "2023-11-14T22:13:20Z");
@@ -265,7 +273,12 @@ mod tests {
         assert_eq!(body["subtype"][0]["code"], "token-refused");
         assert_eq!(body["outcome"], "4");
         assert_eq!(body["outcomeDesc"], "invalid_grant");
-        let login = Event::security(Kind::Login, Outcome::Success, Agent::user("amy"), Origin::default());
+        let login = Event::security(
+            Kind::Login,
+            Outcome::Success,
+            Agent::user("amy"),
+            Origin::default(),
+        );
         let body = audit_event(&login, "e2", 0, "http://kiln.test/fhir");
         assert_eq!(validate_resource(&body), vec![]);
         assert_eq!(body["subtype"][0]["code"], "110122");

@@ -19,9 +19,8 @@ impl Summary {
     /// The mean of several measurements of one load (rate and each percentile).
     pub fn mean(summaries: &[Summary]) -> Summary {
         let count = summaries.len().max(1) as u32;
-        let mean = |pick: fn(&Summary) -> Duration| {
-            summaries.iter().map(pick).sum::<Duration>() / count
-        };
+        let mean =
+            |pick: fn(&Summary) -> Duration| summaries.iter().map(pick).sum::<Duration>() / count;
         Summary {
             per_second: summaries.iter().map(|s| s.per_second).sum::<f64>() / f64::from(count),
             p50: mean(|s| s.p50),

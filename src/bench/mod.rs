@@ -345,7 +345,15 @@ async fn audit_cost(
     let mut on = Vec::new();
     let mut off = Vec::new();
     for _ in 0..AUDIT_ROUNDS {
-        off.push(phase(backend, "read by id, auditing off", args, reads(off_urls.clone())).await?);
+        off.push(
+            phase(
+                backend,
+                "read by id, auditing off",
+                args,
+                reads(off_urls.clone()),
+            )
+            .await?,
+        );
         on.push(phase(backend, "read by id, audited", args, reads(on_urls.clone())).await?);
     }
     unaudited_server.stop().await?;

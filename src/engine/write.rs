@@ -98,12 +98,24 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
             WriteAction::Create(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
                 let patient = only_patient(&stamped);
-                (false, "POST", serialize(&stamped), index_rows(&stamped), patient)
+                (
+                    false,
+                    "POST",
+                    serialize(&stamped),
+                    index_rows(&stamped),
+                    patient,
+                )
             }
             WriteAction::Put(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
                 let patient = only_patient(&stamped);
-                (false, "PUT", serialize(&stamped), index_rows(&stamped), patient)
+                (
+                    false,
+                    "PUT",
+                    serialize(&stamped),
+                    index_rows(&stamped),
+                    patient,
+                )
             }
         };
         current.insert(

@@ -57,11 +57,10 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     let status = response.status();
     if !status.is_success() && !status.is_redirection() {
         event.outcome = Outcome::of_status(status.as_u16());
-        event.description = Some(
-            status
-                .canonical_reason()
-                .map_or_else(|| status.to_string(), |reason| format!("{} {reason}", status.as_u16())),
-        );
+        event.description = Some(status.canonical_reason().map_or_else(
+            || status.to_string(),
+            |reason| format!("{} {reason}", status.as_u16()),
+        ));
     }
     match state.audit.record(event).await {
         Ok(()) => response,
@@ -158,7 +157,11 @@ mod tests {
 
     #[test]
     fn routes_name_their_interaction_entity_and_patient() {
-        let read = Route::of(Some("/fhir/{resource_type}/{id}"), "/fhir/Patient/p1", "GET");
+        let read = Route::of(
+            Some("/fhir/{resource_type}/{id}"),
+            "/fhir/Patient/p1",
+            "GET",
+        );
         assert_eq!(read.interaction, "read");
         assert_eq!(read.patient.as_deref(), Some("p1"));
         assert_eq!(read.entity.unwrap().reference(), "Patient/p1");
@@ -185,11 +188,21 @@ mod tests {
         assert_eq!(compartment.interaction, "search-type");
         assert_eq!(compartment.patient.as_deref(), Some("p3"));
         assert!(compartment.entity.is_none());
-        assert_eq!(Route::of(Some("/fhir/"), "/fhir/", "GET").interaction, "search-system");
-        assert_eq!(Route::of(Some("/fhir/"), "/fhir/", "POST").interaction, "transaction");
         assert_eq!(
-            Route::of(Some("/fhir/{resource_type}/_history"), "/fhir/Patient/_history", "GET")
-                .interaction,
+            Route::of(Some("/fhir/"), "/fhir/", "GET").interaction,
+            "search-system"
+        );
+        assert_eq!(
+            Route::of(Some("/fhir/"), "/fhir/", "POST").interaction,
+            "transaction"
+        );
+        assert_eq!(
+            Route::of(
+                Some("/fhir/{resource_type}/_history"),
+                "/fhir/Patient/_history",
+                "GET"
+            )
+            .interaction,
             "history-type"
         );
     }

@@ -123,7 +123,12 @@ async fn assert_chain_intact(db: &TestDb) -> usize {
     let events = events(db).await;
     let mut previous = vec![0u8; 32];
     for (index, event) in events.iter().enumerate() {
-        assert_eq!(event.seq, index as i64 + 1, "a gap before seq {}", event.seq);
+        assert_eq!(
+            event.seq,
+            index as i64 + 1,
+            "a gap before seq {}",
+            event.seq
+        );
         let mut context = Context::new(&SHA256);
         context.update(&previous);
         context.update(&event.seq.to_be_bytes());
@@ -201,12 +206,40 @@ async fn every_interaction_has_its_event(backend: Backend) {
     let t = Some(t.as_str());
     use reqwest::Method;
     let ok = |status: u16| assert!((200..300).contains(&status), "status {status}");
-    ok(call(&server, Method::GET, t, "metadata", None).await.status().as_u16());
-    ok(call(&server, Method::GET, t, "Observation/obs-a", None).await.status().as_u16());
-    ok(call(&server, Method::GET, t, "Observation/obs-a/_history/1", None).await.status().as_u16());
-    ok(call(&server, Method::GET, t, "Observation?patient=pa", None).await.status().as_u16());
-    ok(call(&server, Method::GET, t, "Patient/pa/_history", None).await.status().as_u16());
-    ok(call(&server, Method::GET, t, "Patient/pa/$everything", None).await.status().as_u16());
+    ok(call(&server, Method::GET, t, "metadata", None)
+        .await
+        .status()
+        .as_u16());
+    ok(call(&server, Method::GET, t, "Observation/obs-a", None)
+        .await
+        .status()
+        .as_u16());
+    ok(call(
+        &server,
+        Method::GET,
+        t,
+        "Observation/obs-a/_history/1",
+        None,
+    )
+    .await
+    .status()
+    .as_u16());
+    ok(
+        call(&server, Method::GET, t, "Observation?patient=pa", None)
+            .await
+            .status()
+            .as_u16(),
+    );
+    ok(call(&server, Method::GET, t, "Patient/pa/_history", None)
+        .await
+        .status()
+        .as_u16());
+    ok(
+        call(&server, Method::GET, t, "Patient/pa/$everything", None)
+            .await
+            .status()
+            .as_u16(),
+    );
     let observation = json!({"resourceType": "Observation", "status": "final",
         "code": {"text": "height"}, "subject": {"reference": "Patient/pa"}});
     let created = expect_json(
@@ -217,14 +250,26 @@ async fn every_interaction_has_its_event(backend: Backend) {
     let id = created["id"].as_str().unwrap().to_owned();
     let mut changed = created.clone();
     changed["status"] = json!("amended");
-    ok(call(&server, Method::PUT, t, &format!("Observation/{id}"), Some(&changed))
-        .await
-        .status()
-        .as_u16());
-    ok(call(&server, Method::DELETE, t, &format!("Observation/{id}"), None)
-        .await
-        .status()
-        .as_u16());
+    ok(call(
+        &server,
+        Method::PUT,
+        t,
+        &format!("Observation/{id}"),
+        Some(&changed),
+    )
+    .await
+    .status()
+    .as_u16());
+    ok(call(
+        &server,
+        Method::DELETE,
+        t,
+        &format!("Observation/{id}"),
+        None,
+    )
+    .await
+    .status()
+    .as_u16());
     let bundle = json!({"resourceType": "Bundle", "type": "transaction", "entry": [
         {"fullUrl": "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
          "resource": {"resourceType": "Patient", "name": [{"family": "Gamma"}]},
@@ -234,11 +279,14 @@ async fn every_interaction_has_its_event(backend: Backend) {
          "request": {"method": "POST", "url": "Observation"}}
     ]});
     let response = expect_json(call(&server, Method::POST, t, "", Some(&bundle)).await, 200).await;
-    let gamma = response["entry"][0]["response"]["location"]
+    // Location: [base/]Patient/{id}/_history/1.
+    let location = response["entry"][0]["response"]["location"]
         .as_str()
-        .unwrap()
-        .split('/')
+        .unwrap();
+    let gamma = location
+        .split("Patient/")
         .nth(1)
+        .and_then(|rest| rest.split('/').next())
         .unwrap()
         .to_owned();
 
@@ -246,11 +294,18 @@ async fn every_interaction_has_its_event(backend: Backend) {
     assert!(rest(&events, "capabilities").is_empty());
     // Every FHIR event names doc, the app and the token.
     for event in events.iter().filter(|event| event.type_code == "rest") {
-        assert_eq!(event.agent_client.as_deref(), Some(app.client_id.as_str()), "{event:?}");
+        assert_eq!(
+            event.agent_client.as_deref(),
+            Some(app.client_id.as_str()),
+            "{event:?}"
+        );
         assert_eq!(event.agent_user.as_deref(), Some("doc"));
         assert_eq!(event.agent_who.as_deref(), Some("Practitioner/dr1"));
         assert_eq!(event.outcome, "0");
-        assert_eq!(event.body["agent"][1]["policy"][0].as_str().unwrap().len(), 64);
+        assert_eq!(
+            event.body["agent"][1]["policy"][0].as_str().unwrap().len(),
+            64
+        );
     }
     let one = |subtype: &str| {
         let found = rest(&events, subtype);
@@ -281,7 +336,10 @@ async fn every_interaction_has_its_event(backend: Backend) {
     assert_eq!(everything.patient.as_deref(), Some("pa"));
     let update = one("update");
     assert_eq!(update.action, "U");
-    assert_eq!(update.entity.as_deref(), Some(format!("Observation/{id}").as_str()));
+    assert_eq!(
+        update.entity.as_deref(),
+        Some(format!("Observation/{id}").as_str())
+    );
     assert_eq!(update.patient.as_deref(), Some("pa"));
     assert_eq!(
         update.body["entity"][1]["what"]["reference"],
@@ -289,17 +347,29 @@ async fn every_interaction_has_its_event(backend: Backend) {
     );
     let delete = one("delete");
     assert_eq!(delete.action, "D");
-    assert_eq!(delete.entity.as_deref(), Some(format!("Observation/{id}").as_str()));
+    assert_eq!(
+        delete.entity.as_deref(),
+        Some(format!("Observation/{id}").as_str())
+    );
     // The plain create and the transaction's two entries.
     let creates = rest(&events, "create");
     assert_eq!(creates.len(), 3, "{creates:?}");
     assert!(creates.iter().all(|event| event.action == "C"));
-    assert_eq!(creates[0].entity.as_deref(), Some(format!("Observation/{id}").as_str()));
+    assert_eq!(
+        creates[0].entity.as_deref(),
+        Some(format!("Observation/{id}").as_str())
+    );
     assert_eq!(creates[0].patient.as_deref(), Some("pa"));
-    assert_eq!(creates[1].entity.as_deref(), Some(format!("Patient/{gamma}").as_str()));
+    assert_eq!(
+        creates[1].entity.as_deref(),
+        Some(format!("Patient/{gamma}").as_str())
+    );
     assert_eq!(creates[1].patient.as_deref(), Some(gamma.as_str()));
     assert_eq!(creates[2].patient.as_deref(), Some(gamma.as_str()));
-    assert!(rest(&events, "transaction").is_empty(), "a successful transaction is its entries");
+    assert!(
+        rest(&events, "transaction").is_empty(),
+        "a successful transaction is its entries"
+    );
     assert_chain_intact(&server.db).await;
 }
 
@@ -320,9 +390,16 @@ async fn refused_requests_are_recorded_as_failures(backend: Backend) {
     let write = json!({"resourceType": "Patient", "id": "pa", "name": [{"family": "X"}]});
     let refused_write = call(&server, Method::PUT, Some(&t), "Patient/pa", Some(&write)).await;
     assert_eq!(refused_write.status(), 403);
-    assert_eq!(call(&server, Method::GET, None, "Patient/pa", None).await.status(), 401);
     assert_eq!(
-        call(&server, Method::GET, Some(&t), "Observation/nope", None).await.status(),
+        call(&server, Method::GET, None, "Patient/pa", None)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        call(&server, Method::GET, Some(&t), "Observation/nope", None)
+            .await
+            .status(),
         404
     );
     let events = events(&server.db).await;
@@ -334,14 +411,32 @@ async fn refused_requests_are_recorded_as_failures(backend: Backend) {
     assert_eq!(forbidden.patient.as_deref(), Some("pb"));
     assert_eq!(forbidden.agent_user.as_deref(), Some("alice"));
     assert_eq!(forbidden.agent_who.as_deref(), Some("Patient/pa"));
-    assert_eq!(forbidden.agent_client.as_deref(), Some(app.client_id.as_str()));
-    assert!(forbidden.body["outcomeDesc"].as_str().unwrap().starts_with("403"));
+    assert_eq!(
+        forbidden.agent_client.as_deref(),
+        Some(app.client_id.as_str())
+    );
+    assert!(
+        forbidden.body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .starts_with("403")
+    );
     assert_eq!(anonymous.outcome, "4");
     assert_eq!(anonymous.agent_client, None);
-    assert!(anonymous.body["outcomeDesc"].as_str().unwrap().starts_with("401"));
+    assert!(
+        anonymous.body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .starts_with("401")
+    );
     assert_eq!(missing.outcome, "4");
     assert_eq!(missing.entity.as_deref(), Some("Observation/nope"));
-    assert!(missing.body["outcomeDesc"].as_str().unwrap().starts_with("404"));
+    assert!(
+        missing.body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .starts_with("404")
+    );
     let update = rest(&events, "update");
     assert_eq!(update.len(), 1);
     assert_eq!(update[0].outcome, "4");
@@ -406,20 +501,34 @@ async fn security_events_are_recorded(backend: Backend) {
     let consent = security(&events, "consent-approved");
     assert_eq!(consent.len(), 1);
     assert_eq!(consent[0].type_code, "110113");
-    assert_eq!(consent[0].agent_client.as_deref(), Some(app.client_id.as_str()));
+    assert_eq!(
+        consent[0].agent_client.as_deref(),
+        Some(app.client_id.as_str())
+    );
     assert_eq!(consent[0].agent_user.as_deref(), Some("doc"));
     let issued = security(&events, "token-issued");
     assert_eq!(issued.len(), 1);
     assert_eq!(issued[0].outcome, "0");
     assert_eq!(issued[0].agent_who.as_deref(), Some("Practitioner/dr1"));
-    assert_eq!(issued[0].agent_client.as_deref(), Some(app.client_id.as_str()));
+    assert_eq!(
+        issued[0].agent_client.as_deref(),
+        Some(app.client_id.as_str())
+    );
     let refusal = security(&events, "token-refused");
     assert_eq!(refusal.len(), 1);
     assert_eq!(refusal[0].outcome, "4");
-    assert!(refusal[0].body["outcomeDesc"].as_str().unwrap().starts_with("invalid_grant"));
+    assert!(
+        refusal[0].body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .starts_with("invalid_grant")
+    );
     let revocation = security(&events, "token-revoked");
     assert_eq!(revocation.len(), 1);
-    assert_eq!(revocation[0].agent_client.as_deref(), Some(app.client_id.as_str()));
+    assert_eq!(
+        revocation[0].agent_client.as_deref(),
+        Some(app.client_id.as_str())
+    );
     // No secret in any event: neither token nor the password.
     let access = access_token(&token);
     for event in &events {
@@ -443,7 +552,10 @@ async fn switching_auditing_off_is_recorded(backend: Backend) {
     let on = Server::start_on(off.db.shared(), &["--anonymous-access"]).await;
     on.create(&patient("Loud")).await;
     let events_on = events(&on.db).await;
-    let subtypes: Vec<_> = events_on.iter().map(|event| event.subtype.clone()).collect();
+    let subtypes: Vec<_> = events_on
+        .iter()
+        .map(|event| event.subtype.clone())
+        .collect();
     assert_eq!(
         subtypes,
         [
@@ -521,6 +633,9 @@ async fn a_crash_leaves_no_version_without_its_event(backend: Backend) {
         })
         .collect();
     let missing: Vec<_> = versions.difference(&recorded).collect();
-    assert!(missing.is_empty(), "versions without their event: {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "versions without their event: {missing:?}"
+    );
     assert_chain_intact(&server.db).await;
 }

@@ -31,7 +31,9 @@ pub async fn token(
             let mut event = Event::security(
                 Kind::Security(Security::TokenIssued),
                 Outcome::Success,
-                issued.map(|issued| issued.agent.clone()).unwrap_or_default(),
+                issued
+                    .map(|issued| issued.agent.clone())
+                    .unwrap_or_default(),
                 origin,
             );
             event.patient = issued.and_then(|issued| issued.patient.clone());
@@ -43,7 +45,10 @@ pub async fn token(
         Err(error) => Event::security(
             Kind::Security(Security::TokenRefused),
             Outcome::of_status(error.status.as_u16()),
-            params.get("client_id").map(Agent::client).unwrap_or_default(),
+            params
+                .get("client_id")
+                .map(Agent::client)
+                .unwrap_or_default(),
             origin,
         )
         .with_description(format!("{}: {}", error.error, error.description)),

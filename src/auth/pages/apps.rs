@@ -9,8 +9,8 @@ use axum_extra::extract::CookieJar;
 
 use super::login::login_page;
 use super::steps::url;
-use crate::audit::Origin;
 use crate::access::scope::ScopeSet;
+use crate::audit::Origin;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::web::error::{PageError, PageResult};

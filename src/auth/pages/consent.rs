@@ -14,8 +14,8 @@ use super::records;
 use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
-use crate::audit::{Agent, Event, Kind, Origin, Outcome, Security};
 use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
+use crate::audit::{Agent, Event, Kind, Origin, Outcome, Security};
 use crate::auth::oauth::code_grant::issue_code;
 use crate::http::form::Fields;
 use crate::state::AppState;

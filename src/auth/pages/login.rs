@@ -178,8 +178,13 @@ pub async fn record_sign_in(
 
 /// Appends a sign-out's event.
 pub async fn record_sign_out(state: &AppState, origin: Origin, username: &str) -> PageResult<()> {
-    let event = Event::security(Kind::Logout, Outcome::Success, Agent::user(username), origin)
-        .with_description("signed out");
+    let event = Event::security(
+        Kind::Logout,
+        Outcome::Success,
+        Agent::user(username),
+        origin,
+    )
+    .with_description("signed out");
     Ok(state.audit.record(event).await?)
 }
 

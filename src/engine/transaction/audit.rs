@@ -49,8 +49,9 @@ pub(super) fn entry_event(
                 id: id.clone(),
                 version: None,
             });
-            event.description =
-                Some("the conditional create matched an existing resource; nothing was written".into());
+            event.description = Some(
+                "the conditional create matched an existing resource; nothing was written".into(),
+            );
         }
         EntryResult::Read(_, version, _) => {
             if let Target::Instance(resource_type, id) | Target::Version(resource_type, id, _) =

@@ -68,11 +68,9 @@ impl Tx {
         }
         let (head_seq, head_hash): (i64, Vec<u8>) = match self {
             Tx::Postgres(tx) => {
-                sqlx::query_as(
-                    "SELECT seq, hash FROM audit_chain_head WHERE singleton FOR UPDATE",
-                )
-                .fetch_one(&mut **tx)
-                .await?
+                sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton FOR UPDATE")
+                    .fetch_one(&mut **tx)
+                    .await?
             }
             Tx::Sqlite(tx) => {
                 sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton")
