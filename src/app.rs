@@ -68,15 +68,23 @@ pub fn router(state: AppState) -> Router {
     // Inside the bearer check: it needs the caller.
     let fences =
         middleware::from_fn_with_state(state.clone(), crate::rest::read_routing::fence_writes);
+    // Outside the bearer check: refused requests are recorded too.
+    let audit = middleware::from_fn_with_state(state.clone(), crate::rest::audit_trail::record);
     let metrics = !state.config.metrics.disable_metrics;
     let routes = Router::new()
         .nest(
             "/fhir",
             crate::router::fhir()
                 .layer(fences.clone())
-                .layer(bearer.clone()),
+                .layer(bearer.clone())
+                .layer(audit.clone()),
         )
-        .merge(crate::router::fhir_root().layer(fences).layer(bearer))
+        .merge(
+            crate::router::fhir_root()
+                .layer(fences)
+                .layer(bearer)
+                .layer(audit),
+        )
         .merge(crate::router::auth())
         .merge(crate::router::portal(&state))
         .merge(crate::router::logos())

@@ -68,6 +68,10 @@ pub struct ServeConfig {
     /// with 507 and stores nothing (default: as large as the disk allows).
     #[arg(long, env = "KILN_SQLITE_MAX_BYTES")]
     pub sqlite_max_bytes: Option<u64>,
+    /// Record no audit events (docs/audit.md). The start itself is recorded: "audit
+    /// disabled" now, "audit enabled" when a later start has auditing on again.
+    #[arg(long, env = "KILN_DISABLE_AUDIT", default_value_t = false)]
+    pub disable_audit: bool,
     #[command(flatten)]
     pub auth: AuthConfig,
     #[command(flatten)]

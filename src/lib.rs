@@ -4,6 +4,7 @@ pub mod access;
 pub mod admin;
 pub mod app;
 pub mod apps;
+pub mod audit;
 pub mod auth;
 pub mod bench;
 pub mod bulk;

@@ -18,7 +18,7 @@ LAYER = {
     "search": 1,
     "store": 2,
     "access": 3,
-    "engine": 4,
+    "engine": 4, "audit": 4,
     "state": 5, "apps": 5,
     "http": 6, "web": 6, "rest": 6, "auth": 6, "bulk": 6, "import": 6, "sample": 6,
     "portal": 6, "admin": 6, "docs": 6,

@@ -32,6 +32,8 @@ pub struct Granted {
     pub fhir_user: Option<String>,
     /// The signed-in user's username; `None` for backend services.
     pub username: Option<String>,
+    /// The token's id for the audit log: the SHA-256 hex of the access token.
+    pub token_id: Option<String>,
 }
 
 /// One way a resource can be within reach: this Patient's data (when set: in their
@@ -181,6 +183,7 @@ mod tests {
             patient: patient.map(str::to_owned),
             fhir_user: fhir_user.map(str::to_owned),
             username: None,
+            token_id: None,
         }))
     }
 

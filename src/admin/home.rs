@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 
 use super::guard::Admin;
 use super::nav::{Card, Console};
+use crate::audit::Origin;
 use crate::state::AppState;
 use crate::web::error::PageResult;
 use crate::web::html::{html, redirect, url};
@@ -35,7 +36,8 @@ pub async fn page(State(state): State<AppState>, admin: Admin) -> PageResult {
 }
 
 /// `POST /admin/logout`: ends the session; the console shows the login form again.
-pub async fn logout(State(state): State<AppState>, admin: Admin) -> PageResult {
+pub async fn logout(State(state): State<AppState>, origin: Origin, admin: Admin) -> PageResult {
+    crate::auth::pages::login::record_sign_out(&state, origin, &admin.user.username).await?;
     state
         .store
         .delete_session(&admin.session.session_hash)

@@ -15,6 +15,21 @@ pub struct Summary {
     pub p99: Duration,
 }
 
+impl Summary {
+    /// The mean of several measurements of one load (rate and each percentile).
+    pub fn mean(summaries: &[Summary]) -> Summary {
+        let count = summaries.len().max(1) as u32;
+        let mean =
+            |pick: fn(&Summary) -> Duration| summaries.iter().map(pick).sum::<Duration>() / count;
+        Summary {
+            per_second: summaries.iter().map(|s| s.per_second).sum::<f64>() / f64::from(count),
+            p50: mean(|s| s.p50),
+            p95: mean(|s| s.p95),
+            p99: mean(|s| s.p99),
+        }
+    }
+}
+
 /// Runs `operation` in `concurrency` tasks for `duration`; each call gets a fresh random
 /// number to pick its target with. The first failure stops the load and is returned.
 pub async fn run<F, Fut>(

@@ -274,6 +274,7 @@ async fn measure(
         move |_| get(client.clone(), healthz_url.clone(), None)
     })
     .await?;
+    let (audited, unaudited) = audit_cost(backend, &store, args, &client, &base, dataset).await?;
     // Idle keep-alive connections would hold the graceful shutdown open.
     drop(client);
     server.stop().await?;
@@ -303,7 +304,60 @@ async fn measure(
         healthz,
         lookup,
         token_cache,
+        audited,
+        unaudited,
     })
+}
+
+/// Rounds of the audit comparison: reads without auditing, then with it, alternating.
+const AUDIT_ROUNDS: u32 = 2;
+
+/// Reads by id (no token) on the audited server at `base` and on a second server of the
+/// same store with auditing off, alternating [`AUDIT_ROUNDS`] times; each figure is the mean
+/// of its rounds.
+async fn audit_cost(
+    backend: &'static str,
+    store: &Store,
+    args: &BenchArgs,
+    client: &reqwest::Client,
+    base: &str,
+    dataset: &Dataset,
+) -> BenchResult<(load::Summary, load::Summary)> {
+    let unaudited_server = Server::start_audited(store.clone(), false).await?;
+    let targets = |base: &str| -> Arc<[String]> {
+        dataset
+            .keys
+            .iter()
+            .map(|(resource_type, id)| format!("{base}/fhir/{resource_type}/{id}"))
+            .collect()
+    };
+    let (on_urls, off_urls) = (targets(base), targets(&unaudited_server.base));
+    let reads = |urls: Arc<[String]>| {
+        let client = client.clone();
+        move |random: u64| {
+            get(
+                client.clone(),
+                urls[random as usize % urls.len()].clone(),
+                None,
+            )
+        }
+    };
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for _ in 0..AUDIT_ROUNDS {
+        off.push(
+            phase(
+                backend,
+                "read by id, auditing off",
+                args,
+                reads(off_urls.clone()),
+            )
+            .await?,
+        );
+        on.push(phase(backend, "read by id, audited", args, reads(on_urls.clone())).await?);
+    }
+    unaudited_server.stop().await?;
+    Ok((load::Summary::mean(&on), load::Summary::mean(&off)))
 }
 
 /// Imports the data set into `store` (migrated here, empty) and returns resources per second.
@@ -348,11 +402,19 @@ struct Server {
 }
 
 impl Server {
+    /// The server as `kiln serve` runs it: auditing on.
     async fn start(store: Store) -> BenchResult<Self> {
+        Self::start_audited(store, true).await
+    }
+
+    /// The server with auditing on or off (`--disable-audit`).
+    async fn start_audited(store: Store, audit: bool) -> BenchResult<Self> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
         let address = listener.local_addr()?;
         let exports = dataset::TempPath::new("-exports");
-        let state = crate::app::state(store, serve_config(address, &exports.0)?)?;
+        let mut config = serve_config(address, &exports.0)?;
+        config.disable_audit = !audit;
+        let state = crate::app::state(store, config)?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -501,6 +563,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         tls_cert: None,
         tls_key: None,
         sqlite_max_bytes: None,
+        disable_audit: false,
         // The benchmark measures the data path; token checks are measured separately.
         auth: crate::config::AuthConfig {
             access_token_lifetime: 3600,

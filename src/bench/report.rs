@@ -17,6 +17,9 @@ pub struct Row {
     /// Token checks answered by the token cache and by the database during the token phase
     /// (warm-up included).
     pub token_cache: (u64, u64),
+    /// Reads by id with auditing on, and off, measured alternately.
+    pub audited: Summary,
+    pub unaudited: Summary,
 }
 
 /// The machine a run measured, printed under each report's title.
@@ -98,6 +101,30 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
     for row in rows {
         println!("{}", import_goal_line(row));
     }
+    println!();
+    println!(
+        "| Backend | Read, audited (req/s) | audited p50 / p99 (ms) | Read, auditing off (req/s) \
+         | off p50 / p99 (ms) | audited / off |"
+    );
+    println!("|---|--:|--:|--:|--:|--:|");
+    for row in rows {
+        println!(
+            "| {} | {:.0} | {} / {} | {:.0} | {} / {} | {} |",
+            row.backend,
+            row.audited.per_second,
+            ms(row.audited.p50),
+            ms(row.audited.p99),
+            row.unaudited.per_second,
+            ms(row.unaudited.p50),
+            ms(row.unaudited.p99),
+            percent(row.audited.per_second, row.unaudited.per_second),
+        );
+    }
+    println!();
+    println!(
+        "Goal (issue 14): reads with auditing on >= 85 % of reads with it off (the same reads \
+         on two servers of one database, alternating)."
+    );
     if args.postgres_url.is_none() {
         println!();
         println!(

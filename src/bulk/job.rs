@@ -39,6 +39,7 @@ pub fn grant_access(scope: Option<&str>, fhir_user: Option<&str>, client_id: &st
             fhir_user: fhir_user.map(str::to_owned),
             // The job's owner is checked at its status URL; its reads need only the scopes.
             username: None,
+            token_id: None,
         })),
     }
 }

@@ -25,6 +25,8 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     )
     .await?;
     store.migrate().await?;
+    // Before anything is served: a start without auditing leaves its own event.
+    crate::audit::switch::record_start(&store, &config.fhir_base(), !config.disable_audit).await?;
     crate::engine::reindex::ensure_current(&store).await?;
     // A sandbox deployment gives developers the sample patients to try their apps on.
     if config.load_sample_data || config.onboarding.sandbox {

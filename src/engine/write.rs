@@ -43,6 +43,9 @@ pub struct WriteOutcome {
     pub body: Option<Vec<u8>>,
     /// A delete of a resource that did not exist or was already deleted: nothing was written.
     pub unchanged: bool,
+    /// The Patient whose compartment the resource is in, when it is in exactly one (the
+    /// audit log's patient).
+    pub patient: Option<String>,
 }
 
 /// Either the outcomes, or a lost race that calls for a fresh attempt.
@@ -70,8 +73,9 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
         let version_id = previous_version + 1;
         // A resource's versions never go back in time, even if the clock does.
         let last_updated = previous.map_or(now, |current| now.max(current.last_updated + 1));
-        let (deleted, method, body, index) = match request.action {
+        let (deleted, method, body, index, patient) = match request.action {
             WriteAction::Delete if !was_live => {
+                let patient = deleted_patient(&request.resource_type, &request.id);
                 outcomes.push(WriteOutcome {
                     resource_type: request.resource_type,
                     id: request.id,
@@ -80,17 +84,38 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
                     created: false,
                     body: None,
                     unchanged: true,
+                    patient,
                 });
                 continue;
             }
-            WriteAction::Delete => (true, "DELETE", Vec::new(), IndexRows::default()),
+            WriteAction::Delete => (
+                true,
+                "DELETE",
+                Vec::new(),
+                IndexRows::default(),
+                deleted_patient(&request.resource_type, &request.id),
+            ),
             WriteAction::Create(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
-                (false, "POST", serialize(&stamped), index_rows(&stamped))
+                let patient = only_patient(&stamped);
+                (
+                    false,
+                    "POST",
+                    serialize(&stamped),
+                    index_rows(&stamped),
+                    patient,
+                )
             }
             WriteAction::Put(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
-                (false, "PUT", serialize(&stamped), index_rows(&stamped))
+                let patient = only_patient(&stamped);
+                (
+                    false,
+                    "PUT",
+                    serialize(&stamped),
+                    index_rows(&stamped),
+                    patient,
+                )
             }
         };
         current.insert(
@@ -109,6 +134,7 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
             created: !was_live && !deleted,
             body: (!deleted).then(|| body.clone()),
             unchanged: false,
+            patient,
         });
         writes.push(VersionWrite {
             resource_type: request.resource_type,
@@ -125,6 +151,17 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
         WriteStatus::Applied => Ok(Applied::Done(outcomes)),
         WriteStatus::Conflict => Ok(Applied::Conflict),
     }
+}
+
+/// The one Patient whose compartment `resource` is in, if exactly one.
+fn only_patient(resource: &Value) -> Option<String> {
+    let mut patients = crate::search::patient_compartments(resource);
+    (patients.len() == 1).then(|| patients.remove(0))
+}
+
+/// The patient of a deleted resource: only a Patient's own id is known without its body.
+fn deleted_patient(resource_type: &str, id: &str) -> Option<String> {
+    (resource_type == "Patient").then(|| id.to_owned())
 }
 
 fn serialize(resource: &serde_json::Value) -> Vec<u8> {

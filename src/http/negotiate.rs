@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::access::reach::Access;
+use crate::audit::Origin;
 use crate::engine::transaction::ReturnPreference;
 use crate::fhir::outcome::{FhirError, FhirResult};
 
@@ -28,6 +29,8 @@ pub struct FhirRequest {
     pub params: Vec<(String, String)>,
     /// Who is asking (set by the bearer-token middleware).
     pub access: Access,
+    /// Where the request came from, when it is audited (set by the audit layer).
+    pub audit: Option<Origin>,
 }
 
 impl FhirRequest {
@@ -63,6 +66,7 @@ impl<S: Send + Sync> FromRequestParts<S> for FhirRequest {
             preference: return_preference(&parts.headers),
             params,
             access,
+            audit: parts.extensions.get::<Origin>().cloned(),
         })
     }
 }

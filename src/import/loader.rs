@@ -214,8 +214,10 @@ impl<'a> Loader<'a> {
             bundle,
             IMPORT_BASE,
             ReturnPreference::Minimal,
-            // The operator's own import: no token limits it.
+            // The operator's own import: no token limits it, and it is a bulk load, not a
+            // FHIR interaction of a client (docs/audit.md).
             &Access::Full,
+            None,
         )
         .await
         {

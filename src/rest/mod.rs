@@ -4,6 +4,7 @@
 //! the CLI. Their routes are listed in `crate::router`.
 
 pub mod audit;
+pub mod audit_trail;
 pub mod body_budget;
 pub mod capability;
 pub mod docref;

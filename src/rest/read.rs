@@ -6,6 +6,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::audit::Detail;
 use crate::engine::read::{self, ReadTarget};
 use crate::engine::transaction::parse_etag;
 use crate::fhir::instant::{parse_http_date, to_http_date};
@@ -13,6 +14,7 @@ use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::fhir::subset::Subset;
 use crate::http::extract::InstancePath;
 use crate::http::negotiate::{FhirRequest, json_body};
+use crate::search::patient_compartments;
 use crate::state::AppState;
 use crate::store::StoredResource;
 
@@ -30,13 +32,17 @@ pub async fn read(
 ) -> FhirResult<Response> {
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
     let mut stored = read_live(&state, &request, &resource_type, &id, None).await?;
+    let detail = audit_detail(&request, &stored);
     if not_modified(&headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         add_version_headers(response.headers_mut(), &stored);
+        response.extensions_mut().insert(detail);
         return Ok(response);
     }
     stored.body = subset.apply(stored.body);
-    Ok(resource_response(StatusCode::OK, &request, stored))
+    let mut response = resource_response(StatusCode::OK, &request, stored);
+    response.extensions_mut().insert(detail);
+    Ok(response)
 }
 
 pub async fn vread(
@@ -52,8 +58,30 @@ pub async fn vread(
         ))
     })?;
     let mut stored = read_live(&state, &request, &resource_type, &id, Some(version_id)).await?;
+    let detail = audit_detail(&request, &stored);
     stored.body = subset.apply(stored.body);
-    Ok(resource_response(StatusCode::OK, &request, stored))
+    let mut response = resource_response(StatusCode::OK, &request, stored);
+    response.extensions_mut().insert(detail);
+    Ok(response)
+}
+
+/// What the audit log records about a resource read beyond its URL: its version, and the
+/// Patient whose compartment it is in (the body is only parsed for that when auditing).
+fn audit_detail(request: &FhirRequest, stored: &StoredResource) -> Detail {
+    let patient = match request.audit {
+        Some(_) if stored.resource_type != "Patient" => {
+            serde_json::from_slice::<serde_json::Value>(&stored.body)
+                .ok()
+                .map(|body| patient_compartments(&body))
+                .filter(|patients| patients.len() == 1)
+                .and_then(|mut patients| patients.pop())
+        }
+        _ => None,
+    };
+    Detail {
+        patient,
+        version: Some(stored.version_id),
+    }
 }
 
 /// The live resource (or version) the caller may read, through the engine's read check.

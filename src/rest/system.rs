@@ -4,6 +4,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 
+use crate::audit::RecordedWithWrite;
 use crate::engine::prepare::parse_json_object;
 use crate::engine::transaction::process_bundle;
 use crate::fhir::outcome::FhirResult;
@@ -23,7 +24,10 @@ pub async fn transaction(
         &state.config.fhir_base(),
         request.preference,
         &request.access,
+        request.audit.as_ref(),
     )
     .await?;
-    Ok(json_value(StatusCode::OK, request.format, &response))
+    let mut response = json_value(StatusCode::OK, request.format, &response);
+    response.extensions_mut().insert(RecordedWithWrite);
+    Ok(response)
 }

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value};
 
 use super::read::{add_version_headers, read_live};
+use crate::audit::RecordedWithWrite;
 use crate::engine::conditional::{Condition, is_format_param};
 use crate::engine::prepare::{Expect, parse_json_object, prepare_resource};
 use crate::engine::transaction::{
@@ -182,9 +183,12 @@ async fn run(
         &state.config.fhir_base(),
         interaction,
         &request.access,
+        request.audit.as_ref(),
     )
     .await?;
-    respond(state, request, result).await
+    let mut response = respond(state, request, result).await?;
+    response.extensions_mut().insert(RecordedWithWrite);
+    Ok(response)
 }
 
 async fn respond(

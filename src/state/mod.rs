@@ -12,6 +12,7 @@ use std::sync::Arc;
 use axum::extract::FromRef;
 use serde_json::Value;
 
+use crate::audit::Recorder;
 use crate::config::ServeConfig;
 use crate::mail::{MailError, Mailer};
 use crate::store::Store;
@@ -34,6 +35,8 @@ pub struct AppState {
     pub draining: Draining,
     /// The standby that answers reads, when `KILN_DATABASE_READ_URL` is set.
     pub read_replica: Option<Arc<ReadReplica>>,
+    /// The audit log's batched writer (off under `--disable-audit`).
+    pub audit: Recorder,
 }
 
 /// Settings the state cannot be built with.
@@ -73,12 +76,14 @@ impl AppState {
     }
 
     /// `capability` is the CapabilityStatement served at `/metadata`. Fails when the export
-    /// store settings are unusable.
+    /// store settings are unusable. Starts the audit log's writer task: call it on the
+    /// runtime.
     pub fn new(store: Store, config: ServeConfig, capability: Value) -> Result<Self, StateError> {
         // Retired keys stay published as long as anything they signed may still be checked.
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
         let exports = ExportStorage::from_config(&config.export).map_err(StateError::Storage)?;
         let mailer = Mailer::from_config(&config.mail).map_err(StateError::Mail)?;
+        let audit = Recorder::start(store.clone(), config.fhir_base(), !config.disable_audit);
         Ok(AppState {
             store,
             config: Arc::new(config),
@@ -88,6 +93,7 @@ impl AppState {
             mailer,
             draining: Draining::default(),
             read_replica: None,
+            audit,
         })
     }
 }

@@ -5,6 +5,7 @@ use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 
+use crate::audit::AuditUnavailable;
 use crate::store::{StoreError, Trouble};
 
 #[derive(Template)]
@@ -72,6 +73,16 @@ impl PageError {
     pub fn csrf() -> PageError {
         PageError::forbidden(
             "This form has expired or was not sent from Kiln's own page. Go back and try again.",
+        )
+    }
+}
+
+impl From<AuditUnavailable> for PageError {
+    fn from(error: AuditUnavailable) -> PageError {
+        PageError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Try again shortly",
+            format!("{error}; nothing was done. Please try again in a moment."),
         )
     }
 }

@@ -6,6 +6,7 @@ mod admin_console;
 mod admin_review;
 mod apps;
 mod audit_read;
+mod audit_log;
 mod auth_admin;
 mod auth_authorize;
 mod auth_token;

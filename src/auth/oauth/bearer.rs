@@ -60,8 +60,10 @@ pub async fn authenticate(
         }
     };
     let with_token = matches!(access, Access::Token(_));
-    request.extensions_mut().insert(access);
+    request.extensions_mut().insert(access.clone());
     let mut response = next.run(request).await;
+    // For the audit layer around this check: who asked.
+    response.extensions_mut().insert(access);
     // RFC 6750 §3.1: a token that lacks the scope for the request.
     if with_token && response.status() == StatusCode::FORBIDDEN {
         response.headers_mut().insert(

@@ -7,6 +7,7 @@ use serde_json::{Map, Value, json};
 
 use super::endpoint::{OAuthError, no_store};
 use crate::access::scope::{Scope, ScopeSet};
+use crate::audit::Agent;
 use crate::auth::Endpoints;
 use crate::crypto::{digest_hex, random_token};
 use crate::state::AppState;
@@ -60,10 +61,29 @@ pub fn allows_refresh(grant: &Grant, scope: &ScopeSet) -> bool {
         && (scope.contains(&Scope::OfflineAccess) || scope.contains(&Scope::OnlineAccess))
 }
 
+/// Whom a token was issued to, left on the token endpoint's response for its audit event.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub agent: Agent,
+    pub patient: Option<String>,
+}
+
 /// The token endpoint's answer: the token response, not to be cached.
 pub async fn issue(state: &AppState, issue: Issue<'_>, now: i64) -> Result<Response, OAuthError> {
+    let grant = issue.grant;
     let body = token_response(&Issuer::of(state), issue, now).await?;
-    Ok(no_store(StatusCode::OK, body))
+    let issued = Issued {
+        agent: Agent {
+            fhir_user: grant.fhir_user.clone(),
+            username: grant.username.clone(),
+            client_id: Some(grant.client_id.clone()),
+            token_id: body["access_token"].as_str().map(digest_hex),
+        },
+        patient: grant.patient.clone(),
+    };
+    let mut response = no_store(StatusCode::OK, body);
+    response.extensions_mut().insert(issued);
+    Ok(response)
 }
 
 /// Records the tokens of `issue` (as digests) and returns the token response: access token,

@@ -8,6 +8,8 @@ use serde_json::json;
 
 use super::client_auth::authenticate;
 use super::endpoint::{OAuthError, Params, no_store};
+use super::token::record_security;
+use crate::audit::{Agent, Event, Kind, Origin, Outcome, Security};
 use crate::auth::Endpoints;
 use crate::crypto::digest_hex;
 use crate::state::AppState;
@@ -15,6 +17,7 @@ use crate::store::auth::TokenKind;
 
 pub async fn revoke(
     State(state): State<AppState>,
+    origin: Origin,
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, OAuthError> {
@@ -25,6 +28,7 @@ pub async fn revoke(
     let caller = authenticate(&state.store, headers, &params, &audiences, now).await?;
     let hash = digest_hex(params.require("token")?);
     // Another client's token is left alone, with the same answer, so nothing is revealed.
+    let mut revoked = "the token is unknown or another client's; nothing was revoked";
     if let Some(record) = state.store.token(&hash).await?
         && record.grant.client_id == caller.client.client_id
     {
@@ -32,6 +36,22 @@ pub async fn revoke(
             TokenKind::Access => state.store.revoke_token(&hash).await?,
             TokenKind::Refresh => state.store.revoke_grant(&record.grant.grant_id).await?,
         }
+        revoked = match record.kind {
+            TokenKind::Access => "access token revoked",
+            TokenKind::Refresh => "refresh token revoked with its grant",
+        };
     }
+    let agent = Agent {
+        token_id: Some(hash),
+        ..Agent::client(caller.client.client_id.clone())
+    };
+    let event = Event::security(
+        Kind::Security(Security::TokenRevoked),
+        Outcome::Success,
+        agent,
+        origin,
+    )
+    .with_description(revoked);
+    record_security(state, event).await?;
     Ok(no_store(StatusCode::OK, json!({})))
 }

@@ -145,7 +145,8 @@ impl TokenCache {
         }
         MISSES.fetch_add(1, Ordering::Relaxed);
         crate::telemetry::token_cache(false);
-        let Some(record) = live_record(store, &hex(&key), TokenKind::Access, now).await? else {
+        let token_id = hex(&key);
+        let Some(record) = live_record(store, &token_id, TokenKind::Access, now).await? else {
             return Ok(None);
         };
         let granted = Arc::new(Granted {
@@ -154,6 +155,7 @@ impl TokenCache {
             patient: record.grant.patient,
             fhir_user: record.grant.fhir_user,
             username: record.grant.username,
+            token_id: Some(token_id),
         });
         if let Some((entries, current)) = trusted {
             let remaining = u64::try_from(record.expires_at - now).unwrap_or(0);

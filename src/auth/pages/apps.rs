@@ -10,6 +10,7 @@ use axum_extra::extract::CookieJar;
 use super::login::login_page;
 use super::steps::url;
 use crate::access::scope::ScopeSet;
+use crate::audit::Origin;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::web::error::{PageError, PageResult};
@@ -104,9 +105,17 @@ pub async fn revoke(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
 
 /// `POST /auth/logout`: signs the EHR user out (a developer signed in to the portal in the
 /// same browser stays signed in there).
-pub async fn logout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+pub async fn logout(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    body: Bytes,
+) -> PageResult {
     let form = Fields::parse(&body);
     let session = session::posted(&state.store, &jar, &form).await?;
+    if let Some(username) = &session.username {
+        super::login::record_sign_out(&state, origin, username).await?;
+    }
     state
         .store
         .set_session_user(&session.session_hash, None)

@@ -15,6 +15,7 @@ use super::steps::{
     context, encounter_choices, launch_of, needs_picker, next_step, pending_of, signed_in,
 };
 use crate::access::scope::{Context, Permission, ResourceScope, Scope, ScopeSet};
+use crate::audit::{Agent, Event, Kind, Origin, Outcome, Security};
 use crate::auth::oauth::code_grant::issue_code;
 use crate::http::form::Fields;
 use crate::state::AppState;
@@ -222,7 +223,12 @@ pub fn granted(submitted: &[&str], requested: &ScopeSet, registered: &ScopeSet) 
 }
 
 /// `POST /auth/consent`: allow (a grant, a code, back to the app) or deny.
-pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+pub async fn consent(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    body: Bytes,
+) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(&state.store, jar, form).await?;
@@ -260,6 +266,20 @@ pub async fn consent(State(state): State<AppState>, jar: CookieJar, body: Bytes)
             "This request was already answered. Start again from the app.",
         ));
     }
+    let agent = Agent {
+        fhir_user: Some(user.fhir_user.clone()),
+        username: Some(user.username.clone()),
+        client_id: Some(client.client_id.clone()),
+        token_id: None,
+    };
+    let (decision, description) = if granted.is_empty() {
+        (Security::ConsentDenied, "no scopes granted".to_owned())
+    } else {
+        (Security::ConsentApproved, format!("granted {granted}"))
+    };
+    let event = Event::security(Kind::Security(decision), Outcome::Success, agent, origin)
+        .with_description(description);
+    state.audit.record(event).await?;
     if granted.is_empty() {
         let description = match form.get("decision") {
             Some("deny") => "the user denied access",

@@ -15,6 +15,7 @@ use axum_extra::extract::CookieJar;
 
 use super::app_card::AppCard;
 use super::steps::{OTHER_USER, launch_of, next_step, pending_of, url};
+use crate::audit::{Agent, Event, Kind, Origin, Outcome};
 use crate::config::ServeConfig;
 use crate::crypto::{hash_secret, verify_secret};
 use crate::http::form::Fields;
@@ -53,6 +54,7 @@ const DISABLED: &str = "This account is disabled. Ask an administrator to enable
 pub async fn login(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    origin: Origin,
     jar: CookieJar,
     body: Bytes,
 ) -> PageResult {
@@ -82,6 +84,7 @@ pub async fn login(
         Reserved::Throttled(message) => {
             return refuse_login(
                 state,
+                (&origin, username),
                 &session,
                 pending.as_ref(),
                 return_to,
@@ -100,6 +103,7 @@ pub async fn login(
         let message = "Incorrect username or password.";
         return refuse_login(
             state,
+            (&origin, username),
             &session,
             pending.as_ref(),
             return_to,
@@ -112,6 +116,7 @@ pub async fn login(
     if user.disabled {
         return refuse_login(
             state,
+            (&origin, username),
             &session,
             pending.as_ref(),
             return_to,
@@ -126,6 +131,7 @@ pub async fn login(
     {
         return refuse_login(
             state,
+            (&origin, username),
             &session,
             Some(pending),
             return_to,
@@ -134,6 +140,7 @@ pub async fn login(
         )
         .await;
     }
+    record_sign_in(state, &origin, &user.username, None).await?;
     // A new session id at sign-in, so an id planted before it is worth nothing after.
     // A developer signed in to the portal in this browser stays signed in.
     let browser = Browser::start(state, Some(&user.username), session.developer.as_deref()).await?;
@@ -153,15 +160,45 @@ pub async fn login(
     Ok(browser.respond(response))
 }
 
-/// The login form again, with why the last attempt failed.
+/// Appends a sign-in's event: success, or the failure's `message`.
+pub async fn record_sign_in(
+    state: &AppState,
+    origin: &Origin,
+    username: &str,
+    failure: Option<&str>,
+) -> PageResult<()> {
+    let (outcome, description) = match failure {
+        None => (Outcome::Success, "signed in"),
+        Some(message) => (Outcome::Minor, message),
+    };
+    let event = Event::security(Kind::Login, outcome, Agent::user(username), origin.clone())
+        .with_description(description);
+    Ok(state.audit.record(event).await?)
+}
+
+/// Appends a sign-out's event.
+pub async fn record_sign_out(state: &AppState, origin: Origin, username: &str) -> PageResult<()> {
+    let event = Event::security(
+        Kind::Logout,
+        Outcome::Success,
+        Agent::user(username),
+        origin,
+    )
+    .with_description("signed out");
+    Ok(state.audit.record(event).await?)
+}
+
+/// The login form again, with why the last attempt failed (recorded in the audit log).
 async fn refuse_login(
     state: &AppState,
+    (origin, username): (&Origin, &str),
     session: &Session,
     pending: Option<&Pending>,
     return_to: Option<&str>,
     status: StatusCode,
     message: &str,
 ) -> PageResult {
+    record_sign_in(state, origin, username, Some(message)).await?;
     match pending {
         Some(pending) => next_step(state, session, pending, Some((status, message))).await,
         None => Ok(login_page(

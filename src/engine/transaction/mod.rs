@@ -7,9 +7,15 @@
 //!
 //! Split by what it does: `entry` parses Bundle entries and REST writes into entries, `plan`
 //! decides the identity every entry writes to and rewrites references, `apply` checks and
-//! writes, `read` runs the GET entries, `response` builds the response entries.
+//! writes, `read` runs the GET entries, `response` builds the response entries, `audit`
+//! makes the entries' audit events.
+//!
+//! With an audit [`Origin`], every write's event is appended in the write's own database
+//! transaction, just before it commits; the events of GET entries and of failed batch
+//! entries are appended after them.
 
 mod apply;
+mod audit;
 mod entry;
 mod plan;
 mod read;
@@ -17,7 +23,7 @@ mod response;
 
 use serde_json::{Map, Value};
 
-use self::entry::{Entry, bundle_entries, check_no_duplicate_targets, parse_entry};
+use self::entry::{Entry, Method, bundle_entries, check_no_duplicate_targets, parse_entry};
 pub use self::entry::{Interaction, WriteTarget, parse_etag};
 use self::plan::plan_and_apply;
 use self::read::read_entries;
@@ -25,6 +31,7 @@ use self::response::{EntryResult, response_bundle};
 use super::write::{WriteOutcome, retry_races};
 use crate::access::check as access;
 use crate::access::reach::Access;
+use crate::audit::{Agent, Event, Origin};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::store::Store;
 
@@ -38,12 +45,14 @@ pub enum ReturnPreference {
 }
 
 /// Processes a Bundle of type `transaction` or `batch` and returns the response Bundle.
+/// With `audit` (the request's origin), every entry's event is recorded.
 pub async fn process_bundle(
     store: &Store,
     bundle: Map<String, Value>,
     base: &str,
     preference: ReturnPreference,
     access: &Access,
+    audit: Option<&Origin>,
 ) -> FhirResult<Value> {
     let (is_transaction, raw_entries) = bundle_entries(&bundle)?;
     let (response_type, results) = if is_transaction {
@@ -55,38 +64,68 @@ pub async fn process_bundle(
         check_no_duplicate_targets(&entries)?;
         (
             "transaction-response",
-            run_transaction(store, &entries, base, access).await?,
+            run_transaction(store, &entries, base, access, audit).await?,
         )
     } else {
         (
             "batch-response",
-            run_batch(store, raw_entries, base, access).await,
+            run_batch(store, raw_entries, base, access, audit).await?,
         )
     };
     Ok(response_bundle(response_type, results, base, preference))
 }
 
-/// Runs each entry of a batch as a transaction of its own; a failure is that entry's outcome.
+/// Runs each entry of a batch as a transaction of its own; a failure is that entry's outcome
+/// (and, with `audit`, its failed event).
 async fn run_batch(
     store: &Store,
     raw_entries: Vec<Value>,
     base: &str,
     access: &Access,
-) -> Vec<EntryResult> {
+    audit: Option<&Origin>,
+) -> FhirResult<Vec<EntryResult>> {
     let mut results = Vec::with_capacity(raw_entries.len());
+    let mut failures = Vec::new();
     for (index, entry) in raw_entries.into_iter().enumerate() {
         let result = match parse_entry(index, entry, base) {
             Ok(entry) => {
-                match run_transaction(store, std::slice::from_ref(&entry), base, access).await {
+                match run_transaction(store, std::slice::from_ref(&entry), base, access, audit)
+                    .await
+                {
                     Ok(mut results) => results.remove(0),
-                    Err(error) => EntryResult::Failed(error),
+                    Err(error) => {
+                        if let Some(origin) = audit {
+                            let result = EntryResult::Failed(error.clone());
+                            failures.push(audit::entry_event(&entry, &result, access, origin));
+                        }
+                        EntryResult::Failed(error)
+                    }
                 }
             }
-            Err(error) => EntryResult::Failed(error),
+            Err(error) => {
+                if let Some(origin) = audit {
+                    let event = Event::rest("batch", Agent::of_access(access), origin.clone());
+                    failures.push(audit::failed(event, &error));
+                }
+                EntryResult::Failed(error)
+            }
         };
         results.push(result);
     }
-    results
+    append_events(store, &failures, base).await?;
+    Ok(results)
+}
+
+/// Appends `events` in a transaction of their own.
+async fn append_events(store: &Store, events: &[Event], base: &str) -> FhirResult<()> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<_> = events.iter().map(|event| event.row(base)).collect();
+    store.append_audit(&rows).await.map_err(|error| {
+        tracing::error!(%error, "the audit log could not be written");
+        FhirError::from(crate::audit::AuditUnavailable)
+    })
 }
 
 /// Runs entries as one all-or-nothing unit, retrying when a concurrent writer got in first.
@@ -95,6 +134,7 @@ async fn run_transaction(
     entries: &[Entry],
     base: &str,
     access: &Access,
+    audit: Option<&Origin>,
 ) -> FhirResult<Vec<EntryResult>> {
     // Scopes first: a write the token may not do on the type is refused before any target
     // is looked up, so the answer tells nothing about what exists.
@@ -110,12 +150,37 @@ async fn run_transaction(
         store,
         "the transaction collided with concurrent writers too often; try again",
         |mut tx| async move {
-            let planned = plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await?;
-            Ok(planned.map(|results| (tx, results)))
+            let Some(results) =
+                plan_and_apply(store, &mut tx, entries.to_vec(), base, access).await?
+            else {
+                return Ok(None);
+            };
+            if let Some(origin) = audit {
+                // Last, so the chain head stays locked only for the commit.
+                let rows: Vec<_> = entries
+                    .iter()
+                    .zip(&results)
+                    .filter(|(entry, _)| entry.method != Method::Get)
+                    .map(|(entry, result)| {
+                        audit::entry_event(entry, result, access, origin).row(base)
+                    })
+                    .collect();
+                tx.append_audit(&rows).await?;
+            }
+            Ok(Some((tx, results)))
         },
     )
     .await?;
     read_entries(store, entries, &mut results, base, access).await?;
+    if let Some(origin) = audit {
+        let reads: Vec<Event> = entries
+            .iter()
+            .zip(&results)
+            .filter(|(entry, _)| entry.method == Method::Get)
+            .map(|(entry, result)| audit::entry_event(entry, result, access, origin))
+            .collect();
+        append_events(store, &reads, base).await?;
+    }
     Ok(results)
 }
 
@@ -129,14 +194,17 @@ pub enum InteractionResult {
     },
 }
 
+/// Runs one REST write; with `audit`, its event is recorded in its transaction.
 pub async fn execute(
     store: &Store,
     base: &str,
     interaction: Interaction,
     access: &Access,
+    audit: Option<&Origin>,
 ) -> FhirResult<InteractionResult> {
     let entry = interaction.into_entry();
-    let mut results = run_transaction(store, std::slice::from_ref(&entry), base, access).await?;
+    let mut results =
+        run_transaction(store, std::slice::from_ref(&entry), base, access, audit).await?;
     match results.pop() {
         Some(EntryResult::Written(outcome)) => Ok(InteractionResult::Written(outcome)),
         Some(EntryResult::Existing { resource_type, id }) => {

@@ -149,6 +149,7 @@ async fn identify_conditional(
                 created: false,
                 body: None,
                 unchanged: true,
+                patient: None,
             })),
         }),
         [] => {

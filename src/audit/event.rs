@@ -1,0 +1,355 @@
+//! One auditable event, typed: what kind, who (the token's user and client), from where,
+//! about what (resource, patient, query) and how it ended. [`Event::row`] turns it into the
+//! stored row with its AuditEvent body.
+
+use crate::access::reach::Access;
+use crate::fhir::instant::now_micros;
+use crate::store::audit::chain::AuditRow;
+
+/// The DICOM code system of the security event types.
+pub const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
+/// Kiln's code system of security event subtypes (docs/audit.md lists them).
+pub const KILN_SUBTYPE: &str = "urn:kiln:audit-subtype";
+
+/// What kind of event: a FHIR interaction or a security event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A FHIR RESTful interaction: its `restful-interaction` code (read, vread, update,
+    /// patch, delete, history-*, create, search-type, search-system, transaction, batch,
+    /// operation).
+    Rest(&'static str),
+    /// A user signing in (DICOM 110114 User Authentication, subtype 110122 Login).
+    Login,
+    /// A user signing out (110114, subtype 110123 Logout).
+    Logout,
+    /// A security alert (DICOM 110113) of a Kiln subtype.
+    Security(Security),
+}
+
+/// The Kiln subtypes of security alerts (`urn:kiln:audit-subtype`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    TokenIssued,
+    TokenRefused,
+    TokenRevoked,
+    ConsentApproved,
+    ConsentDenied,
+    AdminAction,
+    AppLifecycle,
+    UserChanged,
+    AuditDisabled,
+    AuditEnabled,
+}
+
+impl Security {
+    pub fn code(self) -> &'static str {
+        match self {
+            Security::TokenIssued => "token-issued",
+            Security::TokenRefused => "token-refused",
+            Security::TokenRevoked => "token-revoked",
+            Security::ConsentApproved => "consent-approved",
+            Security::ConsentDenied => "consent-denied",
+            Security::AdminAction => "admin-action",
+            Security::AppLifecycle => "app-lifecycle",
+            Security::UserChanged => "user-changed",
+            Security::AuditDisabled => "audit-disabled",
+            Security::AuditEnabled => "audit-enabled",
+        }
+    }
+
+    pub fn display(self) -> &'static str {
+        match self {
+            Security::TokenIssued => "OAuth token issued",
+            Security::TokenRefused => "OAuth token request refused",
+            Security::TokenRevoked => "OAuth token revoked",
+            Security::ConsentApproved => "Consent approved",
+            Security::ConsentDenied => "Consent denied",
+            Security::AdminAction => "Admin console action",
+            Security::AppLifecycle => "App lifecycle transition",
+            Security::UserChanged => "EHR user changed",
+            Security::AuditDisabled => "Audit disabled",
+            Security::AuditEnabled => "Audit enabled",
+        }
+    }
+}
+
+impl Kind {
+    /// `(system, code, display)` of AuditEvent.type.
+    pub fn type_coding(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Rest(_) => (
+                "http://terminology.hl7.org/CodeSystem/audit-event-type",
+                "rest",
+                "Restful Operation",
+            ),
+            Kind::Login | Kind::Logout => (DCM, "110114", "User Authentication"),
+            Kind::Security(_) => (DCM, "110113", "Security Alert"),
+        }
+    }
+
+    /// `(system, code, display)` of AuditEvent.subtype.
+    pub fn subtype_coding(self) -> (&'static str, &'static str, &'static str) {
+        match self {
+            Kind::Rest(code) => ("http://hl7.org/fhir/restful-interaction", code, code),
+            Kind::Login => (DCM, "110122", "Login"),
+            Kind::Logout => (DCM, "110123", "Logout"),
+            Kind::Security(security) => (KILN_SUBTYPE, security.code(), security.display()),
+        }
+    }
+}
+
+/// AuditEvent.action.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Read,
+    Update,
+    Delete,
+    Execute,
+}
+
+impl Action {
+    pub fn code(self) -> &'static str {
+        match self {
+            Action::Create => "C",
+            Action::Read => "R",
+            Action::Update => "U",
+            Action::Delete => "D",
+            Action::Execute => "E",
+        }
+    }
+
+    /// The action of a FHIR interaction (BALP: reads R, writes C/U/D, searches and
+    /// operations E).
+    pub fn of_interaction(code: &str) -> Action {
+        match code {
+            "create" => Action::Create,
+            "read" | "vread" | "history-instance" => Action::Read,
+            "update" | "patch" => Action::Update,
+            "delete" => Action::Delete,
+            _ => Action::Execute,
+        }
+    }
+}
+
+/// AuditEvent.outcome.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// A client error (4xx).
+    Minor,
+    /// A server error (5xx).
+    Serious,
+    Major,
+}
+
+impl Outcome {
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Success => "0",
+            Outcome::Minor => "4",
+            Outcome::Serious => "8",
+            Outcome::Major => "12",
+        }
+    }
+
+    /// The outcome of an HTTP answer with this status.
+    pub fn of_status(status: u16) -> Outcome {
+        match status {
+            500.. => Outcome::Serious,
+            400.. => Outcome::Minor,
+            _ => Outcome::Success,
+        }
+    }
+}
+
+/// Who acted: the user and the app of an access token. Never the token itself: its id is
+/// the SHA-256 hex of the token.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Agent {
+    /// The user's FHIR resource (`Practitioner/123`).
+    pub fhir_user: Option<String>,
+    pub username: Option<String>,
+    pub client_id: Option<String>,
+    pub token_id: Option<String>,
+}
+
+impl Agent {
+    /// The caller of a FHIR request.
+    pub fn of_access(access: &Access) -> Agent {
+        match access {
+            Access::Token(granted) => Agent {
+                fhir_user: granted.fhir_user.clone(),
+                username: granted.username.clone(),
+                client_id: Some(granted.client_id.clone()),
+                token_id: granted.token_id.clone(),
+            },
+            Access::Full | Access::Nobody => Agent::default(),
+        }
+    }
+
+    /// A user known by username only (sign-in pages, the admin console).
+    pub fn user(username: impl Into<String>) -> Agent {
+        Agent {
+            username: Some(username.into()),
+            ..Agent::default()
+        }
+    }
+
+    /// An OAuth client acting without a user.
+    pub fn client(client_id: impl Into<String>) -> Agent {
+        Agent {
+            client_id: Some(client_id.into()),
+            ..Agent::default()
+        }
+    }
+}
+
+/// Where the request came from.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Origin {
+    pub source_ip: Option<String>,
+    /// `X-Request-ID`.
+    pub request_id: Option<String>,
+}
+
+/// The resource an event is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entity {
+    pub resource_type: String,
+    pub id: String,
+    pub version: Option<i64>,
+}
+
+impl Entity {
+    /// `Type/id`, the stored `entity` column.
+    pub fn reference(&self) -> String {
+        format!("{}/{}", self.resource_type, self.id)
+    }
+}
+
+/// One auditable event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    pub kind: Kind,
+    pub action: Action,
+    pub outcome: Outcome,
+    /// AuditEvent.outcomeDesc: what went wrong, or what a security event did.
+    pub description: Option<String>,
+    pub agent: Agent,
+    pub origin: Origin,
+    pub entity: Option<Entity>,
+    /// The id of the Patient the event is about.
+    pub patient: Option<String>,
+    /// The search's query string.
+    pub query: Option<String>,
+}
+
+impl Event {
+    /// A FHIR interaction (`restful-interaction` code) that succeeded.
+    pub fn rest(interaction: &'static str, agent: Agent, origin: Origin) -> Event {
+        Event {
+            kind: Kind::Rest(interaction),
+            action: Action::of_interaction(interaction),
+            outcome: Outcome::Success,
+            description: None,
+            agent,
+            origin,
+            entity: None,
+            patient: None,
+            query: None,
+        }
+    }
+
+    /// A security event (action E) with its outcome.
+    pub fn security(kind: Kind, outcome: Outcome, agent: Agent, origin: Origin) -> Event {
+        Event {
+            kind,
+            action: Action::Execute,
+            outcome,
+            description: None,
+            agent,
+            origin,
+            entity: None,
+            patient: None,
+            query: None,
+        }
+    }
+
+    pub fn with_description(mut self, description: impl Into<String>) -> Event {
+        self.description = Some(description.into());
+        self
+    }
+
+    pub fn with_entity(mut self, entity: Entity) -> Event {
+        self.entity = Some(entity);
+        self
+    }
+
+    /// The stored row, with the AuditEvent body of a server at `base` (its observer),
+    /// recorded now.
+    pub fn row(&self, base: &str) -> AuditRow {
+        let recorded = now_micros();
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let body = super::balp::audit_event(self, &event_id, recorded, base);
+        let (_, type_code, _) = self.kind.type_coding();
+        let (_, subtype, _) = self.kind.subtype_coding();
+        AuditRow {
+            event_id,
+            recorded,
+            type_code: type_code.to_owned(),
+            subtype: Some(subtype.to_owned()),
+            action: self.action.code(),
+            outcome: self.outcome.code(),
+            agent_who: self.agent.fhir_user.clone(),
+            agent_user: self.agent.username.clone(),
+            agent_client: self.agent.client_id.clone(),
+            patient: self.patient.clone(),
+            entity: self.entity.as_ref().map(Entity::reference),
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+}
+
+/// A response extension: the request's events were recorded with its write, in its own
+/// transaction; the audit layer records nothing more for it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordedWithWrite;
+
+/// A response extension a handler may leave for the audit layer: what it knows about the
+/// resource it answered with beyond the URL.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    /// The Patient whose compartment the resource is in.
+    pub patient: Option<String>,
+    /// The version answered.
+    pub version: Option<i64>,
+}
+
+/// The origin of any request: its peer address (when the server knows it) and
+/// `X-Request-ID`.
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(Origin::of(&parts.extensions, &parts.headers))
+    }
+}
+
+impl Origin {
+    pub fn of(extensions: &axum::http::Extensions, headers: &axum::http::HeaderMap) -> Origin {
+        use axum::extract::ConnectInfo;
+        Origin {
+            source_ip: extensions
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|ConnectInfo(peer)| peer.ip().to_string()),
+            request_id: headers
+                .get("x-request-id")
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned),
+        }
+    }
+}

@@ -1,0 +1,15 @@
+//! The audit log (IHE Basic Audit Log Patterns): what happened, as a typed [`event::Event`]
+//! built into a BALP AuditEvent ([`balp`]), and the [`recorder::Recorder`] that appends the
+//! events of reads, searches, refusals and security events durably in batches. Writes append
+//! their events in their own transaction (`engine::transaction`). Sits beside the engine:
+//! imports `fhir`, `store` and `access` only.
+
+pub mod balp;
+pub mod event;
+pub mod recorder;
+pub mod switch;
+
+pub use event::{
+    Action, Agent, Detail, Entity, Event, Kind, Origin, Outcome, RecordedWithWrite, Security,
+};
+pub use recorder::{AuditUnavailable, Recorder};

@@ -1,0 +1,134 @@
+//! Appending to the audit chain: every event gets the next `seq` and its link
+//! (`hash::link`) under the chain head's lock, inside the caller's write transaction (so a
+//! write and its events commit together) or in a transaction of its own (a batch of events).
+
+use sqlx::QueryBuilder;
+
+use super::hash::link;
+use crate::store::{Store, StoreResult, Tx};
+
+/// Rows per multi-row INSERT: 14 parameters each, far below both engines' limits.
+const CHUNK_ROWS: usize = 200;
+
+/// One event as stored: the AuditEvent's bytes and the columns searches filter on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRow {
+    pub event_id: String,
+    /// Microseconds since the Unix epoch, UTC.
+    pub recorded: i64,
+    pub type_code: String,
+    pub subtype: Option<String>,
+    pub action: &'static str,
+    pub outcome: &'static str,
+    pub agent_who: Option<String>,
+    pub agent_user: Option<String>,
+    pub agent_client: Option<String>,
+    pub patient: Option<String>,
+    pub entity: Option<String>,
+    /// The AuditEvent JSON, exactly as hashed.
+    pub body: Vec<u8>,
+}
+
+/// One multi-row INSERT of `(seq, row, hash)` triples for database `$db`.
+macro_rules! insert_rows {
+    ($db:ty, $chunk:expr) => {{
+        let mut sql = QueryBuilder::<$db>::new(
+            "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, action, \
+             outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) ",
+        );
+        sql.push_values($chunk, |mut values, (seq, row, hash)| {
+            values
+                .push_bind(*seq)
+                .push_bind(row.event_id.as_str())
+                .push_bind(row.recorded)
+                .push_bind(row.type_code.as_str())
+                .push_bind(row.subtype.as_deref())
+                .push_bind(row.action)
+                .push_bind(row.outcome)
+                .push_bind(row.agent_who.as_deref())
+                .push_bind(row.agent_user.as_deref())
+                .push_bind(row.agent_client.as_deref())
+                .push_bind(row.patient.as_deref())
+                .push_bind(row.entity.as_deref())
+                .push_bind(row.body.as_slice())
+                .push_bind(hash.as_slice());
+        });
+        sql
+    }};
+}
+
+impl Tx {
+    /// Appends `rows` to the chain in this transaction (not committed). Call it last, just
+    /// before the commit: from here on the transaction holds the chain head's lock (on
+    /// PostgreSQL `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already serializes writers), and
+    /// every other appender waits for it.
+    pub async fn append_audit(&mut self, rows: &[AuditRow]) -> StoreResult<()> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let (head_seq, head_hash): (i64, Vec<u8>) = match self {
+            Tx::Postgres(tx) => {
+                sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton FOR UPDATE")
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+            Tx::Sqlite(tx) => {
+                sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton")
+                    .fetch_one(&mut **tx)
+                    .await?
+            }
+        };
+        let mut previous = head_hash;
+        let mut linked = Vec::with_capacity(rows.len());
+        for (offset, row) in rows.iter().enumerate() {
+            let seq = head_seq + 1 + offset as i64;
+            let hash = link(&previous, seq, &row.body).to_vec();
+            previous = hash.clone();
+            linked.push((seq, row, hash));
+        }
+        for chunk in linked.chunks(CHUNK_ROWS) {
+            match self {
+                Tx::Postgres(tx) => {
+                    insert_rows!(sqlx::Postgres, chunk)
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+                Tx::Sqlite(tx) => {
+                    insert_rows!(sqlx::Sqlite, chunk)
+                        .build()
+                        .execute(&mut **tx)
+                        .await?;
+                }
+            }
+        }
+        let last = head_seq + rows.len() as i64;
+        const MOVE_HEAD: &str = "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE singleton";
+        match self {
+            Tx::Postgres(tx) => {
+                sqlx::query(MOVE_HEAD)
+                    .bind(last)
+                    .bind(previous)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Tx::Sqlite(tx) => {
+                sqlx::query(MOVE_HEAD)
+                    .bind(last)
+                    .bind(previous)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Store {
+    /// Appends `rows` in a transaction of their own (one commit for the whole batch).
+    pub async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+        let mut tx = self.begin().await?;
+        tx.append_audit(rows).await?;
+        tx.commit().await
+    }
+}
