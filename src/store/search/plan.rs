@@ -103,3 +103,187 @@ pub fn push_probe(sql: &mut Sql, criterion: &Criterion, base: &str) {
     push_values(sql, &criterion.test, base);
     sql.push(")");
 }
+
+/// A search's matches: the resources `r` that pass `conditions` and, when one criterion
+/// drives, have a row of it (`driver`).
+#[derive(Debug, Clone)]
+pub struct Filter {
+    pub driver: Option<Driver>,
+    /// `r.deleted = … AND …`: every other condition, on `r`.
+    pub conditions: Sql,
+}
+
+/// The driving criterion: its rows of one resource type.
+#[derive(Debug, Clone)]
+pub struct Driver {
+    pub resource_type: String,
+    table: &'static str,
+    /// `resource_type = … AND param = … AND (values)`, on `table`.
+    test: Sql,
+    /// PostgreSQL: the rows are read in `resource_id` order (the lookup indexes end in it,
+    /// `migrations/*/0018_reference_lookup_order.sql` for references) and each joined to
+    /// its resource, so a page in the default order stops after its last match whatever
+    /// the statistics say; a `resources` primary-key walk merged with the lookup (chosen
+    /// for `r.id IN (…)` on a million rows) reads every resource of the type before the
+    /// grown Patient's. SQLite keeps `r.id IN (…)`: it walks that list in order already.
+    ordered: bool,
+}
+
+impl Driver {
+    /// The driver of `criterion` (probeable, positive: see [`rank`]), on PostgreSQL read
+    /// in order (`ordered`).
+    pub fn new(criterion: &Criterion, base: &str, ordered: bool) -> Self {
+        let resource_type = criterion.resource_type.unwrap_or_default();
+        let mut test = Sql::default();
+        test.push("resource_type = ")
+            .text(resource_type)
+            .push(" AND param = ")
+            .text(criterion.param);
+        push_values(&mut test, &criterion.test, base);
+        Driver {
+            resource_type: resource_type.to_owned(),
+            table: table(criterion.kind),
+            test,
+            ordered,
+        }
+    }
+
+    /// `SELECT DISTINCT <columns> FROM <table> WHERE <test>`, only ids beyond `bound`.
+    fn push_rows(&self, sql: &mut Sql, columns: &str, bound: Option<&Bound>) {
+        sql.push("SELECT DISTINCT ")
+            .push(columns)
+            .push(" FROM ")
+            .push(self.table)
+            .push(" WHERE ")
+            .append(self.test.clone());
+        if let Some(bound) = bound {
+            sql.push(if bound.backwards {
+                " AND resource_id < "
+            } else {
+                " AND resource_id > "
+            })
+            .text(bound.id.as_str());
+        }
+    }
+}
+
+/// Where a page in the default order starts among the driver's rows: after (`backwards`:
+/// before) this id.
+pub struct Bound {
+    pub id: String,
+    pub backwards: bool,
+}
+
+impl Filter {
+    /// `FROM … WHERE …`: the matches as `r`, the driver's beyond `bound` only.
+    pub fn source(&self, bound: Option<&Bound>) -> Sql {
+        let mut sql = Sql::default();
+        match &self.driver {
+            Some(driver) if driver.ordered => {
+                sql.push("FROM (");
+                driver.push_rows(&mut sql, "resource_id", bound);
+                sql.push(") d JOIN resources r ON r.id = d.resource_id WHERE ")
+                    .append(self.conditions.clone());
+            }
+            Some(driver) => {
+                sql.push("FROM resources r WHERE ")
+                    .append(self.conditions.clone())
+                    .push(" AND r.id IN (");
+                driver.push_rows(&mut sql, "resource_id", bound);
+                sql.push(")");
+            }
+            None => {
+                sql.push("FROM resources r WHERE ")
+                    .append(self.conditions.clone());
+            }
+        }
+        sql
+    }
+
+    /// `FROM … WHERE …` to count the matches: with a driver, its rows alone stand for `r`
+    /// (`resource_type`, `id`, and `deleted` false: a tombstone keeps no index rows, see
+    /// `engine::write`), so a count reads the index tables only, never `resources`.
+    pub fn count_source(&self) -> Sql {
+        let Some(driver) = &self.driver else {
+            return self.source(None);
+        };
+        let mut sql = Sql::default();
+        sql.push("FROM (");
+        driver.push_rows(
+            &mut sql,
+            "resource_type, resource_id AS id, FALSE AS deleted",
+            None,
+        );
+        sql.push(") r WHERE ").append(self.conditions.clone());
+        sql
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::search::sql::Bind;
+
+    fn filter(ordered: bool) -> Filter {
+        let mut test = Sql::default();
+        test.push("resource_type = ")
+            .text("Observation")
+            .push(" AND param = ")
+            .text("patient")
+            .push(" AND ((target_id = ")
+            .text("g")
+            .push("))");
+        let mut conditions = Sql::default();
+        conditions
+            .push("r.deleted = ")
+            .bind(Bind::Bool(false))
+            .push(" AND r.resource_type = ")
+            .text("Observation");
+        Filter {
+            driver: Some(Driver {
+                resource_type: "Observation".into(),
+                table: "search_reference",
+                test,
+                ordered,
+            }),
+            conditions,
+        }
+    }
+
+    #[test]
+    fn an_ordered_driver_is_joined_to_its_resources_from_the_cursor_on() {
+        let bound = Bound {
+            id: "o7".into(),
+            backwards: false,
+        };
+        let sql = filter(true).source(Some(&bound));
+        assert_eq!(
+            sql.text,
+            "FROM (SELECT DISTINCT resource_id FROM search_reference WHERE resource_type = $1 \
+             AND param = $2 AND ((target_id = $3)) AND resource_id > $4) d \
+             JOIN resources r ON r.id = d.resource_id WHERE r.deleted = $5 AND r.resource_type = $6"
+        );
+        assert_eq!(sql.binds[3], Bind::Text("o7".into()));
+        let back = Bound {
+            id: "o7".into(),
+            backwards: true,
+        };
+        let unordered = filter(false).source(Some(&back));
+        assert_eq!(
+            unordered.text,
+            "FROM resources r WHERE r.deleted = $1 AND r.resource_type = $2 AND r.id IN (\
+             SELECT DISTINCT resource_id FROM search_reference WHERE resource_type = $3 \
+             AND param = $4 AND ((target_id = $5)) AND resource_id < $6)"
+        );
+    }
+
+    #[test]
+    fn a_count_reads_the_driver_rows_alone() {
+        assert_eq!(
+            filter(true).count_source().text,
+            "FROM (SELECT DISTINCT resource_type, resource_id AS id, FALSE AS deleted \
+             FROM search_reference WHERE resource_type = $1 AND param = $2 AND ((target_id = $3))) r \
+             WHERE r.deleted = $4 AND r.resource_type = $5"
+        );
+    }
+}
