@@ -16,7 +16,6 @@ use tokio::task::JoinSet;
 use super::dataset::{self, PatientKey};
 use super::report::ms;
 use super::{BenchArgs, BenchDatabase, BenchResult, POOL_CONNECTIONS, Server};
-use crate::store::Store;
 
 /// Intervals a run is reported in.
 const INTERVALS: u32 = 10;

@@ -8,7 +8,8 @@
 //!   a large match costs a bounded scan plus one `EXPLAIN`; SQLite, with no estimate to
 //!   give, counts exactly.
 //! - `accurate`: an exact `COUNT(*)` over the search's plan (the driving criterion's lookup
-//!   index, the others probed per candidate: see `plan.rs`).
+//!   index, the others probed per candidate: see `plan.rs`), on the index tables alone when
+//!   a criterion drives ([`Filter::count_source`]): no resource row is read.
 
 use sqlx::Row;
 

@@ -1,11 +1,13 @@
 //! The order a search's criteria are run in: one criterion, the likeliest to match few
-//! resources, drives (`r.id IN (…)`, read from its lookup index); every other criterion
+//! resources, drives (read from its lookup index); every other criterion
 //! of the searched resources themselves is probed per candidate by its owner (`EXISTS` on
 //! the `(resource_type, resource_id, param, value…)` probe indexes of
 //! `migrations/*/0015_search_probe_indexes.sql`). A common code such as `intent=order` is
 //! then one short index range per candidate, never its whole row set per match, whatever
 //! the planner's statistics say (none, right after a load). Chains, `_has`, composites and
-//! system-level criteria keep their own form (`criteria::push_criterion`).
+//! system-level criteria keep their own form (`criteria::push_criterion`). On PostgreSQL
+//! the driver's rows are read in id order and joined to their resources ([`Filter`]), so
+//! the first page of a Patient with 20,000 matches stops after the page.
 
 use crate::search::ParamType;
 use crate::search::query::{Criterion, StringValue, Test, TokenValue, UriValue, Value};
