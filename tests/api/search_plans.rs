@@ -257,18 +257,19 @@ async fn grown_record_pages_in_order(backend: Backend) {
 }
 
 /// The first page's SQL as `src/store/search/plan.rs` writes it for PostgreSQL (the reference
-/// drives, read in id order and joined to its resources; the rest probed per candidate):
-/// its plan has no Sort, and its Limit sits over the ordered lookup.
+/// drives, read in id order, each candidate looked up with its probes): its plan has no
+/// Sort, and its Limit sits over the ordered lookup.
 async fn first_page_plan_is_ordered(url: &str) {
     let pool = sqlx::PgPool::connect(url).await.unwrap();
     let sql = "EXPLAIN SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
         FROM (SELECT DISTINCT resource_id FROM search_reference WHERE resource_type = 'Observation' \
         AND param = 'patient' AND ((target_id = 'g' AND target_type = 'Patient'))) d \
-        JOIN resources r ON r.id = d.resource_id WHERE r.deleted = false \
+        CROSS JOIN LATERAL (SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
+        FROM resources r WHERE r.id = d.resource_id AND r.deleted = false \
         AND r.resource_type = 'Observation' \
         AND EXISTS (SELECT 1 FROM search_token t WHERE t.resource_type = 'Observation' \
-        AND t.resource_id = r.id AND t.param = 'category' AND ((code = 'laboratory'))) \
-        ORDER BY r.resource_type ASC, r.id ASC LIMIT 51";
+        AND t.resource_id = r.id AND t.param = 'category' AND ((code = 'laboratory'))) LIMIT 1) r \
+        WHERE r.resource_type = 'Observation' ORDER BY r.resource_type ASC, d.resource_id ASC LIMIT 51";
     let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
         .fetch_all(&pool)
         .await

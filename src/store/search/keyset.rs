@@ -89,11 +89,12 @@ pub fn page_sql(keys: &[SortKey], filter: Filter, cursor: &Cursor, limit: i64) -
             }
             _ => None,
         };
+        let id_column = filter.id_column();
         sql.push("SELECT ")
             .push(COLUMNS)
             .push(" ")
             .append(filter.source(bound.as_ref()));
-        columns.extend(tiebreak("r"));
+        columns.extend(tiebreak("r.resource_type", id_column));
         push_cursor(&mut sql, " AND ", &columns, cursor);
     } else {
         push_sorted_matches(&mut sql, keys, filter);
@@ -102,7 +103,7 @@ pub fn page_sql(keys: &[SortKey], filter: Filter, cursor: &Cursor, limit: i64) -
             descending: key.descending,
             nullable: !matches!(key.param, "_id" | "_lastUpdated"),
         }));
-        columns.extend(tiebreak("m"));
+        columns.extend(tiebreak("m.resource_type", "m.id"));
         push_cursor(&mut sql, " WHERE ", &columns, cursor);
     }
     push_order(&mut sql, &columns, matches!(cursor, Cursor::Before(_)));
@@ -110,9 +111,10 @@ pub fn page_sql(keys: &[SortKey], filter: Filter, cursor: &Cursor, limit: i64) -
     sql
 }
 
-fn tiebreak(table: &str) -> [Column; 2] {
-    ["resource_type", "id"].map(|column| Column {
-        name: format!("{table}.{column}"),
+/// The last columns of every order: the resource's type, then its id.
+fn tiebreak(resource_type: &str, id: &str) -> [Column; 2] {
+    [resource_type, id].map(|column| Column {
+        name: column.to_owned(),
         descending: false,
         nullable: false,
     })

@@ -12,6 +12,7 @@
 use crate::search::ParamType;
 use crate::search::query::{Criterion, StringValue, Test, TokenValue, UriValue, Value};
 
+use super::COLUMNS;
 use super::criteria::{push_values, table};
 use super::sql::Sql;
 
@@ -123,11 +124,12 @@ pub struct Driver {
     /// `resource_type = … AND param = … AND (values)`, on `table`.
     test: Sql,
     /// PostgreSQL: the rows are read in `resource_id` order (the lookup indexes end in it,
-    /// `migrations/*/0018_reference_lookup_order.sql` for references) and each joined to
-    /// its resource, so a page in the default order stops after its last match whatever
+    /// `migrations/*/0018_reference_lookup_order.sql` for references) and each looked up
+    /// with its probes, so a page in the default order stops after its last match whatever
     /// the statistics say; a `resources` primary-key walk merged with the lookup (chosen
-    /// for `r.id IN (…)` on a million rows) reads every resource of the type before the
-    /// grown Patient's. SQLite keeps `r.id IN (…)`: it walks that list in order already.
+    /// for `r.id IN (…)`, and for a plain join, when a Patient's rows are many) reads every
+    /// resource of the type whose id sorts before the grown Patient's. SQLite keeps
+    /// `r.id IN (…)`: it walks that list in order already.
     ordered: bool,
 }
 
@@ -177,15 +179,32 @@ pub struct Bound {
 }
 
 impl Filter {
+    /// The column the default order ends in: the driver's id when its rows come in order
+    /// (the same as `r.id`, but the planner only knows the order of `d.resource_id`).
+    pub fn id_column(&self) -> &'static str {
+        match &self.driver {
+            Some(driver) if driver.ordered => "d.resource_id",
+            _ => "r.id",
+        }
+    }
+
     /// `FROM … WHERE …`: the matches as `r`, the driver's beyond `bound` only.
     pub fn source(&self, bound: Option<&Bound>) -> Sql {
         let mut sql = Sql::default();
         match &self.driver {
             Some(driver) if driver.ordered => {
+                // Each candidate's resource and probes in a subquery of its own (`LIMIT 1`
+                // keeps it one): the plan can only be the driver's rows in order, each
+                // looked up, under the page's LIMIT; a merge join with a walk of the whole
+                // primary key is not among its choices.
                 sql.push("FROM (");
                 driver.push_rows(&mut sql, "resource_id", bound);
-                sql.push(") d JOIN resources r ON r.id = d.resource_id WHERE ")
-                    .append(self.conditions.clone());
+                sql.push(") d CROSS JOIN LATERAL (SELECT ")
+                    .push(COLUMNS)
+                    .push(" FROM resources r WHERE r.id = d.resource_id AND ")
+                    .append(self.conditions.clone())
+                    .push(" LIMIT 1) r WHERE r.resource_type = ")
+                    .text(driver.resource_type.as_str());
             }
             Some(driver) => {
                 sql.push("FROM resources r WHERE ")
@@ -263,8 +282,12 @@ mod tests {
             sql.text,
             "FROM (SELECT DISTINCT resource_id FROM search_reference WHERE resource_type = $1 \
              AND param = $2 AND ((target_id = $3)) AND resource_id > $4) d \
-             JOIN resources r ON r.id = d.resource_id WHERE r.deleted = $5 AND r.resource_type = $6"
+             CROSS JOIN LATERAL (SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
+             FROM resources r WHERE r.id = d.resource_id AND r.deleted = $5 AND r.resource_type = $6 \
+             LIMIT 1) r WHERE r.resource_type = $7"
         );
+        assert_eq!(filter(true).id_column(), "d.resource_id");
+        assert_eq!(filter(false).id_column(), "r.id");
         assert_eq!(sql.binds[3], Bind::Text("o7".into()));
         let back = Bound {
             id: "o7".into(),
