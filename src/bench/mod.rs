@@ -220,7 +220,9 @@ impl BenchDatabase {
                 .bytes()
                 .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
         {
-            return Err(format!("--reuse-database {name}: not a kiln_bench_… database name").into());
+            return Err(
+                format!("--reuse-database {name}: not a kiln_bench_… database name").into(),
+            );
         }
         let options = PgConnectOptions::from_str(url)?;
         let admin = PgConnection::connect_with(&options).await?;

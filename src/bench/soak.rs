@@ -127,7 +127,9 @@ pub async fn run(args: &BenchArgs, database: &BenchDatabase) -> BenchResult<Repo
                 let begun = Instant::now();
                 let ok = context.request(op, random >> 8).await;
                 let elapsed = begun.elapsed();
-                done.lock().unwrap_or_else(|e| e.into_inner()).push((op, elapsed, ok));
+                done.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((op, elapsed, ok));
             }
         });
     }
@@ -256,7 +258,9 @@ async fn observations(
     patient: &str,
 ) -> BenchResult<u64> {
     let bundle: serde_json::Value = client
-        .get(format!("{base}/Observation?patient={patient}&_summary=count"))
+        .get(format!(
+            "{base}/Observation?patient={patient}&_summary=count"
+        ))
         .bearer_auth(token)
         .send()
         .await?
@@ -362,7 +366,14 @@ mod tests {
         let picked: Vec<Op> = (0..100).map(Op::pick).collect();
         let share = |op: Op| picked.iter().filter(|picked| **picked == op).count();
         assert_eq!(
-            [Op::Read, Op::PatientLabs, Op::GrownLabs, Op::GrownTotal, Op::Write].map(share),
+            [
+                Op::Read,
+                Op::PatientLabs,
+                Op::GrownLabs,
+                Op::GrownTotal,
+                Op::Write
+            ]
+            .map(share),
             [45, 20, 15, 2, 18]
         );
         assert_eq!(grown_observation("g", 0)["effectiveDateTime"], "2015-01-01");

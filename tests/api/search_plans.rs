@@ -213,7 +213,11 @@ async fn grown_record_pages_in_order(backend: Backend) {
         } else {
             "laboratory"
         };
-        let date = if i % 4 == 0 { "2010-05-01" } else { "2019-05-01" };
+        let date = if i % 4 == 0 {
+            "2010-05-01"
+        } else {
+            "2019-05-01"
+        };
         if category == "laboratory" && date > "2015" {
             expected.push(id.clone());
         }
@@ -239,14 +243,21 @@ async fn grown_record_pages_in_order(backend: Backend) {
         pages.push(match_ids(&bundle));
         assert!(pages.len() <= 5, "more pages than matches");
     }
-    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [500, 500, 500, 500, 25]);
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [500, 500, 500, 500, 25]
+    );
     assert_eq!(pages.concat(), expected);
     // Back from the last page: the fourth again.
     let previous = link(&bundle, "previous").expect("a previous link");
     let back = expect_json(server.client.get(&previous).send().await.unwrap(), 200).await;
     assert_eq!(match_ids(&back), pages[3]);
 
-    let plain = search(&server, "Observation?patient=g&category=laboratory&_count=3").await;
+    let plain = search(
+        &server,
+        "Observation?patient=g&category=laboratory&_count=3",
+    )
+    .await;
     assert_eq!(match_ids(&plain), ["g0000", "g0001", "g0002"]);
     let estimate = search(&server, &format!("{query}&_count=1&_total=estimate")).await;
     assert!(estimate["total"].as_i64().unwrap() > 1_000, "{estimate}");

@@ -19,8 +19,8 @@ use crate::search::query::{Criterion, SearchQuery};
 use criteria::push_criterion;
 pub use export::{ExportScan, Population};
 use keyset::page_sql;
-use plan::{Driver, Filter};
 pub use keyset::{Keyset, SortType, SortValue, sort_type};
+use plan::{Driver, Filter};
 pub(super) use sql::{Bind, Sql};
 
 /// Where a page starts.
