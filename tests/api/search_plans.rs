@@ -231,11 +231,11 @@ async fn grown_record_pages_in_order(backend: Backend) {
     }
     server.import(&resources);
     expected.sort();
-    assert_eq!(expected.len(), 2_025);
+    assert_eq!(expected.len(), 1_950);
 
     let query = "Observation?patient=g&category=laboratory&date=ge2015-01-01";
     let first = search(&server, &format!("{query}&_count=500&_total=accurate")).await;
-    assert_eq!(first["total"], 2_025);
+    assert_eq!(first["total"], 1_950);
     let mut pages = vec![match_ids(&first)];
     let mut bundle = first;
     while let Some(next) = link(&bundle, "next") {
@@ -245,13 +245,13 @@ async fn grown_record_pages_in_order(backend: Backend) {
     }
     assert_eq!(
         pages.iter().map(Vec::len).collect::<Vec<_>>(),
-        [500, 500, 500, 500, 25]
+        [500, 500, 500, 450]
     );
     assert_eq!(pages.concat(), expected);
-    // Back from the last page: the fourth again.
+    // Back from the last page: the third again.
     let previous = link(&bundle, "previous").expect("a previous link");
     let back = expect_json(server.client.get(&previous).send().await.unwrap(), 200).await;
-    assert_eq!(match_ids(&back), pages[3]);
+    assert_eq!(match_ids(&back), pages[2]);
 
     let plain = search(
         &server,
