@@ -324,8 +324,9 @@ fn keyset((stored, values): &Keyed) -> Keyset {
 }
 
 /// The search's matches, without paging; with `everything`, the compartment takes in what
-/// its resources reference. `ordered`: the driver is read in id order (PostgreSQL).
-fn filter(spec: &SearchSpec<'_>, everything: bool, ordered: bool) -> Filter {
+/// its resources reference. `postgres`: a driver whose lookup gives the id order is read in
+/// it (see `plan::Driver`).
+fn filter(spec: &SearchSpec<'_>, everything: bool, postgres: bool) -> Filter {
     let mut sql = Sql::default();
     sql.push("r.deleted = ").bind(Bind::Bool(false));
     match spec.query.resource_type {
@@ -362,7 +363,7 @@ fn filter(spec: &SearchSpec<'_>, everything: bool, ordered: bool) -> Filter {
     let mut driver_rows = None;
     for (index, criterion) in criteria.iter().enumerate() {
         if Some(index) == driver && criterion.resource_type == spec.query.resource_type {
-            driver_rows = Some(Driver::new(criterion, spec.base, ordered));
+            driver_rows = Some(Driver::new(criterion, spec.base, postgres));
             continue;
         }
         sql.push(" AND ");

@@ -5,12 +5,15 @@
 //! `migrations/*/0015_search_probe_indexes.sql`). A common code such as `intent=order` is
 //! then one short index range per candidate, never its whole row set per match, whatever
 //! the planner's statistics say (none, right after a load). Chains, `_has`, composites and
-//! system-level criteria keep their own form (`criteria::push_criterion`). On PostgreSQL
-//! the driver's rows are read in id order and joined to their resources ([`Filter`]), so
-//! the first page of a Patient with 20,000 matches stops after the page.
+//! system-level criteria keep their own form (`criteria::push_criterion`). On PostgreSQL a
+//! driving reference to one resource is read in id order, each row looked up with its
+//! probes ([`Filter`]), so the first page of a Patient with 20,000 matches stops after the
+//! page.
 
 use crate::search::ParamType;
-use crate::search::query::{Criterion, StringValue, Test, TokenValue, UriValue, Value};
+use crate::search::query::{
+    Criterion, ReferenceValue, StringValue, Test, TokenValue, UriValue, Value,
+};
 
 use super::COLUMNS;
 use super::criteria::{push_values, table};
@@ -123,20 +126,22 @@ pub struct Driver {
     table: &'static str,
     /// `resource_type = … AND param = … AND (values)`, on `table`.
     test: Sql,
-    /// PostgreSQL: the rows are read in `resource_id` order (the lookup indexes end in it,
-    /// `migrations/*/0018_reference_lookup_order.sql` for references) and each looked up
-    /// with its probes, so a page in the default order stops after its last match whatever
-    /// the statistics say; a `resources` primary-key walk merged with the lookup (chosen
-    /// for `r.id IN (…)`, and for a plain join, when a Patient's rows are many) reads every
-    /// resource of the type whose id sorts before the grown Patient's. SQLite keeps
-    /// `r.id IN (…)`: it walks that list in order already.
+    /// PostgreSQL, a reference to one resource (`patient=G`): the rows are read in
+    /// `resource_id` order (`search_reference_lookup` ends in it,
+    /// `migrations/*/0018_reference_lookup_order.sql`) and each looked up with its probes,
+    /// so a page in the default order stops after its last match whatever the statistics
+    /// say; a `resources` primary-key walk merged with the lookup (chosen for `r.id IN
+    /// (…)`, and for a plain join, when a Patient's rows are many) reads every resource of
+    /// the type whose id sorts before the grown Patient's. Other drivers, whose lookup
+    /// gives no id order (a common code would be sorted whole), and SQLite, which walks an
+    /// `IN` list in order already, keep `r.id IN (…)`.
     ordered: bool,
 }
 
 impl Driver {
-    /// The driver of `criterion` (probeable, positive: see [`rank`]), on PostgreSQL read
-    /// in order (`ordered`).
-    pub fn new(criterion: &Criterion, base: &str, ordered: bool) -> Self {
+    /// The driver of `criterion` (probeable, positive: see [`rank`]); `postgres`: read in
+    /// order when its lookup gives that order.
+    pub fn new(criterion: &Criterion, base: &str, postgres: bool) -> Self {
         let resource_type = criterion.resource_type.unwrap_or_default();
         let mut test = Sql::default();
         test.push("resource_type = ")
@@ -148,7 +153,7 @@ impl Driver {
             resource_type: resource_type.to_owned(),
             table: table(criterion.kind),
             test,
-            ordered,
+            ordered: postgres && one_reference(criterion),
         }
     }
 
@@ -169,6 +174,15 @@ impl Driver {
             .text(bound.id.as_str());
         }
     }
+}
+
+/// Whether `criterion` is a reference to one resource by its `Type/id` or id: an equality on
+/// `search_reference_lookup`'s first columns, whose rows then come in `resource_id` order.
+fn one_reference(criterion: &Criterion) -> bool {
+    matches!(
+        &criterion.test,
+        Test::Any(values) if matches!(values.as_slice(), [Value::Reference(ReferenceValue::Local { .. })])
+    )
 }
 
 /// Where a page in the default order starts among the driver's rows: after (`backwards`:
