@@ -228,7 +228,7 @@ impl Context {
 /// A laboratory Observation (one in ten a vital sign) of `patient`, dated within the last
 /// ten years.
 fn grown_observation(patient: &str, random: u64) -> serde_json::Value {
-    let category = if random % 10 == 0 {
+    let category = if random.is_multiple_of(10) {
         "vital-signs"
     } else {
         "laboratory"
