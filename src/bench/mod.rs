@@ -4,7 +4,8 @@
 //!
 //! With `--search`, it measures US Core searches on PostgreSQL instead (see `search`); with
 //! `--export`, a Bulk Data export of everything imported (see `export`); with `--hostile`,
-//! reads while hostile clients keep costly searches in flight (see `hostile`).
+//! reads while hostile clients keep costly searches in flight (see `hostile`); with `--soak`,
+//! a mixed load for minutes while one Patient's record grows (see `soak`).
 //!
 //! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
 
@@ -17,6 +18,7 @@ mod report;
 mod rss;
 mod search;
 mod search_skew;
+mod soak;
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::str::FromStr;
@@ -79,6 +81,22 @@ pub struct BenchArgs {
     /// costly searches in flight (at and over the search cost bounds).
     #[arg(long, conflicts_with_all = ["search", "export"])]
     pub hostile: bool,
+    /// Run a mixed load on PostgreSQL for `--minutes` (reads, searches, and writes that
+    /// grow one Patient's record with Observations) and print p50 / p99 and throughput per
+    /// interval, to see whether the tail holds as the record grows.
+    #[arg(long, requires = "postgres_url", conflicts_with_all = ["search", "export", "hostile", "seconds"])]
+    pub soak: bool,
+    /// With `--soak`: minutes the load lasts.
+    #[arg(long, default_value_t = 5, requires = "soak", value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub minutes: u64,
+    /// With `--search`, keep the PostgreSQL database after the run (its name is printed), to
+    /// be measured again with `--reuse-database` or examined with `psql`.
+    #[arg(long, requires = "search")]
+    pub keep_database: bool,
+    /// With `--search`, measure again on a database kept by an earlier `--keep-database`
+    /// run with the same `--resources`: nothing is written or imported, and it is kept.
+    #[arg(long, requires = "search", value_name = "NAME")]
+    pub reuse_database: Option<String>,
 }
 
 /// What a run measured.
@@ -87,6 +105,7 @@ enum Measured {
     Search(search::Report),
     Export(Vec<export::Row>),
     Hostile(Vec<hostile::Row>),
+    Soak(soak::Report),
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -95,7 +114,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
     }
     // Created first, so that an unreachable server fails the run before the long part.
     let postgres = match &args.postgres_url {
-        Some(url) => Some(BenchDatabase::create(url).await?),
+        Some(url) => Some(BenchDatabase::open(url, &args).await?),
         None => None,
     };
     // On Ctrl-C the measurement is dropped (its temporary files with it) and the
@@ -109,6 +128,9 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
             }
             (false, postgres) if args.hostile => {
                 hostile::run(&args, postgres).await.map(Measured::Hostile)
+            }
+            (false, Some(database)) if args.soak => {
+                soak::run(&args, database).await.map(Measured::Soak)
             }
             (false, _) => measure_all(&args, postgres.as_ref())
                 .await
@@ -131,6 +153,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
         Measured::Search(report) => search::print(&args, &report),
         Measured::Export(rows) => export::print(&args, &rows),
         Measured::Hostile(rows) => hostile::print(&args, &rows),
+        Measured::Soak(report) => soak::print(&args, &report),
     }
     dropped
 }
@@ -173,14 +196,53 @@ async fn temporary_sqlite() -> BenchResult<(dataset::TempPath, Store)> {
     Ok((dir, store))
 }
 
-/// A database created for the run on the given PostgreSQL server.
+/// A database created for the run on the given PostgreSQL server (or, with
+/// `--reuse-database`, one kept by an earlier run).
 struct BenchDatabase {
     admin: PgConnection,
     name: String,
     options: PgConnectOptions,
+    /// Left in place after the run (`--keep-database`, `--reuse-database`).
+    keep: bool,
+    /// Made by an earlier run: already holds the data set.
+    reused: bool,
 }
 
 impl BenchDatabase {
+    async fn open(url: &str, args: &BenchArgs) -> BenchResult<Self> {
+        let Some(name) = &args.reuse_database else {
+            let mut database = Self::create(url).await?;
+            database.keep = args.keep_database;
+            return Ok(database);
+        };
+        if !name.starts_with("kiln_bench_")
+            || !name
+                .bytes()
+                .all(|byte| byte.is_ascii_lowercase() || byte.is_ascii_digit() || byte == b'_')
+        {
+            return Err(
+                format!("--reuse-database {name}: not a kiln_bench_… database name").into(),
+            );
+        }
+        let options = PgConnectOptions::from_str(url)?;
+        let admin = PgConnection::connect_with(&options).await?;
+        let options = options.database(name);
+        // Fails early on a database that is not there.
+        PgConnection::connect_with(&options)
+            .await
+            .map_err(|error| format!("--reuse-database {name}: {error}"))?
+            .close()
+            .await?;
+        eprintln!("bench: reusing the PostgreSQL database {name}");
+        Ok(BenchDatabase {
+            admin,
+            name: name.clone(),
+            options,
+            keep: true,
+            reused: true,
+        })
+    }
+
     async fn create(url: &str) -> BenchResult<Self> {
         let options = PgConnectOptions::from_str(url)?;
         // One plain connection: a pool would hide the cause of a failure behind a timeout.
@@ -199,6 +261,8 @@ impl BenchDatabase {
             admin,
             name,
             options,
+            keep: false,
+            reused: false,
         })
     }
 
@@ -215,6 +279,11 @@ impl BenchDatabase {
     /// Called whether the run succeeded or not. FORCE ends connections a failed run left open.
     async fn remove(mut self) -> BenchResult<()> {
         let name = self.name;
+        if self.keep {
+            self.admin.close().await?;
+            eprintln!("bench: kept the PostgreSQL database {name}");
+            return Ok(());
+        }
         sqlx::query(AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)")))
             .execute(&mut self.admin)
             .await
@@ -495,6 +564,11 @@ async fn get(client: reqwest::Client, url: String, token: Option<Arc<str>>) -> B
 /// A live `system/*.rs` access token, registered the way the token endpoint stores one:
 /// the server checks it (token ⋈ grant ⋈ client) on every request of the phase.
 async fn backend_token(store: &Store) -> BenchResult<String> {
+    scoped_token(store, "system/*.rs").await
+}
+
+/// A live backend access token of `scope` (`system/…`), registered as [`backend_token`].
+async fn scoped_token(store: &Store, scope: &str) -> BenchResult<String> {
     use crate::crypto::{digest_hex, random_token};
     use crate::store::auth::{Client, Grant, TokenKind};
     let now = crate::auth::now();
@@ -507,7 +581,7 @@ async fn backend_token(store: &Store) -> BenchResult<String> {
             secret_hash: None,
             redirect_uris: Vec::new(),
             launch_uri: None,
-            scope: "system/*.rs".into(),
+            scope: scope.into(),
             grant_types: vec!["client_credentials".into()],
             jwks: None,
             jwks_uri: None,
@@ -522,7 +596,7 @@ async fn backend_token(store: &Store) -> BenchResult<String> {
         grant_id: uuid::Uuid::new_v4().to_string(),
         client_id,
         username: None,
-        scope: "system/*.rs".into(),
+        scope: scope.into(),
         patient: None,
         encounter: None,
         fhir_user: None,

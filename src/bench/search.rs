@@ -94,7 +94,8 @@ pub struct KindRow {
 }
 
 pub struct Report {
-    import_per_second: f64,
+    /// `None`: a database reused from an earlier run.
+    import_per_second: Option<f64>,
     patients: usize,
     database: String,
     rows: Vec<KindRow>,
@@ -113,8 +114,10 @@ pub async fn run(args: &BenchArgs, database: &BenchDatabase) -> BenchResult<Repo
     // First the bundled sample alone, right after loading, as `serve --load-sample-data`.
     let fresh_store = Store::Postgres(pool(&database.options, POOL_CONNECTIONS).await?);
     fresh_store.migrate().await?;
-    eprintln!("bench: PostgreSQL: loading the bundled sample");
-    search_skew::load_sample(&fresh_store).await?;
+    if !database.reused {
+        eprintln!("bench: PostgreSQL: loading the bundled sample");
+        search_skew::load_sample(&fresh_store).await?;
+    }
     let sample_patient: Arc<[PatientKey]> = vec![PatientKey {
         id: "85".into(),
         family: String::new(),
@@ -124,25 +127,30 @@ pub async fn run(args: &BenchArgs, database: &BenchDatabase) -> BenchResult<Repo
     let fresh = measure(args, fresh_store, &sample_patient, &FRESH_KINDS, "").await?;
 
     let store = Store::Postgres(pool(&database.options, POOL_CONNECTIONS).await?);
-    let import_per_second = super::import("PostgreSQL", &store, args, &dataset).await?;
     // One Patient of the clones with a record grown to `GROWN` Observations.
     let grown_patient: Arc<[PatientKey]> = vec![dataset.patients[0].clone()].into();
-    eprintln!(
-        "bench: PostgreSQL: {GROWN} Observations of Patient {}",
-        grown_patient[0].id
-    );
-    search_skew::grow(&store, &grown_patient[0]).await?;
-    eprintln!("bench: PostgreSQL: VACUUM ANALYZE");
-    let started = Instant::now();
-    let mut connection = PgConnection::connect_with(&database.options).await?;
-    sqlx::query("VACUUM ANALYZE")
-        .execute(&mut connection)
-        .await?;
-    connection.close().await?;
-    eprintln!(
-        "bench: PostgreSQL: VACUUM ANALYZE took {:.1} s",
-        started.elapsed().as_secs_f64()
-    );
+    let import_per_second = if database.reused {
+        None
+    } else {
+        let per_second = super::import("PostgreSQL", &store, args, &dataset).await?;
+        eprintln!(
+            "bench: PostgreSQL: {GROWN} Observations of Patient {}",
+            grown_patient[0].id
+        );
+        search_skew::grow(&store, &grown_patient[0]).await?;
+        eprintln!("bench: PostgreSQL: VACUUM ANALYZE");
+        let started = Instant::now();
+        let mut connection = PgConnection::connect_with(&database.options).await?;
+        sqlx::query("VACUUM ANALYZE")
+            .execute(&mut connection)
+            .await?;
+        connection.close().await?;
+        eprintln!(
+            "bench: PostgreSQL: VACUUM ANALYZE took {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        Some(per_second)
+    };
 
     let patients: Arc<[PatientKey]> = dataset.patients.into();
     let summaries = measure(args, store, &patients, &KINDS, "").await?;
@@ -334,7 +342,10 @@ pub fn print(args: &BenchArgs, report: &Report) {
         args.seconds
     );
     println!("{}", super::report::machine_line());
-    println!("import: {:.0} resources/s", report.import_per_second);
+    match report.import_per_second {
+        Some(per_second) => println!("import: {per_second:.0} resources/s"),
+        None => println!("import: none, database {} reused", report.database),
+    }
     println!();
     println!(
         "| Search | req/s | p50 / p95 / p99 (ms) | custom plans forced: req/s | p50 / p95 / p99 (ms) \

@@ -1,12 +1,17 @@
 //! Search plans (src/store/search/plan.rs, count.rs): the probe order keeps every result,
 //! and each `_total` mode answers as documented: `accurate` the exact count, `estimate` a
 //! number (exact up to 1,000 matches), `none` no total, absent a total only when the first
-//! page holds every match.
+//! page holds every match. One Patient's record of thousands of Observations is paged in
+//! order from its reference, both ways, and counted on the index tables.
 
 use crate::backend_tests;
 use crate::common::*;
 
-backend_tests!(probed_criteria_keep_their_results, totals_by_mode,);
+backend_tests!(
+    probed_criteria_keep_their_results,
+    totals_by_mode,
+    grown_record_pages_in_order,
+);
 
 async fn search(server: &Server, query: &str) -> Value {
     let bundle = expect_json(server.get(query).await, 200).await;
@@ -165,4 +170,124 @@ async fn totals_by_mode(backend: Backend) {
     )
     .await;
     assert_eq!(count["total"], 1_020);
+}
+
+fn link(bundle: &Value, relation: &str) -> Option<String> {
+    bundle["link"]
+        .as_array()?
+        .iter()
+        .find(|link| link["relation"] == relation)
+        .and_then(|link| link["url"].as_str())
+        .map(str::to_string)
+}
+
+fn match_ids(bundle: &Value) -> Vec<String> {
+    bundle["entry"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .map(|entry| entry["resource"]["id"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Patient g holds 3,000 Observations among others' (ids on both sides of g's): the search
+/// driven by g's reference pages through every lab since 2015 in id order, back again, and
+/// counts them; on PostgreSQL the first page's plan walks g's lookup rows in id order into a
+/// LIMIT (no Sort over every match; `migrations/postgres/0018_reference_lookup_order.sql`).
+async fn grown_record_pages_in_order(backend: Backend) {
+    let Some(server) = Server::start(backend).await else {
+        return;
+    };
+    let mut resources = vec![
+        json!({"resourceType": "Patient", "id": "g"}),
+        json!({"resourceType": "Patient", "id": "h"}),
+    ];
+    let mut expected = Vec::new();
+    for i in 0..3_000 {
+        let id = format!("g{i:04}");
+        let category = if i % 10 == 3 {
+            "vital-signs"
+        } else {
+            "laboratory"
+        };
+        let date = if i % 4 == 0 {
+            "2010-05-01"
+        } else {
+            "2019-05-01"
+        };
+        if category == "laboratory" && date > "2015" {
+            expected.push(id.clone());
+        }
+        resources.push(observation(&id, "g", category, date, Some(i)));
+    }
+    for i in 0..300 {
+        for prefix in ["a", "z"] {
+            let id = format!("{prefix}{i:04}");
+            resources.push(observation(&id, "h", "laboratory", "2019-05-01", None));
+        }
+    }
+    server.import(&resources);
+    expected.sort();
+    assert_eq!(expected.len(), 1_950);
+
+    let query = "Observation?patient=g&category=laboratory&date=ge2015-01-01";
+    let first = search(&server, &format!("{query}&_count=500&_total=accurate")).await;
+    assert_eq!(first["total"], 1_950);
+    let mut pages = vec![match_ids(&first)];
+    let mut bundle = first;
+    while let Some(next) = link(&bundle, "next") {
+        bundle = expect_json(server.client.get(&next).send().await.unwrap(), 200).await;
+        pages.push(match_ids(&bundle));
+        assert!(pages.len() <= 5, "more pages than matches");
+    }
+    assert_eq!(
+        pages.iter().map(Vec::len).collect::<Vec<_>>(),
+        [500, 500, 500, 450]
+    );
+    assert_eq!(pages.concat(), expected);
+    // Back from the last page: the third again.
+    let previous = link(&bundle, "previous").expect("a previous link");
+    let back = expect_json(server.client.get(&previous).send().await.unwrap(), 200).await;
+    assert_eq!(match_ids(&back), pages[2]);
+
+    let plain = search(
+        &server,
+        "Observation?patient=g&category=laboratory&_count=3",
+    )
+    .await;
+    assert_eq!(match_ids(&plain), ["g0000", "g0001", "g0002"]);
+    let estimate = search(&server, &format!("{query}&_count=1&_total=estimate")).await;
+    assert!(estimate["total"].as_i64().unwrap() > 1_000, "{estimate}");
+
+    if backend == Backend::Postgres {
+        first_page_plan_is_ordered(&server.db.url).await;
+    }
+}
+
+/// The first page's SQL as `src/store/search/plan.rs` writes it for PostgreSQL (the reference
+/// drives, read in id order, each candidate looked up with its probes): its plan has no
+/// Sort, and its Limit sits over the ordered lookup.
+async fn first_page_plan_is_ordered(url: &str) {
+    let pool = sqlx::PgPool::connect(url).await.unwrap();
+    let sql = "EXPLAIN SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
+        FROM (SELECT DISTINCT resource_id FROM search_reference WHERE resource_type = 'Observation' \
+        AND param = 'patient' AND ((target_id = 'g' AND target_type = 'Patient'))) d \
+        CROSS JOIN LATERAL (SELECT r.resource_type, r.id, r.version_id, r.last_updated, r.body \
+        FROM resources r WHERE r.id = d.resource_id AND r.deleted = false \
+        AND r.resource_type = 'Observation' \
+        AND EXISTS (SELECT 1 FROM search_token t WHERE t.resource_type = 'Observation' \
+        AND t.resource_id = r.id AND t.param = 'category' AND ((code = 'laboratory'))) LIMIT 1) r \
+        WHERE r.resource_type = 'Observation' ORDER BY r.resource_type ASC, d.resource_id ASC LIMIT 51";
+    let lines: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let text = lines.join("\n");
+    assert!(lines[0].starts_with("Limit"), "{text}");
+    assert!(!text.contains("Sort"), "a Sort over the matches: {text}");
+    assert!(text.contains("search_reference_lookup"), "{text}");
 }

@@ -8,11 +8,13 @@
 //!   a large match costs a bounded scan plus one `EXPLAIN`; SQLite, with no estimate to
 //!   give, counts exactly.
 //! - `accurate`: an exact `COUNT(*)` over the search's plan (the driving criterion's lookup
-//!   index, the others probed per candidate: see `plan.rs`).
+//!   index, the others probed per candidate: see `plan.rs`), on the index tables alone when
+//!   a criterion drives ([`Filter::count_source`]): no resource row is read.
 
 use sqlx::Row;
 
 use super::deadline;
+use super::plan::Filter;
 use super::sql::Sql;
 use super::{Plan, SearchPage, Store, StoreResult};
 use crate::search::query::Total;
@@ -27,7 +29,7 @@ impl Store {
         &self,
         mode: Option<Total>,
         count_only: bool,
-        filter: Sql,
+        filter: Filter,
         page: &mut SearchPage,
     ) -> StoreResult<()> {
         match mode {
@@ -41,21 +43,20 @@ impl Store {
         Ok(())
     }
 
-    async fn exact(&self, filter: Sql) -> StoreResult<i64> {
+    async fn exact(&self, filter: Filter) -> StoreResult<i64> {
         let mut sql = Sql::default();
-        sql.push("SELECT COUNT(*) FROM resources r WHERE ")
-            .append(filter);
+        sql.push("SELECT COUNT(*) ").append(filter.count_source());
         self.fetch_count(sql).await
     }
 
-    async fn estimate(&self, filter: Sql) -> StoreResult<i64> {
+    async fn estimate(&self, filter: Filter) -> StoreResult<i64> {
         let Store::Postgres(pool) = self else {
             return self.exact(filter).await;
         };
         let mut bounded = Sql::default();
         bounded
-            .push("SELECT COUNT(*) FROM (SELECT 1 FROM resources r WHERE ")
-            .append(filter.clone())
+            .push("SELECT COUNT(*) FROM (SELECT 1 ")
+            .append(filter.count_source())
             .push(" LIMIT ")
             .int(EXACT_UP_TO + 1)
             .push(") m");
@@ -65,8 +66,8 @@ impl Store {
         }
         let mut explain = Sql::default();
         explain
-            .push("EXPLAIN SELECT 1 FROM resources r WHERE ")
-            .append(filter);
+            .push("EXPLAIN SELECT 1 ")
+            .append(filter.count_source());
         let mut search = deadline::postgres(pool).await?;
         let row = super::bound!(explain, Plan::PerRun)
             .fetch_one(&mut *search.tx)

@@ -3,6 +3,7 @@
 //! fetches neither skip nor repeat the rows that stay.
 
 use super::criteria::table;
+use super::plan::{Bound, Filter};
 use super::sql::{Bind, Sql};
 use super::{COLUMNS, Cursor};
 use crate::search::ParamType;
@@ -71,16 +72,29 @@ struct Column {
 
 /// One page of `filter`'s matches after (or before) `cursor`, at most `limit`: the five
 /// resource columns, then each `_sort` value.
-pub fn page_sql(keys: &[SortKey], filter: Sql, cursor: &Cursor, limit: i64) -> Sql {
+pub fn page_sql(keys: &[SortKey], filter: Filter, cursor: &Cursor, limit: i64) -> Sql {
     let mut sql = Sql::default();
     let mut columns = Vec::new();
     if keys.is_empty() {
-        // The default order reads the primary key in order and stops at the limit.
+        // The default order reads the driver's rows (or the primary key) in order and
+        // stops at the limit; a cursor of the driver's type bounds its rows too.
+        let bound = match (cursor, &filter.driver) {
+            (Cursor::After(keyset) | Cursor::Before(keyset), Some(driver))
+                if keyset.resource_type == driver.resource_type =>
+            {
+                Some(Bound {
+                    id: keyset.id.clone(),
+                    backwards: matches!(cursor, Cursor::Before(_)),
+                })
+            }
+            _ => None,
+        };
+        let id_column = filter.id_column();
         sql.push("SELECT ")
             .push(COLUMNS)
-            .push(" FROM resources r WHERE ")
-            .append(filter);
-        columns.extend(tiebreak("r"));
+            .push(" ")
+            .append(filter.source(bound.as_ref()));
+        columns.extend(tiebreak("r.resource_type", id_column));
         push_cursor(&mut sql, " AND ", &columns, cursor);
     } else {
         push_sorted_matches(&mut sql, keys, filter);
@@ -89,7 +103,7 @@ pub fn page_sql(keys: &[SortKey], filter: Sql, cursor: &Cursor, limit: i64) -> S
             descending: key.descending,
             nullable: !matches!(key.param, "_id" | "_lastUpdated"),
         }));
-        columns.extend(tiebreak("m"));
+        columns.extend(tiebreak("m.resource_type", "m.id"));
         push_cursor(&mut sql, " WHERE ", &columns, cursor);
     }
     push_order(&mut sql, &columns, matches!(cursor, Cursor::Before(_)));
@@ -97,16 +111,17 @@ pub fn page_sql(keys: &[SortKey], filter: Sql, cursor: &Cursor, limit: i64) -> S
     sql
 }
 
-fn tiebreak(table: &str) -> [Column; 2] {
-    ["resource_type", "id"].map(|column| Column {
-        name: format!("{table}.{column}"),
+/// The last columns of every order: the resource's type, then its id.
+fn tiebreak(resource_type: &str, id: &str) -> [Column; 2] {
+    [resource_type, id].map(|column| Column {
+        name: column.to_owned(),
         descending: false,
         nullable: false,
     })
 }
 
 /// `m`: the matches with each sort value computed once, as `k0`, `k1`, ….
-fn push_sorted_matches(sql: &mut Sql, keys: &[SortKey], filter: Sql) {
+fn push_sorted_matches(sql: &mut Sql, keys: &[SortKey], filter: Filter) {
     sql.push("SELECT m.resource_type, m.id, m.version_id, m.last_updated, m.body");
     for index in 0..keys.len() {
         sql.push(&format!(", m.k{index}"));
@@ -117,7 +132,7 @@ fn push_sorted_matches(sql: &mut Sql, keys: &[SortKey], filter: Sql) {
         push_sort_value(sql, key);
         sql.push(&format!(" AS k{index}"));
     }
-    sql.push(" FROM resources r WHERE ").append(filter);
+    sql.push(" ").append(filter.source(None));
     // A LIMIT keeps both engines from merging `m` into the outer query, which would copy
     // each sort value's subquery into every condition that uses it.
     sql.push(" LIMIT 9223372036854775807) m");
@@ -277,10 +292,13 @@ mod tests {
         }
     }
 
-    fn filter() -> Sql {
-        let mut sql = Sql::default();
-        sql.push("r.deleted = ").bind(Bind::Bool(false));
-        sql
+    fn filter() -> Filter {
+        let mut conditions = Sql::default();
+        conditions.push("r.deleted = ").bind(Bind::Bool(false));
+        Filter {
+            driver: None,
+            conditions,
+        }
     }
 
     #[test]

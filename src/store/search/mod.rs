@@ -20,6 +20,7 @@ use criteria::push_criterion;
 pub use export::{ExportScan, Population};
 use keyset::page_sql;
 pub use keyset::{Keyset, SortType, SortValue, sort_type};
+use plan::{Driver, Filter};
 pub(super) use sql::{Bind, Sql};
 
 /// Where a page starts.
@@ -178,7 +179,7 @@ impl Store {
     }
 
     async fn search_in(&self, spec: &SearchSpec<'_>, everything: bool) -> StoreResult<SearchPage> {
-        let filter = filter(spec, everything);
+        let filter = filter(spec, everything, matches!(self, Store::Postgres(_)));
         let mut page = SearchPage::default();
         if spec.count > 0 {
             self.search_page(spec, filter.clone(), &mut page).await?;
@@ -199,7 +200,7 @@ impl Store {
     async fn search_page(
         &self,
         spec: &SearchSpec<'_>,
-        filter: Sql,
+        filter: Filter,
         page: &mut SearchPage,
     ) -> StoreResult<()> {
         let keys = &spec.query.controls.sort;
@@ -322,9 +323,10 @@ fn keyset((stored, values): &Keyed) -> Keyset {
     }
 }
 
-/// The WHERE conditions of the search, without paging; with `everything`, the compartment
-/// takes in what its resources reference.
-fn filter(spec: &SearchSpec<'_>, everything: bool) -> Sql {
+/// The search's matches, without paging; with `everything`, the compartment takes in what
+/// its resources reference. `postgres`: a driver whose lookup gives the id order is read in
+/// it (see `plan::Driver`).
+fn filter(spec: &SearchSpec<'_>, everything: bool, postgres: bool) -> Filter {
     let mut sql = Sql::default();
     sql.push("r.deleted = ").bind(Bind::Bool(false));
     match spec.query.resource_type {
@@ -358,7 +360,12 @@ fn filter(spec: &SearchSpec<'_>, everything: bool) -> Sql {
     // In a Patient's compartment the compartment drives; otherwise one criterion does.
     let criteria = &spec.query.criteria;
     let driver = plan::driver(criteria, spec.patient_compartment.is_some());
+    let mut driver_rows = None;
     for (index, criterion) in criteria.iter().enumerate() {
+        if Some(index) == driver && criterion.resource_type == spec.query.resource_type {
+            driver_rows = Some(Driver::new(criterion, spec.base, postgres));
+            continue;
+        }
         sql.push(" AND ");
         if Some(index) != driver && plan::probeable(criterion) {
             plan::push_probe(&mut sql, criterion, spec.base);
@@ -374,7 +381,10 @@ fn filter(spec: &SearchSpec<'_>, everything: bool) -> Sql {
         sql.push(" AND ");
         push_access(&mut sql, access, spec.base, &types);
     }
-    sql
+    Filter {
+        driver: driver_rows,
+        conditions: sql,
+    }
 }
 
 fn push_in_compartment(sql: &mut Sql, patient: &str) {
