@@ -8,6 +8,7 @@ pub mod conditional;
 mod cursor;
 pub mod export;
 pub mod index;
+pub mod patch;
 pub mod prepare;
 pub mod prepared;
 pub mod read;

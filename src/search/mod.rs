@@ -26,7 +26,7 @@ mod datetime;
 mod decimal;
 mod distinct;
 mod extract;
-mod fhirpath;
+pub mod fhirpath;
 mod normalize;
 pub mod query;
 mod reference;
