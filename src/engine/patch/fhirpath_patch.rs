@@ -166,7 +166,10 @@ fn parse_operation(position: usize, item: &Value) -> FhirResult<Operation> {
     match missing {
         Some(part) => Err(bad(
             position,
-            format!("a {kind:?} operation needs a {part:?} part").to_lowercase(),
+            format!(
+                "the {} operation needs a {part:?} part",
+                format!("{kind:?}").to_lowercase()
+            ),
         )),
         None => Ok(operation),
     }

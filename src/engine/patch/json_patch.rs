@@ -56,7 +56,7 @@ pub fn apply(resource: &mut Value, patch: &Patch) -> FhirResult<()> {
             StatusCode::UNPROCESSABLE_ENTITY,
             IssueCode::Processing,
             format!(
-                "JSON Patch operation {} (path {:?}): {what}",
+                "JSON Patch operation {} (path \"{}\"): {what}",
                 error.operation, error.path
             ),
         )
