@@ -63,10 +63,10 @@ pub fn parse_parameters(parameters: &Map<String, Value>) -> FhirResult<Vec<Opera
     let items = match parameters.get("parameter") {
         Some(Value::Array(items)) if !items.is_empty() => items,
         _ => {
-            return Err(FhirError::bad_request(
-                "the FHIRPath Patch has no operation parameters",
-            )
-            .expression_at("Parameters.parameter"));
+            return Err(
+                FhirError::bad_request("the FHIRPath Patch has no operation parameters")
+                    .expression_at("Parameters.parameter"),
+            );
         }
     };
     items
@@ -78,7 +78,10 @@ pub fn parse_parameters(parameters: &Map<String, Value>) -> FhirResult<Vec<Opera
 
 fn parse_operation(position: usize, item: &Value) -> FhirResult<Operation> {
     if item.get("name").and_then(Value::as_str) != Some("operation") {
-        return Err(bad(position, "every parameter of a FHIRPath Patch is named operation"));
+        return Err(bad(
+            position,
+            "every parameter of a FHIRPath Patch is named operation",
+        ));
     }
     let Some(Value::Array(parts)) = item.get("part") else {
         return Err(bad(position, "the operation has no parts"));
@@ -89,7 +92,10 @@ fn parse_operation(position: usize, item: &Value) -> FhirResult<Operation> {
             return Err(bad(position, "an operation part has no name"));
         };
         if fields.insert(name, part).is_some() {
-            return Err(bad(position, format!("the operation repeats the part {name:?}")));
+            return Err(bad(
+                position,
+                format!("the operation repeats the part {name:?}"),
+            ));
         }
     }
     let text = |name: &str| -> FhirResult<Option<String>> {
@@ -137,8 +143,8 @@ fn parse_operation(position: usize, item: &Value) -> FhirResult<Operation> {
         .map_err(|error| bad(position, format!("path {path_text:?}: {error}")))?;
     let (value, value_type) = match fields.get("value") {
         Some(part) => {
-            let (value, value_type) = part_value(part)
-                .ok_or_else(|| bad(position, "the value part holds no value"))?;
+            let (value, value_type) =
+                part_value(part).ok_or_else(|| bad(position, "the value part holds no value"))?;
             (Some(value), value_type)
         }
         None => (None, None),
@@ -242,7 +248,10 @@ fn apply_one(resource: &mut Value, op: &Operation) -> FhirResult<()> {
         Kind::Replace => {
             let path = single(op, found)?;
             if path.is_empty() {
-                return Err(unprocessable(op.position, "the resource itself cannot be replaced"));
+                return Err(unprocessable(
+                    op.position,
+                    "the resource itself cannot be replaced",
+                ));
             }
             let target = get_mut(resource, &path)
                 .ok_or_else(|| unprocessable(op.position, "the element disappeared"))?;
@@ -255,7 +264,9 @@ fn apply_one(resource: &mut Value, op: &Operation) -> FhirResult<()> {
             if source >= len || destination >= len {
                 return Err(unprocessable(
                     op.position,
-                    format!("move: source {source} and destination {destination} must be below the list's length {len}"),
+                    format!(
+                        "move: source {source} and destination {destination} must be below the list's length {len}"
+                    ),
                 ));
             }
             let items = array_mut(resource, &list, op)?;
@@ -277,7 +288,10 @@ fn locate(resource: &Value, op: &Operation) -> FhirResult<Vec<Vec<Step>>> {
     if not_elements {
         return Err(unprocessable(
             op.position,
-            format!("the path {:?} must select elements of the resource", op.path_text),
+            format!(
+                "the path {:?} must select elements of the resource",
+                op.path_text
+            ),
         ));
     }
     let mut wanted: HashMap<*const Value, Vec<usize>> = HashMap::new();
@@ -374,7 +388,10 @@ fn add(resource: &mut Value, op: &Operation, path: Vec<Step>) -> FhirResult<()> 
     let Some(Value::Object(target)) = get_mut(resource, &path) else {
         return Err(unprocessable(
             op.position,
-            format!("the path {:?} does not select a complex element", op.path_text),
+            format!(
+                "the path {:?} does not select a complex element",
+                op.path_text
+            ),
         ));
     };
     match target.get_mut(&slot.key) {
@@ -487,7 +504,10 @@ fn insert(resource: &mut Value, op: &Operation, found: Vec<Vec<Step>>) -> FhirRe
 /// Deletes the element at `path`; a list left empty goes too (FHIR has no empty arrays).
 fn remove_at(resource: &mut Value, op: &Operation, path: &[Step]) -> FhirResult<()> {
     let Some((last, parent)) = path.split_last() else {
-        return Err(unprocessable(op.position, "the resource itself cannot be deleted"));
+        return Err(unprocessable(
+            op.position,
+            "the resource itself cannot be deleted",
+        ));
     };
     match (last, get_mut(resource, parent)) {
         (Step::Key(key), Some(Value::Object(map))) => {

@@ -102,9 +102,7 @@ impl PatchDocument {
     pub fn values_mut(&mut self) -> Vec<&mut Value> {
         match self {
             PatchDocument::Json(patch) => json_patch::values_mut(patch).collect(),
-            PatchDocument::FhirPath(operations) => {
-                fhirpath_patch::values_mut(operations).collect()
-            }
+            PatchDocument::FhirPath(operations) => fhirpath_patch::values_mut(operations).collect(),
         }
     }
 

@@ -74,7 +74,10 @@ async fn patch_current(
     id: &str,
 ) -> FhirResult<WriteAction> {
     let Some(patch) = &entry.patch else {
-        return Err(FhirError::internal("patching", "a PATCH entry without a patch"));
+        return Err(FhirError::internal(
+            "patching",
+            "a PATCH entry without a patch",
+        ));
     };
     let stored = match store.read(resource_type, id).await? {
         None => {

@@ -85,9 +85,14 @@ fn check_patched_alone(
         let (Method::Patch, Some(identity)) = (entry.method, &identities[slot]) else {
             continue;
         };
-        let shared = identities.iter().enumerate().any(|(other, other_identity)| {
-            other != slot && results[other].is_none() && other_identity.as_ref() == Some(identity)
-        });
+        let shared = identities
+            .iter()
+            .enumerate()
+            .any(|(other, other_identity)| {
+                other != slot
+                    && results[other].is_none()
+                    && other_identity.as_ref() == Some(identity)
+            });
         if shared {
             let (resource_type, id) = identity;
             return Err(entry.locate(
