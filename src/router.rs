@@ -38,6 +38,7 @@ pub fn fhir() -> Router<AppState> {
             get(rest::search::search_type)
                 .post(rest::write::create)
                 .put(rest::write::conditional_update)
+                .patch(rest::patch::conditional_patch)
                 .delete(rest::write::conditional_delete),
         )
         .route(
@@ -52,6 +53,7 @@ pub fn fhir() -> Router<AppState> {
             "/{resource_type}/{id}",
             get(rest::read::read)
                 .put(rest::write::update)
+                .patch(rest::patch::patch)
                 .delete(rest::write::delete),
         )
         .route(

@@ -27,6 +27,12 @@ pub enum WriteAction {
     Create(Map<String, Value>),
     /// PUT: update, or create with the client's id.
     Put(Map<String, Value>),
+    /// PATCH: `resource` is the patch applied to version `base_version`; if that is no
+    /// longer the current version, the write lost a race and is planned again.
+    Patch {
+        resource: Map<String, Value>,
+        base_version: i64,
+    },
     Delete,
 }
 
@@ -116,6 +122,13 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
                     index_rows(&stamped),
                     patient,
                 )
+            }
+            WriteAction::Patch { base_version, .. } if base_version != previous_version => {
+                return Ok(Applied::Conflict);
+            }
+            WriteAction::Patch { resource, .. } => {
+                let stamped = stamp(resource, &request.id, version_id, last_updated);
+                (false, "PATCH", serialize(&stamped), index_rows(&stamped))
             }
         };
         current.insert(

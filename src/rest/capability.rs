@@ -6,6 +6,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::auth::Endpoints;
+use crate::engine::patch::PATCH_FORMATS;
 use crate::fhir::instant::{now_micros, to_fhir_instant};
 use crate::fhir::outcome::FhirResult;
 use crate::fhir::validate::resource_types;
@@ -14,10 +15,11 @@ use crate::search::{ParamType, params};
 use crate::state::AppState;
 
 /// Interactions every resource type supports.
-const TYPE_INTERACTIONS: [&str; 8] = [
+const TYPE_INTERACTIONS: [&str; 9] = [
     "read",
     "vread",
     "update",
+    "patch",
     "delete",
     "history-instance",
     "history-type",
@@ -187,6 +189,7 @@ pub fn capability_statement(fhir_base: &str, endpoints: &Endpoints) -> Value {
             .chain([BULK_DATA_SERVER.to_owned()])
             .collect::<Vec<_>>(),
         "format": ["application/fhir+json", "json"],
+        "patchFormat": PATCH_FORMATS,
         "rest": [{
             "mode": "server",
             "security": security(endpoints),

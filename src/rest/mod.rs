@@ -13,6 +13,7 @@ pub mod history;
 pub mod metrics;
 pub mod operations;
 pub mod outcome_layer;
+pub mod patch;
 pub mod read;
 pub mod read_routing;
 pub mod search;

@@ -1,4 +1,5 @@
-//! create, update and delete, plain and conditional.
+//! create, update and delete, plain and conditional (PATCH is in [`super::patch`]), and the
+//! answer to every write.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -144,7 +145,7 @@ fn header_text(headers: &HeaderMap, name: &str) -> FhirResult<Option<String>> {
         .transpose()
 }
 
-fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
+pub(super) fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
     match header_text(headers, "if-match")? {
         None => Ok(None),
         Some(tag) => parse_etag(&tag).map(Some).ok_or_else(|| {
@@ -155,16 +156,16 @@ fn if_match(headers: &HeaderMap) -> FhirResult<Option<i64>> {
     }
 }
 
-/// The target and `If-Match` of a conditional update or delete: the match of the query's
+/// The target and `If-Match` of a conditional update, patch or delete: the match of the query's
 /// criteria (besides the formatting parameters).
-fn conditional_target(
+pub(super) fn conditional_target(
     resource_type: &str,
     request: &FhirRequest,
     headers: &HeaderMap,
 ) -> FhirResult<(WriteTarget, Option<i64>)> {
     if request.params.iter().all(|(name, _)| is_format_param(name)) {
         return Err(FhirError::bad_request(
-            "a conditional update or delete needs search criteria in the URL",
+            "a conditional update, patch or delete needs search criteria in the URL",
         ));
     }
     let if_match = if_match(headers)?;
@@ -173,7 +174,7 @@ fn conditional_target(
 }
 
 /// Runs a write through the engine and answers it.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     request: &FhirRequest,
     interaction: Interaction,

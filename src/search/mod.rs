@@ -11,7 +11,8 @@
 //! [`patient_owners`] the Patients whose data it is (for access: the compartment, or the
 //! Patients a type outside the compartment references, see [`patient_link_params`]). The helpers the
 //! query side needs to read search values the same way are exported too:
-//! [`normalize_string`], [`date_range`], [`decimal_range`], [`parse_reference`].
+//! [`normalize_string`], [`date_range`], [`decimal_range`], [`parse_reference`]; and the
+//! FHIRPath subset ([`fhirpath`]), which the engine's FHIRPath Patch evaluates paths with.
 //!
 //! Known gaps: `code` elements are indexed without their implicit system; extensions on
 //! primitives (`_field`) and contained resources are not indexed; `Bundle` `composition` /
@@ -26,7 +27,7 @@ mod datetime;
 mod decimal;
 mod distinct;
 mod extract;
-mod fhirpath;
+pub mod fhirpath;
 mod normalize;
 pub mod query;
 mod reference;

@@ -32,6 +32,7 @@ mod metrics;
 mod negotiation;
 mod operations;
 mod paging;
+mod patch;
 mod portal_apps;
 mod postman;
 mod read_replica;

@@ -252,10 +252,16 @@ async fn transaction_rejects_malformed_bundles(backend: Backend) {
         json!({"request": {"method": "DELETE", "url": "Nope/1"}}),
     ]);
     expect_outcome(server.post("", &unknown_type).await, 404).await;
+    // A PATCH entry needs its patch document as the resource.
     let patch = transaction(vec![
         json!({"request": {"method": "PATCH", "url": "Patient/1"}}),
     ]);
-    expect_outcome(server.post("", &patch).await, 405).await;
+    let outcome = expect_outcome(server.post("", &patch).await, 400).await;
+    assert_eq!(outcome["issue"][0]["expression"][0], "Bundle.entry[0]");
+    let trace = transaction(vec![
+        json!({"request": {"method": "TRACE", "url": "Patient/1"}}),
+    ]);
+    expect_outcome(server.post("", &trace).await, 405).await;
 }
 
 async fn us_core_reference_bundles_load_as_transactions(backend: Backend) {

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::access::scope::Permission;
 use crate::engine::conditional::Condition;
+use crate::engine::patch::PatchDocument;
 use crate::engine::prepare::{Expect, prepare_resource};
 use crate::fhir::id::is_valid_id;
 use crate::fhir::outcome::{FhirError, FhirResult};
@@ -18,6 +19,7 @@ pub(super) enum Method {
     Get,
     Post,
     Put,
+    Patch,
     Delete,
 }
 
@@ -41,6 +43,8 @@ pub(super) struct Entry {
     pub(super) method: Method,
     pub(super) target: Target,
     pub(super) resource: Option<Map<String, Value>>,
+    /// The patch of a PATCH entry.
+    pub(super) patch: Option<PatchDocument>,
     pub(super) if_match: Option<i64>,
     pub(super) if_none_exist: Option<Condition>,
 }
@@ -64,13 +68,13 @@ impl Entry {
             (Method::Post, Target::Type(resource_type)) => {
                 Some((resource_type, Permission::Create, conditional))
             }
-            (Method::Put, Target::Instance(resource_type, _)) => {
+            (Method::Put | Method::Patch, Target::Instance(resource_type, _)) => {
                 Some((resource_type, Permission::Update, false))
             }
             (Method::Delete, Target::Instance(resource_type, _)) => {
                 Some((resource_type, Permission::Delete, false))
             }
-            (Method::Put, Target::Conditional(condition)) => {
+            (Method::Put | Method::Patch, Target::Conditional(condition)) => {
                 Some((&condition.resource_type, Permission::Update, true))
             }
             (Method::Delete, Target::Conditional(condition)) => {
@@ -96,6 +100,12 @@ pub enum Interaction {
         resource: Map<String, Value>,
         if_match: Option<i64>,
     },
+    /// `PATCH [type]/[id]` or `PATCH [type]?…`.
+    Patch {
+        target: WriteTarget,
+        patch: PatchDocument,
+        if_match: Option<i64>,
+    },
     /// `DELETE [type]/[id]` or `DELETE [type]?…`.
     Delete {
         target: WriteTarget,
@@ -119,8 +129,20 @@ impl From<WriteTarget> for Target {
 }
 
 impl Interaction {
+    /// The interaction's name as FHIR calls it (`TypeRestfulInteraction`): `create`,
+    /// `update`, `patch` or `delete`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Interaction::Create { .. } => "create",
+            Interaction::Update { .. } => "update",
+            Interaction::Patch { .. } => "patch",
+            Interaction::Delete { .. } => "delete",
+        }
+    }
+
     /// The interaction as a transaction entry outside any Bundle.
     pub(super) fn into_entry(self) -> Entry {
+        let mut patch = None;
         let (method, target, resource, if_match, if_none_exist) = match self {
             Interaction::Create {
                 resource_type,
@@ -138,6 +160,14 @@ impl Interaction {
                 resource,
                 if_match,
             } => (Method::Put, target.into(), Some(resource), if_match, None),
+            Interaction::Patch {
+                target,
+                patch: document,
+                if_match,
+            } => {
+                patch = Some(document);
+                (Method::Patch, target.into(), None, if_match, None)
+            }
             Interaction::Delete { target, if_match } => {
                 (Method::Delete, target.into(), None, if_match, None)
             }
@@ -149,6 +179,7 @@ impl Interaction {
             method,
             target,
             resource,
+            patch,
             if_match,
             if_none_exist,
         }
@@ -227,7 +258,14 @@ pub(super) fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<
         .get("fullUrl")
         .and_then(Value::as_str)
         .map(str::to_string);
-    let resource = entry_resource(index, method, &target, entry.remove("resource"))?;
+    let (resource, patch) = if method == Method::Patch {
+        (None, Some(entry_patch(index, entry.remove("resource"))?))
+    } else {
+        (
+            entry_resource(index, method, &target, entry.remove("resource"))?,
+            None,
+        )
+    };
     let if_none_exist = parse_if_none_exist(index, method, &target, &request)?;
     Ok(Entry {
         index,
@@ -236,6 +274,7 @@ pub(super) fn parse_entry(index: usize, entry: Value, base: &str) -> FhirResult<
         method,
         target,
         resource,
+        patch,
         if_match,
         if_none_exist,
     })
@@ -246,6 +285,7 @@ fn parse_method(index: usize, request: &Map<String, Value>) -> FhirResult<Method
         Some("GET") | Some("HEAD") => Ok(Method::Get),
         Some("POST") => Ok(Method::Post),
         Some("PUT") => Ok(Method::Put),
+        Some("PATCH") => Ok(Method::Patch),
         Some("DELETE") => Ok(Method::Delete),
         Some(other) => Err(FhirError::not_supported(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -277,6 +317,10 @@ fn parse_entry_target(
         (Method::Delete, Target::Type(_) | Target::Version(..)) => Err(entry_error(
             index,
             "DELETE entries take the url [type]/[id] or [type]?[criteria]",
+        )),
+        (Method::Patch, Target::Type(_) | Target::Version(..)) => Err(entry_error(
+            index,
+            "PATCH entries take the url [type]/[id] or [type]?[criteria]",
         )),
         (Method::Post | Method::Put, Target::Version(..)) => {
             Err(entry_error(index, "a version url can only be read"))
@@ -342,6 +386,26 @@ fn entry_resource(
         )),
         (_, _, _) => Ok(None),
     }
+}
+
+/// The patch of a PATCH entry: its resource is a `Binary` (JSON Patch) or a `Parameters`
+/// resource (FHIRPath Patch).
+fn entry_patch(index: usize, resource: Option<Value>) -> FhirResult<PatchDocument> {
+    let Some(Value::Object(resource)) = resource else {
+        return Err(entry_error(
+            index,
+            "a PATCH entry needs a resource: a Binary (JSON Patch) or Parameters (FHIRPath Patch)",
+        ));
+    };
+    PatchDocument::from_entry_resource(&resource).map_err(|mut error| {
+        for issue in &mut error.issues {
+            issue.expression = Some(match issue.expression.take() {
+                Some(path) => format!("Bundle.entry[{index}].resource.{path}"),
+                None => format!("Bundle.entry[{index}].resource"),
+            });
+        }
+        error
+    })
 }
 
 fn parse_if_none_exist(
@@ -462,7 +526,7 @@ pub fn parse_etag(tag: &str) -> Option<i64> {
 pub(super) fn check_no_duplicate_targets(entries: &[Entry]) -> FhirResult<()> {
     let mut seen = HashSet::new();
     for entry in entries {
-        if let (Method::Put | Method::Delete, Target::Instance(resource_type, id)) =
+        if let (Method::Put | Method::Patch | Method::Delete, Target::Instance(resource_type, id)) =
             (entry.method, &entry.target)
             && !seen.insert((resource_type.clone(), id.clone()))
         {

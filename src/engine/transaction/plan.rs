@@ -56,6 +56,7 @@ pub(super) async fn plan_and_apply(
         identities.push(planned.identity);
         results.push(planned.settled);
     }
+    check_patched_alone(&entries, &identities, &results)?;
     // 2. Rewrite references to other entries and conditional references.
     let mut resolved: HashMap<String, String> = HashMap::new();
     for entry in &mut entries {
@@ -73,6 +74,38 @@ pub(super) async fn plan_and_apply(
     ))
 }
 
+/// A patch is computed from the version it finds, so no other entry of the transaction may
+/// write the resource it patches (a conditional URL may name it as well as an id).
+fn check_patched_alone(
+    entries: &[Entry],
+    identities: &[Option<(String, String)>],
+    results: &[Option<EntryResult>],
+) -> FhirResult<()> {
+    for (slot, entry) in entries.iter().enumerate() {
+        let (Method::Patch, Some(identity)) = (entry.method, &identities[slot]) else {
+            continue;
+        };
+        let shared = identities
+            .iter()
+            .enumerate()
+            .any(|(other, other_identity)| {
+                other != slot
+                    && results[other].is_none()
+                    && other_identity.as_ref() == Some(identity)
+            });
+        if shared {
+            let (resource_type, id) = identity;
+            return Err(entry.locate(
+                FhirError::bad_request(format!(
+                    "{resource_type}/{id} is patched by one entry and written by another in the same transaction"
+                )),
+                "",
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The identity one entry writes to; reads and searches have none.
 async fn identify(
     store: &Store,
@@ -84,10 +117,10 @@ async fn identify(
         (Method::Post, Target::Type(resource_type)) => {
             identify_create(store, entry, resource_type, base, access).await
         }
-        (Method::Put | Method::Delete, Target::Instance(resource_type, id)) => {
+        (Method::Put | Method::Patch | Method::Delete, Target::Instance(resource_type, id)) => {
             Ok(Planned::write(resource_type, id.clone()))
         }
-        (Method::Put | Method::Delete, Target::Conditional(condition)) => {
+        (Method::Put | Method::Patch | Method::Delete, Target::Conditional(condition)) => {
             identify_conditional(store, entry, condition, base, access).await
         }
         _ => Ok(Planned::default()),
@@ -127,8 +160,9 @@ async fn identify_create(
     })
 }
 
-/// A conditional update or delete writes to its one match; with no match an update creates
-/// (with the resource's own id when it has a valid one) and a delete does nothing.
+/// A conditional update, patch or delete writes to its one match; with no match an update
+/// creates (with the resource's own id when it has a valid one), a delete does nothing and
+/// a patch is a 404.
 async fn identify_conditional(
     store: &Store,
     entry: &Entry,
@@ -152,6 +186,13 @@ async fn identify_conditional(
                 patient: None,
             })),
         }),
+        [] if entry.method == Method::Patch => Err(entry.locate(
+            FhirError::not_found(format!(
+                "the conditional patch matches no {} resource",
+                condition.resource_type
+            )),
+            ".request.url",
+        )),
         [] => {
             let id = entry
                 .resource
@@ -165,10 +206,10 @@ async fn identify_conditional(
         _ => {
             let error = FhirError::precondition_failed(format!(
                 "the conditional {} matches more than one resource",
-                if entry.method == Method::Put {
-                    "update"
-                } else {
-                    "delete"
+                match entry.method {
+                    Method::Put => "update",
+                    Method::Patch => "patch",
+                    _ => "delete",
                 }
             ));
             Err(entry.locate(error, ".request.url"))
@@ -187,20 +228,30 @@ async fn rewrite_references(
     base: &str,
     access: &Access,
 ) -> FhirResult<()> {
-    let Some(resource) = entry.resource.take() else {
-        return Ok(());
-    };
-    let mut value = Value::Object(resource);
+    let mut resource = entry.resource.take().map(Value::Object);
+    let mut patch = entry.patch.take();
+    let mut values: Vec<&mut Value> = resource.iter_mut().collect();
+    if let Some(patch) = &mut patch {
+        values.extend(patch.values_mut());
+    }
     let mut conditionals: Vec<String> = Vec::new();
-    for_each_reference(&mut value, &mut |reference| {
-        if let Some(target) = aliases.get(reference.as_str()) {
-            *reference = target.clone();
-        } else if let Some(relative) = reference.strip_prefix(base) {
-            *reference = relative.trim_start_matches('/').to_string();
-        } else if reference.contains('?') && !conditionals.contains(reference) {
-            conditionals.push(reference.clone());
+    for value in &mut values {
+        // A patch may set a reference string by itself (`/subject/reference`).
+        if let Value::String(text) = &mut **value
+            && let Some(target) = aliases.get(text.as_str())
+        {
+            *text = target.clone();
         }
-    });
+        for_each_reference(value, &mut |reference| {
+            if let Some(target) = aliases.get(reference.as_str()) {
+                *reference = target.clone();
+            } else if let Some(relative) = reference.strip_prefix(base) {
+                *reference = relative.trim_start_matches('/').to_string();
+            } else if reference.contains('?') && !conditionals.contains(reference) {
+                conditionals.push(reference.clone());
+            }
+        });
+    }
     for text in conditionals {
         if resolved.contains_key(&text) {
             continue;
@@ -214,12 +265,15 @@ async fn rewrite_references(
             resolved.insert(text, format!("{}/{id}", condition.resource_type));
         }
     }
-    for_each_reference(&mut value, &mut |reference| {
-        if let Some(target) = resolved.get(reference.as_str()) {
-            *reference = target.clone();
-        }
-    });
-    if let Value::Object(resource) = value {
+    for value in &mut values {
+        for_each_reference(value, &mut |reference| {
+            if let Some(target) = resolved.get(reference.as_str()) {
+                *reference = target.clone();
+            }
+        });
+    }
+    entry.patch = patch;
+    if let Some(Value::Object(resource)) = resource {
         entry.resource = Some(resource);
     }
     Ok(())

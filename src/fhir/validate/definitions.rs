@@ -314,7 +314,7 @@ impl Defs {
     }
 }
 
-fn upper_first(s: &str) -> String {
+pub(crate) fn upper_first(s: &str) -> String {
     let mut chars = s.chars();
     match chars.next() {
         Some(c) => c.to_ascii_uppercase().to_string() + chars.as_str(),

@@ -37,12 +37,15 @@
 mod calendar;
 mod definitions;
 mod primitives;
+mod slot;
 mod walker;
 
 #[cfg(test)]
 mod tests;
 
 use serde_json::Value;
+
+pub use slot::{Slot, Step, child_slot};
 
 /// Category of a validation problem; maps onto OperationOutcome `issue.code`
 /// (`structure`, `required`, `value`, `invalid`).
