@@ -128,7 +128,14 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
             }
             WriteAction::Patch { resource, .. } => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
-                (false, "PATCH", serialize(&stamped), index_rows(&stamped))
+                let patient = only_patient(&stamped);
+                (
+                    false,
+                    "PATCH",
+                    serialize(&stamped),
+                    index_rows(&stamped),
+                    patient,
+                )
             }
         };
         current.insert(

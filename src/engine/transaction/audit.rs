@@ -17,6 +17,7 @@ pub(super) fn interaction(entry: &Entry) -> &'static str {
         (Method::Get, _) => "search-system",
         (Method::Post, _) => "create",
         (Method::Put, _) => "update",
+        (Method::Patch, _) => "patch",
         (Method::Delete, _) => "delete",
     }
 }
