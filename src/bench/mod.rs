@@ -55,9 +55,9 @@ pub struct BenchArgs {
     /// Seconds each read measurement lasts.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub seconds: u64,
-    /// Resources per import transaction.
-    #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
-    pub batch_size: usize,
+    /// Resources per import transaction [default: that of `kiln import` for each backend].
+    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub batch_size: Option<usize>,
     /// A PostgreSQL server to measure too: a fresh database `kiln_bench_<random>` is created
     /// there for the run and dropped after it. Without it only SQLite is measured.
     // hide_env_values: a password in the URL stays out of `--help`.
@@ -79,6 +79,9 @@ pub struct BenchArgs {
     /// costly searches in flight (at and over the search cost bounds).
     #[arg(long, conflicts_with_all = ["search", "export"])]
     pub hostile: bool,
+    /// Measure the import alone (no read measurement): one figure per backend.
+    #[arg(long, conflicts_with_all = ["search", "export", "hostile", "concurrency", "seconds"])]
+    pub import_only: bool,
 }
 
 /// What a run measured.
@@ -87,6 +90,7 @@ enum Measured {
     Search(search::Report),
     Export(Vec<export::Row>),
     Hostile(Vec<hostile::Row>),
+    Import(Vec<report::Imported>),
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -110,6 +114,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
             (false, postgres) if args.hostile => {
                 hostile::run(&args, postgres).await.map(Measured::Hostile)
             }
+            (false, postgres) if args.import_only => {
+                on_each_backend(&args, postgres, measure_import)
+                    .await
+                    .map(Measured::Import)
+            }
             (false, _) => measure_all(&args, postgres.as_ref())
                 .await
                 .map(Measured::Throughput),
@@ -131,6 +140,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
         Measured::Search(report) => search::print(&args, &report),
         Measured::Export(rows) => export::print(&args, &rows),
         Measured::Hostile(rows) => hostile::print(&args, &rows),
+        Measured::Import(rows) => report::print_import(&args, &rows),
     }
     dropped
 }
@@ -306,6 +316,21 @@ async fn measure(
     })
 }
 
+/// `--import-only`: imports the data set into `store` (empty), nothing more.
+async fn measure_import(
+    backend: &'static str,
+    store: Store,
+    args: &BenchArgs,
+    dataset: &Dataset,
+) -> BenchResult<report::Imported> {
+    let per_second = import(backend, &store, args, dataset).await?;
+    store.close().await;
+    Ok(report::Imported {
+        backend,
+        per_second,
+    })
+}
+
 /// Imports the data set into `store` (migrated here, empty) and returns resources per second.
 async fn import(
     backend: &str,
@@ -316,12 +341,11 @@ async fn import(
     store.migrate().await?;
     eprintln!("bench: {backend}: importing");
     let started = Instant::now();
-    let report = crate::import::run(
-        store,
-        std::slice::from_ref(&dataset.file.0),
-        args.batch_size,
-    )
-    .await?;
+    let batch_size = args
+        .batch_size
+        .unwrap_or_else(|| crate::import::default_batch_size(store));
+    let report =
+        crate::import::run(store, std::slice::from_ref(&dataset.file.0), batch_size).await?;
     let import_seconds = started.elapsed().as_secs_f64();
     if report.failed > 0 || report.total() != dataset.keys.len() as u64 {
         return Err(format!(
