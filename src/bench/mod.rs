@@ -55,9 +55,9 @@ pub struct BenchArgs {
     /// Seconds each read measurement lasts.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub seconds: u64,
-    /// Resources per import transaction [default: that of `kiln import` for each backend].
-    #[arg(long, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
-    pub batch_size: Option<usize>,
+    /// Resources per import transaction.
+    #[arg(long, default_value_t = crate::import::DEFAULT_BATCH_SIZE, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    pub batch_size: usize,
     /// A PostgreSQL server to measure too: a fresh database `kiln_bench_<random>` is created
     /// there for the run and dropped after it. Without it only SQLite is measured.
     // hide_env_values: a password in the URL stays out of `--help`.
@@ -341,11 +341,12 @@ async fn import(
     store.migrate().await?;
     eprintln!("bench: {backend}: importing");
     let started = Instant::now();
-    let batch_size = args
-        .batch_size
-        .unwrap_or_else(|| crate::import::default_batch_size(store));
-    let report =
-        crate::import::run(store, std::slice::from_ref(&dataset.file.0), batch_size).await?;
+    let report = crate::import::run(
+        store,
+        std::slice::from_ref(&dataset.file.0),
+        args.batch_size,
+    )
+    .await?;
     let import_seconds = started.elapsed().as_secs_f64();
     if report.failed > 0 || report.total() != dataset.keys.len() as u64 {
         return Err(format!(

@@ -102,10 +102,7 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
          PK lookup; SQLite with token >= 50 % of /healthz."
     );
     for row in rows {
-        println!(
-            "{}",
-            import_goal_line(row.backend, row.import_per_second)
-        );
+        println!("{}", import_goal_line(row.backend, row.import_per_second));
     }
     if args.postgres_url.is_none() {
         println!();
@@ -139,7 +136,9 @@ pub fn print_import(args: &BenchArgs, rows: &[Imported]) {
         println!("{}", import_goal_line(row.backend, row.per_second));
     }
     if args.postgres_url.is_none() {
-        println!("PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)");
+        println!(
+            "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
+        );
     }
 }
 

@@ -76,6 +76,16 @@ impl Store {
     }
 }
 
+/// The file of a SQLite database; `None` for an in-memory one.
+pub(super) fn sqlite_file(options: &SqliteConnectOptions) -> Option<&Path> {
+    let file = options.get_filename();
+    let name = file.to_str()?;
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
+        return None;
+    }
+    Some(file)
+}
+
 /// Whether a SQLite connection may go back to the pool. A transaction that failed to commit
 /// or roll back (SQLite rolls back by itself on a full disk, so the later `ROLLBACK` fails)
 /// leaves sqlx counting an open transaction, and every later `BEGIN` on that connection
