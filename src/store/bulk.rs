@@ -25,9 +25,9 @@ const BULK_WAL_PAGES: u32 = 16 * 1024;
 /// SQLite connection keeps its page cache between transactions only while no other
 /// connection writes; batches written through the pool's connections in turn would each
 /// start with an empty cache and read every index page again. That connection also keeps a
-/// larger page cache ([`BULK_CACHE_KIB`]), checkpoints less often ([`BULK_WAL_PAGES`]) and
-/// keeps statement journals in memory. On PostgreSQL (and an in-memory SQLite database,
-/// which a second pool could not share safely) the store's own pool.
+/// larger page cache ([`BULK_CACHE_KIB`]) and checkpoints less often ([`BULK_WAL_PAGES`]).
+/// On PostgreSQL (and on an in-memory SQLite database, which a second pool could not share
+/// safely), the store's own pool.
 pub struct BulkWriter {
     store: Store,
     /// Whether `store` is a pool of its own, closed with the writer.
@@ -53,8 +53,7 @@ impl Store {
             .as_ref()
             .clone()
             .pragma("cache_size", format!("-{BULK_CACHE_KIB}"))
-            .pragma("wal_autocheckpoint", BULK_WAL_PAGES.to_string())
-            .pragma("temp_store", "memory");
+            .pragma("wal_autocheckpoint", BULK_WAL_PAGES.to_string());
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))

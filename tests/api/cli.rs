@@ -390,7 +390,11 @@ fn bench_import_only_prints_each_backends_import_figure() {
     if postgres.is_some() {
         assert!(figures[1].starts_with("PostgreSQL import: "), "{stdout}");
     }
-    assert_eq!(figures.len(), 1 + usize::from(postgres.is_some()), "{stdout}");
+    assert_eq!(
+        figures.len(),
+        1 + usize::from(postgres.is_some()),
+        "{stdout}"
+    );
     assert!(!stdout.contains("Read by id"), "{stdout}");
 }
 
