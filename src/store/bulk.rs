@@ -57,6 +57,11 @@ impl Store {
         let pool = SqlitePoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(30))
+            // A batch whose commit failed must not leave the import's only connection
+            // inside a transaction no later batch could begin.
+            .after_release(|conn, _| {
+                Box::pin(async move { super::connect::still_usable(conn).await })
+            })
             .connect_with(options)
             .await?;
         Ok(BulkWriter {

@@ -91,7 +91,7 @@ pub(super) fn sqlite_file(options: &SqliteConnectOptions) -> Option<&Path> {
 /// leaves sqlx counting an open transaction, and every later `BEGIN` on that connection
 /// would fail: such a connection is closed instead. The ping first lets the rollback that
 /// dropping the transaction queued run, so only a connection still in one is refused.
-async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+pub(super) async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
     conn.ping().await?;
     if conn.is_in_transaction() {
         tracing::warn!("closing a database connection left inside a failed transaction");
