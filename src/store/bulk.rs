@@ -84,7 +84,7 @@ impl BulkWriter {
     pub async fn finish(self) -> StoreResult<()> {
         if let Store::Postgres(pool) = &self.store {
             let mut tx = pool.begin().await?;
-            sqlx::query("SELECT pg_current_xact_id()")
+            sqlx::query("SELECT txid_current()")
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
