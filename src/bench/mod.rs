@@ -58,7 +58,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub seconds: u64,
     /// Resources per import transaction.
-    #[arg(long, default_value_t = 500, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    #[arg(long, default_value_t = crate::import::DEFAULT_BATCH_SIZE, value_parser = RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub batch_size: usize,
     /// A PostgreSQL server to measure too: a fresh database `kiln_bench_<random>` is created
     /// there for the run and dropped after it. Without it only SQLite is measured.
@@ -97,6 +97,9 @@ pub struct BenchArgs {
     /// run with the same `--resources`: nothing is written or imported, and it is kept.
     #[arg(long, requires = "search", value_name = "NAME")]
     pub reuse_database: Option<String>,
+    /// Measure the import alone (no read measurement): one figure per backend.
+    #[arg(long, conflicts_with_all = ["search", "export", "hostile", "concurrency", "seconds"])]
+    pub import_only: bool,
 }
 
 /// What a run measured.
@@ -106,6 +109,7 @@ enum Measured {
     Export(Vec<export::Row>),
     Hostile(Vec<hostile::Row>),
     Soak(soak::Report),
+    Import(Vec<report::Imported>),
 }
 
 pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
@@ -132,6 +136,11 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
             (false, Some(database)) if args.soak => {
                 soak::run(&args, database).await.map(Measured::Soak)
             }
+            (false, postgres) if args.import_only => {
+                on_each_backend(&args, postgres, measure_import)
+                    .await
+                    .map(Measured::Import)
+            }
             (false, _) => measure_all(&args, postgres.as_ref())
                 .await
                 .map(Measured::Throughput),
@@ -154,6 +163,7 @@ pub async fn run(args: BenchArgs) -> Result<(), Box<dyn std::error::Error + Send
         Measured::Export(rows) => export::print(&args, &rows),
         Measured::Hostile(rows) => hostile::print(&args, &rows),
         Measured::Soak(report) => soak::print(&args, &report),
+        Measured::Import(rows) => report::print_import(&args, &rows),
     }
     dropped
 }
@@ -427,6 +437,21 @@ async fn audit_cost(
     }
     unaudited_server.stop().await?;
     Ok((load::Summary::mean(&on), load::Summary::mean(&off)))
+}
+
+/// `--import-only`: imports the data set into `store` (empty), nothing more.
+async fn measure_import(
+    backend: &'static str,
+    store: Store,
+    args: &BenchArgs,
+    dataset: &Dataset,
+) -> BenchResult<report::Imported> {
+    let per_second = import(backend, &store, args, dataset).await?;
+    store.close().await;
+    Ok(report::Imported {
+        backend,
+        per_second,
+    })
 }
 
 /// Imports the data set into `store` (migrated here, empty) and returns resources per second.

@@ -22,6 +22,12 @@ pub struct Row {
     pub unaudited: Summary,
 }
 
+/// The import figure of one backend (`--import-only`).
+pub struct Imported {
+    pub backend: &'static str,
+    pub per_second: f64,
+}
+
 /// The machine a run measured, printed under each report's title.
 pub fn machine_line() -> String {
     let cpus = std::thread::available_parallelism().map_or(0, |cpus| cpus.get());
@@ -99,7 +105,7 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
          PK lookup; SQLite with token >= 50 % of /healthz."
     );
     for row in rows {
-        println!("{}", import_goal_line(row));
+        println!("{}", import_goal_line(row.backend, row.import_per_second));
     }
     println!();
     println!(
@@ -144,22 +150,33 @@ fn percent(part: f64, whole: f64) -> String {
 /// Resources per second an import must reach, with full indexing: (backend, goal).
 const IMPORT_GOALS: [(&str, f64); 2] = [("PostgreSQL", 10_000.0), ("SQLite", 8_000.0)];
 
-/// The import figure of `row` next to its goal.
-fn import_goal_line(row: &Row) -> String {
-    match IMPORT_GOALS
-        .iter()
-        .find(|(backend, _)| *backend == row.backend)
-    {
+/// `--import-only`: each backend's import figure next to its goal.
+pub fn print_import(args: &BenchArgs, rows: &[Imported]) {
+    println!(
+        "kiln {} bench: import of {} resources",
+        env!("CARGO_PKG_VERSION"),
+        args.resources
+    );
+    println!("{}", machine_line());
+    println!();
+    for row in rows {
+        println!("{}", import_goal_line(row.backend, row.per_second));
+    }
+    if args.postgres_url.is_none() {
+        println!(
+            "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
+        );
+    }
+}
+
+/// A backend's import figure next to its goal.
+fn import_goal_line(backend: &str, per_second: f64) -> String {
+    match IMPORT_GOALS.iter().find(|(name, _)| *name == backend) {
         Some((_, goal)) => format!(
-            "{} import: {:.0} resources/s, goal >= {goal:.0} ({:.0} % of it)",
-            row.backend,
-            row.import_per_second,
-            100.0 * row.import_per_second / goal
+            "{backend} import: {per_second:.0} resources/s, goal >= {goal:.0} ({:.0} % of it)",
+            100.0 * per_second / goal
         ),
-        None => format!(
-            "{} import: {:.0} resources/s",
-            row.backend, row.import_per_second
-        ),
+        None => format!("{backend} import: {per_second:.0} resources/s"),
     }
 }
 

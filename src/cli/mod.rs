@@ -62,7 +62,7 @@ enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
         /// Resources per database transaction.
-        #[arg(long, env = "KILN_IMPORT_BATCH", default_value_t = 500)]
+        #[arg(long, env = "KILN_IMPORT_BATCH", default_value_t = crate::import::DEFAULT_BATCH_SIZE)]
         batch_size: usize,
     },
     /// Measure import and read throughput on SQLite and PostgreSQL.

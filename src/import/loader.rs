@@ -60,7 +60,10 @@ enum Unresolved {
 }
 
 pub struct Loader<'a> {
+    /// For reads (conditional references) and transaction Bundles.
     store: &'a Store,
+    /// For the batches: see [`Store::bulk_writer`].
+    bulk: Store,
     batch_size: usize,
     progress: &'a Progress,
     batch: Vec<(Origin, Pending)>,
@@ -75,9 +78,10 @@ pub struct Loader<'a> {
 }
 
 impl<'a> Loader<'a> {
-    pub fn new(store: &'a Store, batch_size: usize, progress: &'a Progress) -> Self {
+    pub fn new(store: &'a Store, bulk: Store, batch_size: usize, progress: &'a Progress) -> Self {
         Loader {
             store,
+            bulk,
             batch_size,
             progress,
             batch: Vec::with_capacity(batch_size),
@@ -398,7 +402,7 @@ impl<'a> Loader<'a> {
             return Ok(());
         }
         let (origins, pending): (Vec<Origin>, Vec<Pending>) = self.batch.drain(..).unzip();
-        let store = self.store.clone();
+        let store = self.bulk.clone();
         let writer = self.writer.clone();
         let write = tokio::spawn(async move {
             let now = now_micros();

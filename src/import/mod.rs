@@ -29,6 +29,11 @@ impl ImportReport {
     }
 }
 
+/// Resources per import transaction unless the operator says otherwise. Larger batches
+/// were measured no faster on either backend (SQLite's one writer spent the same CPU time
+/// per resource at 2,000) and hold more memory.
+pub const DEFAULT_BATCH_SIZE: usize = 500;
+
 pub async fn run(
     store: &Store,
     paths: &[PathBuf],
@@ -38,11 +43,15 @@ pub async fn run(
     let total_bytes = files.iter().map(|file| file.size).sum();
     let progress = progress::Progress::new(total_bytes);
     let started = std::time::Instant::now();
-    let mut loader = loader::Loader::new(store, batch_size, &progress);
+    let writer = store.bulk_writer().await?;
+    let mut loader = loader::Loader::new(store, writer.store().clone(), batch_size, &progress);
     for file in &files {
         loader.load_file(file).await?;
     }
     let report = loader.finish().await?;
+    // The batches may have committed without waiting for the disk: the import is done
+    // when they are all on it.
+    writer.finish().await?;
     progress.finish();
     print_summary(&report, started);
     Ok(report)
@@ -55,11 +64,14 @@ pub async fn run_sources(
 ) -> Result<ImportReport, Box<dyn std::error::Error + Send + Sync>> {
     let progress = progress::Progress::new(0);
     let started = std::time::Instant::now();
-    let mut loader = loader::Loader::new(store, 500, &progress);
+    let writer = store.bulk_writer().await?;
+    let mut loader =
+        loader::Loader::new(store, writer.store().clone(), DEFAULT_BATCH_SIZE, &progress);
     for (name, kind, reader) in sources {
         loader.load_reader(name, kind, 0, reader).await?;
     }
     let report = loader.finish().await?;
+    writer.finish().await?;
     progress.finish();
     print_summary(&report, started);
     Ok(report)

@@ -76,12 +76,22 @@ impl Store {
     }
 }
 
+/// The file of a SQLite database; `None` for an in-memory one.
+pub(super) fn sqlite_file(options: &SqliteConnectOptions) -> Option<&Path> {
+    let file = options.get_filename();
+    let name = file.to_str()?;
+    if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
+        return None;
+    }
+    Some(file)
+}
+
 /// Whether a SQLite connection may go back to the pool. A transaction that failed to commit
 /// or roll back (SQLite rolls back by itself on a full disk, so the later `ROLLBACK` fails)
 /// leaves sqlx counting an open transaction, and every later `BEGIN` on that connection
 /// would fail: such a connection is closed instead. The ping first lets the rollback that
 /// dropping the transaction queued run, so only a connection still in one is refused.
-async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+pub(super) async fn still_usable(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
     conn.ping().await?;
     if conn.is_in_transaction() {
         tracing::warn!("closing a database connection left inside a failed transaction");

@@ -7,6 +7,7 @@
 pub mod apps;
 pub mod audit;
 pub mod auth;
+mod bulk;
 mod connect;
 mod copy;
 pub mod developers;
@@ -19,6 +20,7 @@ mod search;
 mod settings;
 mod write;
 
+pub use bulk::BulkWriter;
 pub use export::{ExportFile, ExportJob, ExportStatus};
 pub use history::{HistoryEntry, HistoryQuery, HistoryScope};
 pub use index::{

@@ -67,27 +67,6 @@ impl Store {
     }
 }
 
-/// SQLite page cache of a bulk-loading connection, in KiB: the index B-trees of a growing
-/// database outgrow the 2 MiB default at once, and every page it misses is read again
-/// from the file. Bounded, and only on the connections an import writes with.
-const BULK_CACHE_KIB: u32 = 64 * 1024;
-
-impl Store {
-    /// [`Store::begin`] for a bulk load (import): on SQLite the connection keeps a larger
-    /// page cache ([`BULK_CACHE_KIB`]).
-    pub async fn begin_bulk(&self) -> StoreResult<Tx> {
-        let mut tx = self.begin().await?;
-        if let Tx::Sqlite(conn) = &mut tx {
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "PRAGMA cache_size = -{BULK_CACHE_KIB}"
-            )))
-            .execute(&mut **conn)
-            .await?;
-        }
-        Ok(tx)
-    }
-}
-
 impl Tx {
     pub async fn commit(self) -> StoreResult<()> {
         dispatch_tx!(self, tx => tx.commit().await?);

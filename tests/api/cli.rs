@@ -361,6 +361,43 @@ fn bench_export_gets_every_resource_back() {
     assert_eq!(rows.len(), 1 + usize::from(postgres.is_some()), "{stdout}");
 }
 
+/// `kiln bench --import-only` imports a small set into each backend (the run fails unless
+/// every resource is stored) and prints each one's figure next to its goal, nothing else.
+#[test]
+fn bench_import_only_prints_each_backends_import_figure() {
+    let postgres = std::env::var("KILN_TEST_DATABASE_URL").ok();
+    let mut command = Command::new(kiln_bin());
+    command
+        .args(["bench", "--import-only", "--resources", "300"])
+        .env("KILN_LOG", "warn")
+        .env_remove("KILN_BENCH_POSTGRES_URL")
+        .stdin(Stdio::null());
+    if let Some(url) = &postgres {
+        command.args(["--postgres-url", url]);
+    }
+    let output = command.output().expect("run kiln bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let figures: Vec<&str> = stdout
+        .lines()
+        .filter(|line| line.contains(" import: ") && line.contains(" resources/s, goal >= "))
+        .collect();
+    assert!(figures[0].starts_with("SQLite import: "), "{stdout}");
+    if postgres.is_some() {
+        assert!(figures[1].starts_with("PostgreSQL import: "), "{stdout}");
+    }
+    assert_eq!(
+        figures.len(),
+        1 + usize::from(postgres.is_some()),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Read by id"), "{stdout}");
+}
+
 /// Runs an admin command on `server`'s database as an operator would: no `KILN_BASE_URL`
 /// unless `args` give `--base-url`.
 fn admin(server: &Server, args: &[&str]) -> Output {

@@ -260,12 +260,9 @@ impl Store {
             return None;
         };
         let options = pool.connect_options();
-        let file = options.get_filename();
-        let name = file.to_str()?;
-        if name.is_empty() || name == ":memory:" || name.starts_with("file:sqlx-in-memory-") {
-            return None;
-        }
-        let mut stamp = file.as_os_str().to_owned();
+        let mut stamp = crate::store::connect::sqlite_file(&options)?
+            .as_os_str()
+            .to_owned();
         stamp.push("-revocations");
         Some(PathBuf::from(stamp))
     }
