@@ -5,6 +5,7 @@ mod common;
 mod admin_console;
 mod admin_review;
 mod apps;
+mod audit_events;
 mod audit_read;
 mod audit_log;
 mod auth_admin;
