@@ -336,9 +336,11 @@ pub async fn act(
         Action::Approve => lifecycle::approve(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
-        Action::RequestChanges => lifecycle::request_changes(store, audit, &actor, app_id, reason, now)
-            .await
-            .map(|_| ()),
+        Action::RequestChanges => {
+            lifecycle::request_changes(store, audit, &actor, app_id, reason, now)
+                .await
+                .map(|_| ())
+        }
         Action::Reject => lifecycle::reject(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),

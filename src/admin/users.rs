@@ -126,7 +126,7 @@ pub async fn create(State(state): State<AppState>, origin: Origin, admin: Admin)
         if state.store.insert_user(&user, crate::auth::now()).await? {
             let role = if new.admin { "admin" } else { "user" };
             let done = format!("created (fhir user {}, role {role})", new.fhir_user);
-            record(&state, &admin, origin, &new.username, Ok(&done)).await?;
+            record(&state, &admin, origin, &new.username, Ok(done.as_str())).await?;
             return Ok(redirect(&user_url(&state, &new.username, "created")));
         }
         problem = Some(format!("There is already a user named {}.", new.username));

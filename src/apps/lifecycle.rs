@@ -20,8 +20,8 @@ use crate::audit::{
 };
 use crate::config::OnboardingConfig;
 use crate::crypto::{hash_secret, random_token};
-use crate::store::audit::chain::AuditRow;
 use crate::store::apps::{AppChange, AppRow, ClientWrite, EventRow, RevisionRow, RevisionUpdate};
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::Client;
 use crate::store::{Store, StoreError};
 
@@ -642,7 +642,9 @@ pub async fn submit(
     id: &str,
     now: i64,
 ) -> LifecycleResult<Submitted> {
-    Ok(submit_with(store, audit, settings, actor, id, false, now).await?.0)
+    Ok(submit_with(store, audit, settings, actor, id, false, now)
+        .await?
+        .0)
 }
 
 /// [`submit`]; with `reserve`, an app without a client gets one in the same transaction,

@@ -198,28 +198,34 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
         }
         AppCommand::RequestChanges(d) => {
             let done =
-                lifecycle::request_changes(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
+                lifecycle::request_changes(store, &audit, &actor, &d.app, d.reason.as_deref(), now)
+                    .await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Reject(d) => {
-            let done = lifecycle::reject(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::reject(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Suspend(d) => {
-            let done = lifecycle::suspend(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::suspend(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Reactivate(d) => {
             let done =
-                lifecycle::reactivate(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
+                lifecycle::reactivate(store, &audit, &actor, &d.app, d.reason.as_deref(), now)
+                    .await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Retire(d) => {
-            let done = lifecycle::retire(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::retire(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::RotateSecret { app, keep_old_for } => {
-            let rotated = lifecycle::rotate_secret(store, &audit, &actor, &app, keep_old_for, now).await?;
+            let rotated =
+                lifecycle::rotate_secret(store, &audit, &actor, &app, keep_old_for, now).await?;
             println!(
                 "{}",
                 json!({

@@ -228,7 +228,13 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
             }
             let audit = cli_recorder(&store).await?;
             let subject = Subject::client(client_id.as_str());
-            record_cli(&audit, Security::AdminAction, subject, "client secret rotated").await?;
+            record_cli(
+                &audit,
+                Security::AdminAction,
+                subject,
+                "client secret rotated",
+            )
+            .await?;
             println!(
                 "{}",
                 json!({ "client_id": client_id, "client_secret": secret })
@@ -441,11 +447,7 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
 }
 
 /// Records a change to an EHR user made at the command line (`user-changed`).
-async fn record_user(
-    store: &Store,
-    username: &str,
-    description: impl Into<String>,
-) -> CliResult {
+async fn record_user(store: &Store, username: &str, description: impl Into<String>) -> CliResult {
     let audit = cli_recorder(store).await?;
     let subject = Subject::user(username);
     record_cli(&audit, Security::UserChanged, subject, description).await?;

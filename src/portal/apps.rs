@@ -720,17 +720,18 @@ pub async fn act(
             }
         }
         "secret" => {
-            let issued = lifecycle::issue_secret(&state.store, &state.audit, &actor, &app_id, now())
-                .await
-                .map_err(|error| match error {
-                    LifecycleError::NoSecret => PageError::new(
-                        StatusCode::CONFLICT,
-                        "Secret already generated",
-                        "This app has a client secret already; it is shown only once. Rotate \
+            let issued =
+                lifecycle::issue_secret(&state.store, &state.audit, &actor, &app_id, now())
+                    .await
+                    .map_err(|error| match error {
+                        LifecycleError::NoSecret => PageError::new(
+                            StatusCode::CONFLICT,
+                            "Secret already generated",
+                            "This app has a client secret already; it is shown only once. Rotate \
                          it to get a new one.",
-                    ),
-                    other => refusal(other),
-                })?;
+                        ),
+                        other => refusal(other),
+                    })?;
             Ok(html(
                 StatusCode::OK,
                 &SecretPage {
@@ -750,10 +751,16 @@ pub async fn act(
                 .ok_or_else(|| {
                     PageError::bad_request("Choose how long the old secret keeps working.")
                 })?;
-            let rotated =
-                lifecycle::rotate_secret(&state.store, &state.audit, &actor, &app_id, keep_old_for, now())
-                    .await
-                    .map_err(refusal)?;
+            let rotated = lifecycle::rotate_secret(
+                &state.store,
+                &state.audit,
+                &actor,
+                &app_id,
+                keep_old_for,
+                now(),
+            )
+            .await
+            .map_err(refusal)?;
             Ok(html(
                 StatusCode::OK,
                 &SecretPage {
@@ -771,9 +778,16 @@ pub async fn act(
                     "Tick the box to confirm that the app is to be retired for good.",
                 ));
             }
-            lifecycle::retire(&state.store, &state.audit, &actor, &app_id, form.get("reason"), now())
-                .await
-                .map_err(refusal)?;
+            lifecycle::retire(
+                &state.store,
+                &state.audit,
+                &actor,
+                &app_id,
+                form.get("reason"),
+                now(),
+            )
+            .await
+            .map_err(refusal)?;
             back("retired")
         }
         "postman" if state.config.onboarding.sandbox => {

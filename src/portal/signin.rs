@@ -84,7 +84,7 @@ pub async fn signin(
     let session = session::posted(&state.store, &jar, &form).await?;
     let typed = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let refuse = async |status, message: &str, unverified, developer: Option<&str>| {
+    let refuse = async |status, message: &str, unverified, developer: Option<&str>| -> PageResult {
         let typed: String = typed.chars().take(MAX_RECORDED_CHARS).collect();
         record(&state, &origin, &typed, developer, Some(message)).await?;
         Ok(signin_page(

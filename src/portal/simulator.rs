@@ -558,9 +558,16 @@ pub async fn add_callback(
     lifecycle::save(&state.store, &state.audit, &actor, &app_id, &request, now)
         .await
         .map_err(lifecycle_error)?;
-    let submitted = lifecycle::submit(&state.store, &state.audit, &state.config.onboarding, &actor, &app_id, now)
-        .await
-        .map_err(lifecycle_error)?;
+    let submitted = lifecycle::submit(
+        &state.store,
+        &state.audit,
+        &state.config.onboarding,
+        &actor,
+        &app_id,
+        now,
+    )
+    .await
+    .map_err(lifecycle_error)?;
     Ok(match submitted {
         Submitted::Approved { .. } => back("callback"),
         Submitted::PendingReview { .. } => back("review"),

@@ -208,7 +208,13 @@ async fn app_transitions_are_recorded_with_their_change(backend: Backend) {
     let events = about(&server.db, "app-lifecycle", &entity).await;
     assert_eq!(events.len(), 2, "{events:?}");
     for (event, action) in events.iter().zip(["create", "submit"]) {
-        assert_alert(event, "app-lifecycle", "0", event.agent_user.as_deref().unwrap(), &entity);
+        assert_alert(
+            event,
+            "app-lifecycle",
+            "0",
+            event.agent_user.as_deref().unwrap(),
+            &entity,
+        );
         assert_cli_agent(event);
         assert!(description(event).starts_with(action), "{event:?}");
     }
@@ -282,7 +288,8 @@ async fn app_transitions_are_recorded_with_their_change(backend: Backend) {
 
     let all = rows(&server.db).await;
     assert!(
-        all.iter().all(|row| !row.body.to_string().contains(ADMIN_PASSWORD)),
+        all.iter()
+            .all(|row| !row.body.to_string().contains(ADMIN_PASSWORD)),
         "no secret in the log"
     );
     assert_chain_verifies(&server, all.len());
@@ -318,7 +325,11 @@ async fn user_and_developer_changes_are_recorded(backend: Backend) {
     // A password reset: what was done, never the password.
     let password = "A-new-password-77";
     let done = admin
-        .act(&page, "password", &[("username", "bob"), ("password", password)])
+        .act(
+            &page,
+            "password",
+            &[("username", "bob"), ("password", password)],
+        )
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let events = about(&server.db, "user-changed", "user:bob").await;
@@ -332,7 +343,10 @@ async fn user_and_developer_changes_are_recorded(backend: Backend) {
     let events = about(&server.db, "user-changed", "user:root").await;
     let last = events.last().unwrap();
     assert_alert(last, "user-changed", "4", "root", "user:root");
-    assert!(description(last).contains("cannot disable your own"), "{last:?}");
+    assert!(
+        description(last).contains("cannot disable your own"),
+        "{last:?}"
+    );
 
     // Disabled at the command line.
     let disabled = server.kiln(&["user", "disable", "bob"]);
