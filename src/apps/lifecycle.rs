@@ -383,16 +383,16 @@ pub async fn create(
     request: &AppRequest,
     now: i64,
 ) -> LifecycleResult<Created> {
-    create_app(store, audit, actor, owner, origin, request, None, now).await
+    create_app(store, audit, actor, (owner, origin), request, None, now).await
 }
 
-/// [`create`], with the digest of an RFC 7592 registration access token.
+/// [`create`] (`(owner, origin)` of the app), with the digest of an RFC 7592 registration
+/// access token.
 async fn create_app(
     store: &Store,
     audit: &Recorder,
     actor: &Actor,
-    owner: Option<&str>,
-    origin: Origin,
+    (owner, origin): (Option<&str>, Origin),
     request: &AppRequest,
     registration_token_hash: Option<String>,
     now: i64,
@@ -443,20 +443,19 @@ async fn create_app(
     })
 }
 
-/// Creates an app and submits it at once (an operator's `kiln app create`, dynamic
-/// registration): nothing is stored unless the request passes every check.
+/// Creates an app and submits it at once (an operator's `kiln app create`, origin
+/// `operator`): nothing is stored unless the request passes every check.
 pub async fn register(
     store: &Store,
     audit: &Recorder,
     settings: &OnboardingConfig,
     actor: &Actor,
     owner: Option<&str>,
-    origin: Origin,
     request: &AppRequest,
     now: i64,
 ) -> LifecycleResult<(Created, Submitted)> {
     check_submission(store, request, settings.sandbox).await?;
-    let created = create(store, audit, actor, owner, origin, request, now).await?;
+    let created = create(store, audit, actor, owner, Origin::Operator, request, now).await?;
     let submitted = submit(store, audit, settings, actor, &created.app_id, now).await?;
     Ok((created, submitted))
 }
@@ -492,8 +491,7 @@ pub async fn register_client(
         store,
         audit,
         &actor,
-        None,
-        Origin::Dynamic,
+        (None, Origin::Dynamic),
         request,
         Some(registration_token_hash.to_string()),
         now,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::apps::lifecycle::{self, Approved, Origin, Submitted, Transitioned};
+use crate::apps::lifecycle::{self, Approved, Submitted, Transitioned};
 use crate::apps::request::AppRequest;
 use crate::apps::{Actor, Status, policy, view};
 use crate::audit::switch::cli_recorder;
@@ -160,7 +160,6 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
                 &settings,
                 &actor,
                 owner.as_deref(),
-                Origin::Operator,
                 &parsed,
                 now,
             )
