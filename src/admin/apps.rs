@@ -327,27 +327,30 @@ pub async fn act(
         return app_page(&state, &admin, &before, status, None, false, Some(message)).await;
     }
     let store = &state.store;
+    let audit = &state.audit;
     let actor = Actor::Admin(admin.user.username.clone());
     let now = crate::fhir::instant::now_secs();
     let done = match action {
         // A confidential-symmetric app's first secret is not shown here: its developer
         // gets one in the developer portal.
-        Action::Approve => lifecycle::approve(store, &actor, app_id, reason, now)
+        Action::Approve => lifecycle::approve(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
-        Action::RequestChanges => lifecycle::request_changes(store, &actor, app_id, reason, now)
+        Action::RequestChanges => {
+            lifecycle::request_changes(store, audit, &actor, app_id, reason, now)
+                .await
+                .map(|_| ())
+        }
+        Action::Reject => lifecycle::reject(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
-        Action::Reject => lifecycle::reject(store, &actor, app_id, reason, now)
+        Action::Suspend => lifecycle::suspend(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
-        Action::Suspend => lifecycle::suspend(store, &actor, app_id, reason, now)
+        Action::Reactivate => lifecycle::reactivate(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
-        Action::Reactivate => lifecycle::reactivate(store, &actor, app_id, reason, now)
-            .await
-            .map(|_| ()),
-        _ => lifecycle::retire(store, &actor, app_id, reason, now)
+        _ => lifecycle::retire(store, audit, &actor, app_id, reason, now)
             .await
             .map(|_| ()),
     };

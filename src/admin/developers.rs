@@ -1,7 +1,8 @@
 //! Developer accounts (`/admin/developers`): the accounts of the developer portal with their
 //! apps, and what an admin does to one: verify its address by hand (a deployment without
 //! SMTP cannot mail the link), disable it (it can no longer sign in; its portal sessions end)
-//! or enable it again. The accounts themselves are `store::developers`'.
+//! or enable it again (recorded in the audit log, `admin-action`). The accounts themselves
+//! are `store::developers`'.
 
 use std::collections::HashMap;
 
@@ -13,6 +14,7 @@ use super::guard::Admin;
 use super::nav::{Card, Console, Section};
 use crate::apps::Status;
 use crate::apps::view;
+use crate::audit::{Agent, Event, Origin, Security, Subject};
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::apps::AppFilter;
@@ -155,6 +157,7 @@ pub async fn show(
 pub async fn act(
     State(state): State<AppState>,
     Path((account_id, action)): Path<(String, String)>,
+    origin: Origin,
     admin: Admin,
 ) -> PageResult {
     let developer = account(&state, &account_id).await?;
@@ -174,6 +177,14 @@ pub async fn act(
         return Err(no_such_account());
     }
     tracing::info!(admin = %admin.user.username, account = %id, action, "developer account changed");
+    let event = Event::alert(
+        Security::AdminAction,
+        Agent::user(admin.user.username.as_str()),
+        origin,
+        Subject::developer(id.as_str()),
+        format!("admin console: developer account {action}"),
+    );
+    state.audit.record(event).await?;
     Ok(redirect(&url(
         &state.config,
         &format!("/admin/developers/{id}?done={action}"),

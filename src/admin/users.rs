@@ -2,7 +2,8 @@
 //! to the Patient or Practitioner they are (their `fhirUser`). The list with a form to add a
 //! user, one user's page, and its actions: change the linked FHIR user, reset the password,
 //! disable or enable, grant or remove the admin role (never one's own). What each action ends
-//! (sessions, grants) is the store's (`store/auth/users.rs`).
+//! (sessions, grants) is the store's (`store/auth/users.rs`). Every change, and every
+//! action refused, is recorded in the audit log (`user-changed`).
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -11,6 +12,7 @@ use serde_json::Value;
 
 use super::guard::Admin;
 use super::nav::{Card, Console, Section};
+use crate::audit::{Agent, Event, Kind, Origin, Outcome, Security, Subject};
 use crate::crypto::hash_secret;
 use crate::http::form::Fields;
 use crate::state::AppState;
@@ -97,7 +99,7 @@ pub async fn list(State(state): State<AppState>, admin: Admin) -> PageResult {
 }
 
 /// `POST /admin/users`: adds a user; the form again with what is wrong, or the new user's page.
-pub async fn create(State(state): State<AppState>, admin: Admin) -> PageResult {
+pub async fn create(State(state): State<AppState>, origin: Origin, admin: Admin) -> PageResult {
     let new = NewUser {
         username: admin.field("username").to_string(),
         fhir_user: admin.field("fhir_user").to_string(),
@@ -122,6 +124,9 @@ pub async fn create(State(state): State<AppState>, admin: Admin) -> PageResult {
             disabled: false,
         };
         if state.store.insert_user(&user, crate::auth::now()).await? {
+            let role = if new.admin { "admin" } else { "user" };
+            let done = format!("created (fhir user {}, role {role})", new.fhir_user);
+            record(&state, &admin, origin, &new.username, Ok(done.as_str())).await?;
             return Ok(redirect(&user_url(&state, &new.username, "created")));
         }
         problem = Some(format!("There is already a user named {}.", new.username));
@@ -147,6 +152,7 @@ pub async fn show(
 pub async fn act(
     State(state): State<AppState>,
     Path(action): Path<String>,
+    origin: Origin,
     admin: Admin,
 ) -> PageResult {
     let username = admin.form.get("username").unwrap_or("");
@@ -180,6 +186,11 @@ pub async fn act(
         "remove-admin" => changed(store.set_admin(username, false).await?),
         _ => return Err(PageError::bad_request("There is no such action.")),
     };
+    let outcome = match &problem {
+        None => Ok(action.as_str()),
+        Some(problem) => Err(problem.as_str()),
+    };
+    record(&state, &admin, origin, username, outcome).await?;
     match problem {
         None => Ok(redirect(&user_url(&state, username, &action))),
         Some(problem) => {
@@ -194,6 +205,30 @@ pub async fn act(
             .await
         }
     }
+}
+
+/// Records an admin's change to `username` (`Ok` with what was done) or the change
+/// refused (`Err` with why).
+async fn record(
+    state: &AppState,
+    admin: &Admin,
+    origin: Origin,
+    username: &str,
+    outcome: Result<&str, &str>,
+) -> PageResult<()> {
+    let (outcome, description) = match outcome {
+        Ok(done) => (Outcome::Success, format!("admin console: user {done}")),
+        Err(problem) => (Outcome::Minor, format!("admin console: refused: {problem}")),
+    };
+    let event = Event::security(
+        Kind::Security(Security::UserChanged),
+        outcome,
+        Agent::user(admin.user.username.as_str()),
+        origin,
+    )
+    .with_subject(Subject::user(username))
+    .with_description(description);
+    Ok(state.audit.record(event).await?)
 }
 
 /// A store change's outcome as a problem: none, or the user went away meanwhile.

@@ -15,9 +15,13 @@ use super::jwks_check::{self, JwksCheck};
 use super::request::{AppRequest, ClientType};
 use super::validate::{self, Problem};
 use super::{Action, Actor, Status, policy};
+use crate::audit::{
+    Agent, Event as AuditEvent, Origin as AuditOrigin, Recorder, Security, Subject,
+};
 use crate::config::OnboardingConfig;
 use crate::crypto::{hash_secret, random_token};
 use crate::store::apps::{AppChange, AppRow, ClientWrite, EventRow, RevisionRow, RevisionUpdate};
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::Client;
 use crate::store::{Store, StoreError};
 
@@ -274,6 +278,7 @@ impl Loaded {
             revisions: Vec::new(),
             client: None,
             event,
+            audit: Vec::new(),
         }
     }
 
@@ -308,8 +313,44 @@ pub async fn app_id_of(store: &Store, id: &str) -> LifecycleResult<String> {
     Ok(load(store, id).await?.app.app_id)
 }
 
-async fn apply(store: &Store, change: &AppChange) -> LifecycleResult<()> {
-    if store.change_app(change).await? {
+/// The audit event of a transition (an `app-lifecycle` security alert about the app, by
+/// the actor recorded in `event`), none when auditing is off.
+fn audit_rows(audit: &Recorder, event: &EventRow, client_id: Option<&str>) -> Vec<AuditRow> {
+    let agent = match Actor::parse(&event.actor) {
+        Some(Actor::Admin(name)) => Agent::user(name),
+        Some(Actor::Operator) => Agent::cli(),
+        Some(Actor::Client) => client_id.map(Agent::client).unwrap_or_default(),
+        _ => Agent::user(event.actor.as_str()),
+    };
+    let mut description = format!(
+        "{} {}: {} -> {}",
+        event.action,
+        event.app_id,
+        event.from_status.as_deref().unwrap_or("new"),
+        event.to_status
+    );
+    if let Some(revision) = event.revision {
+        description.push_str(&format!(", revision {revision}"));
+    }
+    if let Some(client_id) = client_id {
+        description.push_str(&format!(", client {client_id}"));
+    }
+    if let Some(reason) = &event.reason {
+        description.push_str(&format!(", reason: {reason}"));
+    }
+    let event = AuditEvent::alert(
+        Security::AppLifecycle,
+        agent,
+        AuditOrigin::default(),
+        Subject::app(event.app_id.as_str()),
+        description,
+    );
+    audit.row(&event).into_iter().collect()
+}
+
+async fn apply(store: &Store, audit: &Recorder, mut change: AppChange) -> LifecycleResult<()> {
+    change.audit = audit_rows(audit, &change.event, change.client_id.as_deref());
+    if store.change_app(&change).await? {
         Ok(())
     } else {
         Err(LifecycleError::Conflict)
@@ -335,21 +376,23 @@ fn required_reason(action: Action, reason: Option<&str>) -> LifecycleResult<Opti
 /// Creates a draft app. `owner` is the developer account id (portal apps).
 pub async fn create(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     owner: Option<&str>,
     origin: Origin,
     request: &AppRequest,
     now: i64,
 ) -> LifecycleResult<Created> {
-    create_app(store, actor, owner, origin, request, None, now).await
+    create_app(store, audit, actor, (owner, origin), request, None, now).await
 }
 
-/// [`create`], with the digest of an RFC 7592 registration access token.
+/// [`create`] (`(owner, origin)` of the app), with the digest of an RFC 7592 registration
+/// access token.
 async fn create_app(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
-    owner: Option<&str>,
-    origin: Origin,
+    (owner, origin): (Option<&str>, Origin),
     request: &AppRequest,
     registration_token_hash: Option<String>,
     now: i64,
@@ -392,27 +435,28 @@ async fn create_app(
         reason: None,
         at: now,
     };
-    store.insert_app(&app, &revision, &event).await?;
+    let rows = audit_rows(audit, &event, None);
+    store.insert_app(&app, &revision, &event, &rows).await?;
     Ok(Created {
         app_id,
         revision: 1,
     })
 }
 
-/// Creates an app and submits it at once (an operator's `kiln app create`, dynamic
-/// registration): nothing is stored unless the request passes every check.
+/// Creates an app and submits it at once (an operator's `kiln app create`, origin
+/// `operator`): nothing is stored unless the request passes every check.
 pub async fn register(
     store: &Store,
+    audit: &Recorder,
     settings: &OnboardingConfig,
     actor: &Actor,
     owner: Option<&str>,
-    origin: Origin,
     request: &AppRequest,
     now: i64,
 ) -> LifecycleResult<(Created, Submitted)> {
     check_submission(store, request, settings.sandbox).await?;
-    let created = create(store, actor, owner, origin, request, now).await?;
-    let submitted = submit(store, settings, actor, &created.app_id, now).await?;
+    let created = create(store, audit, actor, owner, Origin::Operator, request, now).await?;
+    let submitted = submit(store, audit, settings, actor, &created.app_id, now).await?;
     Ok((created, submitted))
 }
 
@@ -435,6 +479,7 @@ pub struct Registered {
 /// digest of the RFC 7592 registration access token.
 pub async fn register_client(
     store: &Store,
+    audit: &Recorder,
     settings: &OnboardingConfig,
     request: &AppRequest,
     registration_token_hash: &str,
@@ -444,16 +489,16 @@ pub async fn register_client(
     let actor = Actor::Client;
     let created = create_app(
         store,
+        audit,
         &actor,
-        None,
-        Origin::Dynamic,
+        (None, Origin::Dynamic),
         request,
         Some(registration_token_hash.to_string()),
         now,
     )
     .await?;
     let (submitted, reserved) =
-        submit_with(store, settings, &actor, &created.app_id, true, now).await?;
+        submit_with(store, audit, settings, &actor, &created.app_id, true, now).await?;
     // A new app has no client yet, so one was reserved.
     let (client_id, client_secret) = reserved.ok_or(LifecycleError::Conflict)?;
     Ok(Registered {
@@ -470,6 +515,7 @@ pub async fn register_client(
 /// applies.
 pub async fn resubmit(
     store: &Store,
+    audit: &Recorder,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
@@ -477,14 +523,15 @@ pub async fn resubmit(
     now: i64,
 ) -> LifecycleResult<Submitted> {
     check_submission(store, request, settings.sandbox).await?;
-    save(store, actor, id, request, now).await?;
-    submit(store, settings, actor, id, now).await
+    save(store, audit, actor, id, request, now).await?;
+    submit(store, audit, settings, actor, id, now).await
 }
 
 /// Saves an edit: a draft (or a revision being prepared) is updated in place; an ACTIVE app
 /// or one sent back for changes gets a new draft revision (the approved one keeps working).
 pub async fn save(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     request: &AppRequest,
@@ -539,7 +586,7 @@ pub async fn save(
     };
     event.revision = Some(saved.revision);
     change.event = event;
-    apply(store, &change).await?;
+    apply(store, audit, change).await?;
     Ok(saved)
 }
 
@@ -587,18 +634,22 @@ async fn check_submission(
 /// fetched); then the approval policy may approve it at once.
 pub async fn submit(
     store: &Store,
+    audit: &Recorder,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
     now: i64,
 ) -> LifecycleResult<Submitted> {
-    Ok(submit_with(store, settings, actor, id, false, now).await?.0)
+    Ok(submit_with(store, audit, settings, actor, id, false, now)
+        .await?
+        .0)
 }
 
 /// [`submit`]; with `reserve`, an app without a client gets one in the same transaction,
 /// disabled until approved, and its id and secret come back (see [`register_client`]).
 async fn submit_with(
     store: &Store,
+    audit: &Recorder,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
@@ -661,9 +712,9 @@ async fn submit_with(
         reserved = Some((client.client_id.clone(), secret));
         change.client = Some(ClientWrite::Insert(client));
     }
-    apply(store, &change).await?;
+    apply(store, audit, change).await?;
     if policy::auto_approves(settings.policy(), &request) {
-        let approved = approve(store, &Actor::Policy, &loaded.app.app_id, None, now).await?;
+        let approved = approve(store, audit, &Actor::Policy, &loaded.app.app_id, None, now).await?;
         return Ok((Submitted::Approved { approved, checks }, reserved));
     }
     Ok((Submitted::PendingReview { revision, checks }, reserved))
@@ -675,6 +726,7 @@ async fn submit_with(
 /// its owner generates the first secret with [`issue_secret`]).
 pub async fn approve(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -725,7 +777,7 @@ pub async fn approve(
     } else {
         ClientWrite::Insert(client)
     });
-    apply(store, &change).await?;
+    apply(store, audit, change).await?;
     Ok(Approved {
         app_id: loaded.app.app_id.clone(),
         revision,
@@ -789,28 +841,31 @@ fn materialize(
 /// new app goes to CHANGES REQUESTED; an ACTIVE app stays active with its approved revision.
 pub async fn request_changes(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
     now: i64,
 ) -> LifecycleResult<Transitioned> {
-    decide(store, actor, id, reason, now, Action::RequestChanges).await
+    decide(store, audit, actor, id, reason, now, Action::RequestChanges).await
 }
 
 /// Rejects the revision waiting for review (a reason is required). A new app is REJECTED
 /// for good; an ACTIVE app stays active with its approved revision.
 pub async fn reject(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
     now: i64,
 ) -> LifecycleResult<Transitioned> {
-    decide(store, actor, id, reason, now, Action::Reject).await
+    decide(store, audit, actor, id, reason, now, Action::Reject).await
 }
 
 async fn decide(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -846,7 +901,7 @@ async fn decide(
         submitted_at: None,
         decided_at: Some(now),
     });
-    apply(store, &change).await?;
+    apply(store, audit, change).await?;
     Ok(Transitioned {
         from: loaded.status,
         to,
@@ -858,39 +913,43 @@ async fn decide(
 /// holds is revoked in the same transaction, so its tokens stop at once on every replica.
 pub async fn suspend(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
     now: i64,
 ) -> LifecycleResult<Transitioned> {
-    switch(store, actor, id, reason, now, Action::Suspend).await
+    switch(store, audit, actor, id, reason, now, Action::Suspend).await
 }
 
 /// Reactivates a SUSPENDED app: its client works again (tokens revoked at suspension stay
 /// revoked).
 pub async fn reactivate(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
     now: i64,
 ) -> LifecycleResult<Transitioned> {
-    switch(store, actor, id, reason, now, Action::Reactivate).await
+    switch(store, audit, actor, id, reason, now, Action::Reactivate).await
 }
 
 /// Retires an app for good: its client is disabled and its grants revoked.
 pub async fn retire(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
     now: i64,
 ) -> LifecycleResult<Transitioned> {
-    switch(store, actor, id, reason, now, Action::Retire).await
+    switch(store, audit, actor, id, reason, now, Action::Retire).await
 }
 
 async fn switch(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -912,7 +971,7 @@ async fn switch(
     if loaded.app.client_id.is_some() {
         change.client = Some(ClientWrite::SetDisabled(disabled));
     }
-    apply(store, &change).await?;
+    apply(store, audit, change).await?;
     Ok(Transitioned {
         from: loaded.status,
         to,
@@ -925,6 +984,7 @@ async fn switch(
 /// ends it at once).
 pub async fn rotate_secret(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     keep_old_for: i64,
@@ -956,6 +1016,7 @@ pub async fn rotate_secret(
             &hash_secret(&secret),
             previous_valid_until,
             &event,
+            &audit_rows(audit, &event, Some(&client_id)),
         )
         .await?
     {
@@ -980,6 +1041,7 @@ pub struct Issued {
 /// [`LifecycleError::NoSecret`] when the app has a secret already (rotate it instead).
 pub async fn issue_secret(
     store: &Store,
+    audit: &Recorder,
     actor: &Actor,
     id: &str,
     now: i64,
@@ -995,7 +1057,12 @@ pub async fn issue_secret(
     let mut event = loaded.event(Action::IssueSecret, actor, Status::Active, now);
     event.revision = loaded.app.active_revision;
     if !store
-        .issue_client_secret(&client_id, &hash_secret(&secret), &event)
+        .issue_client_secret(
+            &client_id,
+            &hash_secret(&secret),
+            &event,
+            &audit_rows(audit, &event, Some(&client_id)),
+        )
         .await?
     {
         return Err(LifecycleError::NoSecret);

@@ -181,6 +181,15 @@ fn entities(event: &Event) -> Vec<Value> {
             "role": { "system": OBJECT_ROLE, "code": "4", "display": "Domain Resource" }
         }));
     }
+    if let Some(subject) = &event.subject {
+        entities.push(json!({
+            "what": {
+                "identifier": { "system": subject.system(), "value": subject.id },
+                "display": subject.stored()
+            },
+            "type": { "system": ENTITY_TYPE, "code": "2", "display": "System Object" }
+        }));
+    }
     if let Some(query) = &event.query {
         entities.push(json!({
             "type": { "system": ENTITY_TYPE, "code": "2", "display": "System Object" },

@@ -196,6 +196,15 @@ impl Agent {
         }
     }
 
+    /// The operator at the command line (`kiln …`), with the OS user when it is known.
+    pub fn cli() -> Agent {
+        let os_user = std::env::var("USER").or_else(|_| std::env::var("LOGNAME"));
+        Agent::user(match os_user {
+            Ok(name) if !name.is_empty() => format!("kiln CLI ({name})"),
+            _ => "kiln CLI".to_owned(),
+        })
+    }
+
     /// An OAuth client acting without a user.
     pub fn client(client_id: impl Into<String>) -> Agent {
         Agent {
@@ -228,6 +237,56 @@ impl Entity {
     }
 }
 
+/// What a security event acted on that is not a FHIR resource: an app, an OAuth client, an
+/// EHR user or a developer account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subject {
+    /// `app`, `client`, `user` or `developer`.
+    pub kind: &'static str,
+    /// The app id, client id, username or developer account id.
+    pub id: String,
+}
+
+impl Subject {
+    pub fn app(app_id: impl Into<String>) -> Subject {
+        Subject {
+            kind: "app",
+            id: app_id.into(),
+        }
+    }
+
+    pub fn client(client_id: impl Into<String>) -> Subject {
+        Subject {
+            kind: "client",
+            id: client_id.into(),
+        }
+    }
+
+    pub fn user(username: impl Into<String>) -> Subject {
+        Subject {
+            kind: "user",
+            id: username.into(),
+        }
+    }
+
+    pub fn developer(id: impl Into<String>) -> Subject {
+        Subject {
+            kind: "developer",
+            id: id.into(),
+        }
+    }
+
+    /// `kind:id`, the stored `entity` column (`app:…`, `user:…`).
+    pub fn stored(&self) -> String {
+        format!("{}:{}", self.kind, self.id)
+    }
+
+    /// The identifier system of the AuditEvent entity (`urn:kiln:app`, `urn:kiln:user`…).
+    pub fn system(&self) -> String {
+        format!("urn:kiln:{}", self.kind)
+    }
+}
+
 /// One auditable event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Event {
@@ -239,6 +298,8 @@ pub struct Event {
     pub agent: Agent,
     pub origin: Origin,
     pub entity: Option<Entity>,
+    /// The app, client, user or developer a security event acted on.
+    pub subject: Option<Subject>,
     /// The id of the Patient the event is about.
     pub patient: Option<String>,
     /// The search's query string.
@@ -256,6 +317,7 @@ impl Event {
             agent,
             origin,
             entity: None,
+            subject: None,
             patient: None,
             query: None,
         }
@@ -271,6 +333,7 @@ impl Event {
             agent,
             origin,
             entity: None,
+            subject: None,
             patient: None,
             query: None,
         }
@@ -284,6 +347,25 @@ impl Event {
     pub fn with_entity(mut self, entity: Entity) -> Event {
         self.entity = Some(entity);
         self
+    }
+
+    pub fn with_subject(mut self, subject: Subject) -> Event {
+        self.subject = Some(subject);
+        self
+    }
+
+    /// A Kiln security alert (`110113`) that succeeded: `agent` did `description` to
+    /// `subject`.
+    pub fn alert(
+        security: Security,
+        agent: Agent,
+        origin: Origin,
+        subject: Subject,
+        description: impl Into<String>,
+    ) -> Event {
+        Event::security(Kind::Security(security), Outcome::Success, agent, origin)
+            .with_subject(subject)
+            .with_description(description)
     }
 
     /// The stored row, with the AuditEvent body of a server at `base` (its observer),
@@ -305,7 +387,11 @@ impl Event {
             agent_user: self.agent.username.clone(),
             agent_client: self.agent.client_id.clone(),
             patient: self.patient.clone(),
-            entity: self.entity.as_ref().map(Entity::reference),
+            entity: self
+                .entity
+                .as_ref()
+                .map(Entity::reference)
+                .or_else(|| self.subject.as_ref().map(Subject::stored)),
             body: serde_json::to_vec(&body).unwrap_or_default(),
         }
     }

@@ -11,5 +11,6 @@ pub mod switch;
 
 pub use event::{
     Action, Agent, Detail, Entity, Event, Kind, Origin, Outcome, RecordedWithWrite, Security,
+    Subject,
 };
 pub use recorder::{AuditUnavailable, Recorder};

@@ -77,6 +77,12 @@ impl Recorder {
         self.inner.is_some()
     }
 
+    /// The stored row of `event` as this server records it, for a caller that appends it
+    /// in its own transaction; `None` when auditing is off.
+    pub fn row(&self, event: &Event) -> Option<AuditRow> {
+        self.inner.as_ref().map(|inner| event.row(&inner.base))
+    }
+
     /// Appends `event` and returns once it is committed.
     pub async fn record(&self, event: Event) -> Result<(), AuditUnavailable> {
         let Some(inner) = &self.inner else {

@@ -1,8 +1,10 @@
 //! Switching auditing off is itself recorded: a server started with `--disable-audit`
 //! appends "audit disabled" before it serves anything, and the next start with auditing on
-//! appends "audit enabled". The last state is kept in the settings table.
+//! appends "audit enabled". The last state is kept in the settings table, and the command
+//! line's changes follow it ([`cli_recorder`]).
 
 use super::event::{Agent, Event, Kind, Origin, Outcome, Security};
+use super::recorder::Recorder;
 use crate::store::{Store, StoreResult};
 
 /// The settings key of the last start's auditing state (`on` or `off`).
@@ -36,4 +38,42 @@ pub async fn record_start(store: &Store, base: &str, enabled: bool) -> StoreResu
     store
         .set_setting(AUDIT_SETTING, if enabled { "on" } else { "off" })
         .await
+}
+
+/// The observer of the events the command line records on a database no server has
+/// started on yet.
+pub const CLI_OBSERVER: &str = "urn:kiln:cli";
+
+/// The recorder of a command (`kiln app …`, `kiln user …`, `kiln client …`): on unless the
+/// last server start had auditing off; its events name the FHIR base of the last server
+/// start as observer.
+pub async fn cli_recorder(store: &Store) -> StoreResult<Recorder> {
+    let last = store.setting(AUDIT_SETTING).await?;
+    let base = match store.setting(crate::store::BASE_URL_SETTING).await? {
+        Some(base_url) => format!("{}/fhir", base_url.trim_end_matches('/')),
+        None => CLI_OBSERVER.to_owned(),
+    };
+    Ok(Recorder::start(
+        store.clone(),
+        base,
+        last.as_deref() != Some("off"),
+    ))
+}
+
+/// Records a change the operator made at the command line: a `security` alert about
+/// `subject` by [`Agent::cli`].
+pub async fn record_cli(
+    audit: &Recorder,
+    security: Security,
+    subject: super::event::Subject,
+    description: impl Into<String>,
+) -> Result<(), super::recorder::AuditUnavailable> {
+    let event = Event::alert(
+        security,
+        Agent::cli(),
+        Origin::default(),
+        subject,
+        description,
+    );
+    audit.record(event).await
 }

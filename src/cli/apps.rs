@@ -9,9 +9,10 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 
-use crate::apps::lifecycle::{self, Approved, Origin, Submitted, Transitioned};
+use crate::apps::lifecycle::{self, Approved, Submitted, Transitioned};
 use crate::apps::request::AppRequest;
 use crate::apps::{Actor, Status, policy, view};
+use crate::audit::switch::cli_recorder;
 use crate::cli::CliResult;
 use crate::config::DatabaseArgs;
 use crate::store::Store;
@@ -113,6 +114,7 @@ pub async fn app(database: DatabaseArgs, command: AppCommand) -> CliResult {
 async fn run(store: &Store, command: AppCommand) -> CliResult {
     let now = crate::fhir::instant::now_secs();
     let actor = Actor::Operator;
+    let audit = cli_recorder(store).await?;
     match command {
         AppCommand::List(args) => {
             let filter = AppFilter {
@@ -154,10 +156,10 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
             let settings = policy::recorded(store).await?;
             let (created, submitted) = lifecycle::register(
                 store,
+                &audit,
                 &settings,
                 &actor,
                 owner.as_deref(),
-                Origin::Operator,
                 &parsed,
                 now,
             )
@@ -170,20 +172,21 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
         AppCommand::Update { app, request } => {
             let parsed = read_request(&request)?;
             let settings = policy::recorded(store).await?;
-            lifecycle::save(store, &actor, &app, &parsed, now).await?;
-            let submitted = lifecycle::submit(store, &settings, &actor, &app, now).await?;
+            lifecycle::save(store, &audit, &actor, &app, &parsed, now).await?;
+            let submitted = lifecycle::submit(store, &audit, &settings, &actor, &app, now).await?;
             let app_id = lifecycle::app_id_of(store, &app).await?;
             println!("{}", submitted_json(store, &app_id, submitted).await?);
         }
         AppCommand::Submit { app } => {
             let settings = policy::recorded(store).await?;
-            let submitted = lifecycle::submit(store, &settings, &actor, &app, now).await?;
+            let submitted = lifecycle::submit(store, &audit, &settings, &actor, &app, now).await?;
             let app_id = lifecycle::app_id_of(store, &app).await?;
             println!("{}", submitted_json(store, &app_id, submitted).await?);
         }
         AppCommand::Approve(decision) => {
             let approved = lifecycle::approve(
                 store,
+                &audit,
                 &actor,
                 &decision.app,
                 decision.reason.as_deref(),
@@ -194,28 +197,34 @@ async fn run(store: &Store, command: AppCommand) -> CliResult {
         }
         AppCommand::RequestChanges(d) => {
             let done =
-                lifecycle::request_changes(store, &actor, &d.app, d.reason.as_deref(), now).await?;
+                lifecycle::request_changes(store, &audit, &actor, &d.app, d.reason.as_deref(), now)
+                    .await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Reject(d) => {
-            let done = lifecycle::reject(store, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::reject(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Suspend(d) => {
-            let done = lifecycle::suspend(store, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::suspend(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Reactivate(d) => {
             let done =
-                lifecycle::reactivate(store, &actor, &d.app, d.reason.as_deref(), now).await?;
+                lifecycle::reactivate(store, &audit, &actor, &d.app, d.reason.as_deref(), now)
+                    .await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::Retire(d) => {
-            let done = lifecycle::retire(store, &actor, &d.app, d.reason.as_deref(), now).await?;
+            let done =
+                lifecycle::retire(store, &audit, &actor, &d.app, d.reason.as_deref(), now).await?;
             print_transition(store, &d.app, &done).await?;
         }
         AppCommand::RotateSecret { app, keep_old_for } => {
-            let rotated = lifecycle::rotate_secret(store, &actor, &app, keep_old_for, now).await?;
+            let rotated =
+                lifecycle::rotate_secret(store, &audit, &actor, &app, keep_old_for, now).await?;
             println!(
                 "{}",
                 json!({

@@ -9,6 +9,8 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::access::scope::ScopeSet;
+use crate::audit::switch::{cli_recorder, record_cli};
+use crate::audit::{Security, Subject};
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::crypto::{digest_hex, hash_secret, random_token};
@@ -200,6 +202,9 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
             if !store.remove_client(&client_id).await? {
                 return Err(format!("no client {client_id}").into());
             }
+            let audit = cli_recorder(&store).await?;
+            let subject = Subject::client(client_id.as_str());
+            record_cli(&audit, Security::AdminAction, subject, "client removed").await?;
             println!("{}", json!({ "removed": client_id }));
         }
         ClientCommand::RotateSecret { client_id } => {
@@ -221,6 +226,15 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
             {
                 return Err(format!("no client {client_id}").into());
             }
+            let audit = cli_recorder(&store).await?;
+            let subject = Subject::client(client_id.as_str());
+            record_cli(
+                &audit,
+                Security::AdminAction,
+                subject,
+                "client secret rotated",
+            )
+            .await?;
             println!(
                 "{}",
                 json!({ "client_id": client_id, "client_secret": secret })
@@ -361,6 +375,12 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
                 disabled: false,
             };
             store.upsert_user(&user, crate::auth::now()).await?;
+            let description = format!(
+                "user added or replaced (fhir user {}, role {})",
+                user.fhir_user,
+                if user.admin { "admin" } else { "user" }
+            );
+            record_user(&store, &user.username, description).await?;
             println!(
                 "{}",
                 json!({
@@ -388,18 +408,21 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             if !store.set_disabled(&username, true).await? {
                 return Err(format!("no user {username}").into());
             }
+            record_user(&store, &username, "user disabled").await?;
             println!("{}", json!({ "username": username, "disabled": true }));
         }
         UserCommand::Enable { username } => {
             if !store.set_disabled(&username, false).await? {
                 return Err(format!("no user {username}").into());
             }
+            record_user(&store, &username, "user enabled").await?;
             println!("{}", json!({ "username": username, "disabled": false }));
         }
         UserCommand::Remove { username } => {
             if !store.remove_user(&username).await? {
                 return Err(format!("no user {username}").into());
             }
+            record_user(&store, &username, "user removed").await?;
             println!("{}", json!({ "removed": username }));
         }
         UserCommand::Passwd { username, password } => {
@@ -412,6 +435,7 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             {
                 return Err(format!("no user {username}").into());
             }
+            record_user(&store, &username, "password reset").await?;
             println!(
                 "{}",
                 json!({ "username": username, "password_changed": true })
@@ -419,6 +443,14 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
         }
     }
     store.close().await;
+    Ok(())
+}
+
+/// Records a change to an EHR user made at the command line (`user-changed`).
+async fn record_user(store: &Store, username: &str, description: impl Into<String>) -> CliResult {
+    let audit = cli_recorder(store).await?;
+    let subject = Subject::user(username);
+    record_cli(&audit, Security::UserChanged, subject, description).await?;
     Ok(())
 }
 

@@ -1,11 +1,14 @@
 //! `kiln token create`: mints an access token for a registered client, as the token endpoint
 //! would issue it, and prints the token response (for scripts, CI runs such as the Postman
 //! collection's, and support). The checks and the issuing are `auth::oauth::operator`'s;
-//! this file finds the client and the user and refuses contexts that name nothing stored.
+//! this file finds the client and the user and refuses contexts that name nothing stored,
+//! and records the issue in the audit log (`token-issued`, by the command line).
 
 use clap::{Args, Subcommand};
 
 use super::auth::{open, require_resource, resolve_base_url};
+use crate::audit::switch::{cli_recorder, record_cli};
+use crate::audit::{Security, Subject};
 use crate::auth::oauth::issue::Issuer;
 use crate::auth::oauth::operator::{Mint, mint};
 use crate::cli::CliResult;
@@ -91,6 +94,14 @@ pub async fn token(database: DatabaseArgs, command: TokenCommand) -> CliResult {
     )
     .await
     .map_err(|error| format!("{}: {}", error.error, error.description))?;
+    let audit = cli_recorder(&store).await?;
+    let description = format!(
+        "kiln token create: scope {:?}, user {}",
+        create.scope,
+        create.user.as_deref().unwrap_or("none")
+    );
+    let subject = Subject::client(client.client_id.as_str());
+    record_cli(&audit, Security::TokenIssued, subject, description).await?;
     println!("{minted}");
     store.close().await;
     Ok(())

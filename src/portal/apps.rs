@@ -319,6 +319,7 @@ async fn posted_form(
     let saved = match &detail {
         Some(detail) => lifecycle::save(
             &state.store,
+            &state.audit,
             &actor,
             &detail.summary.app_id,
             &app_request,
@@ -328,6 +329,7 @@ async fn posted_form(
         .map(|_| detail.summary.app_id.clone()),
         None => lifecycle::create(
             &state.store,
+            &state.audit,
             &actor,
             Some(&developer.account_id),
             Origin::Portal,
@@ -349,6 +351,7 @@ async fn posted_form(
     let saved_app = Some((app_id.clone(), app_request.name.clone()));
     match lifecycle::submit(
         &state.store,
+        &state.audit,
         &state.config.onboarding,
         &actor,
         &app_id,
@@ -688,6 +691,7 @@ pub async fn act(
         "submit" => {
             match lifecycle::submit(
                 &state.store,
+                &state.audit,
                 &state.config.onboarding,
                 &actor,
                 &app_id,
@@ -716,17 +720,18 @@ pub async fn act(
             }
         }
         "secret" => {
-            let issued = lifecycle::issue_secret(&state.store, &actor, &app_id, now())
-                .await
-                .map_err(|error| match error {
-                    LifecycleError::NoSecret => PageError::new(
-                        StatusCode::CONFLICT,
-                        "Secret already generated",
-                        "This app has a client secret already; it is shown only once. Rotate \
+            let issued =
+                lifecycle::issue_secret(&state.store, &state.audit, &actor, &app_id, now())
+                    .await
+                    .map_err(|error| match error {
+                        LifecycleError::NoSecret => PageError::new(
+                            StatusCode::CONFLICT,
+                            "Secret already generated",
+                            "This app has a client secret already; it is shown only once. Rotate \
                          it to get a new one.",
-                    ),
-                    other => refusal(other),
-                })?;
+                        ),
+                        other => refusal(other),
+                    })?;
             Ok(html(
                 StatusCode::OK,
                 &SecretPage {
@@ -746,10 +751,16 @@ pub async fn act(
                 .ok_or_else(|| {
                     PageError::bad_request("Choose how long the old secret keeps working.")
                 })?;
-            let rotated =
-                lifecycle::rotate_secret(&state.store, &actor, &app_id, keep_old_for, now())
-                    .await
-                    .map_err(refusal)?;
+            let rotated = lifecycle::rotate_secret(
+                &state.store,
+                &state.audit,
+                &actor,
+                &app_id,
+                keep_old_for,
+                now(),
+            )
+            .await
+            .map_err(refusal)?;
             Ok(html(
                 StatusCode::OK,
                 &SecretPage {
@@ -767,9 +778,16 @@ pub async fn act(
                     "Tick the box to confirm that the app is to be retired for good.",
                 ));
             }
-            lifecycle::retire(&state.store, &actor, &app_id, form.get("reason"), now())
-                .await
-                .map_err(refusal)?;
+            lifecycle::retire(
+                &state.store,
+                &state.audit,
+                &actor,
+                &app_id,
+                form.get("reason"),
+                now(),
+            )
+            .await
+            .map_err(refusal)?;
             back("retired")
         }
         "postman" if state.config.onboarding.sandbox => {
@@ -780,11 +798,12 @@ pub async fn act(
                     request.redirect_uris.push(uri.to_string());
                 }
             }
-            lifecycle::save(&state.store, &actor, &app_id, &request, now())
+            lifecycle::save(&state.store, &state.audit, &actor, &app_id, &request, now())
                 .await
                 .map_err(refusal)?;
             match lifecycle::submit(
                 &state.store,
+                &state.audit,
                 &state.config.onboarding,
                 &actor,
                 &app_id,

@@ -1,6 +1,7 @@
 //! Signing in to the developer portal (`/developer/signin`) and out
 //! (`/developer/signout`): an e-mail address and password, throttled like the EHR sign-in
 //! (`web::throttle`), refused until the address is verified; a new session id at sign-in.
+//! Every sign-in, refused or not, and every sign-out is recorded in the audit log.
 
 use std::net::SocketAddr;
 use std::sync::LazyLock;
@@ -15,6 +16,7 @@ use axum_extra::extract::CookieJar;
 
 use super::checks;
 use super::signed_in;
+use crate::audit::{Agent, Event, Kind, Origin, Outcome, Subject};
 use crate::crypto::{hash_secret, verify_secret};
 use crate::http::form::Fields;
 use crate::state::AppState;
@@ -74,6 +76,7 @@ fn signin_page(
 pub async fn signin(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
+    origin: Origin,
     jar: CookieJar,
     body: Bytes,
 ) -> PageResult {
@@ -81,24 +84,26 @@ pub async fn signin(
     let session = session::posted(&state.store, &jar, &form).await?;
     let typed = form.get("email").unwrap_or("");
     let password = form.get("password").unwrap_or("");
-    let refuse = |status, message, unverified| {
+    let refuse = async |status, message: &str, unverified, developer: Option<&str>| -> PageResult {
+        let typed: String = typed.chars().take(MAX_RECORDED_CHARS).collect();
+        record(&state, &origin, &typed, developer, Some(message)).await?;
         Ok(signin_page(
             &session.csrf_token,
-            typed,
+            &typed,
             status,
             Some(message),
             unverified,
         ))
     };
     let Ok(email) = checks::email(typed) else {
-        return refuse(StatusCode::UNAUTHORIZED, WRONG, false);
+        return refuse(StatusCode::UNAUTHORIZED, WRONG, false, None).await;
     };
     let source = source_of(peer.map(|Extension(ConnectInfo(peer))| peer));
     let now = crate::fhir::instant::now_secs();
     let attempt = match Attempt::reserve(&state.store, "developer", &email, &source, now).await? {
         Reserved::Go(attempt) => attempt,
         Reserved::Throttled(message) => {
-            return refuse(StatusCode::TOO_MANY_REQUESTS, &message, false);
+            return refuse(StatusCode::TOO_MANY_REQUESTS, &message, false, None).await;
         }
     };
     let account = state.store.developer_login(&email).await?;
@@ -107,15 +112,27 @@ pub async fn signin(
         .map_or(UNKNOWN_ACCOUNT_HASH.as_str(), |a| a.password_hash.as_str());
     let verified = verify_secret(password, hash);
     let Some(account) = account.filter(|_| verified) else {
-        return refuse(StatusCode::UNAUTHORIZED, WRONG, false);
+        return refuse(StatusCode::UNAUTHORIZED, WRONG, false, None).await;
     };
     attempt.succeeded(&state.store).await?;
     let developer = account.developer;
     if developer.disabled {
-        return refuse(StatusCode::FORBIDDEN, DISABLED, false);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            DISABLED,
+            false,
+            Some(&developer.account_id),
+        )
+        .await;
     }
     if developer.verified_at.is_none() {
-        return refuse(StatusCode::FORBIDDEN, UNVERIFIED, true);
+        return refuse(
+            StatusCode::FORBIDDEN,
+            UNVERIFIED,
+            true,
+            Some(&developer.account_id),
+        )
+        .await;
     }
     // A new session id at sign-in, so an id planted before it is worth nothing after; an
     // EHR user signed in to this browser stays signed in.
@@ -126,16 +143,54 @@ pub async fn signin(
     )
     .await?;
     state.store.delete_session(&session.session_hash).await?;
+    record(&state, &origin, &email, Some(&developer.account_id), None).await?;
     Ok(browser.respond(redirect(&url(&state.config, "/developer"))))
 }
 
+/// The most of a typed address kept in an event or shown again.
+const MAX_RECORDED_CHARS: usize = 320;
+
+/// Appends a developer's sign-in event (by the address typed; about their account when it
+/// is known): success, or the failure's `message`.
+async fn record(
+    state: &AppState,
+    origin: &Origin,
+    email: &str,
+    developer: Option<&str>,
+    failure: Option<&str>,
+) -> PageResult<()> {
+    let (outcome, description) = match failure {
+        None => (Outcome::Success, "developer portal: signed in"),
+        Some(message) => (Outcome::Minor, message),
+    };
+    let mut event = Event::security(Kind::Login, outcome, Agent::user(email), origin.clone())
+        .with_description(description);
+    if let Some(developer) = developer {
+        event = event.with_subject(Subject::developer(developer));
+    }
+    Ok(state.audit.record(event).await?)
+}
+
 /// `POST /developer/signout`.
-pub async fn signout(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+pub async fn signout(
+    State(state): State<AppState>,
+    origin: Origin,
+    jar: CookieJar,
+    body: Bytes,
+) -> PageResult {
     let form = Fields::parse(&body);
     let session = session::posted(&state.store, &jar, &form).await?;
     state
         .store
         .set_session_developer(&session.session_hash, None)
         .await?;
+    if let Some(developer) = &session.developer {
+        let email = state.store.developer(developer).await?.map(|d| d.email);
+        let agent = Agent::user(email.unwrap_or_else(|| developer.clone()));
+        let event = Event::security(Kind::Logout, Outcome::Success, agent, origin)
+            .with_subject(Subject::developer(developer.as_str()))
+            .with_description("developer portal: signed out");
+        state.audit.record(event).await?;
+    }
     Ok(redirect(&url(&state.config, "/developer/signin")))
 }

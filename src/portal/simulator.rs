@@ -555,12 +555,19 @@ pub async fn add_callback(
     let actor = Actor::Developer(account_id.clone());
     let now = crate::fhir::instant::now_secs();
     let app_id = detail.summary.app_id;
-    lifecycle::save(&state.store, &actor, &app_id, &request, now)
+    lifecycle::save(&state.store, &state.audit, &actor, &app_id, &request, now)
         .await
         .map_err(lifecycle_error)?;
-    let submitted = lifecycle::submit(&state.store, &state.config.onboarding, &actor, &app_id, now)
-        .await
-        .map_err(lifecycle_error)?;
+    let submitted = lifecycle::submit(
+        &state.store,
+        &state.audit,
+        &state.config.onboarding,
+        &actor,
+        &app_id,
+        now,
+    )
+    .await
+    .map_err(lifecycle_error)?;
     Ok(match submitted {
         Submitted::Approved { .. } => back("callback"),
         Submitted::PendingReview { .. } => back("review"),

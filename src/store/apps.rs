@@ -1,10 +1,11 @@
 //! Rows of the app lifecycle (migration 0011): apps, their revisions, the history of their
 //! transitions, logos, and per-app activity. Plain rows and one transactional write
-//! ([`AppChange`]); what the states mean and which transitions are allowed is `crate::apps`.
+//! ([`AppChange`]), each with its audit events; what the states mean and which transitions are allowed is `crate::apps`.
 
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::Client;
 use crate::store::auth::revocation::{Announce, Signal};
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 /// An app: the registration request's identity, status and credentials link.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -140,6 +141,8 @@ pub struct AppChange {
     pub revisions: Vec<RevisionUpdate>,
     pub client: Option<ClientWrite>,
     pub event: EventRow,
+    /// The audit events of the transition, appended in its transaction.
+    pub audit: Vec<AuditRow>,
 }
 
 const APP_COLUMNS: &str = "app_id, owner, origin, status, client_id, active_revision, \
@@ -190,13 +193,21 @@ macro_rules! insert_event {
     }};
 }
 
+/// Appends `audit` to the chain on `tx` (last, as the chain append wants) and commits.
+async fn commit_audited(mut tx: Tx, audit: &[AuditRow]) -> StoreResult<()> {
+    tx.append_audit(audit).await?;
+    tx.commit().await
+}
+
 impl Store {
-    /// Creates an app with its first revision and the event recording it.
+    /// Creates an app with its first revision and the event recording it (and its audit
+    /// events).
     pub async fn insert_app(
         &self,
         app: &AppRow,
         revision: &RevisionRow,
         event: &EventRow,
+        audit: &[AuditRow],
     ) -> StoreResult<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -216,7 +227,7 @@ impl Store {
             .await?;
             insert_revision!(&mut *tx, revision)?;
             insert_event!(&mut *tx, event)?;
-            tx.commit().await?;
+            commit_audited(Tx::from(tx), audit).await?;
         });
         Ok(())
     }
@@ -408,7 +419,7 @@ impl Store {
             ) {
                 tx.announce(&signal).await?;
             }
-            tx.commit().await?;
+            commit_audited(Tx::from(tx), &change.audit).await?;
             Ok(true)
         });
         signal.delivered(self).await;
@@ -424,6 +435,7 @@ impl Store {
         secret_hash: &str,
         previous_expires_at: i64,
         event: &EventRow,
+        audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -444,7 +456,7 @@ impl Store {
                 return Ok(false);
             }
             insert_event!(&mut *tx, event)?;
-            tx.commit().await?;
+            commit_audited(Tx::from(tx), audit).await?;
             Ok(true)
         })
     }
@@ -457,6 +469,7 @@ impl Store {
         client_id: &str,
         secret_hash: &str,
         event: &EventRow,
+        audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -476,7 +489,7 @@ impl Store {
                 return Ok(false);
             }
             insert_event!(&mut *tx, event)?;
-            tx.commit().await?;
+            commit_audited(Tx::from(tx), audit).await?;
             Ok(true)
         })
     }

@@ -17,6 +17,20 @@ pub enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
 }
 
+/// A transaction begun on a backend's own pool becomes a [`Tx`] (to append audit events
+/// on it, for one).
+impl From<Transaction<'static, Postgres>> for Tx {
+    fn from(tx: Transaction<'static, Postgres>) -> Tx {
+        Tx::Postgres(tx)
+    }
+}
+
+impl From<Transaction<'static, Sqlite>> for Tx {
+    fn from(tx: Transaction<'static, Sqlite>) -> Tx {
+        Tx::Sqlite(tx)
+    }
+}
+
 macro_rules! dispatch_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {

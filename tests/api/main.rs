@@ -5,6 +5,7 @@ mod common;
 mod admin_console;
 mod admin_review;
 mod apps;
+mod audit_events;
 mod audit_log;
 mod audit_read;
 mod auth_admin;

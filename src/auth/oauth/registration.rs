@@ -47,6 +47,7 @@ pub async fn register(
     let now = crate::auth::now();
     let registered = lifecycle::register_client(
         &state.store,
+        &state.audit,
         &state.config.onboarding,
         &request,
         &digest_hex(&token),
@@ -124,6 +125,7 @@ pub async fn update(
     }
     lifecycle::resubmit(
         &state.store,
+        &state.audit,
         &state.config.onboarding,
         &Actor::Client,
         &app.app_id,
@@ -146,6 +148,7 @@ pub async fn delete(
     let (app, _) = registered_app(&state, &headers, &client_id).await?;
     match lifecycle::retire(
         &state.store,
+        &state.audit,
         &Actor::Client,
         &app.app_id,
         Some("the client deleted its registration (RFC 7592)"),
