@@ -424,6 +424,40 @@ async fn only_admins_and_audit_scoped_backends_read_the_log(backend: Backend) {
         ["e5", "e4", "e3", "e2", "e1"]
     );
     expect_json(get(&server, &audit, "AuditEvent/e4").await, 200).await;
+    // Bob's refusals above are in the log, as failures (the hand-made e1 and e3 name bob too,
+    // in 2024).
+    let refused = expect_json(
+        get(
+            &server,
+            &audit,
+            "AuditEvent?agent:identifier=bob&date=ge2026&_sort=date",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let refused: Vec<_> = refused["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| summary(&entry["resource"]))
+        .collect();
+    let failed = |subtype: &str, entity: Option<&str>| {
+        (
+            subtype.to_string(),
+            "4".to_string(),
+            None,
+            entity.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        refused,
+        [
+            failed("search-type", None),
+            failed("read", Some("AuditEvent/e1")),
+            failed("read", Some("AuditEvent/nope")),
+        ]
+    );
     let everything = service.token(&server, "system/*.rs").await;
     expect_outcome(get(&server, &everything, "AuditEvent").await, 403).await;
     // The admin role taken away: refused at once.
@@ -1007,11 +1041,11 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
         found,
         [
             event("read", "0", Some("Patient/p1")),
-            event("create", "0", Some(&obs)),
-            event("update", "0", Some(&obs)),
+            event("create", "0", Some(obs.as_str())),
+            event("update", "0", Some(obs.as_str())),
             event("search-type", "0", None),
             event("update", "4", Some("Patient/p1")),
-            event("delete", "0", Some(&obs)),
+            event("delete", "0", Some(obs.as_str())),
         ],
         "{bundle}"
     );
