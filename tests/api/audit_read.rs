@@ -446,7 +446,7 @@ async fn only_admins_and_audit_scoped_backends_read_the_log(backend: Backend) {
         (
             subtype.to_string(),
             "4".to_string(),
-            None,
+            None::<String>,
             entity.map(str::to_string),
         )
     };
