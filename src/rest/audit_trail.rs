@@ -106,6 +106,7 @@ impl Route {
             ("GET", ["{resource_type}"]) | (_, ["{resource_type}", "_search"]) => "search-type",
             ("POST", ["{resource_type}"]) => "create",
             ("PUT", ["{resource_type}"]) => "update",
+            ("PATCH", ["{resource_type}"]) => "patch",
             ("DELETE", ["{resource_type}"]) => "delete",
             (_, ["{resource_type}", "_history"]) => "history-type",
             ("GET", ["{resource_type}", "{id}"]) => "read",
@@ -180,6 +181,8 @@ mod tests {
             "GET",
         );
         assert_eq!(history.interaction, "history-instance");
+        let conditional_patch = Route::of(Some("/fhir/AuditEvent"), "/fhir/AuditEvent", "PATCH");
+        assert_eq!(conditional_patch.interaction, "patch");
         assert_eq!(
             Route::of(Some("/fhir/AuditEvent"), "/fhir/AuditEvent", "POST").interaction,
             "create"

@@ -630,7 +630,7 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
             "history-instance",
             "transaction",
             "delete",
-            "update",
+            "batch",
         ]
     );
     for (_, outcome, body) in &refusals {
