@@ -1045,7 +1045,6 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
             event("update", "0", Some(obs.as_str())),
             event("search-type", "0", None),
             event("update", "4", Some("Patient/p1")),
-            event("delete", "0", Some(obs.as_str())),
         ],
         "{bundle}"
     );
@@ -1053,6 +1052,31 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
         let agent = &entry["resource"]["agent"];
         assert!(agent.to_string().contains("Practitioner/dr1"), "{agent}");
     }
+
+    // The Observation's whole life by entity, its delete included (a deleted resource's
+    // patient is not recorded: its body is not read for the delete).
+    let life = expect_json(
+        get(
+            &server,
+            &admin,
+            &format!("AuditEvent?entity={obs}&_sort=date"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let life: Vec<_> = life["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| summary(&entry["resource"]))
+        .map(|(subtype, outcome, _, entity)| (subtype, outcome, entity))
+        .collect();
+    let written = |subtype: &str| (subtype.to_string(), "0".to_string(), Some(obs.clone()));
+    assert_eq!(
+        life,
+        [written("create"), written("update"), written("delete")]
+    );
 
     // The chain verifies; a body changed in place (the create's outcome) is named.
     let (intact, out) = audit_cli(&server, &["verify"]);
