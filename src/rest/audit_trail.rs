@@ -82,7 +82,12 @@ impl Route {
         let template = template.unwrap_or(path);
         let template = template.strip_prefix("/fhir").unwrap_or(template);
         let path = path.strip_prefix("/fhir").unwrap_or(path);
-        let names: Vec<&str> = template.trim_matches('/').split('/').collect();
+        let mut names: Vec<&str> = template.trim_matches('/').split('/').collect();
+        // The AuditEvent routes spell their type out (they take precedence over the generic
+        // ones): the same interactions as on any type.
+        if names.first() == Some(&"AuditEvent") {
+            names[0] = "{resource_type}";
+        }
         let values: Vec<&str> = path.trim_matches('/').split('/').collect();
         let param = |name: &str| {
             names
@@ -101,6 +106,7 @@ impl Route {
             ("GET", ["{resource_type}"]) | (_, ["{resource_type}", "_search"]) => "search-type",
             ("POST", ["{resource_type}"]) => "create",
             ("PUT", ["{resource_type}"]) => "update",
+            ("PATCH", ["{resource_type}"]) => "patch",
             ("DELETE", ["{resource_type}"]) => "delete",
             (_, ["{resource_type}", "_history"]) => "history-type",
             ("GET", ["{resource_type}", "{id}"]) => "read",
@@ -154,6 +160,34 @@ fn patient_param(query: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audit_event_routes_are_the_interactions_of_a_type() {
+        let search = Route::of(Some("/fhir/AuditEvent"), "/fhir/AuditEvent", "GET");
+        assert_eq!(search.interaction, "search-type");
+        assert!(search.entity.is_none());
+        let read = Route::of(Some("/fhir/AuditEvent/{id}"), "/fhir/AuditEvent/e1", "GET");
+        assert_eq!(read.interaction, "read");
+        assert_eq!(read.entity.unwrap().reference(), "AuditEvent/e1");
+        let delete = Route::of(
+            Some("/fhir/AuditEvent/{id}"),
+            "/fhir/AuditEvent/e1",
+            "DELETE",
+        );
+        assert_eq!(delete.interaction, "delete");
+        let history = Route::of(
+            Some("/fhir/AuditEvent/{id}/_history"),
+            "/fhir/AuditEvent/e1/_history",
+            "GET",
+        );
+        assert_eq!(history.interaction, "history-instance");
+        let conditional_patch = Route::of(Some("/fhir/AuditEvent"), "/fhir/AuditEvent", "PATCH");
+        assert_eq!(conditional_patch.interaction, "patch");
+        assert_eq!(
+            Route::of(Some("/fhir/AuditEvent"), "/fhir/AuditEvent", "POST").interaction,
+            "create"
+        );
+    }
 
     #[test]
     fn routes_name_their_interaction_entity_and_patient() {

@@ -4,13 +4,16 @@
 //! refused with nothing written; `kiln audit verify` (a good chain, an altered and a missing
 //! event), `export` and `report`; the admin console's report page and its CSV.
 //!
-//! The events are appended to the chain straight in the database (`common::audit`), as the
-//! recorder would.
+//! Kiln records every request, so the log holds the server's own events (token issues, sign-ins,
+//! the tests' own searches and refusals) besides the ones a test appends by hand. Hand-made
+//! events (`common::audit`, chained as the recorder would) are all recorded before 2026, so
+//! the searches over them are narrowed with [`PAST`]; the server's own events are asserted on
+//! where they are the point (the refusals, and the end-to-end test).
 
 use std::process::Command;
 
 use crate::backend_tests;
-use crate::common::audit::{Event, append, count, execute};
+use crate::common::audit::{Event, after, append, count, execute, seq_of};
 use crate::common::backend::BackendService;
 use crate::common::console::{Browser, unescape};
 use crate::common::*;
@@ -23,11 +26,14 @@ backend_tests!(
     verify_names_the_first_altered_or_missing_event,
     export_and_report_a_period,
     admin_console_reports_sorts_and_downloads_csv,
+    real_requests_are_found_by_patient_verified_and_tampering_named,
 );
 
 const ADMIN_PASSWORD: &str = "root-password-1";
 const HOSTILE_HTML: &str = "<script>alert(1)</script>";
 const HOSTILE_CSV: &str = "=HYPERLINK(\"http://evil.example\")";
+/// The period of the hand-made events: the server records its own at the current time.
+const PAST: &str = "date=lt2026";
 
 fn events() -> Vec<Event> {
     vec![
@@ -204,7 +210,11 @@ async fn search_by_each_parameter_sort_and_page(backend: Backend) {
         return;
     };
     let token = admin_token(&server, &client_id).await;
-    let bundle = expect_json(get(&server, &token, "AuditEvent").await, 200).await;
+    let bundle = expect_json(
+        get(&server, &token, &format!("AuditEvent?{PAST}")).await,
+        200,
+    )
+    .await;
     assert_eq!(ids(&bundle), ["e1", "e2", "e3", "e4", "e5"]);
     assert_eq!(bundle["total"], 5);
     assert_eq!(
@@ -248,14 +258,19 @@ async fn search_by_each_parameter_sort_and_page(backend: Backend) {
     ];
     for (query, expected) in cases {
         assert_eq!(
-            search_ids(&server, &token, query).await,
+            search_ids(&server, &token, &format!("{query}&{PAST}")).await,
             *expected,
             "AuditEvent?{query}"
         );
     }
     // Paging: next links until the end, the total counted on request.
     let first = expect_json(
-        get(&server, &token, "AuditEvent?_count=2&_total=accurate").await,
+        get(
+            &server,
+            &token,
+            &format!("AuditEvent?_count=2&_total=accurate&{PAST}"),
+        )
+        .await,
         200,
     )
     .await;
@@ -294,13 +309,17 @@ async fn search_by_each_parameter_sort_and_page(backend: Backend) {
         .post(server.url("AuditEvent/_search"))
         .bearer_auth(&token)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("patient=p1&_sort=-date")
+        .body(format!("patient=p1&_sort=-date&{PAST}"))
         .send()
         .await
         .unwrap();
     assert_eq!(ids(&expect_json(posted, 200).await), ["e3", "e1"]);
     // Unknown parameters: a warning, or a 400 under handling=strict; bad values: 400.
-    let lenient = expect_json(get(&server, &token, "AuditEvent?color=red").await, 200).await;
+    let lenient = expect_json(
+        get(&server, &token, &format!("AuditEvent?color=red&{PAST}")).await,
+        200,
+    )
+    .await;
     assert_eq!(ids(&lenient).len(), 5);
     let outcome = lenient["entry"].as_array().unwrap().last().unwrap();
     assert_eq!(outcome["search"]["mode"], "outcome");
@@ -368,7 +387,7 @@ async fn only_admins_and_audit_scoped_backends_read_the_log(backend: Backend) {
     expect_outcome(server.get("AuditEvent").await, 401).await;
     // An admin user: everything.
     let admin = admin_token(&server, &client_id).await;
-    assert_eq!(search_ids(&server, &admin, "").await.len(), 5);
+    assert_eq!(search_ids(&server, &admin, PAST).await.len(), 5);
     // A practitioner without the admin role, with the same scope: 403, on search and read.
     let bob = token(
         &server,
@@ -401,10 +420,44 @@ async fn only_admins_and_audit_scoped_backends_read_the_log(backend: Backend) {
     let service = BackendService::register(&server, "system/AuditEvent.rs system/*.rs").await;
     let audit = service.token(&server, "system/AuditEvent.rs").await;
     assert_eq!(
-        search_ids(&server, &audit, "_sort=-date").await,
+        search_ids(&server, &audit, &format!("_sort=-date&{PAST}")).await,
         ["e5", "e4", "e3", "e2", "e1"]
     );
     expect_json(get(&server, &audit, "AuditEvent/e4").await, 200).await;
+    // Bob's refusals above are in the log, as failures (the hand-made e1 and e3 name bob too,
+    // in 2024).
+    let refused = expect_json(
+        get(
+            &server,
+            &audit,
+            "AuditEvent?agent:identifier=bob&date=ge2026&_sort=date",
+        )
+        .await,
+        200,
+    )
+    .await;
+    let refused: Vec<_> = refused["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| summary(&entry["resource"]))
+        .collect();
+    let failed = |subtype: &str, entity: Option<&str>| {
+        (
+            subtype.to_string(),
+            "4".to_string(),
+            None::<String>,
+            entity.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        refused,
+        [
+            failed("search-type", None),
+            failed("read", Some("AuditEvent/e1")),
+            failed("read", Some("AuditEvent/nope")),
+        ]
+    );
     let everything = service.token(&server, "system/*.rs").await;
     expect_outcome(get(&server, &everything, "AuditEvent").await, 403).await;
     // The admin role taken away: refused at once.
@@ -469,6 +522,8 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
     };
     server.import(&[json!({"resourceType": "Patient", "id": "p1"})]);
     append(&server.db.url, &events()).await;
+    let url = &server.db.url;
+    let before = count(url, "SELECT MAX(seq) FROM audit_events").await;
     let event = json!({"resourceType": "AuditEvent", "id": "e1",
         "type": {"code": "rest"}, "recorded": "2024-01-01T00:00:00Z",
         "agent": [{"requestor": true}], "source": {"observer": {"display": "x"}}});
@@ -543,9 +598,47 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
         !output.status.success(),
         "the import of an AuditEvent succeeded"
     );
-    // Nothing written anywhere.
-    let url = &server.db.url;
-    assert_eq!(count(url, "SELECT COUNT(*) FROM audit_events").await, 5);
+    // Nothing written anywhere: the log holds the hand-made events, unaltered (the chain
+    // verifies), and after them only the refusals' own records — one failed event per
+    // refused request (a transaction refused whole: one; a batch: one per entry), none of
+    // them the posted AuditEvent; `kiln import` records nothing.
+    let (intact, out) = audit_cli(&server, &["verify"]);
+    assert!(intact, "{out}");
+    for (offset, event) in events().iter().enumerate() {
+        assert_eq!(
+            seq_of(url, event.event_id).await,
+            before - 4 + offset as i64,
+            "{}",
+            event.event_id
+        );
+    }
+    let refusals = after(url, before).await;
+    let subtypes: Vec<&str> = refusals
+        .iter()
+        .map(|(subtype, _, _)| subtype.as_deref().unwrap())
+        .collect();
+    assert_eq!(
+        subtypes,
+        [
+            "create",
+            "update",
+            "update",
+            "delete",
+            "delete",
+            "patch",
+            "patch",
+            "history-instance",
+            "transaction",
+            "delete",
+            "batch",
+        ]
+    );
+    for (_, outcome, body) in &refusals {
+        assert_eq!(outcome, "4", "{body}");
+        assert_eq!(body["outcome"], "4", "{body}");
+        assert_ne!(body["source"]["observer"]["display"], "x", "{body}");
+        assert_ne!(body["recorded"], event["recorded"], "{body}");
+    }
     assert_eq!(
         count(
             url,
@@ -733,19 +826,20 @@ async fn admin_console_reports_sorts_and_downloads_csv(backend: Backend) {
         home.body.contains("/admin/audit\""),
         "the nav links the report"
     );
-    // Newest first by default; hostile text escaped.
-    let page = browser.get("/admin/audit").await;
+    // Newest first by default; hostile text escaped. The period keeps to the hand-made
+    // events (the sign-ins above are recorded too, now).
+    let page = browser.get("/admin/audit?to=2025-12-31").await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("5 events"), "{}", page.body);
     assert!(!page.body.contains(HOSTILE_HTML));
     assert!(unescape(&page.body).contains(HOSTILE_HTML), "{}", page.body);
+    let mut seqs = Vec::new();
+    for event in events() {
+        seqs.push((event.event_id, seq_of(&server.db.url, event.event_id).await));
+    }
     let order = |body: &str| -> Vec<String> {
-        ["e1", "e2", "e3", "e4", "e5"]
-            .iter()
-            .filter_map(|id| {
-                body.find(&format!("<tr><td>{}</td>", row_seq(id)))
-                    .map(|at| (at, id))
-            })
+        seqs.iter()
+            .filter_map(|(id, seq)| body.find(&format!("<tr><td>{seq}</td>")).map(|at| (at, id)))
             .collect::<std::collections::BTreeMap<_, _>>()
             .values()
             .map(|id| id.to_string())
@@ -753,13 +847,15 @@ async fn admin_console_reports_sorts_and_downloads_csv(backend: Backend) {
     };
     assert_eq!(order(&page.body), ["e5", "e4", "e3", "e2", "e1"]);
     // A header sorts by its column; the same header again reverses.
-    let by_outcome = browser.get("/admin/audit?sort=outcome").await;
+    let by_outcome = browser.get("/admin/audit?sort=outcome&to=2025-12-31").await;
     assert_eq!(order(&by_outcome.body), ["e1", "e2", "e5", "e3", "e4"]);
     assert!(
         by_outcome.body.contains("sort=-outcome"),
         "the header reverses"
     );
-    let reversed = browser.get("/admin/audit?sort=-outcome").await;
+    let reversed = browser
+        .get("/admin/audit?sort=-outcome&to=2025-12-31")
+        .await;
     assert_eq!(order(&reversed.body), ["e4", "e3", "e5", "e2", "e1"]);
     // Filters: period, patient, agent, type, outcome.
     let filtered = browser
@@ -783,7 +879,8 @@ async fn admin_console_reports_sorts_and_downloads_csv(backend: Backend) {
     );
     let rows: Vec<&str> = csv.body.lines().collect();
     assert_eq!(rows.len(), 5, "{}", csv.body);
-    assert!(rows[1].starts_with("4,"), "{}", csv.body);
+    let e4 = seq_of(&server.db.url, "e4").await;
+    assert!(rows[1].starts_with(&format!("{e4},")), "{}", csv.body);
     assert!(
         rows[1].contains(r#""'=HYPERLINK(""http://evil.example"")""#),
         "{}",
@@ -792,7 +889,231 @@ async fn admin_console_reports_sorts_and_downloads_csv(backend: Backend) {
     assert!(!csv.body.contains(",=HYPERLINK"), "{}", csv.body);
 }
 
-/// The seq of an event (its place in `events()`), as the page's first cell shows it.
-fn row_seq(id: &str) -> String {
-    id.trim_start_matches('e').to_string()
+/// An event as a search answers it: its subtype code, outcome, the patient it is about and
+/// the resource (`Type/id`, its version left off).
+fn summary(event: &Value) -> (String, String, Option<String>, Option<String>) {
+    let role = |code: &str| {
+        event["entity"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entity| entity["role"]["code"] == code)
+            .map(|entity| {
+                let reference = entity["what"]["reference"].as_str().unwrap();
+                reference.split("/_history/").next().unwrap().to_string()
+            })
+    };
+    (
+        event["subtype"][0]["code"].as_str().unwrap().to_string(),
+        event["outcome"].as_str().unwrap().to_string(),
+        role("1"),
+        role("4"),
+    )
+}
+
+async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend: Backend) {
+    // No hand-made events: everything in the log is the server's own.
+    let Some(server) = Server::start_secured(backend, &[]).await else {
+        return;
+    };
+    server.import(&[
+        json!({"resourceType": "Patient", "id": "p1"}),
+        json!({"resourceType": "Patient", "id": "p2"}),
+        json!({"resourceType": "Practitioner", "id": "dr1"}),
+    ]);
+    server.kiln(&[
+        "user",
+        "add",
+        "--username",
+        "root",
+        "--password",
+        ADMIN_PASSWORD,
+        "--fhir-user",
+        "Practitioner/dr1",
+        "--admin",
+    ]);
+    server.add_users(&[("bob", "Practitioner/dr1")]);
+    let client = server.kiln(&[
+        "client",
+        "add",
+        "--name",
+        "Chart",
+        "--type",
+        "public",
+        "--redirect-uri",
+        "https://oauth.pstmn.io/v1/callback",
+        "--scope",
+        "openid fhirUser user/*.cruds user/*.rs user/AuditEvent.rs",
+    ]);
+    let client_id = client["client_id"].as_str().unwrap();
+    let writer = token(&server, client_id, "user/*.cruds", &["--user", "bob"]);
+    let reader = token(&server, client_id, "user/*.rs", &["--user", "bob"]);
+    let send = |request: reqwest::RequestBuilder, token: &str| request.bearer_auth(token).send();
+    let fhir = |request: reqwest::RequestBuilder, body: &Value| {
+        request
+            .header("content-type", "application/fhir+json")
+            .body(body.to_string())
+    };
+    let client = &server.client;
+    // Bob reads p1, writes an Observation about p1, searches p1's Observations, reads p2,
+    // is refused an update of p1 with a read-only token, and deletes the Observation.
+    expect_json(
+        send(client.get(server.url("Patient/p1")), &writer)
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let observation = json!({"resourceType": "Observation", "status": "final",
+        "code": {"text": "weight"}, "subject": {"reference": "Patient/p1"}});
+    let created = expect_json(
+        send(
+            fhir(client.post(server.url("Observation")), &observation),
+            &writer,
+        )
+        .await
+        .unwrap(),
+        201,
+    )
+    .await;
+    let id = created["id"].as_str().unwrap().to_string();
+    let obs = format!("Observation/{id}");
+    let mut amended = created.clone();
+    amended["status"] = json!("amended");
+    expect_json(
+        send(fhir(client.put(server.url(&obs)), &amended), &writer)
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    expect_json(
+        send(client.get(server.url("Observation?patient=p1")), &writer)
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    expect_json(
+        send(client.get(server.url("Patient/p2")), &writer)
+            .await
+            .unwrap(),
+        200,
+    )
+    .await;
+    let p1 = json!({"resourceType": "Patient", "id": "p1", "active": false});
+    expect_outcome(
+        send(fhir(client.put(server.url("Patient/p1")), &p1), &reader)
+            .await
+            .unwrap(),
+        403,
+    )
+    .await;
+    let deleted = send(client.delete(server.url(&obs)), &writer)
+        .await
+        .unwrap();
+    assert!(deleted.status().is_success(), "{}", deleted.status());
+
+    // The admin's search by patient answers exactly those events about p1, in order.
+    let admin = admin_token(&server, client_id).await;
+    let bundle = expect_json(
+        get(&server, &admin, "AuditEvent?patient=p1&_sort=date").await,
+        200,
+    )
+    .await;
+    let found: Vec<_> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["search"]["mode"] == "match")
+        .map(|entry| summary(&entry["resource"]))
+        .collect();
+    let p1 = Some("Patient/p1".to_string());
+    let event = |subtype: &str, outcome: &str, entity: Option<&str>| {
+        (
+            subtype.to_string(),
+            outcome.to_string(),
+            p1.clone(),
+            entity.map(str::to_string),
+        )
+    };
+    assert_eq!(
+        found,
+        [
+            event("read", "0", Some("Patient/p1")),
+            event("create", "0", Some(obs.as_str())),
+            event("update", "0", Some(obs.as_str())),
+            event("search-type", "0", None),
+            event("update", "4", Some("Patient/p1")),
+        ],
+        "{bundle}"
+    );
+    for entry in bundle["entry"].as_array().unwrap() {
+        let agent = &entry["resource"]["agent"];
+        assert!(agent.to_string().contains("Practitioner/dr1"), "{agent}");
+    }
+
+    // The Observation's whole life by entity, its delete included (a deleted resource's
+    // patient is not recorded: its body is not read for the delete).
+    let life = expect_json(
+        get(
+            &server,
+            &admin,
+            &format!("AuditEvent?entity={obs}&_sort=date"),
+        )
+        .await,
+        200,
+    )
+    .await;
+    let life: Vec<_> = life["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| summary(&entry["resource"]))
+        .map(|(subtype, outcome, _, entity)| (subtype, outcome, entity))
+        .collect();
+    let written = |subtype: &str| (subtype.to_string(), "0".to_string(), Some(obs.clone()));
+    assert_eq!(
+        life,
+        [written("create"), written("update"), written("delete")]
+    );
+
+    // The chain verifies; a body changed in place (the create's outcome) is named.
+    let (intact, out) = audit_cli(&server, &["verify"]);
+    assert!(intact, "{out}");
+    let url = &server.db.url;
+    let last = count(url, "SELECT MAX(seq) FROM audit_events").await;
+    assert!(
+        out.starts_with(&format!("audit log intact: {last} events, last seq {last}")),
+        "{out}"
+    );
+    let seq = count(
+        url,
+        "SELECT seq FROM audit_events WHERE subtype = 'create' AND patient = 'p1'",
+    )
+    .await;
+    let altered = if url.starts_with("postgres") {
+        "convert_to(replace(convert_from(body, 'UTF8'), '\"outcome\":\"0\"', \
+         '\"outcome\":\"8\"'), 'UTF8')"
+    } else {
+        "CAST(replace(CAST(body AS TEXT), '\"outcome\":\"0\"', '\"outcome\":\"8\"') AS BLOB)"
+    };
+    execute(
+        url,
+        &format!("UPDATE audit_events SET body = {altered} WHERE seq = {seq}"),
+    )
+    .await;
+    let read = expect_json(
+        get(&server, &admin, "AuditEvent?patient=p1&subtype=create").await,
+        200,
+    )
+    .await;
+    assert_eq!(read["entry"][0]["resource"]["outcome"], "8", "{read}");
+    let (intact, out) = audit_cli(&server, &["verify"]);
+    assert!(!intact, "{out}");
+    assert!(
+        out.contains(&format!("event seq {seq} (event_id ")),
+        "{out}"
+    );
+    assert!(out.contains(") was altered"), "{out}");
 }

@@ -1,7 +1,7 @@
 //! Writing the audit log straight into a test's database, as Kiln's recorder would: each row
 //! chained to the one before (SHA-256 over the previous hash, the seq as 8 big-endian bytes
 //! and the body, re-implemented here from migration 0017's comment) and the head moved on.
-//! Also raw SQL on that database, to tamper with it.
+//! Also raw SQL on that database, to tamper with it and to look rows up.
 
 use aws_lc_rs::digest::{Context, SHA256};
 use serde_json::{Value, json};
@@ -91,12 +91,19 @@ macro_rules! with_pool {
     };
 }
 
-/// Appends `events` to the chain of the database at `url`, in one transaction.
+/// Appends `events` to the chain of the database at `url`, in one transaction that holds the
+/// chain head's lock as Kiln's recorder does (PostgreSQL `FOR UPDATE`, SQLite `BEGIN
+/// IMMEDIATE`), so a running server's own appends wait for it rather than fork the chain.
 pub async fn append(url: &str, events: &[Event]) {
     use sqlx::Row;
+    let (begin, head) = if url.starts_with("postgres") {
+        ("BEGIN", "SELECT seq, hash FROM audit_chain_head FOR UPDATE")
+    } else {
+        ("BEGIN IMMEDIATE", "SELECT seq, hash FROM audit_chain_head")
+    };
     with_pool!(url, pool => {
-        let mut tx = pool.begin().await.unwrap();
-        let head = sqlx::query("SELECT seq, hash FROM audit_chain_head")
+        let mut tx = pool.begin_with(begin).await.unwrap();
+        let head = sqlx::query(head)
             .fetch_one(&mut *tx)
             .await
             .unwrap();
@@ -157,4 +164,26 @@ pub async fn count(url: &str, sql: &str) -> i64 {
             .await
             .unwrap_or_else(|error| panic!("{sql}: {error}"))
     })
+}
+
+/// The seq of the event `event_id` on the database at `url`.
+pub async fn seq_of(url: &str, event_id: &str) -> i64 {
+    count(
+        url,
+        &format!("SELECT seq FROM audit_events WHERE event_id = '{event_id}'"),
+    )
+    .await
+}
+
+/// The events after `seq` on the database at `url`, in chain order: subtype, outcome and
+/// the stored AuditEvent.
+pub async fn after(url: &str, seq: i64) -> Vec<(Option<String>, String, Value)> {
+    const AFTER: &str =
+        "SELECT subtype, outcome, body FROM audit_events WHERE seq > $1 ORDER BY seq";
+    let rows: Vec<(Option<String>, String, Vec<u8>)> = with_pool!(url, pool => {
+        sqlx::query_as(AFTER).bind(seq).fetch_all(&pool).await.unwrap()
+    });
+    rows.into_iter()
+        .map(|(subtype, outcome, body)| (subtype, outcome, serde_json::from_slice(&body).unwrap()))
+        .collect()
 }
