@@ -60,7 +60,7 @@ async fn wrong_method_is_405(backend: Backend) {
     };
     let response = server
         .client
-        .patch(server.url("Patient/1"))
+        .post(server.url("Patient/1"))
         .body("{}")
         .send()
         .await

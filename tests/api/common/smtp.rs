@@ -121,9 +121,9 @@ impl SmtpSink {
             .collect()
     }
 
-    /// Waits (up to 10 s) for the `n`th message (1-based) to `to`.
+    /// Waits (up to 30 s: CI runs many servers at once) for the `n`th message (1-based) to `to`.
     pub async fn wait_for(&self, to: &str, n: usize) -> Mail {
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let mails = self.messages_to(to);
             if mails.len() >= n {
