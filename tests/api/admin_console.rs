@@ -31,17 +31,7 @@ async fn console_server(backend: Backend) -> Option<Server> {
         json!({"resourceType": "Practitioner", "id": "dr1",
                "name": [{"given": ["Ron"], "family": "Doe"}]}),
     ]);
-    server.kiln(&[
-        "user",
-        "add",
-        "--username",
-        "root",
-        "--password",
-        ADMIN_PASSWORD,
-        "--fhir-user",
-        "Practitioner/dr1",
-        "--admin",
-    ]);
+    server.add_admin("root", ADMIN_PASSWORD, "Practitioner/dr1");
     server.add_users(&[("alice", "Patient/p1"), ("bob", "Practitioner/dr1")]);
     Some(server)
 }

@@ -134,17 +134,7 @@ async fn review_server(backend: Backend, env: &[(&str, &str)]) -> Option<Server>
                "name": [{"given": ["Amy"], "family": "Shaw"}]}),
         json!({"resourceType": "Practitioner", "id": "dr1"}),
     ]);
-    server.kiln(&[
-        "user",
-        "add",
-        "--username",
-        "root",
-        "--password",
-        ADMIN_PASSWORD,
-        "--fhir-user",
-        "Practitioner/dr1",
-        "--admin",
-    ]);
+    server.add_admin("root", ADMIN_PASSWORD, "Practitioner/dr1");
     server.add_users(&[("alice", "Patient/p1"), ("bob", "Practitioner/dr1")]);
     Some(server)
 }

@@ -116,17 +116,7 @@ async fn started(backend: Backend, extra: &[&str]) -> Option<(Server, String)> {
         json!({"resourceType": "Practitioner", "id": "dr1"}),
         json!({"resourceType": "Practitioner", "id": "dr2"}),
     ]);
-    server.kiln(&[
-        "user",
-        "add",
-        "--username",
-        "root",
-        "--password",
-        ADMIN_PASSWORD,
-        "--fhir-user",
-        "Practitioner/dr1",
-        "--admin",
-    ]);
+    server.add_admin("root", ADMIN_PASSWORD, "Practitioner/dr1");
     server.add_users(&[("bob", "Practitioner/dr1"), ("alice", "Patient/p1")]);
     let client = server.kiln(&[
         "client",
@@ -921,17 +911,7 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
         json!({"resourceType": "Patient", "id": "p2"}),
         json!({"resourceType": "Practitioner", "id": "dr1"}),
     ]);
-    server.kiln(&[
-        "user",
-        "add",
-        "--username",
-        "root",
-        "--password",
-        ADMIN_PASSWORD,
-        "--fhir-user",
-        "Practitioner/dr1",
-        "--admin",
-    ]);
+    server.add_admin("root", ADMIN_PASSWORD, "Practitioner/dr1");
     server.add_users(&[("bob", "Practitioner/dr1")]);
     let client = server.kiln(&[
         "client",

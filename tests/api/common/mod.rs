@@ -238,6 +238,21 @@ impl Server {
         }
     }
 
+    /// Adds an EHR user with the admin role (the admin console's sign-in).
+    pub fn add_admin(&self, username: &str, password: &str, fhir_user: &str) {
+        self.kiln(&[
+            "user",
+            "add",
+            "--username",
+            username,
+            "--password",
+            password,
+            "--fhir-user",
+            fhir_user,
+            "--admin",
+        ]);
+    }
+
     /// Runs a `kiln` admin command (e.g. `["client", "add", …]`) on this server's database
     /// and returns the JSON it printed last; panics if it fails.
     pub fn kiln(&self, args: &[&str]) -> Value {
