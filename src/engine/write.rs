@@ -81,7 +81,7 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
         let last_updated = previous.map_or(now, |current| now.max(current.last_updated + 1));
         let (deleted, method, body, index, patient) = match request.action {
             WriteAction::Delete if !was_live => {
-                let patient = deleted_patient(&request.resource_type, &request.id);
+                let patient = (request.resource_type == "Patient").then(|| request.id.clone());
                 outcomes.push(WriteOutcome {
                     resource_type: request.resource_type,
                     id: request.id,
@@ -99,7 +99,7 @@ pub async fn apply(tx: &mut Tx, requests: Vec<WriteRequest>) -> FhirResult<Appli
                 "DELETE",
                 Vec::new(),
                 IndexRows::default(),
-                deleted_patient(&request.resource_type, &request.id),
+                deleted_patient(tx, &request.resource_type, &request.id).await?,
             ),
             WriteAction::Create(resource) => {
                 let stamped = stamp(resource, &request.id, version_id, last_updated);
@@ -179,9 +179,14 @@ fn only_patient(resource: &Value) -> Option<String> {
     (patients.len() == 1).then(|| patients.remove(0))
 }
 
-/// The patient of a deleted resource: only a Patient's own id is known without its body.
-fn deleted_patient(resource_type: &str, id: &str) -> Option<String> {
-    (resource_type == "Patient").then(|| id.to_owned())
+/// The patient of a resource being deleted: a Patient itself, or the one Patient whose
+/// compartment its current version is in (its index rows, still there before the delete).
+async fn deleted_patient(tx: &mut Tx, resource_type: &str, id: &str) -> FhirResult<Option<String>> {
+    if resource_type == "Patient" {
+        return Ok(Some(id.to_owned()));
+    }
+    let mut patients = tx.patient_compartments(resource_type, id).await?;
+    Ok((patients.len() == 1).then(|| patients.remove(0)))
 }
 
 fn serialize(resource: &serde_json::Value) -> Vec<u8> {

@@ -152,6 +152,26 @@ impl Tx {
 
     /// Stores new versions: current row, history row and index rows.
     /// A deadlock between concurrent writers also reports a conflict: the caller retries.
+    /// The Patients whose compartment holds the current version of a resource (read before a
+    /// delete removes its index rows, so the delete's audit event can name its Patient).
+    pub async fn patient_compartments(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+    ) -> StoreResult<Vec<String>> {
+        const SQL: &str = "SELECT compartment_id FROM resource_compartment \
+                           WHERE resource_type = $1 AND resource_id = $2 \
+                           AND compartment_type = 'Patient'";
+        let rows: Vec<(String,)> = dispatch_tx!(self, tx => {
+            sqlx::query_as(SQL)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_all(&mut **tx)
+                .await?
+        });
+        Ok(rows.into_iter().map(|(patient,)| patient).collect())
+    }
+
     pub async fn write(&mut self, writes: &[VersionWrite]) -> StoreResult<WriteStatus> {
         match self.write_chunks(writes).await {
             Err(error) if error.is_transient() => Ok(WriteStatus::Conflict),

@@ -1025,6 +1025,7 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
             event("update", "0", Some(obs.as_str())),
             event("search-type", "0", None),
             event("update", "4", Some("Patient/p1")),
+            event("delete", "0", Some(obs.as_str())),
         ],
         "{bundle}"
     );
@@ -1033,8 +1034,7 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
         assert!(agent.to_string().contains("Practitioner/dr1"), "{agent}");
     }
 
-    // The Observation's whole life by entity, its delete included (a deleted resource's
-    // patient is not recorded: its body is not read for the delete).
+    // The Observation's whole life by entity, its delete included.
     let life = expect_json(
         get(
             &server,
