@@ -3,6 +3,7 @@
 //! request metrics of `telemetry` around everything). The top of the server: it may import
 //! every module but the CLI.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::DefaultBodyLimit;
@@ -20,18 +21,23 @@ use crate::config::ServeConfig;
 use crate::rest::body_budget::{self, BodyBudget};
 use crate::rest::capability::capability_statement;
 use crate::rest::outcome_layer;
+use crate::state::replicas::ReadReplica;
 use crate::state::{AppState, StateError};
 use crate::store::Store;
 
 /// The application state for `config`: the CapabilityStatement is built here, from the
 /// FHIR routes and the authorization server's endpoints it describes.
-pub fn state(store: Store, config: ServeConfig) -> Result<AppState, StateError> {
+pub fn state(
+    store: Store,
+    config: ServeConfig,
+    read_replica: Option<Arc<ReadReplica>>,
+) -> Result<AppState, StateError> {
     let endpoints = crate::auth::Endpoints::new(&config.base_url);
     let capability = capability_statement(&config.fhir_base(), &endpoints);
     if !config.metrics.disable_metrics {
         crate::telemetry::install();
     }
-    AppState::new(store, config, capability)
+    AppState::new(store, config, capability, read_replica)
 }
 
 /// Browser apps call discovery, the token endpoint and the FHIR API from their own origin;

@@ -508,7 +508,7 @@ impl Server {
         let exports = dataset::TempPath::new("-exports");
         let mut config = serve_config(address, &exports.0)?;
         config.disable_audit = !audit;
-        let state = crate::app::state(store, config)?;
+        let state = crate::app::state(store, config, None)?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -53,8 +53,7 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     crate::portal::terms::check(&config.portal).await?;
     let standby = connect_read_replica(&store, &database, &config).await?;
     let drain = std::time::Duration::from_secs(config.replicas.shutdown_drain_secs);
-    let mut state = crate::app::state(store.clone(), config)?;
-    state.read_replica = standby;
+    let state = crate::app::state(store.clone(), config, standby)?;
     let draining = state.draining.clone();
     state.exports.check().await?;
     let listener = TcpListener::bind(bind)

@@ -20,9 +20,13 @@ use export_files::{ExportStorage, StorageError};
 use keys::KeyRing;
 use replicas::{Draining, ReadReplica};
 
-/// What every handler can reach.
+/// What every handler can reach: one shared allocation, so the clone each extractor and
+/// layer takes per request is a single reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// The fields of [`AppState`], reached through it by `Deref`.
+pub struct Shared {
     pub store: Store,
     pub config: Arc<ServeConfig>,
     pub capability: Arc<Value>,
@@ -78,13 +82,18 @@ impl AppState {
     /// `capability` is the CapabilityStatement served at `/metadata`. Fails when the export
     /// store settings are unusable. Starts the audit log's writer task: call it on the
     /// runtime.
-    pub fn new(store: Store, config: ServeConfig, capability: Value) -> Result<Self, StateError> {
+    pub fn new(
+        store: Store,
+        config: ServeConfig,
+        capability: Value,
+        read_replica: Option<Arc<ReadReplica>>,
+    ) -> Result<Self, StateError> {
         // Retired keys stay published as long as anything they signed may still be checked.
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
         let exports = ExportStorage::from_config(&config.export).map_err(StateError::Storage)?;
         let mailer = Mailer::from_config(&config.mail).map_err(StateError::Mail)?;
         let audit = Recorder::start(store.clone(), config.fhir_base(), !config.disable_audit);
-        Ok(AppState {
+        Ok(AppState(Arc::new(Shared {
             store,
             config: Arc::new(config),
             capability: Arc::new(capability),
@@ -92,9 +101,17 @@ impl AppState {
             exports,
             mailer,
             draining: Draining::default(),
-            read_replica: None,
+            read_replica,
             audit,
-        })
+        })))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }
 
