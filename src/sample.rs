@@ -6,7 +6,7 @@ use std::io::{BufRead, BufReader};
 use flate2::read::GzDecoder;
 
 use crate::import::files::Kind;
-use crate::import::run_sources;
+use crate::import::{audit_event, run_sources};
 use crate::store::Store;
 
 const SOURCES: [(&str, Kind, &[u8]); 4] = [
@@ -37,10 +37,18 @@ pub fn synthea_ndjson() -> impl BufRead {
     BufReader::new(GzDecoder::new(SOURCES[0].2))
 }
 
+/// The source the audit log names for the sample's load.
+const SAMPLE_SOURCE: &str = "bundled sample data";
+
 /// A patient of the sample: when present, the sample was loaded before.
 const MARKER_PATIENT: &str = "2be9b668-847a-4437-b33a-bdc38c665e08";
 
-pub async fn load_if_absent(store: &Store) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+/// Loads the sample unless it is there. `audit`: the FHIR base of the server whose audit log
+/// records the load (none when auditing is off); the event is appended right after the load.
+pub async fn load_if_absent(
+    store: &Store,
+    audit: Option<&str>,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     if store.read("Patient", MARKER_PATIENT).await?.is_some() {
         tracing::info!("sample data already loaded");
         return Ok(());
@@ -53,7 +61,12 @@ pub async fn load_if_absent(store: &Store) -> Result<(), Box<dyn std::error::Err
             (*name, *kind, reader)
         })
         .collect();
-    let report = run_sources(store, sources).await?;
+    let result = run_sources(store, sources).await;
+    if let Some(base) = audit {
+        let event = audit_event(SAMPLE_SOURCE, &result);
+        store.append_audit(&[event.row(base)]).await?;
+    }
+    let report = result?;
     if report.failed > 0 {
         return Err(format!("{} sample records failed to load", report.failed).into());
     }

@@ -19,6 +19,7 @@ use crate::apps::lifecycle::{self, LifecycleError};
 use crate::apps::request::{AppRequest, Audience, ScopeVersion};
 use crate::apps::view::{self, AppDetail, AppSummary, EventView, RevisionView};
 use crate::apps::{Action, Actor, Problem, Status};
+use crate::audit::Origin;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::apps::AppFilter;
@@ -307,6 +308,7 @@ pub async fn show(
 pub async fn act(
     State(state): State<AppState>,
     Path((app_id, action)): Path<(String, String)>,
+    origin: Origin,
     admin: Admin,
 ) -> PageResult {
     let app_id = checked_id(&app_id)?;
@@ -327,7 +329,7 @@ pub async fn act(
         return app_page(&state, &admin, &before, status, None, false, Some(message)).await;
     }
     let store = &state.store;
-    let audit = &state.audit;
+    let audit = &lifecycle::Audit::new(&state.audit, origin);
     let actor = Actor::Admin(admin.user.username.clone());
     let now = crate::fhir::instant::now_secs();
     let done = match action {

@@ -1,7 +1,8 @@
 //! Developer accounts (`/admin/developers`): the accounts of the developer portal with their
 //! apps, and what an admin does to one: verify its address by hand (a deployment without
 //! SMTP cannot mail the link), disable it (it can no longer sign in; its portal sessions end)
-//! or enable it again (recorded in the audit log, `admin-action`). The accounts themselves
+//! or enable it again (recorded in the audit log, `admin-action`, in the change's
+//! transaction). The accounts themselves
 //! are `store::developers`'.
 
 use std::collections::HashMap;
@@ -163,20 +164,7 @@ pub async fn act(
     let developer = account(&state, &account_id).await?;
     let store = &state.store;
     let id = &developer.account_id;
-    let found = match action.as_str() {
-        "verify" => {
-            store
-                .verify_developer(id, crate::fhir::instant::now_secs())
-                .await?
-        }
-        "disable" => store.set_developer_disabled(id, true).await?,
-        "enable" => store.set_developer_disabled(id, false).await?,
-        _ => return Err(PageError::bad_request("There is no such action.")),
-    };
-    if !found {
-        return Err(no_such_account());
-    }
-    tracing::info!(admin = %admin.user.username, account = %id, action, "developer account changed");
+    // Appended in the change's transaction.
     let event = Event::alert(
         Security::AdminAction,
         Agent::user(admin.user.username.as_str()),
@@ -184,7 +172,21 @@ pub async fn act(
         Subject::developer(id.as_str()),
         format!("admin console: developer account {action}"),
     );
-    state.audit.record(event).await?;
+    let audit: Vec<_> = state.audit.row(&event).into_iter().collect();
+    let found = match action.as_str() {
+        "verify" => {
+            store
+                .verify_developer(id, crate::fhir::instant::now_secs(), &audit)
+                .await?
+        }
+        "disable" => store.set_developer_disabled(id, true, &audit).await?,
+        "enable" => store.set_developer_disabled(id, false, &audit).await?,
+        _ => return Err(PageError::bad_request("There is no such action.")),
+    };
+    if !found {
+        return Err(no_such_account());
+    }
+    tracing::info!(admin = %admin.user.username, account = %id, action, "developer account changed");
     Ok(redirect(&url(
         &state.config,
         &format!("/admin/developers/{id}?done={action}"),

@@ -3,7 +3,8 @@
 //! user, one user's page, and its actions: change the linked FHIR user, reset the password,
 //! disable or enable, grant or remove the admin role (never one's own). What each action ends
 //! (sessions, grants) is the store's (`store/auth/users.rs`). Every change, and every
-//! action refused, is recorded in the audit log (`user-changed`).
+//! action refused, is recorded in the audit log (`user-changed`): a change's event in the
+//! change's own transaction, a refusal's through the recorder.
 
 use askama::Template;
 use axum::extract::{Path, RawQuery, State};
@@ -17,6 +18,7 @@ use crate::crypto::hash_secret;
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::{User, UserSummary};
 use crate::web::error::{PageError, PageResult};
 use crate::web::html::{date, html, redirect, url};
@@ -123,10 +125,14 @@ pub async fn create(State(state): State<AppState>, origin: Origin, admin: Admin)
             admin: new.admin,
             disabled: false,
         };
-        if state.store.insert_user(&user, crate::auth::now()).await? {
-            let role = if new.admin { "admin" } else { "user" };
-            let done = format!("created (fhir user {}, role {role})", new.fhir_user);
-            record(&state, &admin, origin, &new.username, Ok(done.as_str())).await?;
+        let role = if new.admin { "admin" } else { "user" };
+        let done = format!("created (fhir user {}, role {role})", new.fhir_user);
+        let audit = rows(&state, &admin, &origin, &new.username, &done);
+        if state
+            .store
+            .insert_user(&user, crate::auth::now(), &audit)
+            .await?
+        {
             return Ok(redirect(&user_url(&state, &new.username, "created")));
         }
         problem = Some(format!("There is already a user named {}.", new.username));
@@ -161,36 +167,41 @@ pub async fn act(
     }
     let is_self = username == admin.user.username;
     let store = &state.store;
+    // The change's event, appended in its transaction.
+    let audit = &rows(&state, &admin, &origin, username, &action);
     let problem = match action.as_str() {
         "fhir-user" => {
             let fhir_user = admin.field("fhir_user");
             match store.fhir_user_problem(fhir_user).await? {
                 Some(problem) => Some(format!("FHIR user: {problem}.")),
-                None => changed(store.set_fhir_user(username, fhir_user).await?),
+                None => changed(store.set_fhir_user(username, fhir_user, audit).await?),
             }
         }
         "password" => {
             let password = admin.form.get("password").unwrap_or("");
             match password_problem(password, username) {
                 Some(problem) => Some(problem),
-                None => changed(store.set_password(username, &hash_secret(password)).await?),
+                None => changed(
+                    store
+                        .set_password(username, &hash_secret(password), audit)
+                        .await?,
+                ),
             }
         }
         "disable" if is_self => Some("You cannot disable your own account.".into()),
-        "disable" => changed(store.set_disabled(username, true).await?),
-        "enable" => changed(store.set_disabled(username, false).await?),
-        "grant-admin" => changed(store.set_admin(username, true).await?),
+        "disable" => changed(store.set_disabled(username, true, audit).await?),
+        "enable" => changed(store.set_disabled(username, false, audit).await?),
+        "grant-admin" => changed(store.set_admin(username, true, audit).await?),
         "remove-admin" if is_self => {
             Some("You cannot remove your own admin role; ask another administrator.".into())
         }
-        "remove-admin" => changed(store.set_admin(username, false).await?),
+        "remove-admin" => changed(store.set_admin(username, false, audit).await?),
         _ => return Err(PageError::bad_request("There is no such action.")),
     };
-    let outcome = match &problem {
-        None => Ok(action.as_str()),
-        Some(problem) => Err(problem.as_str()),
-    };
-    record(&state, &admin, origin, username, outcome).await?;
+    if let Some(problem) = &problem {
+        let refused = event(&admin, &origin, username, Err(problem.as_str()));
+        state.audit.record(refused).await?;
+    }
     match problem {
         None => Ok(redirect(&user_url(&state, username, &action))),
         Some(problem) => {
@@ -207,28 +218,34 @@ pub async fn act(
     }
 }
 
-/// Records an admin's change to `username` (`Ok` with what was done) or the change
+/// The event of an admin's change to `username` (`Ok` with what was done) or of the change
 /// refused (`Err` with why).
-async fn record(
-    state: &AppState,
-    admin: &Admin,
-    origin: Origin,
-    username: &str,
-    outcome: Result<&str, &str>,
-) -> PageResult<()> {
+fn event(admin: &Admin, origin: &Origin, username: &str, outcome: Result<&str, &str>) -> Event {
     let (outcome, description) = match outcome {
         Ok(done) => (Outcome::Success, format!("admin console: user {done}")),
         Err(problem) => (Outcome::Minor, format!("admin console: refused: {problem}")),
     };
-    let event = Event::security(
+    Event::security(
         Kind::Security(Security::UserChanged),
         outcome,
         Agent::user(admin.user.username.as_str()),
-        origin,
+        origin.clone(),
     )
     .with_subject(Subject::user(username))
-    .with_description(description);
-    Ok(state.audit.record(event).await?)
+    .with_description(description)
+}
+
+/// The stored rows of the change `done` to `username`, for the store to append in the
+/// change's transaction (none when auditing is off).
+fn rows(
+    state: &AppState,
+    admin: &Admin,
+    origin: &Origin,
+    username: &str,
+    done: &str,
+) -> Vec<AuditRow> {
+    let event = event(admin, origin, username, Ok(done));
+    state.audit.row(&event).into_iter().collect()
 }
 
 /// A store change's outcome as a problem: none, or the user went away meanwhile.

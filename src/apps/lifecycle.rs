@@ -313,9 +313,29 @@ pub async fn app_id_of(store: &Store, id: &str) -> LifecycleResult<String> {
     Ok(load(store, id).await?.app.app_id)
 }
 
+/// Where a transition's audit events go, and where the request asking for it came from: its
+/// source address and `X-Request-ID` (none at the command line). An approval the policy
+/// makes at submission carries the submitting request's origin.
+pub struct Audit<'a> {
+    pub recorder: &'a Recorder,
+    pub origin: AuditOrigin,
+}
+
+impl<'a> Audit<'a> {
+    /// The transitions of a request from `origin`.
+    pub fn new(recorder: &'a Recorder, origin: AuditOrigin) -> Audit<'a> {
+        Audit { recorder, origin }
+    }
+
+    /// The transitions of a command (`kiln app …`): no network origin.
+    pub fn cli(recorder: &'a Recorder) -> Audit<'a> {
+        Audit::new(recorder, AuditOrigin::default())
+    }
+}
+
 /// The audit event of a transition (an `app-lifecycle` security alert about the app, by
-/// the actor recorded in `event`), none when auditing is off.
-fn audit_rows(audit: &Recorder, event: &EventRow, client_id: Option<&str>) -> Vec<AuditRow> {
+/// the actor recorded in `event`, from the request's origin), none when auditing is off.
+fn audit_rows(audit: &Audit<'_>, event: &EventRow, client_id: Option<&str>) -> Vec<AuditRow> {
     let agent = match Actor::parse(&event.actor) {
         Some(Actor::Admin(name)) => Agent::user(name),
         Some(Actor::Operator) => Agent::cli(),
@@ -341,14 +361,14 @@ fn audit_rows(audit: &Recorder, event: &EventRow, client_id: Option<&str>) -> Ve
     let event = AuditEvent::alert(
         Security::AppLifecycle,
         agent,
-        AuditOrigin::default(),
+        audit.origin.clone(),
         Subject::app(event.app_id.as_str()),
         description,
     );
-    audit.row(&event).into_iter().collect()
+    audit.recorder.row(&event).into_iter().collect()
 }
 
-async fn apply(store: &Store, audit: &Recorder, mut change: AppChange) -> LifecycleResult<()> {
+async fn apply(store: &Store, audit: &Audit<'_>, mut change: AppChange) -> LifecycleResult<()> {
     change.audit = audit_rows(audit, &change.event, change.client_id.as_deref());
     if store.change_app(&change).await? {
         Ok(())
@@ -376,7 +396,7 @@ fn required_reason(action: Action, reason: Option<&str>) -> LifecycleResult<Opti
 /// Creates a draft app. `owner` is the developer account id (portal apps).
 pub async fn create(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     owner: Option<&str>,
     origin: Origin,
@@ -390,7 +410,7 @@ pub async fn create(
 /// access token.
 async fn create_app(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     (owner, origin): (Option<&str>, Origin),
     request: &AppRequest,
@@ -447,7 +467,7 @@ async fn create_app(
 /// `operator`): nothing is stored unless the request passes every check.
 pub async fn register(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     settings: &OnboardingConfig,
     actor: &Actor,
     owner: Option<&str>,
@@ -479,7 +499,7 @@ pub struct Registered {
 /// digest of the RFC 7592 registration access token.
 pub async fn register_client(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     settings: &OnboardingConfig,
     request: &AppRequest,
     registration_token_hash: &str,
@@ -515,7 +535,7 @@ pub async fn register_client(
 /// applies.
 pub async fn resubmit(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
@@ -531,7 +551,7 @@ pub async fn resubmit(
 /// or one sent back for changes gets a new draft revision (the approved one keeps working).
 pub async fn save(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     request: &AppRequest,
@@ -634,7 +654,7 @@ async fn check_submission(
 /// fetched); then the approval policy may approve it at once.
 pub async fn submit(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
@@ -649,7 +669,7 @@ pub async fn submit(
 /// disabled until approved, and its id and secret come back (see [`register_client`]).
 async fn submit_with(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     settings: &OnboardingConfig,
     actor: &Actor,
     id: &str,
@@ -726,7 +746,7 @@ async fn submit_with(
 /// its owner generates the first secret with [`issue_secret`]).
 pub async fn approve(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -841,7 +861,7 @@ fn materialize(
 /// new app goes to CHANGES REQUESTED; an ACTIVE app stays active with its approved revision.
 pub async fn request_changes(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -854,7 +874,7 @@ pub async fn request_changes(
 /// for good; an ACTIVE app stays active with its approved revision.
 pub async fn reject(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -865,7 +885,7 @@ pub async fn reject(
 
 async fn decide(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -913,7 +933,7 @@ async fn decide(
 /// holds is revoked in the same transaction, so its tokens stop at once on every replica.
 pub async fn suspend(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -926,7 +946,7 @@ pub async fn suspend(
 /// revoked).
 pub async fn reactivate(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -938,7 +958,7 @@ pub async fn reactivate(
 /// Retires an app for good: its client is disabled and its grants revoked.
 pub async fn retire(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -949,7 +969,7 @@ pub async fn retire(
 
 async fn switch(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     reason: Option<&str>,
@@ -984,7 +1004,7 @@ async fn switch(
 /// ends it at once).
 pub async fn rotate_secret(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     keep_old_for: i64,
@@ -1041,7 +1061,7 @@ pub struct Issued {
 /// [`LifecycleError::NoSecret`] when the app has a secret already (rotate it instead).
 pub async fn issue_secret(
     store: &Store,
-    audit: &Recorder,
+    audit: &Audit<'_>,
     actor: &Actor,
     id: &str,
     now: i64,

@@ -238,12 +238,12 @@ impl Entity {
 }
 
 /// What a security event acted on that is not a FHIR resource: an app, an OAuth client, an
-/// EHR user or a developer account.
+/// EHR user, a developer account, a signing key or a bulk load of data.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subject {
-    /// `app`, `client`, `user` or `developer`.
+    /// `app`, `client`, `user`, `developer`, `key` or `import`.
     pub kind: &'static str,
-    /// The app id, client id, username or developer account id.
+    /// The app id, client id, username, developer account id, key id or data source.
     pub id: String,
 }
 
@@ -273,6 +273,22 @@ impl Subject {
         Subject {
             kind: "developer",
             id: id.into(),
+        }
+    }
+
+    /// A token signing key, by its kid.
+    pub fn key(kid: impl Into<String>) -> Subject {
+        Subject {
+            kind: "key",
+            id: kid.into(),
+        }
+    }
+
+    /// A bulk load of data: the files of `kiln import`, or the bundled sample data.
+    pub fn import(source: impl Into<String>) -> Subject {
+        Subject {
+            kind: "import",
+            id: source.into(),
         }
     }
 

@@ -5,6 +5,7 @@
 
 use super::event::{Agent, Event, Kind, Origin, Outcome, Security};
 use super::recorder::Recorder;
+use crate::store::audit::chain::AuditRow;
 use crate::store::{Store, StoreResult};
 
 /// The settings key of the last start's auditing state (`on` or `off`).
@@ -60,20 +61,36 @@ pub async fn cli_recorder(store: &Store) -> StoreResult<Recorder> {
     ))
 }
 
-/// Records a change the operator made at the command line: a `security` alert about
-/// `subject` by [`Agent::cli`].
+/// A change the operator made at the command line: a `security` alert about `subject` by
+/// [`Agent::cli`].
+pub fn cli_event(
+    security: Security,
+    subject: super::event::Subject,
+    description: impl Into<String>,
+) -> Event {
+    Event::alert(
+        security,
+        Agent::cli(),
+        Origin::default(),
+        subject,
+        description,
+    )
+}
+
+/// The stored rows of `event` for a command's store call to append in the change's own
+/// transaction (none when auditing is off).
+pub fn cli_rows(audit: &Recorder, event: &Event) -> Vec<AuditRow> {
+    audit.row(event).into_iter().collect()
+}
+
+/// Records a change the operator made at the command line (see [`cli_event`]), after it.
 pub async fn record_cli(
     audit: &Recorder,
     security: Security,
     subject: super::event::Subject,
     description: impl Into<String>,
 ) -> Result<(), super::recorder::AuditUnavailable> {
-    let event = Event::alert(
-        security,
-        Agent::cli(),
-        Origin::default(),
-        subject,
-        description,
-    );
-    audit.record(event).await
+    audit
+        .record(cli_event(security, subject, description))
+        .await
 }

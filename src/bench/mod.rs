@@ -599,23 +599,26 @@ async fn scoped_token(store: &Store, scope: &str) -> BenchResult<String> {
     let now = crate::auth::now();
     let client_id = uuid::Uuid::new_v4().simple().to_string();
     store
-        .insert_client(&Client {
-            client_id: client_id.clone(),
-            name: "kiln bench".into(),
-            client_type: "confidential-asymmetric".into(),
-            secret_hash: None,
-            redirect_uris: Vec::new(),
-            launch_uri: None,
-            scope: scope.into(),
-            grant_types: vec!["client_credentials".into()],
-            jwks: None,
-            jwks_uri: None,
-            created_at: now,
-            app_id: None,
-            disabled: false,
-            previous_secret_hash: None,
-            previous_secret_expires_at: None,
-        })
+        .insert_client(
+            &Client {
+                client_id: client_id.clone(),
+                name: "kiln bench".into(),
+                client_type: "confidential-asymmetric".into(),
+                secret_hash: None,
+                redirect_uris: Vec::new(),
+                launch_uri: None,
+                scope: scope.into(),
+                grant_types: vec!["client_credentials".into()],
+                jwks: None,
+                jwks_uri: None,
+                created_at: now,
+                app_id: None,
+                disabled: false,
+                previous_secret_hash: None,
+                previous_secret_expires_at: None,
+            },
+            &[],
+        )
         .await?;
     let grant = Grant {
         grant_id: uuid::Uuid::new_v4().to_string(),

@@ -62,7 +62,7 @@ fn grown_labs(patient: &PatientKey, total: Option<&str>) -> Vec<(String, String)
 
 /// Loads the bundled sample into `store` (migrated) as `kiln serve --load-sample-data` does.
 pub async fn load_sample(store: &Store) -> BenchResult<()> {
-    crate::sample::load_if_absent(store).await
+    crate::sample::load_if_absent(store, None).await
 }
 
 /// Imports [`GROWN`] Observations of `patient`, nine in ten `laboratory`, one a day back

@@ -114,7 +114,8 @@ pub async fn app(database: DatabaseArgs, command: AppCommand) -> CliResult {
 async fn run(store: &Store, command: AppCommand) -> CliResult {
     let now = crate::fhir::instant::now_secs();
     let actor = Actor::Operator;
-    let audit = cli_recorder(store).await?;
+    let recorder = cli_recorder(store).await?;
+    let audit = lifecycle::Audit::cli(&recorder);
     match command {
         AppCommand::List(args) => {
             let filter = AppFilter {

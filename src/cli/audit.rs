@@ -20,8 +20,8 @@ use crate::store::audit::verify::{Break, EventMark};
 
 #[derive(Debug, Subcommand)]
 pub enum AuditCommand {
-    /// Check the hash chain: every link, no gap in seq, the head. Exit 1 naming the first
-    /// altered or missing event.
+    /// Check the hash chain: every link, every searchable column against its event, no gap
+    /// in seq, the head. Exit 1 naming the first altered or missing event.
     Verify,
     /// Write the AuditEvents recorded in a period as NDJSON, in seq order.
     Export {
@@ -144,6 +144,25 @@ async fn verify(store: &Store) -> Result<ExitCode, Box<dyn std::error::Error + S
             "event {} was altered: its hash does not match its content and the chain before it",
             mark(&event)
         ),
+        Break::Columns {
+            event,
+            column,
+            stored,
+            recorded,
+        } => {
+            let shown =
+                |value: Option<String>| value.map_or("nothing".into(), |v| format!("{v:?}"));
+            if column == "body" {
+                format!("event {}: its body is not an AuditEvent", mark(&event))
+            } else {
+                format!(
+                    "event {}: column {column} was altered: it holds {}, its AuditEvent says {}",
+                    mark(&event),
+                    shown(stored),
+                    shown(recorded)
+                )
+            }
+        }
         Break::Missing {
             first,
             last,

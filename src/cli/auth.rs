@@ -1,7 +1,8 @@
 //! Operator commands: `kiln client …`, `kiln user …`, `kiln launch create`, `kiln keys rotate`.
 //! They refuse what could never work (a grant the client type cannot use, a FHIR user or launch
 //! context that names no stored resource), and print URLs with the base URL `kiln serve`
-//! recorded in the database.
+//! recorded in the database. Every change is recorded in the audit log (a Kiln security
+//! alert by the CLI agent) in the change's own transaction; never a secret or a launch token.
 
 use std::path::PathBuf;
 
@@ -9,12 +10,13 @@ use clap::{Args, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::access::scope::ScopeSet;
-use crate::audit::switch::{cli_recorder, record_cli};
+use crate::audit::switch::{cli_event, cli_recorder, cli_rows};
 use crate::audit::{Security, Subject};
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::crypto::{digest_hex, hash_secret, random_token};
 use crate::store::Store;
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::{Client, Launch, User};
 
 /// How long a launch made on the command line waits for the app.
@@ -171,7 +173,19 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
     match command {
         ClientCommand::Add(add) => {
             let (client, secret) = new_client(add)?;
-            store.insert_client(&client).await?;
+            let audit = cli_recorder(&store).await?;
+            let description = format!(
+                "client added (name {:?}, type {}, scope {}, grants {})",
+                client.name,
+                client.client_type,
+                client.scope,
+                client.grant_types.join(" ")
+            );
+            let subject = Subject::client(client.client_id.as_str());
+            let event = cli_event(Security::AdminAction, subject, description);
+            store
+                .insert_client(&client, &cli_rows(&audit, &event))
+                .await?;
             let mut out = json!({ "client_id": client.client_id });
             if let Some(secret) = secret {
                 out["client_secret"] = json!(secret);
@@ -199,12 +213,15 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
                 )
                 .into());
             }
-            if !store.remove_client(&client_id).await? {
-                return Err(format!("no client {client_id}").into());
-            }
             let audit = cli_recorder(&store).await?;
             let subject = Subject::client(client_id.as_str());
-            record_cli(&audit, Security::AdminAction, subject, "client removed").await?;
+            let event = cli_event(Security::AdminAction, subject, "client removed");
+            if !store
+                .remove_client(&client_id, &cli_rows(&audit, &event))
+                .await?
+            {
+                return Err(format!("no client {client_id}").into());
+            }
             println!("{}", json!({ "removed": client_id }));
         }
         ClientCommand::RotateSecret { client_id } => {
@@ -220,21 +237,15 @@ pub async fn client(database: DatabaseArgs, command: ClientCommand) -> CliResult
                 .into());
             }
             let secret = random_token();
+            let audit = cli_recorder(&store).await?;
+            let subject = Subject::client(client_id.as_str());
+            let event = cli_event(Security::AdminAction, subject, "client secret rotated");
             if !store
-                .set_client_secret(&client_id, &hash_secret(&secret))
+                .set_client_secret(&client_id, &hash_secret(&secret), &cli_rows(&audit, &event))
                 .await?
             {
                 return Err(format!("no client {client_id}").into());
             }
-            let audit = cli_recorder(&store).await?;
-            let subject = Subject::client(client_id.as_str());
-            record_cli(
-                &audit,
-                Security::AdminAction,
-                subject,
-                "client secret rotated",
-            )
-            .await?;
             println!(
                 "{}",
                 json!({ "client_id": client_id, "client_secret": secret })
@@ -374,13 +385,13 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
                 admin,
                 disabled: false,
             };
-            store.upsert_user(&user, crate::auth::now()).await?;
             let description = format!(
                 "user added or replaced (fhir user {}, role {})",
                 user.fhir_user,
                 if user.admin { "admin" } else { "user" }
             );
-            record_user(&store, &user.username, description).await?;
+            let audit = user_rows(&store, &user.username, description).await?;
+            store.upsert_user(&user, crate::auth::now(), &audit).await?;
             println!(
                 "{}",
                 json!({
@@ -405,37 +416,37 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
             }
         }
         UserCommand::Disable { username } => {
-            if !store.set_disabled(&username, true).await? {
+            let audit = user_rows(&store, &username, "user disabled").await?;
+            if !store.set_disabled(&username, true, &audit).await? {
                 return Err(format!("no user {username}").into());
             }
-            record_user(&store, &username, "user disabled").await?;
             println!("{}", json!({ "username": username, "disabled": true }));
         }
         UserCommand::Enable { username } => {
-            if !store.set_disabled(&username, false).await? {
+            let audit = user_rows(&store, &username, "user enabled").await?;
+            if !store.set_disabled(&username, false, &audit).await? {
                 return Err(format!("no user {username}").into());
             }
-            record_user(&store, &username, "user enabled").await?;
             println!("{}", json!({ "username": username, "disabled": false }));
         }
         UserCommand::Remove { username } => {
-            if !store.remove_user(&username).await? {
+            let audit = user_rows(&store, &username, "user removed").await?;
+            if !store.remove_user(&username, &audit).await? {
                 return Err(format!("no user {username}").into());
             }
-            record_user(&store, &username, "user removed").await?;
             println!("{}", json!({ "removed": username }));
         }
         UserCommand::Passwd { username, password } => {
             if password.is_empty() {
                 return Err("--password must not be empty".into());
             }
+            let audit = user_rows(&store, &username, "password reset").await?;
             if !store
-                .set_password(&username, &hash_secret(&password))
+                .set_password(&username, &hash_secret(&password), &audit)
                 .await?
             {
                 return Err(format!("no user {username}").into());
             }
-            record_user(&store, &username, "password reset").await?;
             println!(
                 "{}",
                 json!({ "username": username, "password_changed": true })
@@ -446,12 +457,16 @@ pub async fn user(database: DatabaseArgs, command: UserCommand) -> CliResult {
     Ok(())
 }
 
-/// Records a change to an EHR user made at the command line (`user-changed`).
-async fn record_user(store: &Store, username: &str, description: impl Into<String>) -> CliResult {
+/// The stored rows of a change to an EHR user made at the command line (`user-changed`),
+/// for the store to append in the change's transaction.
+async fn user_rows(
+    store: &Store,
+    username: &str,
+    description: impl Into<String>,
+) -> Result<Vec<AuditRow>, Box<dyn std::error::Error + Send + Sync>> {
     let audit = cli_recorder(store).await?;
-    let subject = Subject::user(username);
-    record_cli(&audit, Security::UserChanged, subject, description).await?;
-    Ok(())
+    let event = cli_event(Security::UserChanged, Subject::user(username), description);
+    Ok(cli_rows(&audit, &event))
 }
 
 /// Refuses a reference to a resource that is not stored (or is deleted): a token would carry
@@ -530,16 +545,30 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
     }
     let base_url = resolve_base_url(&store, base_url).await?;
     let launch = random_token();
+    let audit = cli_recorder(&store).await?;
+    let mut description = format!("EHR launch created: user {user}, patient {patient}");
+    if let Some(encounter) = &encounter {
+        description.push_str(&format!(", encounter {encounter}"));
+    }
+    let mut event = cli_event(
+        Security::AdminAction,
+        Subject::client(client_id.as_str()),
+        description,
+    );
+    event.patient = Some(patient.clone());
     store
-        .insert_launch(&Launch {
-            launch_hash: digest_hex(&launch),
-            client_id,
-            username: user,
-            patient: Some(patient),
-            encounter,
-            expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
-            used: false,
-        })
+        .insert_launch(
+            &Launch {
+                launch_hash: digest_hex(&launch),
+                client_id,
+                username: user,
+                patient: Some(patient),
+                encounter,
+                expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
+                used: false,
+            },
+            &cli_rows(&audit, &event),
+        )
         .await?;
     let iss = format!("{base_url}/fhir");
     let mut url = reqwest::Url::parse(&launch_uri)?;
@@ -555,7 +584,18 @@ pub async fn keys(database: DatabaseArgs, command: KeysCommand) -> CliResult {
     let KeysCommand::Rotate = command;
     let store = open(&database).await?;
     let ring = crate::state::keys::KeyRing::new(store.clone(), 0);
-    let kid = ring.rotate().await?;
+    let audit = cli_recorder(&store).await?;
+    let kid = ring
+        .rotate(|kid| {
+            let event = cli_event(
+                Security::AdminAction,
+                Subject::key(kid),
+                "signing key rotated: the new key signs from now on; the previous one stays \
+                 published until its tokens expire",
+            );
+            cli_rows(&audit, &event)
+        })
+        .await?;
     println!("{}", json!({ "kid": kid }));
     store.close().await;
     Ok(())

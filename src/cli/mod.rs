@@ -164,7 +164,14 @@ async fn run(command: Command) -> Result<ExitCode, Box<dyn std::error::Error + S
             let store = Store::connect(&database.database_url, 4).await?;
             store.migrate().await?;
             crate::engine::reindex::ensure_current(&store).await?;
-            let report = crate::import::run(&store, &paths, batch_size.max(1)).await?;
+            let audit = crate::audit::switch::cli_recorder(&store).await?;
+            let result = crate::import::run(&store, &paths, batch_size.max(1)).await;
+            // Recorded right after the load (its batches commit on their own), whatever
+            // its outcome; the command fails when the event cannot be written.
+            let source: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
+            let event = crate::import::audit_event(&source.join(" "), &result);
+            audit.record(event).await?;
+            let report = result?;
             store.analyze().await?;
             store.close().await;
             return Ok(if report.failed == 0 {

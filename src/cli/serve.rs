@@ -30,7 +30,8 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     crate::engine::reindex::ensure_current(&store).await?;
     // A sandbox deployment gives developers the sample patients to try their apps on.
     if config.load_sample_data || config.onboarding.sandbox {
-        sample::load_if_absent(&store).await?;
+        let audit = (!config.disable_audit).then(|| config.fhir_base());
+        sample::load_if_absent(&store, audit.as_deref()).await?;
     }
     // From here on a search statement stops when its request would have timed out, and
     // searches hold at most half the pool.

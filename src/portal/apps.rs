@@ -20,6 +20,7 @@ use crate::apps::lifecycle::{self, Origin, RevisionState, Submitted};
 use crate::apps::request::{AppRequest, ClientType};
 use crate::apps::view::{self, AppDetail};
 use crate::apps::{Action, Actor, LifecycleError, Status, logo};
+use crate::audit::Origin as AuditOrigin;
 use crate::config::ApprovalPolicy;
 use crate::http::form::Fields;
 use crate::state::AppState;
@@ -262,8 +263,14 @@ fn latest_request(detail: &AppDetail) -> AppRequest {
 }
 
 /// `POST /developer/apps/new`.
-pub async fn create(State(state): State<AppState>, jar: CookieJar, request: Request) -> PageResult {
-    posted_form(&state, &jar, None, request).await
+pub async fn create(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    origin: AuditOrigin,
+    request: Request,
+) -> PageResult {
+    let audit = lifecycle::Audit::new(&state.audit, origin);
+    posted_form(&state, &audit, &jar, None, request).await
 }
 
 /// `POST /developer/apps/{app_id}/edit`.
@@ -271,15 +278,19 @@ pub async fn edit(
     State(state): State<AppState>,
     jar: CookieJar,
     Path(app_id): Path<String>,
+    origin: AuditOrigin,
     request: Request,
 ) -> PageResult {
-    posted_form(&state, &jar, Some(app_id), request).await
+    let audit = lifecycle::Audit::new(&state.audit, origin);
+    posted_form(&state, &audit, &jar, Some(app_id), request).await
 }
 
 /// The form posted: the logo checked and stored, the request saved (created), and with
-/// "Submit for review" submitted; problems come back on the form with what was typed.
+/// "Submit for review" submitted; problems come back on the form with what was typed. The
+/// transitions are recorded with the request's origin (`audit`).
 async fn posted_form(
     state: &AppState,
+    audit: &lifecycle::Audit<'_>,
     jar: &CookieJar,
     app_id: Option<String>,
     request: Request,
@@ -319,7 +330,7 @@ async fn posted_form(
     let saved = match &detail {
         Some(detail) => lifecycle::save(
             &state.store,
-            &state.audit,
+            audit,
             &actor,
             &detail.summary.app_id,
             &app_request,
@@ -329,7 +340,7 @@ async fn posted_form(
         .map(|_| detail.summary.app_id.clone()),
         None => lifecycle::create(
             &state.store,
-            &state.audit,
+            audit,
             &actor,
             Some(&developer.account_id),
             Origin::Portal,
@@ -351,7 +362,7 @@ async fn posted_form(
     let saved_app = Some((app_id.clone(), app_request.name.clone()));
     match lifecycle::submit(
         &state.store,
-        &state.audit,
+        audit,
         &state.config.onboarding,
         &actor,
         &app_id,
@@ -672,8 +683,10 @@ pub async fn act(
     State(state): State<AppState>,
     jar: CookieJar,
     Path((app_id, action)): Path<(String, String)>,
+    origin: AuditOrigin,
     body: Bytes,
 ) -> PageResult {
+    let audit = lifecycle::Audit::new(&state.audit, origin);
     let form = Fields::parse(&body);
     let signed_in = signed_in::posted(&state, &jar, &form).await?;
     let developer = &signed_in.developer;
@@ -691,7 +704,7 @@ pub async fn act(
         "submit" => {
             match lifecycle::submit(
                 &state.store,
-                &state.audit,
+                &audit,
                 &state.config.onboarding,
                 &actor,
                 &app_id,
@@ -720,18 +733,17 @@ pub async fn act(
             }
         }
         "secret" => {
-            let issued =
-                lifecycle::issue_secret(&state.store, &state.audit, &actor, &app_id, now())
-                    .await
-                    .map_err(|error| match error {
-                        LifecycleError::NoSecret => PageError::new(
-                            StatusCode::CONFLICT,
-                            "Secret already generated",
-                            "This app has a client secret already; it is shown only once. Rotate \
+            let issued = lifecycle::issue_secret(&state.store, &audit, &actor, &app_id, now())
+                .await
+                .map_err(|error| match error {
+                    LifecycleError::NoSecret => PageError::new(
+                        StatusCode::CONFLICT,
+                        "Secret already generated",
+                        "This app has a client secret already; it is shown only once. Rotate \
                          it to get a new one.",
-                        ),
-                        other => refusal(other),
-                    })?;
+                    ),
+                    other => refusal(other),
+                })?;
             Ok(html(
                 StatusCode::OK,
                 &SecretPage {
@@ -753,7 +765,7 @@ pub async fn act(
                 })?;
             let rotated = lifecycle::rotate_secret(
                 &state.store,
-                &state.audit,
+                &audit,
                 &actor,
                 &app_id,
                 keep_old_for,
@@ -780,7 +792,7 @@ pub async fn act(
             }
             lifecycle::retire(
                 &state.store,
-                &state.audit,
+                &audit,
                 &actor,
                 &app_id,
                 form.get("reason"),
@@ -798,12 +810,12 @@ pub async fn act(
                     request.redirect_uris.push(uri.to_string());
                 }
             }
-            lifecycle::save(&state.store, &state.audit, &actor, &app_id, &request, now())
+            lifecycle::save(&state.store, &audit, &actor, &app_id, &request, now())
                 .await
                 .map_err(refusal)?;
             match lifecycle::submit(
                 &state.store,
-                &state.audit,
+                &audit,
                 &state.config.onboarding,
                 &actor,
                 &app_id,

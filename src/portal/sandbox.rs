@@ -169,7 +169,10 @@ async fn create(
         disabled: false,
     };
     // Two first visits at once: one adds the user, the other finds it.
-    state.store.insert_user(&user, crate::auth::now()).await?;
+    state
+        .store
+        .insert_user(&user, crate::auth::now(), &[])
+        .await?;
     Ok(state.store.user(username).await?)
 }
 

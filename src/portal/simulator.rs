@@ -26,6 +26,7 @@ use super::sandbox::{self, Persona, Role};
 use super::signed_in::{self, SignedIn};
 use crate::apps::lifecycle::{self, Submitted};
 use crate::apps::{Actor, Status, view};
+use crate::audit::Origin as AuditOrigin;
 use crate::auth::pages::{ehr, records};
 use crate::crypto::{random_token, s256_challenge, same};
 use crate::http::form::Fields;
@@ -282,7 +283,7 @@ async fn ehr_context(
         }
         state
             .store
-            .set_fhir_user(&persona.username, &format!("Practitioner/{chosen}"))
+            .set_fhir_user(&persona.username, &format!("Practitioner/{chosen}"), &[])
             .await?;
     }
     ehr::record_launch(
@@ -515,6 +516,7 @@ fn pretty(value: &Value) -> String {
 pub async fn add_callback(
     State(state): State<AppState>,
     jar: CookieJar,
+    origin: AuditOrigin,
     body: Bytes,
 ) -> PageResult {
     if !state.config.onboarding.sandbox {
@@ -555,12 +557,13 @@ pub async fn add_callback(
     let actor = Actor::Developer(account_id.clone());
     let now = crate::fhir::instant::now_secs();
     let app_id = detail.summary.app_id;
-    lifecycle::save(&state.store, &state.audit, &actor, &app_id, &request, now)
+    let audit = lifecycle::Audit::new(&state.audit, origin);
+    lifecycle::save(&state.store, &audit, &actor, &app_id, &request, now)
         .await
         .map_err(lifecycle_error)?;
     let submitted = lifecycle::submit(
         &state.store,
-        &state.audit,
+        &audit,
         &state.config.onboarding,
         &actor,
         &app_id,

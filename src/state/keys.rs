@@ -15,6 +15,7 @@ use serde::Serialize;
 use tokio::sync::RwLock;
 
 use crate::fhir::instant::now_secs;
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::SigningKeyRow;
 use crate::store::{Store, StoreError};
 
@@ -88,10 +89,16 @@ impl KeyRing {
     }
 
     /// Makes a fresh key the signing key; the previous one stays published until the
-    /// tokens it signed have expired.
-    pub async fn rotate(&self) -> Result<String, KeyError> {
+    /// tokens it signed have expired. `audit` gives the audit events recording the rotation
+    /// to the new key's kid; they are appended in its transaction.
+    pub async fn rotate(
+        &self,
+        audit: impl FnOnce(&str) -> Vec<AuditRow>,
+    ) -> Result<String, KeyError> {
         let key = new_key(now_secs())?;
-        self.store.rotate_signing_key(&key).await?;
+        self.store
+            .rotate_signing_key(&key, &audit(&key.kid))
+            .await?;
         *self.cached.write().await = None;
         Ok(key.kid)
     }

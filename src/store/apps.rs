@@ -193,12 +193,6 @@ macro_rules! insert_event {
     }};
 }
 
-/// Appends `audit` to the chain on `tx` (last, as the chain append wants) and commits.
-async fn commit_audited(mut tx: Tx, audit: &[AuditRow]) -> StoreResult<()> {
-    tx.append_audit(audit).await?;
-    tx.commit().await
-}
-
 impl Store {
     /// Creates an app with its first revision and the event recording it (and its audit
     /// events).
@@ -227,7 +221,7 @@ impl Store {
             .await?;
             insert_revision!(&mut *tx, revision)?;
             insert_event!(&mut *tx, event)?;
-            commit_audited(Tx::from(tx), audit).await?;
+            Tx::from(tx).commit_audited(audit).await?;
         });
         Ok(())
     }
@@ -419,7 +413,7 @@ impl Store {
             ) {
                 tx.announce(&signal).await?;
             }
-            commit_audited(Tx::from(tx), &change.audit).await?;
+            Tx::from(tx).commit_audited(&change.audit).await?;
             Ok(true)
         });
         signal.delivered(self).await;
@@ -456,7 +450,7 @@ impl Store {
                 return Ok(false);
             }
             insert_event!(&mut *tx, event)?;
-            commit_audited(Tx::from(tx), audit).await?;
+            Tx::from(tx).commit_audited(audit).await?;
             Ok(true)
         })
     }
@@ -489,7 +483,7 @@ impl Store {
                 return Ok(false);
             }
             insert_event!(&mut *tx, event)?;
-            commit_audited(Tx::from(tx), audit).await?;
+            Tx::from(tx).commit_audited(audit).await?;
             Ok(true)
         })
     }

@@ -2,8 +2,9 @@
 //! mailed to them (e-mail verification, password reset) and the developer signed in to a
 //! browser session.
 
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::revocation::{Announce, Signal};
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 /// A developer account as pages and the admin console show it (no password hash).
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -109,28 +110,37 @@ impl Store {
     }
 
     /// Marks an account's address verified (its link, or an admin by hand); `false` when
-    /// there is no such account. An account verified before keeps its first time.
-    pub async fn verify_developer(&self, account_id: &str, now: i64) -> StoreResult<bool> {
+    /// there is no such account. An account verified before keeps its first time. The
+    /// `audit` events recording it are appended in its transaction.
+    pub async fn verify_developer(
+        &self,
+        account_id: &str,
+        now: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             let changed = sqlx::query(
                 "UPDATE developer_accounts SET verified_at = COALESCE(verified_at, $1) \
                  WHERE account_id = $2",
             )
             .bind(now)
             .bind(account_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            Tx::from(tx).commit_audited(if changed == 1 { audit } else { &[] }).await?;
             Ok(changed == 1)
         })
     }
 
     /// Disables an account (it can no longer sign in, and its sessions end) or enables it
-    /// again; `false` when there is no such account.
+    /// again, with the `audit` events recording it; `false` when there is no such account.
     pub async fn set_developer_disabled(
         &self,
         account_id: &str,
         disabled: bool,
+        audit: &[AuditRow],
     ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
@@ -150,7 +160,7 @@ impl Store {
                     .await?;
             }
             tx.announce(&signal).await?;
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if changed == 1 { audit } else { &[] }).await?;
             Ok(changed == 1)
         });
         signal.delivered(self).await;
@@ -368,13 +378,13 @@ mod tests {
             .collect();
         assert_eq!(listed, ["b", "a"]);
 
-        assert!(store.verify_developer("a", 10).await.unwrap());
-        assert!(store.verify_developer("a", 20).await.unwrap());
+        assert!(store.verify_developer("a", 10, &[]).await.unwrap());
+        assert!(store.verify_developer("a", 20, &[]).await.unwrap());
         assert_eq!(
             store.developer("a").await.unwrap().unwrap().verified_at,
             Some(10)
         );
-        assert!(!store.verify_developer("nobody", 10).await.unwrap());
+        assert!(!store.verify_developer("nobody", 10, &[]).await.unwrap());
 
         let session = Session {
             session_hash: "s".into(),
@@ -384,7 +394,7 @@ mod tests {
             expires_at: i64::MAX,
         };
         store.insert_session(&session, 0).await.unwrap();
-        assert!(store.set_developer_disabled("a", true).await.unwrap());
+        assert!(store.set_developer_disabled("a", true, &[]).await.unwrap());
         let after = store.session("s").await.unwrap().unwrap();
         assert_eq!(after.developer, None, "the developer is signed out");
         assert_eq!(
@@ -393,9 +403,14 @@ mod tests {
             "the EHR user is not"
         );
         assert!(store.developer("a").await.unwrap().unwrap().disabled);
-        assert!(store.set_developer_disabled("a", false).await.unwrap());
+        assert!(store.set_developer_disabled("a", false, &[]).await.unwrap());
         assert!(!store.developer("a").await.unwrap().unwrap().disabled);
-        assert!(!store.set_developer_disabled("nobody", true).await.unwrap());
+        assert!(
+            !store
+                .set_developer_disabled("nobody", true, &[])
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test]

@@ -1,11 +1,15 @@
 //! The security events of issue 14 beyond FHIR and OAuth: app lifecycle transitions (admin
-//! console and `kiln app`), changes to EHR users and developer accounts (admin console and
-//! `kiln user`), and developer portal sign-in and sign-out. Events are read straight from
-//! the `audit_events` table; the chain is checked with `kiln audit verify`.
+//! console, developer portal and `kiln app`, with the request's origin), changes to EHR users
+//! and developer accounts (admin console and `kiln user`, in the change's transaction), the
+//! operator's set-up commands (`kiln client add`, `kiln launch create`, `kiln keys rotate`,
+//! `kiln import`), and developer portal sign-in and sign-out. Events are read straight from
+//! the `audit_events` table; the chain and the columns beside it are checked with `kiln
+//! audit verify`.
 
 use std::process::Command;
 
 use crate::backend_tests;
+use crate::common::audit::{self, Row};
 use crate::common::console::{Browser, Reply};
 use crate::common::*;
 
@@ -13,59 +17,18 @@ backend_tests!(
     app_transitions_are_recorded_with_their_change,
     user_and_developer_changes_are_recorded,
     developer_portal_sign_in_and_out_are_recorded,
+    set_up_commands_are_recorded_without_secrets,
+    a_change_is_not_made_when_its_event_cannot_be_written,
+    verify_names_a_column_changed_beside_its_event,
+    the_sample_data_load_is_recorded_once,
 );
 
 const ADMIN_PASSWORD: &str = "root-password-1";
 const DEV_PASSWORD: &str = "Correct-Horse-1";
 
-/// One `audit_events` row: the columns these tests look at.
-#[derive(Debug, Clone)]
-struct Row {
-    type_code: String,
-    subtype: Option<String>,
-    outcome: String,
-    agent_user: Option<String>,
-    agent_client: Option<String>,
-    entity: Option<String>,
-    body: Value,
-}
-
-type Columns = (
-    String,
-    Option<String>,
-    String,
-    Option<String>,
-    Option<String>,
-    Option<String>,
-    Vec<u8>,
-);
-
-const SELECT: &str = "SELECT type_code, subtype, outcome, agent_user, agent_client, entity, \
-                      body FROM audit_events ORDER BY seq";
-
+/// Every event in the log, in chain order.
 async fn rows(db: &TestDb) -> Vec<Row> {
-    let rows: Vec<Columns> = if db.url.starts_with("sqlite") {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query_as(SELECT).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        rows
-    } else {
-        let pool = sqlx::PgPool::connect(&db.url).await.unwrap();
-        let rows = sqlx::query_as(SELECT).fetch_all(&pool).await.unwrap();
-        pool.close().await;
-        rows
-    };
-    rows.into_iter()
-        .map(|row| Row {
-            type_code: row.0,
-            subtype: row.1,
-            outcome: row.2,
-            agent_user: row.3,
-            agent_client: row.4,
-            entity: row.5,
-            body: serde_json::from_slice(&row.6).unwrap(),
-        })
-        .collect()
+    audit::rows(&db.url).await
 }
 
 /// The events of `subtype` about `entity`, in chain order.
@@ -107,6 +70,23 @@ fn assert_alert(row: &Row, subtype: &str, outcome: &str, user: &str, entity: &st
     let what = &row.body["entity"][0]["what"]["identifier"];
     assert_eq!(what["system"], format!("urn:kiln:{kind}"), "{row:?}");
     assert_eq!(what["value"], id, "{row:?}");
+}
+
+/// The event records the request's origin: the caller's address (the source agent's and the
+/// user agent's `network`) and the `X-Request-ID` Kiln answered with.
+fn assert_origin(row: &Row, reply: &Reply) {
+    for agent in &row.body["agent"].as_array().unwrap()[..2] {
+        assert_eq!(agent["network"]["address"], "127.0.0.1", "{row:?}");
+    }
+    let request_id = reply.headers["x-request-id"].to_str().unwrap();
+    let entities = row.body["entity"].as_array().unwrap();
+    assert!(
+        entities
+            .iter()
+            .any(|entity| entity["type"]["code"] == "XrequestId"
+                && entity["what"]["identifier"]["value"] == request_id),
+        "{request_id} not in {row:?}"
+    );
 }
 
 fn assert_cli_agent(row: &Row) {
@@ -223,6 +203,12 @@ async fn app_transitions_are_recorded_with_their_change(backend: Backend) {
     assert!(text.contains("reason: Looks right"), "{text}");
     assert_eq!(approval.body["action"], "E");
     assert_eq!(approval.body["type"]["display"], "Security Alert");
+    assert_origin(approval, &approved);
+    assert!(
+        events[0].body["agent"][0].get("network").is_none(),
+        "the command line has no network origin: {:?}",
+        events[0]
+    );
 
     // Suspended at the command line.
     let suspended = server.kiln(&["app", "suspend", &app_id, "--reason", "Abuse"]);
@@ -441,6 +427,27 @@ async fn developer_portal_sign_in_and_out_are_recorded(backend: Backend) {
         .await;
     let signed_in = sign_in(&mut developer, email, DEV_PASSWORD).await;
     assert_eq!(signed_in.status, 303, "{}", signed_in.body);
+    // An app saved in the portal: its transition records the developer's request origin.
+    let form = developer.get("/developer/apps/new").await;
+    assert_eq!(form.status, 200, "{}", form.body);
+    let fields = [("name", "Mine"), ("intent", "save")];
+    let saved = developer
+        .submit(&form, "/developer/apps/new", &fields)
+        .await;
+    assert_eq!(saved.status, 303, "{}", saved.body);
+    let actor = format!("developer:{account}");
+    let created: Vec<Row> = rows(&server.db)
+        .await
+        .into_iter()
+        .filter(|row| row.subtype.as_deref() == Some("app-lifecycle"))
+        .filter(|row| row.agent_user.as_deref() == Some(actor.as_str()))
+        .collect();
+    assert_eq!(created.len(), 1, "{created:?}");
+    assert!(
+        description(&created[0]).starts_with("create"),
+        "{created:?}"
+    );
+    assert_origin(&created[0], &saved);
     let home = developer.get("/developer").await;
     assert_eq!(home.status, 200, "{}", home.body);
     let signed_out = developer.submit(&home, "/developer/signout", &[]).await;
@@ -453,4 +460,442 @@ async fn developer_portal_sign_in_and_out_are_recorded(backend: Backend) {
     assert_eq!(events[3].subtype.as_deref(), Some("110123"));
     assert_eq!(events[3].outcome, "0");
     assert_eq!(events[3].entity, Some(format!("developer:{account}")));
+}
+
+async fn set_up_commands_are_recorded_without_secrets(backend: Backend) {
+    let Some(server) = server(backend).await else {
+        return;
+    };
+    // `kiln client add`: about the client, what it may do, never its secret.
+    let added = server.kiln(&[
+        "client",
+        "add",
+        "--name",
+        "Chart",
+        "--type",
+        "confidential-symmetric",
+        "--redirect-uri",
+        "https://chart.example.org/callback",
+        "--launch-uri",
+        "https://chart.example.org/launch",
+        "--scope",
+        "launch openid fhirUser user/*.rs",
+    ]);
+    let client_id = added["client_id"].as_str().unwrap();
+    let secret = added["client_secret"].as_str().unwrap();
+    let entity = format!("client:{client_id}");
+    let events = about(&server.db, "admin-action", &entity).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_alert(
+        &events[0],
+        "admin-action",
+        "0",
+        events[0].agent_user.as_deref().unwrap(),
+        &entity,
+    );
+    assert_cli_agent(&events[0]);
+    let text = description(&events[0]);
+    assert!(text.contains("client added"), "{text}");
+    assert!(text.contains("confidential-symmetric"), "{text}");
+
+    // `kiln launch create`: about the client, naming the patient, never the launch token.
+    let launch = server.kiln(&[
+        "launch",
+        "create",
+        "--client-id",
+        client_id,
+        "--user",
+        "bob",
+        "--patient",
+        "p1",
+    ]);
+    let token = launch["launch"].as_str().unwrap();
+    let events = about(&server.db, "admin-action", &entity).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    let launched = &events[1];
+    assert_cli_agent(launched);
+    assert_eq!(launched.patient.as_deref(), Some("p1"), "{launched:?}");
+    let text = description(launched);
+    assert!(
+        text.contains("EHR launch created: user bob, patient p1"),
+        "{text}"
+    );
+
+    // `kiln keys rotate`: about the new key.
+    let rotated = server.kiln(&["keys", "rotate"]);
+    let kid = rotated["kid"].as_str().unwrap();
+    let key = format!("key:{kid}");
+    let events = about(&server.db, "admin-action", &key).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_alert(
+        &events[0],
+        "admin-action",
+        "0",
+        events[0].agent_user.as_deref().unwrap(),
+        &key,
+    );
+    assert_cli_agent(&events[0]);
+    assert!(description(&events[0]).contains("signing key rotated"));
+
+    // `kiln import`: about the files, with what was stored (the harness's import of p1
+    // and dr1 was recorded the same way).
+    let imports: Vec<Row> = rows(&server.db)
+        .await
+        .into_iter()
+        .filter(|row| {
+            row.entity
+                .as_deref()
+                .is_some_and(|e| e.starts_with("import:"))
+        })
+        .collect();
+    assert_eq!(imports.len(), 1, "{imports:?}");
+    let import = &imports[0];
+    assert_eq!(import.subtype.as_deref(), Some("admin-action"));
+    assert_eq!(import.outcome, "0");
+    assert_cli_agent(import);
+    assert_eq!(
+        import.body["entity"][0]["what"]["identifier"]["system"],
+        "urn:kiln:import"
+    );
+    let text = description(import);
+    assert!(
+        text.contains("2 resources (Patient 1, Practitioner 1)"),
+        "{text}"
+    );
+    assert!(text.contains("0 records failed"), "{text}");
+
+    let all = rows(&server.db).await;
+    for row in &all {
+        let raw = String::from_utf8_lossy(&row.raw);
+        assert!(!raw.contains(secret), "the client secret in {raw}");
+        assert!(!raw.contains(token), "the launch token in {raw}");
+    }
+    assert_chain_verifies(&server, all.len());
+}
+
+/// Statements making every append to the log fail (a trigger), and taking that back.
+fn refuse_appends(db: &TestDb) -> (Vec<&'static str>, Vec<&'static str>) {
+    if db.url.starts_with("sqlite") {
+        (
+            vec![
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+                 BEGIN SELECT RAISE(ABORT, 'audit refused'); END",
+            ],
+            vec!["DROP TRIGGER refuse_audit"],
+        )
+    } else {
+        (
+            vec![
+                "CREATE FUNCTION refuse_audit() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'audit refused'; END $$",
+                "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events \
+                 FOR EACH ROW EXECUTE FUNCTION refuse_audit()",
+            ],
+            vec![
+                "DROP TRIGGER refuse_audit ON audit_events",
+                "DROP FUNCTION refuse_audit()",
+            ],
+        )
+    }
+}
+
+async fn run_all(db: &TestDb, statements: &[&str]) {
+    for statement in statements {
+        audit::execute(&db.url, statement).await;
+    }
+}
+
+/// Runs `kiln …` on the server's database: whether it succeeded.
+fn kiln_succeeds(server: &Server, args: &[&str]) -> bool {
+    Command::new(kiln_bin())
+        .args(args)
+        .env("KILN_DATABASE_URL", &server.db.url)
+        .env("KILN_BASE_URL", &server.base)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+/// The single integer a query answers on the server's database.
+async fn number(server: &Server, sql: &str) -> i64 {
+    audit::count(&server.db.url, sql).await
+}
+
+async fn a_change_is_not_made_when_its_event_cannot_be_written(backend: Backend) {
+    let Some(server) = server(backend).await else {
+        return;
+    };
+    // The developer account to verify, and the console's pages, before appends fail.
+    let mut developer = Browser::new(&server);
+    let form = developer.get("/developer/signup").await;
+    let fields = [
+        ("name", "Grace"),
+        ("organization", "Acme"),
+        ("email", "grace@example.org"),
+        ("password", DEV_PASSWORD),
+        ("confirm", DEV_PASSWORD),
+    ];
+    developer.submit(&form, "/developer/signup", &fields).await;
+    let account = developer_id(&server).await;
+    let mut admin = admin_browser(&server).await;
+    let user_page = admin.get("/admin/users/show?username=alice").await;
+    let users_page = admin.get("/admin/users").await;
+    let developer_page = admin.get(&format!("/admin/developers/{account}")).await;
+    let events = rows(&server.db).await.len();
+
+    let (refuse, allow) = refuse_appends(&server.db);
+    run_all(&server.db, &refuse).await;
+    // The admin console: each change fails with its event, and is not made.
+    let disabled = admin
+        .act(&user_page, "disable", &[("username", "alice")])
+        .await;
+    assert!(disabled.status >= 500, "{}", disabled.body);
+    let granted = admin
+        .act(&user_page, "grant-admin", &[("username", "alice")])
+        .await;
+    assert!(granted.status >= 500, "{}", granted.body);
+    let password = "A-new-password-77";
+    let reset = admin
+        .act(
+            &user_page,
+            "password",
+            &[("username", "alice"), ("password", password)],
+        )
+        .await;
+    assert!(reset.status >= 500, "{}", reset.body);
+    let created = admin
+        .submit(
+            &users_page,
+            "/admin/users",
+            &[
+                ("username", "carol"),
+                ("fhir_user", "Patient/p1"),
+                ("password", "Distinct-secret-9"),
+            ],
+        )
+        .await;
+    assert!(created.status >= 500, "{}", created.body);
+    let verified = admin
+        .submit(
+            &developer_page,
+            &format!("/admin/developers/{account}/verify"),
+            &[],
+        )
+        .await;
+    assert!(verified.status >= 500, "{}", verified.body);
+    // The command line: each command fails, and changes nothing.
+    assert!(!kiln_succeeds(&server, &["user", "disable", "bob"]));
+    assert!(!kiln_succeeds(&server, &["user", "remove", "bob"]));
+    assert!(!kiln_succeeds(
+        &server,
+        &[
+            "user",
+            "add",
+            "--username",
+            "dave",
+            "--password",
+            "pw-1",
+            "--fhir-user",
+            "Patient/p1"
+        ],
+    ));
+    assert!(!kiln_succeeds(
+        &server,
+        &[
+            "client",
+            "add",
+            "--name",
+            "Lost",
+            "--type",
+            "public",
+            "--redirect-uri",
+            "https://lost.example.org/cb",
+            "--scope",
+            "openid",
+        ],
+    ));
+    assert!(!kiln_succeeds(&server, &["keys", "rotate"]));
+    run_all(&server.db, &allow).await;
+
+    let user = |name: &str| {
+        format!(
+            "SELECT COUNT(*) FROM auth_users WHERE username = '{name}' AND disabled = false AND admin = false"
+        )
+    };
+    assert_eq!(number(&server, &user("alice")).await, 1, "alice unchanged");
+    assert_eq!(number(&server, &user("bob")).await, 1, "bob unchanged");
+    for name in ["carol", "dave"] {
+        let sql = format!("SELECT COUNT(*) FROM auth_users WHERE username = '{name}'");
+        assert_eq!(number(&server, &sql).await, 0, "{name} not added");
+    }
+    let unverified = format!(
+        "SELECT COUNT(*) FROM developer_accounts WHERE account_id = '{account}' \
+         AND verified_at IS NULL"
+    );
+    assert_eq!(
+        number(&server, &unverified).await,
+        1,
+        "the account stays unverified"
+    );
+    let lost = "SELECT COUNT(*) FROM auth_clients WHERE name = 'Lost'";
+    assert_eq!(number(&server, lost).await, 0, "no client added");
+    let keys = "SELECT COUNT(*) FROM auth_signing_keys";
+    assert_eq!(number(&server, keys).await, 1, "no key rotated");
+    // alice's old password still works: the reset was not made.
+    let mut alice = Browser::new(&server);
+    let login = alice.get("/admin").await;
+    let back = alice
+        .post(
+            "/auth/login",
+            &[
+                ("csrf_token", &login.csrf()),
+                ("username", "alice"),
+                ("password", "pw-1"),
+                ("return_to", "/admin"),
+            ],
+        )
+        .await;
+    assert_eq!(back.status, 303, "{}", back.body);
+    // Nothing was appended meanwhile but alice's sign-in; the chain is whole.
+    let all = rows(&server.db).await;
+    assert_eq!(all.len(), events + 1, "{:?}", &all[events..]);
+    assert_chain_verifies(&server, all.len());
+}
+
+async fn verify_names_a_column_changed_beside_its_event(backend: Backend) {
+    let Some(server) = server(backend).await else {
+        return;
+    };
+    let added = server.kiln(&[
+        "client",
+        "add",
+        "--name",
+        "Chart",
+        "--type",
+        "public",
+        "--redirect-uri",
+        "https://chart.example.org/callback",
+        "--launch-uri",
+        "https://chart.example.org/launch",
+        "--scope",
+        "launch openid fhirUser user/*.rs",
+    ]);
+    let client_id = added["client_id"].as_str().unwrap();
+    server.kiln(&[
+        "launch",
+        "create",
+        "--client-id",
+        client_id,
+        "--user",
+        "bob",
+        "--patient",
+        "p1",
+    ]);
+    let all = rows(&server.db).await;
+    assert_chain_verifies(&server, all.len());
+    let launch = all
+        .iter()
+        .find(|row| row.patient.as_deref() == Some("p1"))
+        .expect("the launch's event names p1");
+    let verify = || {
+        let output = Command::new(kiln_bin())
+            .args(["audit", "verify"])
+            .env("KILN_DATABASE_URL", &server.db.url)
+            .output()
+            .unwrap();
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let url = &server.db.url;
+    // The patient column moved to another patient, the body and hash left alone.
+    let seq = launch.seq;
+    audit::execute(
+        url,
+        &format!("UPDATE audit_events SET patient = 'p2' WHERE seq = {seq}"),
+    )
+    .await;
+    let (ok, out) = verify();
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains(&format!("event seq {seq} (event_id {}", launch.event_id)),
+        "{out}"
+    );
+    assert!(out.contains("column patient was altered"), "{out}");
+    assert!(
+        out.contains(r#"it holds "p2", its AuditEvent says "p1""#),
+        "{out}"
+    );
+    // Cleared instead: named too.
+    audit::execute(
+        url,
+        &format!("UPDATE audit_events SET patient = NULL WHERE seq = {seq}"),
+    )
+    .await;
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("column patient was altered"), "{out}");
+    audit::execute(
+        url,
+        &format!("UPDATE audit_events SET patient = 'p1' WHERE seq = {seq}"),
+    )
+    .await;
+    assert_chain_verifies(&server, all.len());
+    // Another row's agent, time and outcome: each named, the first one that differs.
+    let first = &all[0];
+    for (column, value) in [
+        ("agent_user", "'someone else'"),
+        ("recorded", "0"),
+        ("outcome", "'4'"),
+        ("entity", "'user:mallory'"),
+        ("action", "'R'"),
+    ] {
+        let original: String = match column {
+            "recorded" => first.recorded.to_string(),
+            "agent_user" => format!("'{}'", first.agent_user.as_deref().unwrap()),
+            "outcome" => format!("'{}'", first.outcome),
+            "entity" => format!("'{}'", first.entity.as_deref().unwrap()),
+            _ => format!("'{}'", first.action),
+        };
+        let set = |value: &str| {
+            format!(
+                "UPDATE audit_events SET {column} = {value} WHERE seq = {}",
+                first.seq
+            )
+        };
+        audit::execute(url, &set(value)).await;
+        let (ok, out) = verify();
+        assert!(!ok, "{column}: {out}");
+        assert!(
+            out.contains(&format!("event seq {} ", first.seq)),
+            "{column}: {out}"
+        );
+        assert!(
+            out.contains(&format!("column {column} was altered")),
+            "{column}: {out}"
+        );
+        audit::execute(url, &set(&original)).await;
+    }
+    assert_chain_verifies(&server, all.len());
+}
+
+async fn the_sample_data_load_is_recorded_once(backend: Backend) {
+    let Some(mut server) = Server::start_with(backend, &["--load-sample-data"]).await else {
+        return;
+    };
+    let loads = async |server: &Server| -> Vec<Row> {
+        about(&server.db, "admin-action", "import:bundled sample data").await
+    };
+    let events = loads(&server).await;
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(events[0].outcome, "0", "{events:?}");
+    assert_cli_agent(&events[0]);
+    let text = description(&events[0]);
+    assert!(text.contains("Patient 12"), "{text}");
+    assert!(text.contains("0 records failed"), "{text}");
+    // A restart finds the sample there: no load, no event.
+    server.restart().await;
+    assert_eq!(loads(&server).await.len(), 1);
+    assert_chain_verifies(&server, rows(&server.db).await.len());
 }

@@ -591,7 +591,7 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
     // Nothing written anywhere: the log holds the hand-made events, unaltered (the chain
     // verifies), and after them only the refusals' own records — one failed event per
     // refused request (a transaction refused whole: one; a batch: one per entry), none of
-    // them the posted AuditEvent; `kiln import` records nothing.
+    // them the posted AuditEvent — and the import's own event, its record failed.
     let (intact, out) = audit_cli(&server, &["verify"]);
     assert!(intact, "{out}");
     for (offset, event) in events().iter().enumerate() {
@@ -602,7 +602,12 @@ async fn every_write_to_audit_event_is_refused(backend: Backend) {
             event.event_id
         );
     }
-    let refusals = after(url, before).await;
+    let mut refusals = after(url, before).await;
+    let (subtype, outcome, import) = refusals.pop().unwrap();
+    assert_eq!(subtype.as_deref(), Some("admin-action"), "{import}");
+    assert_eq!(outcome, "4", "{import}");
+    let description = import["outcomeDesc"].as_str().unwrap();
+    assert!(description.contains("1 records failed"), "{import}");
     let subtypes: Vec<&str> = refusals
         .iter()
         .map(|(subtype, _, _)| subtype.as_deref().unwrap())

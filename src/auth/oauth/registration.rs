@@ -25,6 +25,7 @@ use super::endpoint::{OAuthError, no_store, read_bounded};
 use crate::apps::lifecycle::{self, LifecycleError};
 use crate::apps::request::ClientType;
 use crate::apps::{Actor, view};
+use crate::audit::Origin;
 use crate::auth::Endpoints;
 use crate::crypto::{digest_hex, random_token, verify_secret};
 use crate::state::AppState;
@@ -38,6 +39,7 @@ pub const MAX_REGISTRATION_BYTES: usize = 128 * 1024;
 pub async fn register(
     State(state): State<AppState>,
     headers: HeaderMap,
+    origin: Origin,
     body: Body,
 ) -> Result<Response, OAuthError> {
     enabled(&state)?;
@@ -47,7 +49,7 @@ pub async fn register(
     let now = crate::auth::now();
     let registered = lifecycle::register_client(
         &state.store,
-        &state.audit,
+        &lifecycle::Audit::new(&state.audit, origin),
         &state.config.onboarding,
         &request,
         &digest_hex(&token),
@@ -92,6 +94,7 @@ pub async fn update(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
+    origin: Origin,
     body: Body,
 ) -> Result<Response, OAuthError> {
     enabled(&state)?;
@@ -125,7 +128,7 @@ pub async fn update(
     }
     lifecycle::resubmit(
         &state.store,
-        &state.audit,
+        &lifecycle::Audit::new(&state.audit, origin),
         &state.config.onboarding,
         &Actor::Client,
         &app.app_id,
@@ -143,12 +146,13 @@ pub async fn delete(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
     headers: HeaderMap,
+    origin: Origin,
 ) -> Result<Response, OAuthError> {
     enabled(&state)?;
     let (app, _) = registered_app(&state, &headers, &client_id).await?;
     match lifecycle::retire(
         &state.store,
-        &state.audit,
+        &lifecycle::Audit::new(&state.audit, origin),
         &Actor::Client,
         &app.app_id,
         Some("the client deleted its registration (RFC 7592)"),

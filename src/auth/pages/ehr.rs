@@ -155,15 +155,18 @@ pub async fn record_launch(
 ) -> PageResult<String> {
     let launch = random_token();
     store
-        .insert_launch(&Launch {
-            launch_hash: digest_hex(&launch),
-            client_id: client_id.to_string(),
-            username: username.to_string(),
-            patient: Some(patient.to_string()),
-            encounter: encounter.map(str::to_owned),
-            expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
-            used: false,
-        })
+        .insert_launch(
+            &Launch {
+                launch_hash: digest_hex(&launch),
+                client_id: client_id.to_string(),
+                username: username.to_string(),
+                patient: Some(patient.to_string()),
+                encounter: encounter.map(str::to_owned),
+                expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
+                used: false,
+            },
+            &[],
+        )
         .await?;
     Ok(launch)
 }

@@ -124,6 +124,15 @@ impl Tx {
     }
 }
 
+impl Tx {
+    /// Appends `rows` (last, as [`Tx::append_audit`] wants) and commits: the change made on
+    /// this transaction and its audit events are stored both or neither.
+    pub async fn commit_audited(mut self, rows: &[AuditRow]) -> StoreResult<()> {
+        self.append_audit(rows).await?;
+        self.commit().await
+    }
+}
+
 impl Store {
     /// Appends `rows` in a transaction of their own (one commit for the whole batch).
     pub async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {

@@ -1,9 +1,13 @@
 //! Verifying the audit chain (`kiln audit verify`): every row in seq order, each link
-//! recomputed from the previous hash, the seq without gaps from 1, and the head naming the
+//! recomputed from the previous hash, the columns searches use re-derived from the hashed
+//! AuditEvent ([`columns_disagree`]), the seq without gaps from 1, and the head naming the
 //! last row. The first break found is reported; memory stays one row whatever the log's size.
+
+use serde_json::Value;
 
 use super::hash::{GENESIS, link};
 use super::query::{AuditColumn, AuditFilter, AuditRow};
+use crate::fhir::instant::parse_fhir_datetime;
 use crate::store::{Store, StoreError, StoreResult};
 
 /// An event as a report names it.
@@ -31,6 +35,17 @@ pub enum Break {
     /// The row's hash is not the link of the previous hash, its seq and its body: its body
     /// (or hash) was changed, or the row before it was.
     Altered(EventMark),
+    /// The row's body is intact but one of the columns beside it (which searches, the
+    /// console and reports read) says something else than the AuditEvent: the column was
+    /// changed.
+    Columns {
+        event: EventMark,
+        /// The column's name in `audit_events` (`body` when the body is no AuditEvent).
+        column: &'static str,
+        /// What the column holds, and what the AuditEvent says (none: absent).
+        stored: Option<String>,
+        recorded: Option<String>,
+    },
     /// Events `first..=last` are missing; `after` is the row before the gap (none when the
     /// gap starts the log), `before` the row after it (none when the log's end was cut: the
     /// head names a later seq).
@@ -93,6 +108,14 @@ impl Store {
             if link(&previous_hash, row.seq, &row.body).as_slice() != row.hash.as_slice() {
                 return Err(Stop::Broken(Break::Altered(EventMark::of(&row))));
             }
+            if let Some((column, stored, recorded)) = columns_disagree(&row) {
+                return Err(Stop::Broken(Break::Columns {
+                    event: EventMark::of(&row),
+                    column,
+                    stored,
+                    recorded,
+                }));
+            }
             events += 1;
             previous_hash = row.hash.clone();
             previous = Some(row);
@@ -127,4 +150,90 @@ impl Store {
             broken,
         })
     }
+}
+
+/// The first column of `row` that differs from what its AuditEvent body says, with the
+/// stored value and the body's; `None` when every column agrees. The columns are derived
+/// as Kiln records them (`audit::event::Event::row`, `audit::balp`): `id`, `recorded`,
+/// `type.code`, `subtype[0].code`, `action`, `outcome`; the user agent's (`UserOauthAgent`)
+/// `who.reference` and `altId`; the source agent's (DICOM 110153) `who.identifier.value`;
+/// the Patient entity (role 1) and the Domain Resource entity (role 4, without its
+/// `_history` part) or else the Kiln identifier entity (`urn:kiln:KIND` → `KIND:value`).
+pub fn columns_disagree(row: &AuditRow) -> Option<(&'static str, Option<String>, Option<String>)> {
+    let Ok(body) = serde_json::from_slice::<Value>(&row.body) else {
+        return Some(("body", None, None));
+    };
+    if body["resourceType"] != "AuditEvent" {
+        return Some(("body", None, None));
+    }
+    let text = |value: &Value| value.as_str().map(str::to_owned);
+    let agent = |code: &str| {
+        body["agent"].as_array().and_then(|agents| {
+            agents
+                .iter()
+                .find(|agent| agent["type"]["coding"][0]["code"] == code)
+        })
+    };
+    let user = agent("UserOauthAgent");
+    let entities = body["entity"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    let role = |code: &str| {
+        entities
+            .iter()
+            .find(|entity| entity["role"]["code"] == code)
+            .and_then(|entity| entity["what"]["reference"].as_str())
+    };
+    let subject = entities.iter().find_map(|entity| {
+        let identifier = &entity["what"]["identifier"];
+        let kind = identifier["system"].as_str()?.strip_prefix("urn:kiln:")?;
+        Some(format!("{kind}:{}", identifier["value"].as_str()?))
+    });
+    let resource = role("4").map(|reference| match reference.split_once("/_history/") {
+        Some((reference, _)) => reference.to_owned(),
+        None => reference.to_owned(),
+    });
+    let recorded = body["recorded"].as_str().and_then(parse_fhir_datetime);
+    let derived: [(&'static str, Option<String>, Option<String>); 11] = [
+        ("event_id", Some(row.event_id.clone()), text(&body["id"])),
+        (
+            "recorded",
+            Some(row.recorded.to_string()),
+            recorded.map(|micros| micros.to_string()),
+        ),
+        (
+            "type_code",
+            Some(row.type_code.clone()),
+            text(&body["type"]["code"]),
+        ),
+        (
+            "subtype",
+            row.subtype.clone(),
+            text(&body["subtype"][0]["code"]),
+        ),
+        ("action", Some(row.action.clone()), text(&body["action"])),
+        ("outcome", Some(row.outcome.clone()), text(&body["outcome"])),
+        (
+            "agent_who",
+            row.agent_who.clone(),
+            user.and_then(|agent| text(&agent["who"]["reference"])),
+        ),
+        (
+            "agent_user",
+            row.agent_user.clone(),
+            user.and_then(|agent| text(&agent["altId"])),
+        ),
+        (
+            "agent_client",
+            row.agent_client.clone(),
+            agent("110153").and_then(|agent| text(&agent["who"]["identifier"]["value"])),
+        ),
+        (
+            "patient",
+            row.patient.clone(),
+            role("1").and_then(|reference| reference.strip_prefix("Patient/").map(str::to_owned)),
+        ),
+        ("entity", row.entity.clone(), resource.or(subject)),
+    ];
+    derived
+        .into_iter()
+        .find(|(_, stored, recorded)| stored != recorded)
 }

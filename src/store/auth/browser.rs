@@ -1,7 +1,8 @@
 //! State of the browser side of authorization: sessions, pending authorize requests and EHR
 //! launch contexts.
 
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::audit::chain::AuditRow;
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Session {
@@ -182,8 +183,10 @@ impl Store {
         })
     }
 
-    pub async fn insert_launch(&self, launch: &Launch) -> StoreResult<()> {
+    /// Stores a launch context, with the `audit` events recording it.
+    pub async fn insert_launch(&self, launch: &Launch, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO auth_launches (launch_hash, client_id, username, patient, encounter, \
                  expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -195,8 +198,9 @@ impl Store {
             .bind(&launch.encounter)
             .bind(launch.expires_at)
             .bind(launch.used)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            Tx::from(tx).commit_audited(audit).await?;
         });
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! Registered apps.
 
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::revocation::{Announce, Signal};
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct Client {
@@ -115,9 +116,12 @@ macro_rules! update_client {
 pub(crate) use update_client;
 
 impl Store {
-    pub async fn insert_client(&self, client: &Client) -> StoreResult<()> {
+    /// Registers `client`, with the `audit` events recording it.
+    pub async fn insert_client(&self, client: &Client, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
-            insert_client!(pool, client)?;
+            let mut tx = pool.begin().await?;
+            insert_client!(&mut *tx, client)?;
+            Tx::from(tx).commit_audited(audit).await?;
         });
         Ok(())
     }
@@ -143,8 +147,9 @@ impl Store {
         })
     }
 
-    /// Removes a client and revokes every grant it held; `false` when there was none.
-    pub async fn remove_client(&self, client_id: &str) -> StoreResult<bool> {
+    /// Removes a client and revokes every grant it held, with the `audit` events recording
+    /// it; `false` when there was none.
+    pub async fn remove_client(&self, client_id: &str, audit: &[AuditRow]) -> StoreResult<bool> {
         let signal = Signal::new();
         let removed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -159,7 +164,7 @@ impl Store {
                 .await?
                 .rows_affected();
             tx.announce(&signal).await?;
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if removed > 0 { audit } else { &[] }).await?;
             Ok(removed > 0)
         });
         signal.delivered(self).await;
@@ -167,18 +172,26 @@ impl Store {
     }
 
     /// Replaces a confidential-symmetric client's secret hash; `false` when there is no such
-    /// client of that type. The old secret stops working at once.
-    pub async fn set_client_secret(&self, client_id: &str, secret_hash: &str) -> StoreResult<bool> {
+    /// client of that type. The old secret stops working at once. The `audit` events
+    /// recording it are appended in its transaction.
+    pub async fn set_client_secret(
+        &self,
+        client_id: &str,
+        secret_hash: &str,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             let changed = sqlx::query(
                 "UPDATE auth_clients SET secret_hash = $1 \
                  WHERE client_id = $2 AND client_type = 'confidential-symmetric'",
             )
             .bind(secret_hash)
             .bind(client_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            Tx::from(tx).commit_audited(if changed > 0 { audit } else { &[] }).await?;
             Ok(changed > 0)
         })
     }

@@ -1,6 +1,7 @@
 //! Kiln's signing keys, shared by every replica through the database.
 
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::audit::chain::AuditRow;
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct SigningKeyRow {
@@ -43,8 +44,13 @@ impl Store {
     }
 
     /// Makes `key` the active key of its algorithm: older active keys of that algorithm are
-    /// retired at `key.created_at` (they stay published until their tokens expire).
-    pub async fn rotate_signing_key(&self, key: &SigningKeyRow) -> StoreResult<()> {
+    /// retired at `key.created_at` (they stay published until their tokens expire). The
+    /// `audit` events recording it are appended in its transaction.
+    pub async fn rotate_signing_key(
+        &self,
+        key: &SigningKeyRow,
+        audit: &[AuditRow],
+    ) -> StoreResult<()> {
         dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
             sqlx::query(
@@ -65,7 +71,7 @@ impl Store {
             .bind(key.created_at)
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(audit).await?;
         });
         Ok(())
     }

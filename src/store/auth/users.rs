@@ -1,8 +1,10 @@
 //! People who sign in to Kiln's pages (EHR users): their accounts, roles, FHIR user and
-//! whether they may sign in; what ends when their access does.
+//! whether they may sign in; what ends when their access does. Every change takes the audit
+//! events recording it and appends them in its own transaction (none when nothing changed).
 
 use super::revocation::{Announce, Signal};
-use crate::store::{Store, StoreResult, dispatch};
+use crate::store::audit::chain::AuditRow;
+use crate::store::{Store, StoreResult, Tx, dispatch};
 
 /// Ends a user's access inside transaction `$tx`: every grant they gave is revoked (their
 /// apps' tokens stop at once, on every replica: `$signal` is announced), their browser
@@ -39,9 +41,10 @@ pub struct User {
 
 impl Store {
     /// Adds a user, or replaces the password, FHIR user and role of an existing one (a
-    /// disabled user stays disabled).
-    pub async fn upsert_user(&self, user: &User, now: i64) -> StoreResult<()> {
+    /// disabled user stays disabled), with its `audit` events.
+    pub async fn upsert_user(&self, user: &User, now: i64, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             sqlx::query(
                 "INSERT INTO auth_users (username, password_hash, fhir_user, admin, created_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -53,8 +56,9 @@ impl Store {
             .bind(&user.fhir_user)
             .bind(user.admin)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
+            Tx::from(tx).commit_audited(audit).await?;
         });
         Ok(())
     }
@@ -108,8 +112,13 @@ impl Store {
     }
 
     /// Replaces a user's password and ends their browser sessions (the apps they allowed keep
-    /// their grants); `false` when there is no such user.
-    pub async fn set_password(&self, username: &str, password_hash: &str) -> StoreResult<bool> {
+    /// their grants), with its `audit` events; `false` when there is no such user.
+    pub async fn set_password(
+        &self,
+        username: &str,
+        password_hash: &str,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -126,16 +135,23 @@ impl Store {
             // Its tokens stay valid; caches still drop what they hold (a user's access
             // changed).
             tx.announce(&signal).await?;
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if changed > 0 { audit } else { &[] }).await?;
             Ok(changed > 0)
         });
         signal.delivered(self).await;
         changed
     }
 
-    /// Adds a new user; `false` (and nothing changed) when the username is taken.
-    pub async fn insert_user(&self, user: &User, now: i64) -> StoreResult<bool> {
+    /// Adds a new user, with its `audit` events; `false` (and nothing changed or recorded)
+    /// when the username is taken.
+    pub async fn insert_user(
+        &self,
+        user: &User,
+        now: i64,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             let added = sqlx::query(
                 "INSERT INTO auth_users \
                  (username, password_hash, fhir_user, admin, disabled, created_at) \
@@ -147,30 +163,44 @@ impl Store {
             .bind(user.admin)
             .bind(user.disabled)
             .bind(now)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
+            Tx::from(tx).commit_audited(if added > 0 { audit } else { &[] }).await?;
             Ok(added > 0)
         })
     }
 
-    /// Grants or removes the admin role; `false` when there is no such user.
-    pub async fn set_admin(&self, username: &str, admin: bool) -> StoreResult<bool> {
+    /// Grants or removes the admin role, with its `audit` events; `false` when there is no
+    /// such user.
+    pub async fn set_admin(
+        &self,
+        username: &str,
+        admin: bool,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         dispatch!(self, pool => {
+            let mut tx = pool.begin().await?;
             let changed = sqlx::query("UPDATE auth_users SET admin = $1 WHERE username = $2")
                 .bind(admin)
                 .bind(username)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?
                 .rows_affected();
+            Tx::from(tx).commit_audited(if changed > 0 { audit } else { &[] }).await?;
             Ok(changed > 0)
         })
     }
 
     /// Links a user to another FHIR user. Their access ends as in [`Store::remove_user`]: the
     /// tokens of their grants name the old FHIR user (and a patient user's patient), so they
-    /// must not keep working. `false` when there is no such user.
-    pub async fn set_fhir_user(&self, username: &str, fhir_user: &str) -> StoreResult<bool> {
+    /// must not keep working. With its `audit` events; `false` when there is no such user.
+    pub async fn set_fhir_user(
+        &self,
+        username: &str,
+        fhir_user: &str,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -181,7 +211,7 @@ impl Store {
                 .await?
                 .rows_affected();
             end_access!(tx, &signal, username);
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if changed > 0 { audit } else { &[] }).await?;
             Ok(changed > 0)
         });
         signal.delivered(self).await;
@@ -190,8 +220,13 @@ impl Store {
 
     /// Disables a user (their access ends as in [`Store::remove_user`], and they cannot sign
     /// in again) or enables them (the grants revoked stay revoked: their apps ask again).
-    /// `false` when there is no such user.
-    pub async fn set_disabled(&self, username: &str, disabled: bool) -> StoreResult<bool> {
+    /// With its `audit` events; `false` when there is no such user.
+    pub async fn set_disabled(
+        &self,
+        username: &str,
+        disabled: bool,
+        audit: &[AuditRow],
+    ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -204,7 +239,7 @@ impl Store {
             if disabled {
                 end_access!(tx, &signal, username);
             }
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if changed > 0 { audit } else { &[] }).await?;
             Ok(changed > 0)
         });
         signal.delivered(self).await;
@@ -212,8 +247,9 @@ impl Store {
     }
 
     /// Removes a user: every grant they gave is revoked (so their apps' tokens stop working at
-    /// once), and their browser sessions and pending launches go; `false` when there was none.
-    pub async fn remove_user(&self, username: &str) -> StoreResult<bool> {
+    /// once), and their browser sessions and pending launches go. With its `audit` events;
+    /// `false` when there was none.
+    pub async fn remove_user(&self, username: &str, audit: &[AuditRow]) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -223,7 +259,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
-            tx.commit().await?;
+            Tx::from(tx).commit_audited(if removed > 0 { audit } else { &[] }).await?;
             Ok(removed > 0)
         });
         signal.delivered(self).await;

@@ -1,7 +1,8 @@
 //! Writing the audit log straight into a test's database, as Kiln's recorder would: each row
 //! chained to the one before (SHA-256 over the previous hash, the seq as 8 big-endian bytes
 //! and the body, re-implemented here from migration 0017's comment) and the head moved on.
-//! Also raw SQL on that database, to tamper with it and to look rows up.
+//! Reading it back: every row with its columns ([`rows`]). Also raw SQL on that database, to
+//! tamper with it and to look rows up.
 
 use aws_lc_rs::digest::{Context, SHA256};
 use serde_json::{Value, json};
@@ -24,7 +25,10 @@ pub struct Event {
 }
 
 impl Event {
-    /// The AuditEvent JSON stored for the event.
+    /// The AuditEvent JSON stored for the event, shaped as Kiln's (IHE BALP) so that its
+    /// columns are what `kiln audit verify` derives from it: the source agent (DICOM 110153)
+    /// names the client, the user agent (`UserOauthAgent`) the FHIR user and username, the
+    /// entities with role 1 and 4 the patient and the resource.
     pub fn body(&self) -> Value {
         let system = if self.type_code == "rest" {
             "http://terminology.hl7.org/CodeSystem/audit-event-type"
@@ -33,10 +37,26 @@ impl Event {
         };
         let mut entity: Vec<Value> = Vec::new();
         if let Some(patient) = self.patient {
-            entity.push(json!({"what": {"reference": format!("Patient/{patient}")}}));
+            entity.push(json!({
+                "what": {"reference": format!("Patient/{patient}")},
+                "role": {"code": "1"},
+            }));
         }
         if let Some(what) = self.entity {
-            entity.push(json!({"what": {"reference": what}}));
+            entity.push(json!({"what": {"reference": what}, "role": {"code": "4"}}));
+        }
+        let mut agent = vec![json!({
+            "type": {"coding": [{"code": "110153"}]},
+            "who": self.agent_client.map(|id| json!({"identifier": {"value": id}})),
+            "requestor": self.agent_user.is_none(),
+        })];
+        if self.agent_who.is_some() || self.agent_user.is_some() {
+            agent.push(json!({
+                "type": {"coding": [{"code": "UserOauthAgent"}]},
+                "who": self.agent_who.map(|r| json!({"reference": r})),
+                "altId": self.agent_user,
+                "requestor": true,
+            }));
         }
         json!({
             "resourceType": "AuditEvent",
@@ -46,11 +66,7 @@ impl Event {
             "action": self.action,
             "recorded": self.recorded,
             "outcome": self.outcome,
-            "agent": [{
-                "who": self.agent_who.map(|r| json!({"reference": r})),
-                "altId": self.agent_user,
-                "requestor": true,
-            }],
+            "agent": agent,
             "source": {"observer": {"display": "Kiln"}},
             "entity": entity,
         })
@@ -178,12 +194,66 @@ pub async fn seq_of(url: &str, event_id: &str) -> i64 {
 /// The events after `seq` on the database at `url`, in chain order: subtype, outcome and
 /// the stored AuditEvent.
 pub async fn after(url: &str, seq: i64) -> Vec<(Option<String>, String, Value)> {
-    const AFTER: &str =
-        "SELECT subtype, outcome, body FROM audit_events WHERE seq > $1 ORDER BY seq";
-    let rows: Vec<(Option<String>, String, Vec<u8>)> = with_pool!(url, pool => {
-        sqlx::query_as(AFTER).bind(seq).fetch_all(&pool).await.unwrap()
-    });
-    rows.into_iter()
-        .map(|(subtype, outcome, body)| (subtype, outcome, serde_json::from_slice(&body).unwrap()))
+    rows(url)
+        .await
+        .into_iter()
+        .filter(|row| row.seq > seq)
+        .map(|row| (row.subtype, row.outcome, row.body))
         .collect()
+}
+
+/// One stored `audit_events` row: every column, the body parsed (`body`) and as stored
+/// (`raw`, the bytes the hash covers).
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub seq: i64,
+    pub event_id: String,
+    pub recorded: i64,
+    pub type_code: String,
+    pub subtype: Option<String>,
+    pub action: String,
+    pub outcome: String,
+    pub agent_who: Option<String>,
+    pub agent_user: Option<String>,
+    pub agent_client: Option<String>,
+    pub patient: Option<String>,
+    pub entity: Option<String>,
+    pub body: Value,
+    pub raw: Vec<u8>,
+    pub hash: Vec<u8>,
+}
+
+/// Every row of the log of the database at `url`, in chain (seq) order.
+pub async fn rows(url: &str) -> Vec<Row> {
+    use sqlx::Row as _;
+    const SELECT: &str = "SELECT seq, event_id, recorded, type_code, subtype, action, outcome, \
+                          agent_who, agent_user, agent_client, patient, entity, body, hash \
+                          FROM audit_events ORDER BY seq";
+    macro_rules! read {
+        ($row:expr) => {{
+            let row = $row;
+            let raw: Vec<u8> = row.get("body");
+            Row {
+                seq: row.get("seq"),
+                event_id: row.get("event_id"),
+                recorded: row.get("recorded"),
+                type_code: row.get("type_code"),
+                subtype: row.get("subtype"),
+                action: row.get("action"),
+                outcome: row.get("outcome"),
+                agent_who: row.get("agent_who"),
+                agent_user: row.get("agent_user"),
+                agent_client: row.get("agent_client"),
+                patient: row.get("patient"),
+                entity: row.get("entity"),
+                body: serde_json::from_slice(&raw).expect("the body is JSON"),
+                raw,
+                hash: row.get("hash"),
+            }
+        }};
+    }
+    with_pool!(url, pool => {
+        let found = sqlx::query(SELECT).fetch_all(&pool).await.unwrap();
+        found.iter().map(|row| read!(row)).collect()
+    })
 }
