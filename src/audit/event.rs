@@ -388,7 +388,7 @@ impl Event {
     /// recorded now.
     pub fn row(&self, base: &str) -> AuditRow {
         let recorded = now_micros();
-        let event_id = uuid::Uuid::new_v4().to_string();
+        let event_id = uuid::Uuid::now_v7().to_string();
         let body = super::balp::audit_event(self, &event_id, recorded, base);
         let (_, type_code, _) = self.kind.type_coding();
         let (_, subtype, _) = self.kind.subtype_coding();

@@ -105,6 +105,16 @@ impl Recorder {
 /// The writer task: takes everything waiting (up to [`BATCH`]), appends it in one
 /// transaction and answers every request of the batch.
 async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
+    // On a SQLite file, a connection of its own: its page cache (the chain's index pages)
+    // stays warm between batches while the pool's connections only read.
+    let writer = match store.bulk_writer().await {
+        Ok(writer) => Some(writer),
+        Err(error) => {
+            tracing::warn!(%error, "the audit log appends through the shared pool");
+            None
+        }
+    };
+    let store = writer.as_ref().map_or(store, |writer| writer.store().clone());
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();

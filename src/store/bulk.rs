@@ -1,5 +1,6 @@
 //! Bulk loading (import): the connection an import writes through, its settings, and the
-//! wait for durability at the end.
+//! wait for durability at the end. The audit log's batched writer appends through such a
+//! connection too.
 
 use std::time::Duration;
 

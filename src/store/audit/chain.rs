@@ -7,8 +7,17 @@ use sqlx::QueryBuilder;
 use super::hash::link;
 use crate::store::{Store, StoreResult, Tx};
 
-/// Rows per multi-row INSERT: 14 parameters each, far below both engines' limits.
-const CHUNK_ROWS: usize = 200;
+/// Rows per multi-row INSERT on SQLite, at most: 14 parameters each, far below its limit.
+/// A batch goes in chunks of power-of-two sizes (13 rows: 8, 4, 1), so the few statements
+/// there are stay prepared in the connection's cache instead of one per batch size.
+const SQLITE_CHUNK_ROWS: usize = 512;
+
+/// PostgreSQL takes a batch in one fixed statement, one array per column.
+const PG_INSERT: &str = "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, \
+     action, outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) \
+     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], \
+     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
+     $13::bytea[], $14::bytea[])";
 
 /// One event as stored: the AuditEvent's bytes and the columns searches filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +38,7 @@ pub struct AuditRow {
     pub body: Vec<u8>,
 }
 
-/// One multi-row INSERT of `(seq, row, hash)` triples for database `$db`.
+/// One multi-row INSERT of `(seq, row, hash)` triples on SQLite.
 macro_rules! insert_rows {
     ($db:ty, $chunk:expr) => {{
         let mut sql = QueryBuilder::<$db>::new(
@@ -86,19 +95,54 @@ impl Tx {
             previous = hash.clone();
             linked.push((seq, row, hash));
         }
-        for chunk in linked.chunks(CHUNK_ROWS) {
-            match self {
-                Tx::Postgres(tx) => {
-                    insert_rows!(sqlx::Postgres, chunk)
-                        .build()
-                        .execute(&mut **tx)
-                        .await?;
-                }
-                Tx::Sqlite(tx) => {
+        match self {
+            Tx::Postgres(tx) => {
+                let column = |get: fn(&AuditRow) -> Option<&str>| -> Vec<Option<&str>> {
+                    linked.iter().map(|(_, row, _)| get(row)).collect()
+                };
+                sqlx::query(PG_INSERT)
+                    .bind(linked.iter().map(|(seq, _, _)| *seq).collect::<Vec<_>>())
+                    .bind(column(|row| Some(&row.event_id)))
+                    .bind(
+                        linked
+                            .iter()
+                            .map(|(_, row, _)| row.recorded)
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(column(|row| Some(&row.type_code)))
+                    .bind(column(|row| row.subtype.as_deref()))
+                    .bind(column(|row| Some(row.action)))
+                    .bind(column(|row| Some(row.outcome)))
+                    .bind(column(|row| row.agent_who.as_deref()))
+                    .bind(column(|row| row.agent_user.as_deref()))
+                    .bind(column(|row| row.agent_client.as_deref()))
+                    .bind(column(|row| row.patient.as_deref()))
+                    .bind(column(|row| row.entity.as_deref()))
+                    .bind(
+                        linked
+                            .iter()
+                            .map(|(_, row, _)| row.body.as_slice())
+                            .collect::<Vec<_>>(),
+                    )
+                    .bind(
+                        linked
+                            .iter()
+                            .map(|(_, _, hash)| hash.as_slice())
+                            .collect::<Vec<_>>(),
+                    )
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            Tx::Sqlite(tx) => {
+                let mut rest = linked.as_slice();
+                while !rest.is_empty() {
+                    let size = SQLITE_CHUNK_ROWS.min(1 << rest.len().ilog2());
+                    let (chunk, after) = rest.split_at(size);
                     insert_rows!(sqlx::Sqlite, chunk)
                         .build()
                         .execute(&mut **tx)
                         .await?;
+                    rest = after;
                 }
             }
         }
