@@ -114,7 +114,9 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
             None
         }
     };
-    let store = writer.as_ref().map_or(store, |writer| writer.store().clone());
+    let store = writer
+        .as_ref()
+        .map_or(store, |writer| writer.store().clone());
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
         let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();

@@ -2,7 +2,7 @@
 //! (`hash::link`) under the chain head's lock, inside the caller's write transaction (so a
 //! write and its events commit together) or in a transaction of its own (a batch of events).
 
-use sqlx::QueryBuilder;
+use sqlx::{QueryBuilder, Sqlite};
 
 use super::hash::link;
 use crate::store::{Store, StoreResult, Tx};
@@ -11,13 +11,6 @@ use crate::store::{Store, StoreResult, Tx};
 /// A batch goes in chunks of power-of-two sizes (13 rows: 8, 4, 1), so the few statements
 /// there are stay prepared in the connection's cache instead of one per batch size.
 const SQLITE_CHUNK_ROWS: usize = 512;
-
-/// PostgreSQL takes a batch in one fixed statement, one array per column.
-const PG_INSERT: &str = "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, \
-     action, outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) \
-     SELECT * FROM UNNEST($1::int8[], $2::text[], $3::int8[], $4::text[], $5::text[], \
-     $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-     $13::bytea[], $14::bytea[])";
 
 /// One event as stored: the AuditEvent's bytes and the columns searches filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,55 +31,87 @@ pub struct AuditRow {
     pub body: Vec<u8>,
 }
 
+/// PostgreSQL appends a batch in one statement (migration 0020's function, which links the
+/// rows itself), one array per column.
+const PG_APPEND: &str = "SELECT kiln_audit_append($1::text[], $2::int8[], $3::text[], $4::text[], \
+     $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
+     $12::bytea[])";
+
+/// Appends `rows` on PostgreSQL through `executor`: inside its transaction, or a commit of
+/// its own when it is the pool.
+async fn append_postgres<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    rows: &[AuditRow],
+) -> StoreResult<()> {
+    let column = |get: fn(&AuditRow) -> Option<&str>| -> Vec<Option<&str>> {
+        rows.iter().map(get).collect()
+    };
+    sqlx::query(PG_APPEND)
+        .bind(column(|row| Some(&row.event_id)))
+        .bind(rows.iter().map(|row| row.recorded).collect::<Vec<_>>())
+        .bind(column(|row| Some(&row.type_code)))
+        .bind(column(|row| row.subtype.as_deref()))
+        .bind(column(|row| Some(row.action)))
+        .bind(column(|row| Some(row.outcome)))
+        .bind(column(|row| row.agent_who.as_deref()))
+        .bind(column(|row| row.agent_user.as_deref()))
+        .bind(column(|row| row.agent_client.as_deref()))
+        .bind(column(|row| row.patient.as_deref()))
+        .bind(column(|row| row.entity.as_deref()))
+        .bind(
+            rows.iter()
+                .map(|row| row.body.as_slice())
+                .collect::<Vec<_>>(),
+        )
+        .execute(executor)
+        .await?;
+    Ok(())
+}
+
 /// One multi-row INSERT of `(seq, row, hash)` triples on SQLite.
-macro_rules! insert_rows {
-    ($db:ty, $chunk:expr) => {{
-        let mut sql = QueryBuilder::<$db>::new(
-            "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, action, \
-             outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) ",
-        );
-        sql.push_values($chunk, |mut values, (seq, row, hash)| {
-            values
-                .push_bind(*seq)
-                .push_bind(row.event_id.as_str())
-                .push_bind(row.recorded)
-                .push_bind(row.type_code.as_str())
-                .push_bind(row.subtype.as_deref())
-                .push_bind(row.action)
-                .push_bind(row.outcome)
-                .push_bind(row.agent_who.as_deref())
-                .push_bind(row.agent_user.as_deref())
-                .push_bind(row.agent_client.as_deref())
-                .push_bind(row.patient.as_deref())
-                .push_bind(row.entity.as_deref())
-                .push_bind(row.body.as_slice())
-                .push_bind(hash.as_slice());
-        });
-        sql
-    }};
+fn insert_rows(chunk: &[(i64, &AuditRow, Vec<u8>)]) -> QueryBuilder<Sqlite> {
+    let mut sql = QueryBuilder::new(
+        "INSERT INTO audit_events (seq, event_id, recorded, type_code, subtype, action, \
+         outcome, agent_who, agent_user, agent_client, patient, entity, body, hash) ",
+    );
+    sql.push_values(chunk, |mut values, (seq, row, hash)| {
+        values
+            .push_bind(*seq)
+            .push_bind(row.event_id.as_str())
+            .push_bind(row.recorded)
+            .push_bind(row.type_code.as_str())
+            .push_bind(row.subtype.as_deref())
+            .push_bind(row.action)
+            .push_bind(row.outcome)
+            .push_bind(row.agent_who.as_deref())
+            .push_bind(row.agent_user.as_deref())
+            .push_bind(row.agent_client.as_deref())
+            .push_bind(row.patient.as_deref())
+            .push_bind(row.entity.as_deref())
+            .push_bind(row.body.as_slice())
+            .push_bind(hash.as_slice());
+    });
+    sql
 }
 
 impl Tx {
     /// Appends `rows` to the chain in this transaction (not committed). Call it last, just
     /// before the commit: from here on the transaction holds the chain head's lock (on
-    /// PostgreSQL `FOR UPDATE`; SQLite's `BEGIN IMMEDIATE` already serializes writers), and
-    /// every other appender waits for it.
+    /// PostgreSQL `FOR UPDATE`, taken by migration 0020's function, which links the rows
+    /// in the database; SQLite's `BEGIN IMMEDIATE` already serializes writers, and the rows
+    /// are linked here), and every other appender waits for it.
     pub async fn append_audit(&mut self, rows: &[AuditRow]) -> StoreResult<()> {
         if rows.is_empty() {
             return Ok(());
         }
-        let (head_seq, head_hash): (i64, Vec<u8>) = match self {
-            Tx::Postgres(tx) => {
-                sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton FOR UPDATE")
-                    .fetch_one(&mut **tx)
-                    .await?
-            }
-            Tx::Sqlite(tx) => {
-                sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton")
-                    .fetch_one(&mut **tx)
-                    .await?
-            }
+        let tx = match self {
+            Tx::Postgres(tx) => return append_postgres(&mut **tx, rows).await,
+            Tx::Sqlite(tx) => tx,
         };
+        let (head_seq, head_hash): (i64, Vec<u8>) =
+            sqlx::query_as("SELECT seq, hash FROM audit_chain_head WHERE singleton")
+                .fetch_one(&mut **tx)
+                .await?;
         let mut previous = head_hash;
         let mut linked = Vec::with_capacity(rows.len());
         for (offset, row) in rows.iter().enumerate() {
@@ -95,75 +120,19 @@ impl Tx {
             previous = hash.clone();
             linked.push((seq, row, hash));
         }
-        match self {
-            Tx::Postgres(tx) => {
-                let column = |get: fn(&AuditRow) -> Option<&str>| -> Vec<Option<&str>> {
-                    linked.iter().map(|(_, row, _)| get(row)).collect()
-                };
-                sqlx::query(PG_INSERT)
-                    .bind(linked.iter().map(|(seq, _, _)| *seq).collect::<Vec<_>>())
-                    .bind(column(|row| Some(&row.event_id)))
-                    .bind(
-                        linked
-                            .iter()
-                            .map(|(_, row, _)| row.recorded)
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(column(|row| Some(&row.type_code)))
-                    .bind(column(|row| row.subtype.as_deref()))
-                    .bind(column(|row| Some(row.action)))
-                    .bind(column(|row| Some(row.outcome)))
-                    .bind(column(|row| row.agent_who.as_deref()))
-                    .bind(column(|row| row.agent_user.as_deref()))
-                    .bind(column(|row| row.agent_client.as_deref()))
-                    .bind(column(|row| row.patient.as_deref()))
-                    .bind(column(|row| row.entity.as_deref()))
-                    .bind(
-                        linked
-                            .iter()
-                            .map(|(_, row, _)| row.body.as_slice())
-                            .collect::<Vec<_>>(),
-                    )
-                    .bind(
-                        linked
-                            .iter()
-                            .map(|(_, _, hash)| hash.as_slice())
-                            .collect::<Vec<_>>(),
-                    )
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Tx::Sqlite(tx) => {
-                let mut rest = linked.as_slice();
-                while !rest.is_empty() {
-                    let size = SQLITE_CHUNK_ROWS.min(1 << rest.len().ilog2());
-                    let (chunk, after) = rest.split_at(size);
-                    insert_rows!(sqlx::Sqlite, chunk)
-                        .build()
-                        .execute(&mut **tx)
-                        .await?;
-                    rest = after;
-                }
-            }
+        let mut rest = linked.as_slice();
+        while !rest.is_empty() {
+            let size = SQLITE_CHUNK_ROWS.min(1 << rest.len().ilog2());
+            let (chunk, after) = rest.split_at(size);
+            insert_rows(chunk).build().execute(&mut **tx).await?;
+            rest = after;
         }
         let last = head_seq + rows.len() as i64;
-        const MOVE_HEAD: &str = "UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE singleton";
-        match self {
-            Tx::Postgres(tx) => {
-                sqlx::query(MOVE_HEAD)
-                    .bind(last)
-                    .bind(previous)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-            Tx::Sqlite(tx) => {
-                sqlx::query(MOVE_HEAD)
-                    .bind(last)
-                    .bind(previous)
-                    .execute(&mut **tx)
-                    .await?;
-            }
-        }
+        sqlx::query("UPDATE audit_chain_head SET seq = $1, hash = $2 WHERE singleton")
+            .bind(last)
+            .bind(previous)
+            .execute(&mut **tx)
+            .await?;
         Ok(())
     }
 }
@@ -178,8 +147,12 @@ impl Tx {
 }
 
 impl Store {
-    /// Appends `rows` in a transaction of their own (one commit for the whole batch).
+    /// Appends `rows` in a transaction of their own (one commit for the whole batch; on
+    /// PostgreSQL one statement).
     pub async fn append_audit(&self, rows: &[AuditRow]) -> StoreResult<()> {
+        if let Store::Postgres(pool) = self {
+            return append_postgres(pool, rows).await;
+        }
         let mut tx = self.begin().await?;
         tx.append_audit(rows).await?;
         tx.commit().await
