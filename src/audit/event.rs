@@ -428,6 +428,21 @@ pub struct Detail {
     pub version: Option<i64>,
 }
 
+/// A response extension left by `POST _search`: its query string and its form body's
+/// criteria as one query string, recorded instead of the URL's query alone.
+#[derive(Debug, Clone)]
+pub struct SearchQuery(pub String);
+
+impl SearchQuery {
+    pub fn of(params: &[(String, String)]) -> SearchQuery {
+        SearchQuery(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(params)
+                .finish(),
+        )
+    }
+}
+
 /// The origin of any request: its peer address (when the server knows it) and
 /// `X-Request-ID`.
 impl<S: Send + Sync> axum::extract::FromRequestParts<S> for Origin {

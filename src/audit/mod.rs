@@ -10,7 +10,7 @@ pub mod recorder;
 pub mod switch;
 
 pub use event::{
-    Action, Agent, Detail, Entity, Event, Kind, Origin, Outcome, RecordedWithWrite, Security,
-    Subject,
+    Action, Agent, Detail, Entity, Event, Kind, Origin, Outcome, RecordedWithWrite, SearchQuery,
+    Security, Subject,
 };
 pub use recorder::{AuditUnavailable, Recorder};

@@ -10,7 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 use crate::access::reach::Access;
-use crate::audit::{Agent, Detail, Entity, Event, Origin, Outcome, RecordedWithWrite};
+use crate::audit::{Agent, Detail, Entity, Event, Origin, Outcome, RecordedWithWrite, SearchQuery};
 use crate::fhir::outcome::FhirError;
 use crate::state::AppState;
 
@@ -41,7 +41,12 @@ pub async fn record(State(state): State<AppState>, mut request: Request, next: N
     event.entity = route.entity;
     event.patient = route.patient;
     if route.interaction.starts_with("search") || route.interaction == "operation" {
-        event.query = query.filter(|query| !query.is_empty());
+        event.query = response
+            .extensions()
+            .get::<SearchQuery>()
+            .map(|posted| posted.0.clone())
+            .or(query)
+            .filter(|query| !query.is_empty());
         if event.patient.is_none() {
             event.patient = event.query.as_deref().and_then(patient_param);
         }

@@ -3,8 +3,9 @@
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 
+use crate::audit::SearchQuery;
 use crate::engine::search::{SearchRequest, searchset};
 use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::http::extract::{BoundedBody, CompartmentPath, TypePath};
@@ -36,17 +37,21 @@ pub async fn search_type_post(
     TypePath(resource_type): TypePath,
     headers: HeaderMap,
     BoundedBody(body): BoundedBody,
-) -> FhirResult<Response> {
-    let params = form_params(&request, &headers, &body)?;
-    search(
+) -> Response {
+    let params = match form_params(&request, &headers, &body) {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let answer = search(
         &state,
         &request,
         &headers,
         Some(&resource_type),
-        params,
+        params.clone(),
         None,
     )
-    .await
+    .await;
+    with_search_query(answer, &params)
 }
 
 pub async fn search_system(
@@ -63,9 +68,13 @@ pub async fn search_system_post(
     request: FhirRequest,
     headers: HeaderMap,
     BoundedBody(body): BoundedBody,
-) -> FhirResult<Response> {
-    let params = form_params(&request, &headers, &body)?;
-    search(&state, &request, &headers, None, params, None).await
+) -> Response {
+    let params = match form_params(&request, &headers, &body) {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let answer = search(&state, &request, &headers, None, params.clone(), None).await;
+    with_search_query(answer, &params)
 }
 
 /// `GET Patient/[id]/[type]`: a search within one Patient's compartment.
@@ -88,6 +97,17 @@ pub async fn search_compartment(
         Some(&patient),
     )
     .await
+}
+
+/// The answer of a `POST _search`, carrying its criteria for the audit log (the URL alone
+/// does not hold them).
+pub(super) fn with_search_query(
+    answer: FhirResult<Response>,
+    params: &[(String, String)],
+) -> Response {
+    let mut response = answer.unwrap_or_else(IntoResponse::into_response);
+    response.extensions_mut().insert(SearchQuery::of(params));
+    response
 }
 
 /// The query string and an `application/x-www-form-urlencoded` body, together.

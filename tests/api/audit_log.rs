@@ -6,6 +6,8 @@
 use std::collections::HashSet;
 
 use aws_lc_rs::digest::{Context, SHA256};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use oauth2::TokenResponse;
 use serde_json::{Value, json};
 
@@ -188,6 +190,17 @@ async fn every_interaction_has_its_event(backend: Backend) {
             .status()
             .as_u16(),
     );
+    // A search whose criteria travel in a form body: the URL's query alone would hide them.
+    let posted = server
+        .client
+        .post(server.url("Observation/_search?patient=pa"))
+        .bearer_auth(t.unwrap())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("code=height&status=final")
+        .send()
+        .await
+        .unwrap();
+    ok(posted.status().as_u16());
     let observation = json!({"resourceType": "Observation", "status": "final",
         "code": {"text": "height"}, "subject": {"reference": "Patient/pa"}});
     let created = expect_json(
@@ -274,10 +287,27 @@ async fn every_interaction_has_its_event(backend: Backend) {
         vread.body["entity"][1]["what"]["reference"],
         "Observation/obs-a/_history/1"
     );
-    let search = one("search-type");
-    assert_eq!(search.action, "E");
-    assert_eq!(search.patient.as_deref(), Some("pa"));
-    assert_eq!(search.entity, None);
+    let searches = rest(&events, "search-type");
+    assert_eq!(searches.len(), 2, "{searches:?}");
+    let queries: Vec<String> = searches
+        .iter()
+        .map(|search| {
+            assert_eq!(search.action, "E");
+            assert_eq!(search.patient.as_deref(), Some("pa"));
+            assert_eq!(search.entity, None);
+            let query = search.body["entity"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find_map(|entity| entity["query"].as_str())
+                .expect("a query entity");
+            String::from_utf8(STANDARD.decode(query).unwrap()).unwrap()
+        })
+        .collect();
+    assert_eq!(
+        queries,
+        ["patient=pa", "patient=pa&code=height&status=final"]
+    );
     let history = one("history-instance");
     assert_eq!(history.patient.as_deref(), Some("pa"));
     let everything = one("operation");

@@ -10,7 +10,7 @@ pub mod params;
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::access::scope::Permission;
@@ -39,9 +39,13 @@ pub async fn search_post(
     request: FhirRequest,
     headers: HeaderMap,
     BoundedBody(body): BoundedBody,
-) -> FhirResult<Response> {
-    let params = super::search::form_params(&request, &headers, &body)?;
-    answer_search(&state, &request, &headers, &params).await
+) -> Response {
+    let params = match super::search::form_params(&request, &headers, &body) {
+        Ok(params) => params,
+        Err(error) => return error.into_response(),
+    };
+    let answer = answer_search(&state, &request, &headers, &params).await;
+    super::search::with_search_query(answer, &params)
 }
 
 pub async fn read(
