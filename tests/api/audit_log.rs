@@ -152,8 +152,8 @@ async fn every_interaction_has_its_event(backend: Backend) {
     let token = authorize(&server, &app, scope, None, &Answers::allow("doc", "pw-1"))
         .await
         .unwrap();
-    let t = access_token(&token);
-    let t = Some(t.as_str());
+    let bearer = access_token(&token);
+    let t = Some(bearer.as_str());
     use reqwest::Method;
     let ok = |status: u16| assert!((200..300).contains(&status), "status {status}");
     ok(call(&server, Method::GET, t, "metadata", None)
@@ -194,7 +194,7 @@ async fn every_interaction_has_its_event(backend: Backend) {
     let posted = server
         .client
         .post(server.url("Observation/_search?patient=pa"))
-        .bearer_auth(t.unwrap())
+        .bearer_auth(&bearer)
         .header("content-type", "application/x-www-form-urlencoded")
         .body("code=height&status=final")
         .send()
