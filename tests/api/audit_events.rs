@@ -94,6 +94,17 @@ fn assert_cli_agent(row: &Row) {
     assert!(user.starts_with("kiln CLI"), "{row:?}");
 }
 
+/// The `admin-action` events about `entity`: `count` of them, each by the command line, the
+/// first a successful alert naming `entity` first.
+async fn cli_actions(db: &TestDb, entity: &str, count: usize) -> Vec<Row> {
+    let events = about(db, "admin-action", entity).await;
+    assert_eq!(events.len(), count, "{events:?}");
+    events.iter().for_each(assert_cli_agent);
+    let user = events[0].agent_user.as_deref().unwrap();
+    assert_alert(&events[0], "admin-action", "0", user, entity);
+    events
+}
+
 /// `kiln audit verify` on the server's database: it passes and counts every event.
 fn assert_chain_verifies(server: &Server, events: usize) {
     let output = Command::new(kiln_bin())
@@ -484,16 +495,7 @@ async fn set_up_commands_are_recorded_without_secrets(backend: Backend) {
     let client_id = added["client_id"].as_str().unwrap();
     let secret = added["client_secret"].as_str().unwrap();
     let entity = format!("client:{client_id}");
-    let events = about(&server.db, "admin-action", &entity).await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_alert(
-        &events[0],
-        "admin-action",
-        "0",
-        events[0].agent_user.as_deref().unwrap(),
-        &entity,
-    );
-    assert_cli_agent(&events[0]);
+    let events = cli_actions(&server.db, &entity, 1).await;
     let text = description(&events[0]);
     assert!(text.contains("client added"), "{text}");
     assert!(text.contains("confidential-symmetric"), "{text}");
@@ -510,10 +512,8 @@ async fn set_up_commands_are_recorded_without_secrets(backend: Backend) {
         "p1",
     ]);
     let token = launch["launch"].as_str().unwrap();
-    let events = about(&server.db, "admin-action", &entity).await;
-    assert_eq!(events.len(), 2, "{events:?}");
+    let events = cli_actions(&server.db, &entity, 2).await;
     let launched = &events[1];
-    assert_cli_agent(launched);
     assert_eq!(launched.patient.as_deref(), Some("p1"), "{launched:?}");
     let text = description(launched);
     assert!(
@@ -525,16 +525,7 @@ async fn set_up_commands_are_recorded_without_secrets(backend: Backend) {
     let rotated = server.kiln(&["keys", "rotate"]);
     let kid = rotated["kid"].as_str().unwrap();
     let key = format!("key:{kid}");
-    let events = about(&server.db, "admin-action", &key).await;
-    assert_eq!(events.len(), 1, "{events:?}");
-    assert_alert(
-        &events[0],
-        "admin-action",
-        "0",
-        events[0].agent_user.as_deref().unwrap(),
-        &key,
-    );
-    assert_cli_agent(&events[0]);
+    let events = cli_actions(&server.db, &key, 1).await;
     assert!(description(&events[0]).contains("signing key rotated"));
 
     // `kiln import`: about the files, with what was stored (the harness's import of p1
