@@ -940,24 +940,17 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
             .body(body.to_string())
     };
     let client = &server.client;
+    // Bob's request with his writing token, answered with `status` and JSON.
+    let as_writer = async |request: reqwest::RequestBuilder, status: u16| {
+        expect_json(send(request, &writer).await.unwrap(), status).await
+    };
     // Bob reads p1, writes an Observation about p1, searches p1's Observations, reads p2,
     // is refused an update of p1 with a read-only token, and deletes the Observation.
-    expect_json(
-        send(client.get(server.url("Patient/p1")), &writer)
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    as_writer(client.get(server.url("Patient/p1")), 200).await;
     let observation = json!({"resourceType": "Observation", "status": "final",
         "code": {"text": "weight"}, "subject": {"reference": "Patient/p1"}});
-    let created = expect_json(
-        send(
-            fhir(client.post(server.url("Observation")), &observation),
-            &writer,
-        )
-        .await
-        .unwrap(),
+    let created = as_writer(
+        fhir(client.post(server.url("Observation")), &observation),
         201,
     )
     .await;
@@ -965,27 +958,9 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
     let obs = format!("Observation/{id}");
     let mut amended = created.clone();
     amended["status"] = json!("amended");
-    expect_json(
-        send(fhir(client.put(server.url(&obs)), &amended), &writer)
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    expect_json(
-        send(client.get(server.url("Observation?patient=p1")), &writer)
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
-    expect_json(
-        send(client.get(server.url("Patient/p2")), &writer)
-            .await
-            .unwrap(),
-        200,
-    )
-    .await;
+    as_writer(fhir(client.put(server.url(&obs)), &amended), 200).await;
+    as_writer(client.get(server.url("Observation?patient=p1")), 200).await;
+    as_writer(client.get(server.url("Patient/p2")), 200).await;
     let p1 = json!({"resourceType": "Patient", "id": "p1", "active": false});
     expect_outcome(
         send(fhir(client.put(server.url("Patient/p1")), &p1), &reader)
