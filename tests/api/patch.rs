@@ -256,47 +256,22 @@ async fn if_match_guards_a_patch(backend: Backend) {
     let (id, _) = created_patient(&server, "Versioned").await;
     let path = format!("Patient/{id}");
     let document = json!([{"op": "replace", "path": "/name/0/family", "value": "Changed"}]);
-    let stale = send_patch(
-        &server,
-        &path,
-        JSON_PATCH,
-        &document,
-        &[("if-match", "W/\"2\"")],
-    )
-    .await;
+    let patch_if = async |tag: &str| {
+        send_patch(&server, &path, JSON_PATCH, &document, &[("if-match", tag)]).await
+    };
+    let stale = patch_if("W/\"2\"").await;
     let outcome = expect_outcome(stale, 412).await;
     assert!(outcome.to_string().contains("version"), "{outcome}");
     assert_eq!(current(&server, &path).await["meta"]["versionId"], "1");
 
-    let fresh = send_patch(
-        &server,
-        &path,
-        JSON_PATCH,
-        &document,
-        &[("if-match", "W/\"1\"")],
-    )
-    .await;
+    let fresh = patch_if("W/\"1\"").await;
     let patched = expect_json(fresh, 200).await;
     assert_eq!(patched["meta"]["versionId"], "2");
     assert_eq!(patched["name"][0]["family"], "Changed");
     // The version it matched is gone now.
-    let again = send_patch(
-        &server,
-        &path,
-        JSON_PATCH,
-        &document,
-        &[("if-match", "W/\"1\"")],
-    )
-    .await;
+    let again = patch_if("W/\"1\"").await;
     expect_outcome(again, 412).await;
-    let bad_tag = send_patch(
-        &server,
-        &path,
-        JSON_PATCH,
-        &document,
-        &[("if-match", "nope")],
-    )
-    .await;
+    let bad_tag = patch_if("nope").await;
     expect_outcome(bad_tag, 400).await;
 }
 
