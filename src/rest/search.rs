@@ -42,16 +42,17 @@ pub async fn search_type_post(
         Ok(params) => params,
         Err(error) => return error.into_response(),
     };
+    let query = SearchQuery::of(&params);
     let answer = search(
         &state,
         &request,
         &headers,
         Some(&resource_type),
-        params.clone(),
+        params,
         None,
     )
     .await;
-    with_search_query(answer, &params)
+    with_search_query(answer, query)
 }
 
 pub async fn search_system(
@@ -73,8 +74,9 @@ pub async fn search_system_post(
         Ok(params) => params,
         Err(error) => return error.into_response(),
     };
-    let answer = search(&state, &request, &headers, None, params.clone(), None).await;
-    with_search_query(answer, &params)
+    let query = SearchQuery::of(&params);
+    let answer = search(&state, &request, &headers, None, params, None).await;
+    with_search_query(answer, query)
 }
 
 /// `GET Patient/[id]/[type]`: a search within one Patient's compartment.
@@ -101,12 +103,9 @@ pub async fn search_compartment(
 
 /// The answer of a `POST _search`, carrying its criteria for the audit log (the URL alone
 /// does not hold them).
-pub(super) fn with_search_query(
-    answer: FhirResult<Response>,
-    params: &[(String, String)],
-) -> Response {
+pub(super) fn with_search_query(answer: FhirResult<Response>, query: SearchQuery) -> Response {
     let mut response = answer.unwrap_or_else(IntoResponse::into_response);
-    response.extensions_mut().insert(SearchQuery::of(params));
+    response.extensions_mut().insert(query);
     response
 }
 

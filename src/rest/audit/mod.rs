@@ -45,7 +45,7 @@ pub async fn search_post(
         Err(error) => return error.into_response(),
     };
     let answer = answer_search(&state, &request, &headers, &params).await;
-    super::search::with_search_query(answer, &params)
+    super::search::with_search_query(answer, crate::audit::SearchQuery::of(&params))
 }
 
 pub async fn read(
