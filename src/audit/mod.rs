@@ -7,6 +7,7 @@
 pub mod balp;
 pub mod event;
 pub mod recorder;
+pub mod spool;
 pub mod switch;
 
 pub use event::{

@@ -1,23 +1,43 @@
 //! The durable, batched writer of the events that are not written with a resource (reads,
-//! searches, operations, refusals, security events). A request hands its event to one
-//! writer task and waits: the task appends everything waiting in one transaction (group
-//! commit), then answers each request. The queue is bounded: when it is full, requests wait
-//! for room. When the log cannot be written the request gets [`AuditUnavailable`] (a 503)
-//! and no answer: an event is never dropped silently.
+//! searches, operations, refusals, security events). A request hands its event over and
+//! waits until it is durable; the queue is bounded, so when it is full requests wait for
+//! room. When the log cannot be written the request gets [`AuditUnavailable`] (a 503) and no
+//! answer: an event is never dropped silently. Two ways to durability:
+//!
+//! - With a spool (`kiln serve` on a SQLite file, or with `--audit-spool-dir`): one thread
+//!   writes everything waiting to the spool file and syncs it once (group commit), then
+//!   answers; a task loads the spooled events into the table in large batches, and a search
+//!   of the log first waits for it ([`Recorder::settled`]).
+//! - Without ([`Recorder::start`]): one task appends everything waiting to the table in one
+//!   transaction, then answers.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::event::Event;
+use super::spool::{Leftover, Spool};
 use crate::fhir::outcome::{FhirError, IssueCode};
 use crate::store::Store;
 use crate::store::audit::chain::AuditRow;
 
 /// Events waiting for the writer, at most: beyond this, requests wait (backpressure).
 const QUEUE: usize = 4096;
-/// Events per transaction, at most.
+/// Events per transaction (or per spool sync), at most.
 const BATCH: usize = 512;
+/// Synced batches (of up to [`BATCH`] events) waiting for the loader, at most: beyond this
+/// the spool waits for it.
+const LOAD_QUEUE: usize = 64;
+/// Events per load into the table, at most.
+const LOAD_BATCH: usize = 4096;
+/// The shortest time between two loads: fewer, larger commits, so the readers' page caches
+/// (which a SQLite commit clears) stay warm.
+const LOAD_PAUSE: Duration = Duration::from_millis(200);
+/// How long [`Recorder::settled`] waits for the table to catch up with the spool.
+const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
 /// The audit log could not be written: the request must fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +66,7 @@ struct Pending {
     done: oneshot::Sender<Result<(), AuditUnavailable>>,
 }
 
-/// Hands events to the writer task; cheap to clone. Off (`--disable-audit`): records nothing.
+/// Hands events to the writer; cheap to clone. Off (`--disable-audit`): records nothing.
 #[derive(Clone)]
 pub struct Recorder {
     inner: Option<Arc<Inner>>,
@@ -56,11 +76,34 @@ struct Inner {
     queue: mpsc::Sender<Pending>,
     /// The FHIR base URL: the events' observer.
     base: String,
+    /// With a spool: how far the table has caught up with it.
+    progress: Option<Arc<Progress>>,
+}
+
+/// Events spooled and loaded so far, for [`Recorder::settled`] and the backlog metric.
+struct Progress {
+    spooled: AtomicU64,
+    loaded: watch::Sender<u64>,
+    /// Wakes the loader out of its pause between loads.
+    hurry: Notify,
+}
+
+impl Progress {
+    fn backlog(&self) -> u64 {
+        self.spooled
+            .load(Ordering::Acquire)
+            .saturating_sub(*self.loaded.borrow())
+    }
+
+    fn publish(&self) {
+        metrics::gauge!(crate::telemetry::AUDIT_BACKLOG).set(self.backlog() as f64);
+    }
 }
 
 impl Recorder {
-    /// A recorder appending to `store`'s log, its writer task spawned on the current runtime;
-    /// `enabled == false` records nothing.
+    /// A recorder appending to `store`'s log, its writer task spawned on the current runtime:
+    /// each batch is committed to the table before its requests are answered. `enabled ==
+    /// false` records nothing.
     pub fn start(store: Store, base: String, enabled: bool) -> Recorder {
         if !enabled {
             return Recorder { inner: None };
@@ -68,8 +111,40 @@ impl Recorder {
         let (queue, receiver) = mpsc::channel(QUEUE);
         tokio::spawn(write_batches(store, receiver));
         Recorder {
-            inner: Some(Arc::new(Inner { queue, base })),
+            inner: Some(Arc::new(Inner {
+                queue,
+                base,
+                progress: None,
+            })),
         }
+    }
+
+    /// A recorder writing through the spool in `dir` (opened and locked here; fails when
+    /// another server holds it): each batch is synced to the spool before its requests are
+    /// answered, and loaded into `store`'s table in large batches by a task spawned on the
+    /// current runtime, which first loads what earlier runs left in the spool.
+    pub fn spooled(store: Store, base: String, dir: &Path) -> std::io::Result<Recorder> {
+        let (spool, leftovers) = Spool::open(dir)?;
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let (loads, loader) = mpsc::channel(LOAD_QUEUE);
+        let left: usize = leftovers.iter().map(|leftover| leftover.rows.len()).sum();
+        let progress = Arc::new(Progress {
+            spooled: AtomicU64::new(left as u64),
+            loaded: watch::Sender::new(0),
+            hurry: Notify::new(),
+        });
+        let writer = progress.clone();
+        std::thread::Builder::new()
+            .name("kiln-audit-spool".to_owned())
+            .spawn(move || spool_batches(spool, receiver, loads, &writer))?;
+        tokio::spawn(load_batches(store, leftovers, loader, progress.clone()));
+        Ok(Recorder {
+            inner: Some(Arc::new(Inner {
+                queue,
+                base,
+                progress: Some(progress),
+            })),
+        })
     }
 
     /// Whether events are recorded.
@@ -83,7 +158,7 @@ impl Recorder {
         self.inner.as_ref().map(|inner| event.row(&inner.base))
     }
 
-    /// Appends `event` and returns once it is committed.
+    /// Appends `event` and returns once it is durable (committed, or synced to the spool).
     pub async fn record(&self, event: Event) -> Result<(), AuditUnavailable> {
         let Some(inner) = &self.inner else {
             return Ok(());
@@ -100,20 +175,35 @@ impl Recorder {
             .map_err(|_| AuditUnavailable)?;
         committed.await.map_err(|_| AuditUnavailable)?
     }
+
+    /// Returns once every event recorded before the call is in the searchable table (at once
+    /// without a spool), or fails after [`SETTLE_WAIT`]: a search of the log sees every
+    /// request this server has answered.
+    pub async fn settled(&self) -> Result<(), AuditUnavailable> {
+        let Some(progress) = self
+            .inner
+            .as_ref()
+            .and_then(|inner| inner.progress.as_ref())
+        else {
+            return Ok(());
+        };
+        let target = progress.spooled.load(Ordering::Acquire);
+        let mut loaded = progress.loaded.subscribe();
+        if *loaded.borrow() >= target {
+            return Ok(());
+        }
+        progress.hurry.notify_one();
+        match tokio::time::timeout(SETTLE_WAIT, loaded.wait_for(|loaded| *loaded >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(AuditUnavailable),
+        }
+    }
 }
 
 /// The writer task: takes everything waiting (up to [`BATCH`]), appends it in one
 /// transaction and answers every request of the batch.
 async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
-    // On a SQLite file, a connection of its own: its page cache (the chain's index pages)
-    // stays warm between batches while the pool's connections only read.
-    let writer = match store.bulk_writer().await {
-        Ok(writer) => Some(writer),
-        Err(error) => {
-            tracing::warn!(%error, "the audit log appends through the shared pool");
-            None
-        }
-    };
+    let writer = own_connection(&store).await;
     let store = writer
         .as_ref()
         .map_or(store, |writer| writer.store().clone());
@@ -130,5 +220,163 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
         for pending in batch.drain(..) {
             let _ = pending.done.send(result);
         }
+    }
+}
+
+/// On a SQLite file, a connection of the log's own: its page cache (the chain's index pages)
+/// stays warm between batches while the pool's connections only read.
+async fn own_connection(store: &Store) -> Option<crate::store::BulkWriter> {
+    match store.bulk_writer().await {
+        Ok(writer) => Some(writer),
+        Err(error) => {
+            tracing::warn!(%error, "the audit log appends through the shared pool");
+            None
+        }
+    }
+}
+
+/// What the spool's thread hands the loader: a batch of events it synced, and the segment
+/// it sealed after them, if it did (deleted once they are loaded).
+struct Synced {
+    rows: Vec<AuditRow>,
+    sealed: Option<PathBuf>,
+}
+
+/// The spool's thread: takes everything waiting (up to [`BATCH`]), writes and syncs it in
+/// one go, answers every request of the batch, then hands the events to the loader (waiting
+/// for room when it is behind: backpressure).
+fn spool_batches(
+    mut spool: Spool,
+    mut receiver: mpsc::Receiver<Pending>,
+    loads: mpsc::Sender<Synced>,
+    progress: &Progress,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    while let Some(first) = receiver.blocking_recv() {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match receiver.try_recv() {
+                Ok(pending) => batch.push(pending),
+                Err(_) => break,
+            }
+        }
+        let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();
+        let sealed = match spool.append(&rows) {
+            Ok(sealed) => sealed,
+            Err(error) => {
+                tracing::error!(%error, events = rows.len(), "the audit spool could not be written");
+                for pending in batch.drain(..) {
+                    let _ = pending.done.send(Err(AuditUnavailable));
+                }
+                continue;
+            }
+        };
+        progress
+            .spooled
+            .fetch_add(rows.len() as u64, Ordering::AcqRel);
+        progress.publish();
+        for pending in batch.drain(..) {
+            let _ = pending.done.send(Ok(()));
+        }
+        if loads.blocking_send(Synced { rows, sealed }).is_err() {
+            return;
+        }
+    }
+}
+
+/// The loader task: loads the `leftovers` of earlier runs, then appends what the spool
+/// synced to the table, in one transaction per load, at most one load per [`LOAD_PAUSE`]
+/// unless someone waits for it ([`Recorder::settled`]) or a full load is waiting; retries a
+/// failed load until it succeeds (the events are safe in the spool meanwhile, and the
+/// spool's thread waits once [`LOAD_QUEUE`] are waiting).
+async fn load_batches(
+    store: Store,
+    leftovers: Vec<Leftover>,
+    mut loader: mpsc::Receiver<Synced>,
+    progress: Arc<Progress>,
+) {
+    let writer = own_connection(&store).await;
+    let store = writer
+        .as_ref()
+        .map_or(store, |writer| writer.store().clone());
+    for leftover in leftovers {
+        load_leftover(&store, leftover, &progress).await;
+    }
+    let mut last_load = Instant::now();
+    while let Some(first) = loader.recv().await {
+        let mut rows = first.rows;
+        let mut sealed: Vec<PathBuf> = first.sealed.into_iter().collect();
+        let pause = LOAD_PAUSE.saturating_sub(last_load.elapsed());
+        if !pause.is_zero() {
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                () = progress.hurry.notified() => {}
+            }
+        }
+        while rows.len() < LOAD_BATCH {
+            let Ok(next) = loader.try_recv() else {
+                break;
+            };
+            rows.extend(next.rows);
+            sealed.extend(next.sealed);
+        }
+        append_until_stored(&store, &rows).await;
+        last_load = Instant::now();
+        progress
+            .loaded
+            .send_modify(|loaded| *loaded += rows.len() as u64);
+        progress.publish();
+        for path in sealed {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "cannot delete a loaded audit spool segment");
+            }
+        }
+    }
+}
+
+/// Appends `rows` to the table, retrying (1 s, 2 s, … up to 30 s apart) until it succeeds.
+async fn append_until_stored(store: &Store, rows: &[AuditRow]) {
+    let mut wait = Duration::from_secs(1);
+    while let Err(error) = store.append_audit(rows).await {
+        tracing::error!(%error, events = rows.len(), retry_in = ?wait, "the audit spool could not be loaded into the audit log");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Loads the events of a segment an earlier run left (those not in the table yet: that run
+/// may have stopped between a load's commit and deleting its segment), then deletes it.
+async fn load_leftover(store: &Store, leftover: Leftover, progress: &Progress) {
+    for chunk in leftover.rows.chunks(LOAD_BATCH) {
+        let ids: Vec<&str> = chunk.iter().map(|row| row.event_id.as_str()).collect();
+        let mut wait = Duration::from_secs(1);
+        let known = loop {
+            match store.audit_known_ids(&ids).await {
+                Ok(known) => break known,
+                Err(error) => {
+                    tracing::error!(%error, retry_in = ?wait, "cannot read the audit log to load the spool");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        };
+        let missing: Vec<AuditRow> = chunk
+            .iter()
+            .filter(|row| !known.contains(&row.event_id))
+            .cloned()
+            .collect();
+        append_until_stored(store, &missing).await;
+        tracing::info!(
+            events = missing.len(),
+            segment = %leftover.path.display(),
+            "loaded audit events an earlier run left in the spool"
+        );
+        progress
+            .loaded
+            .send_modify(|loaded| *loaded += chunk.len() as u64);
+        progress.publish();
+    }
+    if let Err(error) = std::fs::remove_file(&leftover.path) {
+        tracing::warn!(%error, path = %leftover.path.display(), "cannot delete a loaded audit spool segment");
     }
 }

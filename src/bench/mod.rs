@@ -493,6 +493,8 @@ struct Server {
     worker: tokio::task::JoinHandle<()>,
     /// The export files, removed with the server.
     _exports: dataset::TempPath,
+    /// The audit spool, removed with the server.
+    _spool: dataset::TempPath,
 }
 
 impl Server {
@@ -508,6 +510,10 @@ impl Server {
         let exports = dataset::TempPath::new("-exports");
         let mut config = serve_config(address, &exports.0)?;
         config.disable_audit = !audit;
+        // Where `kiln serve` puts it on a SQLite file (beside it), and what
+        // `--audit-spool-dir` gives a PostgreSQL server: local, durable storage.
+        let spool = dataset::TempPath::new("-audit-spool");
+        config.audit_spool_dir = Some(spool.0.clone());
         let state = crate::app::state(store, config, None)?;
         let worker = crate::bulk::worker::spawn(state.clone());
         let app = router(state);
@@ -525,6 +531,7 @@ impl Server {
             task,
             worker,
             _exports: exports,
+            _spool: spool,
         })
     }
 
@@ -666,6 +673,7 @@ fn serve_config(address: SocketAddr, exports: &std::path::Path) -> BenchResult<S
         tls_key: None,
         sqlite_max_bytes: None,
         disable_audit: false,
+        audit_spool_dir: None,
         // The benchmark measures the data path; token checks are measured separately.
         auth: crate::config::AuthConfig {
             access_token_lifetime: 3600,

@@ -13,7 +13,7 @@ use crate::sample;
 use crate::state::replicas::ReadReplica;
 use crate::store::Store;
 
-pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
+pub async fn serve(database: DatabaseArgs, mut config: ServeConfig) -> CliResult {
     // Before the sample data loads, so the import counter sees it.
     if !config.metrics.disable_metrics {
         crate::telemetry::install();
@@ -28,6 +28,14 @@ pub async fn serve(database: DatabaseArgs, config: ServeConfig) -> CliResult {
     // Before anything is served: a start without auditing leaves its own event.
     crate::audit::switch::record_start(&store, &config.fhir_base(), !config.disable_audit).await?;
     crate::engine::reindex::ensure_current(&store).await?;
+    // On a SQLite file the audit spool sits beside it, on the same durable storage.
+    if config.audit_spool_dir.is_none()
+        && let Some(file) = store.sqlite_path()
+    {
+        let mut dir = file.into_os_string();
+        dir.push("-audit-spool");
+        config.audit_spool_dir = Some(dir.into());
+    }
     // A sandbox deployment gives developers the sample patients to try their apps on.
     if config.load_sample_data || config.onboarding.sandbox {
         let audit = (!config.disable_audit).then(|| config.fhir_base());

@@ -48,6 +48,8 @@ pub struct Shared {
 pub enum StateError {
     Storage(StorageError),
     Mail(MailError),
+    /// The audit spool cannot be opened (or another server holds it).
+    AuditSpool(std::io::Error),
 }
 
 impl std::fmt::Display for StateError {
@@ -55,6 +57,7 @@ impl std::fmt::Display for StateError {
         match self {
             StateError::Storage(error) => error.fmt(formatter),
             StateError::Mail(error) => error.fmt(formatter),
+            StateError::AuditSpool(error) => write!(formatter, "audit spool: {error}"),
         }
     }
 }
@@ -92,7 +95,11 @@ impl AppState {
         let keys = KeyRing::new(store.clone(), config.auth.access_token_lifetime + 300);
         let exports = ExportStorage::from_config(&config.export).map_err(StateError::Storage)?;
         let mailer = Mailer::from_config(&config.mail).map_err(StateError::Mail)?;
-        let audit = Recorder::start(store.clone(), config.fhir_base(), !config.disable_audit);
+        let audit = match (&config.audit_spool_dir, config.disable_audit) {
+            (Some(dir), false) => Recorder::spooled(store.clone(), config.fhir_base(), dir)
+                .map_err(StateError::AuditSpool)?,
+            _ => Recorder::start(store.clone(), config.fhir_base(), !config.disable_audit),
+        };
         Ok(AppState(Arc::new(Shared {
             store,
             config: Arc::new(config),

@@ -76,6 +76,16 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The file of a SQLite database; `None` for PostgreSQL and an in-memory database.
+    pub fn sqlite_path(&self) -> Option<std::path::PathBuf> {
+        let Store::Sqlite(pool) = self else {
+            return None;
+        };
+        sqlite_file(&pool.connect_options()).map(Path::to_path_buf)
+    }
+}
+
 /// The file of a SQLite database; `None` for an in-memory one.
 pub(super) fn sqlite_file(options: &SqliteConnectOptions) -> Option<&Path> {
     let file = options.get_filename();

@@ -23,6 +23,7 @@ backend_tests!(
     switching_auditing_off_is_recorded,
     the_chain_links_under_concurrent_writes,
     a_crash_leaves_no_version_without_its_event,
+    a_crash_loses_no_spooled_read,
 );
 
 /// Every event in the log, in chain order.
@@ -33,6 +34,7 @@ async fn events(db: &TestDb) -> Vec<Event> {
 /// The chain head `(seq, hash)`.
 async fn head(db: &TestDb) -> (i64, Vec<u8>) {
     const HEAD: &str = "SELECT seq, hash FROM audit_chain_head";
+    crate::common::audit::settle(&db.url).await;
     if db.url.starts_with("sqlite") {
         let pool = sqlx::SqlitePool::connect(&db.url).await.unwrap();
         sqlx::query_as(HEAD).fetch_one(&pool).await.unwrap()
@@ -616,4 +618,90 @@ async fn a_crash_leaves_no_version_without_its_event(backend: Backend) {
         "versions without their event: {missing:?}"
     );
     assert_chain_intact(&server.db).await;
+}
+
+/// The events of answered reads wait in the spool until the server loads them into the
+/// table. A server killed (kill -9) while some wait loads them at its next start: after the
+/// restart every answered read has its event, and the chain is intact.
+async fn a_crash_loses_no_spooled_read(backend: Backend) {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap().to_owned();
+    let Some(mut server) = Server::start_with(backend, &["--audit-spool-dir", &spool_dir]).await
+    else {
+        return;
+    };
+    let created = expect_json(server.post("Patient", &patient("Spooled")).await, 201).await;
+    let read_url = server.url(&format!("Patient/{}", created["id"].as_str().unwrap()));
+    let backlog = || async {
+        let text = server
+            .client
+            .get(format!("{}/metrics", server.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        text.lines()
+            .find_map(|line| line.strip_prefix("kiln_audit_backlog "))
+            .map_or(0.0, |value| value.trim().parse::<f64>().unwrap())
+    };
+    // Read until some answered reads are known to wait in the spool, then crash at once.
+    let mut answered = Vec::new();
+    let mut waiting = false;
+    for round in 0..200 {
+        let request_id = format!("spooled-read-{round}");
+        let response = server
+            .client
+            .get(&read_url)
+            .header("x-request-id", &request_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        answered.push(request_id);
+        if backlog().await > 0.0 {
+            waiting = true;
+            break;
+        }
+    }
+    assert!(waiting, "no answered read ever waited in the spool");
+    server.kill9();
+    let spooled = std::fs::read_dir(spool.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|entry| entry.path().extension().is_some_and(|e| e == "spool"))
+        .map(|entry| entry.metadata().unwrap().len())
+        .sum::<u64>();
+    assert!(spooled > 0, "the answered reads were written to the spool");
+    server.restart().await;
+    let events = events(&server.db).await;
+    let recorded: HashSet<&str> = events
+        .iter()
+        .filter(|event| event.subtype.as_deref() == Some("read"))
+        .filter_map(|event| {
+            event.body["entity"]
+                .as_array()?
+                .iter()
+                .find(|entity| entity["type"]["code"] == "XrequestId")?["what"]["identifier"]
+                ["value"]
+                .as_str()
+        })
+        .collect();
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| !recorded.contains(id.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "answered reads without their event: {missing:?}"
+    );
+    assert_chain_intact(&server.db).await;
+    assert!(
+        server
+            .log()
+            .contains("loaded audit events an earlier run left"),
+        "the restart loaded the spool:\n{}",
+        server.log()
+    );
 }

@@ -247,6 +247,7 @@ pub async fn page(
             return Ok(html(StatusCode::BAD_REQUEST, &view));
         }
     };
+    state.audit.settled().await?;
     let found = state
         .store
         .audit_page(&AuditPageQuery {
@@ -291,6 +292,7 @@ pub async fn csv(
         Err(message) => return Ok((StatusCode::BAD_REQUEST, message).into_response()),
     };
     let sort = form.sort_keys();
+    state.audit.settled().await?;
     let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(8);
     let store = state.store.clone();
     tokio::spawn(async move {

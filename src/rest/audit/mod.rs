@@ -54,6 +54,7 @@ pub async fn read(
     IdPath(id): IdPath,
 ) -> FhirResult<Response> {
     let sees = sees(&state, &request.access, Permission::Read).await?;
+    state.audit.settled().await?;
     let row = state
         .store
         .audit_event(&id)
@@ -78,6 +79,8 @@ async fn answer_search(
     params: &[(String, String)],
 ) -> FhirResult<Response> {
     let sees = sees(state, &request.access, Permission::Search).await?;
+    // Every event this server has answered for is searchable.
+    state.audit.settled().await?;
     let base = state.config.fhir_base();
     let mut search = params::parse(params, &base)?;
     if super::search::strict_handling(headers) && !search.unknown.is_empty() {

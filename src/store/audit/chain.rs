@@ -2,6 +2,8 @@
 //! (`hash::link`) under the chain head's lock, inside the caller's write transaction (so a
 //! write and its events commit together) or in a transaction of its own (a batch of events).
 
+use std::collections::HashSet;
+
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::hash::link;
@@ -156,5 +158,32 @@ impl Store {
         let mut tx = self.begin().await?;
         tx.append_audit(rows).await?;
         tx.commit().await
+    }
+
+    /// Which of `event_ids` the log already holds.
+    pub async fn audit_known_ids(&self, event_ids: &[&str]) -> StoreResult<HashSet<String>> {
+        if event_ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let known: Vec<String> = match self {
+            Store::Postgres(pool) => {
+                sqlx::query_scalar("SELECT event_id FROM audit_events WHERE event_id = ANY($1)")
+                    .bind(event_ids)
+                    .fetch_all(pool)
+                    .await?
+            }
+            Store::Sqlite(pool) => {
+                let mut sql = QueryBuilder::<Sqlite>::new(
+                    "SELECT event_id FROM audit_events WHERE event_id IN (",
+                );
+                let mut ids = sql.separated(", ");
+                for id in event_ids {
+                    ids.push_bind(*id);
+                }
+                sql.push(")");
+                sql.build_query_scalar().fetch_all(pool).await?
+            }
+        };
+        Ok(known.into_iter().collect())
     }
 }

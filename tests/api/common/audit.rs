@@ -2,7 +2,13 @@
 //! chained to the one before (SHA-256 over the previous hash, the seq as 8 big-endian bytes
 //! and the body, re-implemented here from migration 0017's comment) and the head moved on.
 //! Reading it back: every row with its columns ([`rows`]). Also raw SQL on that database, to
-//! tamper with it and to look rows up.
+//! tamper with it and to look rows up. A server on a SQLite file loads its audit spool into
+//! the table a moment after answering, so every read here first waits until the server of
+//! that database reports no backlog ([`settle`]).
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::digest::{Context, SHA256};
 use serde_json::{Value, json};
@@ -90,6 +96,51 @@ fn link(previous: &[u8], seq: i64, body: &[u8]) -> Vec<u8> {
     context.finish().as_ref().to_vec()
 }
 
+/// The address of the server last started on each database URL.
+static SERVERS: Mutex<Option<HashMap<String, String>>> = Mutex::new(None);
+
+/// Notes that the server at `direct` (its own address) serves the database at `url`.
+pub fn register(url: &str, direct: &str) {
+    SERVERS
+        .lock()
+        .unwrap()
+        .get_or_insert_with(HashMap::new)
+        .insert(url.to_owned(), direct.to_owned());
+}
+
+/// Waits until the server of the database at `url` has loaded every event it spooled into
+/// the table (its `kiln_audit_backlog` gauge is 0 or absent; a server that is not running
+/// has nothing to load).
+pub async fn settle(url: &str) {
+    let Some(direct) = SERVERS
+        .lock()
+        .unwrap()
+        .as_ref()
+        .and_then(|servers| servers.get(url).cloned())
+    else {
+        return;
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let Ok(response) = reqwest::get(format!("{direct}/metrics")).await else {
+            return;
+        };
+        let text = response.text().await.unwrap_or_default();
+        let backlog = text
+            .lines()
+            .find_map(|line| line.strip_prefix("kiln_audit_backlog "))
+            .map(|value| value.trim().parse::<f64>().unwrap_or(0.0));
+        if backlog.is_none_or(|backlog| backlog == 0.0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit spool of {direct} did not drain"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Runs `$body` with `$pool` connected to `$url`'s database (PostgreSQL or SQLite).
 macro_rules! with_pool {
     ($url:expr, $pool:ident => $body:expr) => {
@@ -111,6 +162,7 @@ macro_rules! with_pool {
 /// chain head's lock as Kiln's recorder does (PostgreSQL `FOR UPDATE`, SQLite `BEGIN
 /// IMMEDIATE`), so a running server's own appends wait for it rather than fork the chain.
 pub async fn append(url: &str, events: &[Event]) {
+    settle(url).await;
     use sqlx::Row;
     let (begin, head) = if url.starts_with("postgres") {
         ("BEGIN", "SELECT seq, hash FROM audit_chain_head FOR UPDATE")
@@ -164,6 +216,7 @@ pub async fn append(url: &str, events: &[Event]) {
 
 /// Runs one statement (with no parameters) on the database at `url`.
 pub async fn execute(url: &str, sql: &str) {
+    settle(url).await;
     with_pool!(url, pool => {
         sqlx::query(sqlx::AssertSqlSafe(sql.to_owned()))
             .execute(&pool)
@@ -174,6 +227,7 @@ pub async fn execute(url: &str, sql: &str) {
 
 /// The single integer a query answers on the database at `url`.
 pub async fn count(url: &str, sql: &str) -> i64 {
+    settle(url).await;
     with_pool!(url, pool => {
         sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.to_owned()))
             .fetch_one(&pool)
@@ -191,13 +245,17 @@ pub async fn seq_of(url: &str, event_id: &str) -> i64 {
     .await
 }
 
-/// The events after `seq` on the database at `url`, in chain order: subtype, outcome and
-/// the stored AuditEvent.
+/// The events after `seq` on the database at `url`, in the order they were recorded (a
+/// server's spooled events reach the chain after the events written straight to it):
+/// subtype, outcome and the stored AuditEvent.
 pub async fn after(url: &str, seq: i64) -> Vec<(Option<String>, String, Value)> {
-    rows(url)
+    let mut rows: Vec<Row> = rows(url)
         .await
         .into_iter()
         .filter(|row| row.seq > seq)
+        .collect();
+    rows.sort_by_key(|row| row.recorded);
+    rows.into_iter()
         .map(|row| (row.subtype, row.outcome, row.body))
         .collect()
 }
@@ -225,6 +283,7 @@ pub struct Row {
 
 /// Every row of the log of the database at `url`, in chain (seq) order.
 pub async fn rows(url: &str) -> Vec<Row> {
+    settle(url).await;
     use sqlx::Row as _;
     const SELECT: &str = "SELECT seq, event_id, recorded, type_code, subtype, action, outcome, \
                           agent_who, agent_user, agent_client, patient, entity, body, hash \

@@ -354,6 +354,7 @@ impl Server {
             .expect("spawn kiln serve");
         self.child = Some(child);
         self.wait_ready().await;
+        audit::register(&self.db.url, &self.direct());
     }
 
     async fn wait_ready(&mut self) {

@@ -1,0 +1,325 @@
+//! The audit spool: the append-only local file a server writes each read's, search's and
+//! security event's record to, synced (`fdatasync`) before the request is answered. The
+//! recorder loads what it spooled into the searchable `audit_events` table in large batches
+//! afterwards; a server that stopped before loading everything loads the rest at its next
+//! start ([`Spool::open`] returns it).
+//!
+//! The spool is a directory of segment files (`00000000000000000001.spool`, …) and a `LOCK`
+//! file a running server holds locked, so two servers never share one. A segment is a run of
+//! frames: the payload's length (u32, little endian), its CRC-32, and the payload (the event's
+//! columns as JSON, a newline, the AuditEvent body exactly as it will be hashed). A frame cut
+//! short by a crash was never acknowledged: reading stops there.
+
+use std::borrow::Cow;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::audit::chain::AuditRow;
+
+/// A segment is sealed, and a new one begun, past this many bytes.
+const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// The largest payload a frame may claim; a longer one is read as damage.
+const MAX_FRAME: usize = 16 * 1024 * 1024;
+const EXTENSION: &str = "spool";
+
+/// The open spool of a running server: the segment being written, and the lock.
+pub struct Spool {
+    dir: PathBuf,
+    /// Held (locked) while the spool is open.
+    _lock: File,
+    file: File,
+    segment: u64,
+    written: u64,
+}
+
+/// A segment left by an earlier run, with the events it holds.
+pub struct Leftover {
+    pub path: PathBuf,
+    pub rows: Vec<AuditRow>,
+}
+
+/// The searchable columns of a spooled event (the body follows them in the frame).
+#[derive(Serialize, Deserialize)]
+struct Columns<'a> {
+    #[serde(borrow)]
+    event_id: Cow<'a, str>,
+    recorded: i64,
+    #[serde(borrow)]
+    type_code: Cow<'a, str>,
+    #[serde(borrow)]
+    subtype: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    action: Cow<'a, str>,
+    #[serde(borrow)]
+    outcome: Cow<'a, str>,
+    #[serde(borrow)]
+    agent_who: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent_user: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    agent_client: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    patient: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    entity: Option<Cow<'a, str>>,
+}
+
+impl Spool {
+    /// Opens the spool in `dir` (created when absent), locks it, and returns it with the
+    /// segments earlier runs left, oldest first. Fails when another process holds the lock.
+    pub fn open(dir: &Path) -> io::Result<(Spool, Vec<Leftover>)> {
+        std::fs::create_dir_all(dir)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        lock.try_lock().map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "the audit spool {} is in use by another Kiln server; give each server \
+                     its own --audit-spool-dir",
+                    dir.display()
+                ),
+            )
+        })?;
+        let mut segments = Vec::new();
+        for entry in std::fs::read_dir(dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some(EXTENSION) {
+                continue;
+            }
+            if let Some(number) = path
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .and_then(|stem| stem.parse::<u64>().ok())
+            {
+                segments.push((number, path));
+            }
+        }
+        segments.sort();
+        let mut leftovers = Vec::with_capacity(segments.len());
+        for (_, path) in &segments {
+            leftovers.push(Leftover {
+                rows: read_segment(path)?,
+                path: path.clone(),
+            });
+        }
+        let segment = segments.last().map_or(1, |(number, _)| number + 1);
+        let file = create_segment(dir, segment)?;
+        Ok((
+            Spool {
+                dir: dir.to_owned(),
+                _lock: lock,
+                file,
+                segment,
+                written: 0,
+            },
+            leftovers,
+        ))
+    }
+
+    /// Writes `rows` to the segment and syncs it: when this returns `Ok`, they survive a crash
+    /// of the process or the machine. When the segment has grown past its size, a new one is
+    /// begun and the sealed one's path returned (delete it once its rows are loaded). On an
+    /// error the segment is cut back to where it was, so nothing of a failed write is loaded.
+    pub fn append(&mut self, rows: &[AuditRow]) -> io::Result<Option<PathBuf>> {
+        let mut buffer = Vec::with_capacity(rows.len() * 2048);
+        for row in rows {
+            encode(row, &mut buffer);
+        }
+        if let Err(error) = self
+            .file
+            .write_all(&buffer)
+            .and_then(|()| self.file.sync_data())
+        {
+            let _ = self.file.set_len(self.written);
+            return Err(error);
+        }
+        self.written += buffer.len() as u64;
+        if self.written < SEGMENT_BYTES {
+            return Ok(None);
+        }
+        let sealed = segment_path(&self.dir, self.segment);
+        self.file = create_segment(&self.dir, self.segment + 1)?;
+        self.segment += 1;
+        self.written = 0;
+        Ok(Some(sealed))
+    }
+
+    /// The segment being written (its rows are deleted with it at the next start, once loaded).
+    pub fn current(&self) -> PathBuf {
+        segment_path(&self.dir, self.segment)
+    }
+}
+
+fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.{EXTENSION}"))
+}
+
+/// Creates segment `number` and syncs the directory, so the new file's name survives a crash.
+fn create_segment(dir: &Path, number: u64) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(segment_path(dir, number))?;
+    File::open(dir)?.sync_all()?;
+    Ok(file)
+}
+
+fn borrowed(value: &Option<String>) -> Option<Cow<'_, str>> {
+    value.as_deref().map(Cow::Borrowed)
+}
+
+/// Appends `row`'s frame to `buffer`.
+fn encode(row: &AuditRow, buffer: &mut Vec<u8>) {
+    let start = buffer.len();
+    buffer.extend_from_slice(&[0; 8]);
+    let columns = Columns {
+        event_id: Cow::Borrowed(&row.event_id),
+        recorded: row.recorded,
+        type_code: Cow::Borrowed(&row.type_code),
+        subtype: borrowed(&row.subtype),
+        action: Cow::Borrowed(row.action),
+        outcome: Cow::Borrowed(row.outcome),
+        agent_who: borrowed(&row.agent_who),
+        agent_user: borrowed(&row.agent_user),
+        agent_client: borrowed(&row.agent_client),
+        patient: borrowed(&row.patient),
+        entity: borrowed(&row.entity),
+    };
+    // Serializing borrowed strings and numbers into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *buffer, &columns);
+    buffer.push(b'\n');
+    buffer.extend_from_slice(&row.body);
+    let payload = &buffer[start + 8..];
+    let length = (payload.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(payload).to_le_bytes();
+    buffer[start..start + 4].copy_from_slice(&length);
+    buffer[start + 4..start + 8].copy_from_slice(&crc);
+}
+
+/// The events of the segment at `path`, up to its first incomplete or damaged frame.
+fn read_segment(path: &Path) -> io::Result<Vec<AuditRow>> {
+    let mut bytes = Vec::new();
+    File::open(path)?.read_to_end(&mut bytes)?;
+    let mut rows = Vec::new();
+    let mut rest = bytes.as_slice();
+    while rest.len() >= 8 {
+        let length = u32::from_le_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+        let crc = u32::from_le_bytes([rest[4], rest[5], rest[6], rest[7]]);
+        if length > MAX_FRAME || rest.len() < 8 + length {
+            break;
+        }
+        let payload = &rest[8..8 + length];
+        if crc32fast::hash(payload) != crc {
+            break;
+        }
+        let Some(row) = decode(payload) else {
+            break;
+        };
+        rows.push(row);
+        rest = &rest[8 + length..];
+    }
+    Ok(rows)
+}
+
+fn decode(payload: &[u8]) -> Option<AuditRow> {
+    let newline = payload.iter().position(|&byte| byte == b'\n')?;
+    let columns: Columns = serde_json::from_slice(&payload[..newline]).ok()?;
+    let owned = |value: Option<Cow<str>>| value.map(Cow::into_owned);
+    Some(AuditRow {
+        event_id: columns.event_id.into_owned(),
+        recorded: columns.recorded,
+        type_code: columns.type_code.into_owned(),
+        subtype: owned(columns.subtype),
+        action: known(&["C", "R", "U", "D", "E"], &columns.action)?,
+        outcome: known(&["0", "4", "8", "12"], &columns.outcome)?,
+        agent_who: owned(columns.agent_who),
+        agent_user: owned(columns.agent_user),
+        agent_client: owned(columns.agent_client),
+        patient: owned(columns.patient),
+        entity: owned(columns.entity),
+        body: payload[newline + 1..].to_vec(),
+    })
+}
+
+/// `code` as the `'static` entry of `codes` it equals.
+fn known(codes: &[&'static str], code: &str) -> Option<&'static str> {
+    codes.iter().copied().find(|known| *known == code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, patient: Option<&str>) -> AuditRow {
+        AuditRow {
+            event_id: id.to_owned(),
+            recorded: 1_700_000_000_000_000,
+            type_code: "rest".to_owned(),
+            subtype: Some("read".to_owned()),
+            action: "R",
+            outcome: "0",
+            agent_who: None,
+            agent_user: Some("alice".to_owned()),
+            agent_client: Some("app\n\"quoted\"".to_owned()),
+            patient: patient.map(str::to_owned),
+            entity: Some("Patient/1".to_owned()),
+            body: br#"{"resourceType":"AuditEvent","id":"x"}"#.to_vec(),
+        }
+    }
+
+    #[test]
+    fn what_was_appended_is_left_over_for_the_next_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = vec![row("a", Some("1")), row("b", None)];
+        {
+            let (mut spool, leftovers) = Spool::open(dir.path()).unwrap();
+            assert!(leftovers.is_empty());
+            assert_eq!(spool.append(&rows).unwrap(), None);
+            assert_eq!(spool.append(&[row("c", None)]).unwrap(), None);
+        }
+        let (spool, leftovers) = Spool::open(dir.path()).unwrap();
+        assert_eq!(leftovers.len(), 1);
+        assert_eq!(leftovers[0].rows, [rows, vec![row("c", None)]].concat());
+        assert_ne!(spool.current(), leftovers[0].path, "a new segment is begun");
+    }
+
+    #[test]
+    fn a_torn_or_damaged_tail_is_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = {
+            let (mut spool, _) = Spool::open(dir.path()).unwrap();
+            spool.append(&[row("a", None), row("b", None)]).unwrap();
+            spool.current()
+        };
+        let whole = std::fs::read(&path).unwrap();
+        let first = 8 + u32::from_le_bytes(whole[..4].try_into().unwrap()) as usize;
+        // Cut inside the second frame: only the first is read.
+        std::fs::write(&path, &whole[..whole.len() - 3]).unwrap();
+        assert_eq!(read_segment(&path).unwrap(), vec![row("a", None)]);
+        // A flipped byte in the second frame's payload: its checksum fails.
+        let mut flipped = whole.clone();
+        flipped[first + 20] ^= 1;
+        std::fs::write(&path, &flipped).unwrap();
+        assert_eq!(read_segment(&path).unwrap(), vec![row("a", None)]);
+        // A length beyond the file: nothing of it is read.
+        let mut long = whole;
+        long[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        std::fs::write(&path, &long).unwrap();
+        assert_eq!(read_segment(&path).unwrap(), vec![row("a", None)]);
+    }
+
+    #[test]
+    fn a_second_server_cannot_open_a_spool_in_use() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Spool::open(dir.path()).unwrap();
+        let error = Spool::open(dir.path()).err().unwrap();
+        assert!(error.to_string().contains("in use"), "{error}");
+    }
+}
