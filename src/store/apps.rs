@@ -2,6 +2,7 @@
 //! transitions, logos, and per-app activity. Plain rows and one transactional write
 //! ([`AppChange`]), each with its audit events; what the states mean and which transitions are allowed is `crate::apps`.
 
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::auth::Client;
 use crate::store::auth::revocation::{Announce, Signal};
@@ -204,7 +205,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
             )))
@@ -340,7 +341,7 @@ impl Store {
     pub async fn change_app(&self, change: &AppChange) -> StoreResult<bool> {
         let signal = Signal::new();
         let applied = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let swapped = sqlx::query(
                 "UPDATE apps SET status = $1, client_id = $2, active_revision = $3, \
                  updated_at = $4 WHERE app_id = $5 AND status = $6",
@@ -432,7 +433,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE auth_clients SET previous_secret_hash = secret_hash, \
                  previous_secret_expires_at = $1, secret_hash = $2 \
@@ -466,7 +467,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE auth_clients SET secret_hash = $1, previous_secret_hash = NULL, \
                  previous_secret_expires_at = NULL \

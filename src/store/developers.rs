@@ -2,6 +2,7 @@
 //! mailed to them (e-mail verification, password reset) and the developer signed in to a
 //! browser session.
 
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::auth::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, Tx, dispatch};
@@ -119,7 +120,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE developer_accounts SET verified_at = COALESCE(verified_at, $1) \
                  WHERE account_id = $2",
@@ -144,7 +145,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE developer_accounts SET disabled = $1 WHERE account_id = $2",
             )
@@ -178,7 +179,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM developer_links WHERE expires_at < $1 OR used = $2")
                 .bind(now)
                 .bind(true)
@@ -227,7 +228,7 @@ impl Store {
     /// the account id, or `None` when the link is unknown, used or expired.
     pub async fn use_verify_link(&self, link_hash: &str, now: i64) -> StoreResult<Option<String>> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row: Option<(String,)> = sqlx::query_as(
                 "UPDATE developer_links SET used = $1 WHERE link_hash = $2 AND purpose = $3 \
                  AND used = $4 AND expires_at > $5 RETURNING account_id",
@@ -265,7 +266,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<Option<String>> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let row: Option<(String,)> = sqlx::query_as(
                 "UPDATE developer_links SET used = $1 WHERE link_hash = $2 AND purpose = $3 \
                  AND used = $4 AND expires_at > $5 RETURNING account_id",

@@ -220,6 +220,41 @@ macro_rules! dispatch {
 }
 pub(crate) use dispatch;
 
+/// Starting a transaction that writes, on either pool (in a [`dispatch`] body). SQLite takes
+/// its write lock up front (`BEGIN IMMEDIATE`): a deferred transaction that reads before it
+/// writes fails to upgrade its lock (SQLITE_BUSY_SNAPSHOT, which the busy timeout does not
+/// wait out) when another connection committed in between, as the audit log's loader does
+/// at any moment.
+pub(crate) trait BeginWrite {
+    type Db: sqlx::Database;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send;
+}
+
+impl BeginWrite for PgPool {
+    type Db = sqlx::Postgres;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send
+    {
+        self.begin()
+    }
+}
+
+impl BeginWrite for SqlitePool {
+    type Db = sqlx::Sqlite;
+
+    fn begin_write(
+        &self,
+    ) -> impl Future<Output = Result<sqlx::Transaction<'static, Self::Db>, sqlx::Error>> + Send
+    {
+        self.begin_with("BEGIN IMMEDIATE")
+    }
+}
+
 impl Store {
     pub fn backend(&self) -> Backend {
         match self {

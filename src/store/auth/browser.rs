@@ -1,6 +1,7 @@
 //! State of the browser side of authorization: sessions, pending authorize requests and EHR
 //! launch contexts.
 
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::{Store, StoreResult, Tx, dispatch};
 
@@ -48,7 +49,7 @@ pub struct Launch {
 impl Store {
     pub async fn insert_session(&self, session: &Session, now: i64) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM auth_sessions WHERE expires_at < $1")
                 .bind(now)
                 .execute(&mut *tx)
@@ -104,7 +105,7 @@ impl Store {
 
     pub async fn insert_pending(&self, pending: &Pending, now: i64) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM auth_pending WHERE expires_at < $1")
                 .bind(now)
                 .execute(&mut *tx)
@@ -186,7 +187,7 @@ impl Store {
     /// Stores a launch context, with the `audit` events recording it.
     pub async fn insert_launch(&self, launch: &Launch, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO auth_launches (launch_hash, client_id, username, patient, encounter, \
                  expires_at, used) VALUES ($1, $2, $3, $4, $5, $6, $7)",

@@ -1,5 +1,6 @@
 //! Registered apps.
 
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::auth::revocation::{Announce, Signal};
 use crate::store::{Store, StoreResult, Tx, dispatch};
@@ -119,7 +120,7 @@ impl Store {
     /// Registers `client`, with the `audit` events recording it.
     pub async fn insert_client(&self, client: &Client, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             insert_client!(&mut *tx, client)?;
             Tx::from(tx).commit_audited(audit).await?;
         });
@@ -152,7 +153,7 @@ impl Store {
     pub async fn remove_client(&self, client_id: &str, audit: &[AuditRow]) -> StoreResult<bool> {
         let signal = Signal::new();
         let removed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE client_id = $2")
                 .bind(true)
                 .bind(client_id)
@@ -181,7 +182,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query(
                 "UPDATE auth_clients SET secret_hash = $1 \
                  WHERE client_id = $2 AND client_type = 'confidential-symmetric'",

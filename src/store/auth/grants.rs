@@ -2,6 +2,7 @@
 //! tokens, and the client assertion ids already seen.
 
 use super::revocation::{Announce, Signal};
+use crate::store::BeginWrite;
 use crate::store::{Store, StoreResult, dispatch};
 
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -131,7 +132,7 @@ impl Store {
     pub async fn revoke_grant(&self, grant_id: &str) -> StoreResult<()> {
         let signal = Signal::new();
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE auth_grants SET revoked = $1 WHERE grant_id = $2")
                 .bind(true)
                 .bind(grant_id)
@@ -166,7 +167,7 @@ impl Store {
     /// Marks a code used and returns it with whether it had been used before (a replay).
     pub async fn consume_code(&self, code_hash: &str) -> StoreResult<Option<(Code, bool)>> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let code: Option<Code> = sqlx::query_as(
                 "SELECT code_hash, grant_id, redirect_uri, code_challenge, nonce, expires_at, used \
                  FROM auth_codes WHERE code_hash = $1",
@@ -258,7 +259,7 @@ impl Store {
     pub async fn revoke_token(&self, token_hash: &str) -> StoreResult<()> {
         let signal = Signal::new();
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("UPDATE auth_tokens SET revoked = $1 WHERE token_hash = $2")
                 .bind(true)
                 .bind(token_hash)
@@ -280,7 +281,7 @@ impl Store {
         now: i64,
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query("DELETE FROM auth_assertion_jtis WHERE expires_at < $1")
                 .bind(now)
                 .execute(&mut *tx)

@@ -1,5 +1,6 @@
 //! Kiln's signing keys, shared by every replica through the database.
 
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::{Store, StoreResult, Tx, dispatch};
 
@@ -52,7 +53,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "UPDATE auth_signing_keys SET retired_at = $1 WHERE alg = $2 AND retired_at IS NULL",
             )

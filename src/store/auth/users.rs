@@ -3,6 +3,7 @@
 //! events recording it and appends them in its own transaction (none when nothing changed).
 
 use super::revocation::{Announce, Signal};
+use crate::store::BeginWrite;
 use crate::store::audit::chain::AuditRow;
 use crate::store::{Store, StoreResult, Tx, dispatch};
 
@@ -44,7 +45,7 @@ impl Store {
     /// disabled user stays disabled), with its `audit` events.
     pub async fn upsert_user(&self, user: &User, now: i64, audit: &[AuditRow]) -> StoreResult<()> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO auth_users (username, password_hash, fhir_user, admin, created_at) \
                  VALUES ($1, $2, $3, $4, $5) \
@@ -121,7 +122,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query("UPDATE auth_users SET password_hash = $1 WHERE username = $2")
                 .bind(password_hash)
                 .bind(username)
@@ -151,7 +152,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let added = sqlx::query(
                 "INSERT INTO auth_users \
                  (username, password_hash, fhir_user, admin, disabled, created_at) \
@@ -180,7 +181,7 @@ impl Store {
         audit: &[AuditRow],
     ) -> StoreResult<bool> {
         dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query("UPDATE auth_users SET admin = $1 WHERE username = $2")
                 .bind(admin)
                 .bind(username)
@@ -203,7 +204,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query("UPDATE auth_users SET fhir_user = $1 WHERE username = $2")
                 .bind(fhir_user)
                 .bind(username)
@@ -229,7 +230,7 @@ impl Store {
     ) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query("UPDATE auth_users SET disabled = $1 WHERE username = $2")
                 .bind(disabled)
                 .bind(username)
@@ -252,7 +253,7 @@ impl Store {
     pub async fn remove_user(&self, username: &str, audit: &[AuditRow]) -> StoreResult<bool> {
         let signal = Signal::new();
         let changed = dispatch!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             end_access!(tx, &signal, username);
             let removed = sqlx::query("DELETE FROM auth_users WHERE username = $1")
                 .bind(username)
