@@ -14,7 +14,7 @@ use crate::fhir::outcome::{FhirError, FhirResult};
 use crate::fhir::subset::Subset;
 use crate::http::extract::InstancePath;
 use crate::http::negotiate::{FhirRequest, json_body};
-use crate::search::patient_compartments;
+use crate::search::patient_compartments_in;
 use crate::state::AppState;
 use crate::store::StoredResource;
 
@@ -69,13 +69,9 @@ pub async fn vread(
 /// Patient whose compartment it is in (the body is only parsed for that when auditing).
 fn audit_detail(request: &FhirRequest, stored: &StoredResource) -> Detail {
     let patient = match request.audit {
-        Some(_) if stored.resource_type != "Patient" => {
-            serde_json::from_slice::<serde_json::Value>(&stored.body)
-                .ok()
-                .map(|body| patient_compartments(&body))
-                .filter(|patients| patients.len() == 1)
-                .and_then(|mut patients| patients.pop())
-        }
+        Some(_) if stored.resource_type != "Patient" => Some(patient_compartments_in(&stored.body))
+            .filter(|patients| patients.len() == 1)
+            .and_then(|mut patients| patients.pop()),
         _ => None,
     };
     Detail {

@@ -1,7 +1,10 @@
 //! Index rows of a resource: one [`IndexEntry`] per value of each of its type's search
 //! parameters, and the Patient compartments it belongs to.
 
+use std::collections::HashMap;
+
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::distinct::DistinctEntries;
 use super::fhirpath::Item;
@@ -132,6 +135,50 @@ pub fn patient_compartments(resource: &Value) -> Vec<String> {
         });
     }
     ids
+}
+
+/// [`patient_compartments`] of a resource as stored (JSON bytes), building only the
+/// top-level elements its type's compartment parameters start from: the rest is scanned,
+/// not built (a read's audit event asks this of every resource it answers).
+/// Falls back to parsing it all when an expression does not start from a plain element.
+pub fn patient_compartments_in(body: &[u8]) -> Vec<String> {
+    match compartment_elements(body) {
+        Some(slim) => patient_compartments(&slim),
+        None => serde_json::from_slice::<Value>(body)
+            .map(|resource| patient_compartments(&resource))
+            .unwrap_or_default(),
+    }
+}
+
+/// The resource `body` with only `resourceType`, `id` and the elements its compartment
+/// parameters' expressions start from (`valueReference` for `value`, as FHIRPath reads it).
+pub(super) fn compartment_elements(body: &[u8]) -> Option<Value> {
+    let top: HashMap<&str, &RawValue> = serde_json::from_slice(body).ok()?;
+    let resource_type: &str = serde_json::from_str(top.get("resourceType")?.get()).ok()?;
+    let mut roots = vec!["resourceType", "id"];
+    for param in registry::compartment_params(resource_type) {
+        for branch in param.expression.split('|') {
+            let path = branch
+                .trim()
+                .trim_start_matches('(')
+                .strip_prefix(resource_type)?
+                .strip_prefix('.')?;
+            let end = path
+                .find(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(path.len());
+            if end == 0 {
+                return None;
+            }
+            roots.push(&path[..end]);
+        }
+    }
+    let mut slim = serde_json::Map::new();
+    for (key, raw) in top {
+        if roots.iter().any(|root| key.starts_with(root)) {
+            slim.insert(key.to_owned(), serde_json::from_str(raw.get()).ok()?);
+        }
+    }
+    Some(Value::Object(slim))
 }
 
 /// The ids of the Patients whose data `resource` is, for access decisions: its

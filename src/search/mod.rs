@@ -40,7 +40,8 @@ mod tests;
 pub use datetime::date_range;
 pub use decimal::decimal_range;
 pub use extract::{
-    ComponentValues, IndexEntry, IndexValue, extract, patient_compartments, patient_owners,
+    ComponentValues, IndexEntry, IndexValue, extract, patient_compartments,
+    patient_compartments_in, patient_owners,
 };
 pub use normalize::normalize_string;
 pub use reference::{ParsedReference, parse_reference};

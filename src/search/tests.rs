@@ -498,6 +498,36 @@ fn composites() {
 }
 
 #[test]
+fn compartments_from_stored_bytes_match_the_parsed_resource() {
+    let resources = [
+        observation(),
+        json!({"resourceType": "Patient", "id": "85",
+            "link": [{"other": {"reference": "Patient/86"}, "type": "seealso"}]}),
+        json!({"resourceType": "Encounter", "id": "e", "text": {"div": "<div>x</div>"},
+            "subject": {"reference": "Patient/7"},
+            "participant": [{"individual": {"reference": "Practitioner/1"}}]}),
+        json!({"resourceType": "Provenance", "target": [{"reference": "Patient/3"}],
+            "agent": [{"who": {"reference": "Patient/4"}}]}),
+        json!({"resourceType": "Organization", "id": "o"}),
+        json!({"resourceType": "Observation", "subject": {"reference": "Group/g"},
+            "performer": [{"reference": "Patient/5"}]}),
+    ];
+    for resource in resources {
+        let bytes = serde_json::to_vec(&resource).unwrap();
+        assert!(
+            extract::compartment_elements(&bytes).is_some(),
+            "{resource}"
+        );
+        assert_eq!(
+            crate::search::patient_compartments_in(&bytes),
+            patient_compartments(&resource),
+            "{resource}"
+        );
+    }
+    assert!(crate::search::patient_compartments_in(b"not json").is_empty());
+}
+
+#[test]
 fn compartments() {
     let o = observation();
     let mut ids = patient_compartments(&o);
