@@ -306,19 +306,21 @@ async fn load_batches(
     while let Some(first) = loader.recv().await {
         let mut rows = first.rows;
         let mut sealed: Vec<PathBuf> = first.sealed.into_iter().collect();
-        let pause = LOAD_PAUSE.saturating_sub(last_load.elapsed());
-        if !pause.is_zero() {
-            tokio::select! {
-                () = tokio::time::sleep(pause) => {}
-                () = progress.hurry.notified() => {}
-            }
-        }
+        // Keep taking what the spool hands over (so it never waits on the pause) until the
+        // pause since the last load is over, the load is full, or someone waits for it.
+        let due = tokio::time::Instant::from_std(last_load + LOAD_PAUSE);
         while rows.len() < LOAD_BATCH {
-            let Ok(next) = loader.try_recv() else {
-                break;
-            };
-            rows.extend(next.rows);
-            sealed.extend(next.sealed);
+            tokio::select! {
+                next = loader.recv() => match next {
+                    Some(next) => {
+                        rows.extend(next.rows);
+                        sealed.extend(next.sealed);
+                    }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(due) => break,
+                () = progress.hurry.notified() => break,
+            }
         }
         append_until_stored(&store, &rows).await;
         last_load = Instant::now();
