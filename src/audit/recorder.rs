@@ -35,7 +35,7 @@ const LOAD_QUEUE: usize = 64;
 const LOAD_BATCH: usize = 4096;
 /// The shortest time between two loads: fewer, larger commits, so the readers' page caches
 /// (which a SQLite commit clears) stay warm.
-const LOAD_PAUSE: Duration = Duration::from_millis(200);
+const LOAD_PAUSE: Duration = Duration::from_millis(50);
 /// How long [`Recorder::settled`] waits for the table to catch up with the spool.
 const SETTLE_WAIT: Duration = Duration::from_secs(30);
 
