@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -71,7 +72,11 @@ impl Spool {
     /// Opens the spool in `dir` (created when absent), locks it, and returns it with the
     /// segments earlier runs left, oldest first. Fails when another process holds the lock.
     pub fn open(dir: &Path) -> io::Result<(Spool, Vec<Leftover>)> {
-        std::fs::create_dir_all(dir)?;
+        // The events say who read whose record: only the server's user may read them.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
         let lock = OpenOptions::new()
             .create(true)
             .truncate(false)
@@ -166,6 +171,7 @@ fn create_segment(dir: &Path, number: u64) -> io::Result<File> {
     let file = OpenOptions::new()
         .create_new(true)
         .append(true)
+        .mode(0o600)
         .open(segment_path(dir, number))?;
     File::open(dir)?.sync_all()?;
     Ok(file)
@@ -313,6 +319,17 @@ mod tests {
         long[first..first + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         std::fs::write(&path, &long).unwrap();
         assert_eq!(read_segment(&path).unwrap(), vec![row("a", None)]);
+    }
+
+    #[test]
+    fn only_the_owner_may_read_the_spool() {
+        use std::os::unix::fs::PermissionsExt;
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("spool");
+        let (spool, _) = Spool::open(&dir).unwrap();
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&spool.current()), 0o600);
     }
 
     #[test]
