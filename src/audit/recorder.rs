@@ -28,6 +28,9 @@ use crate::store::audit::chain::AuditRow;
 const QUEUE: usize = 4096;
 /// Events per transaction (or per spool sync), at most.
 const BATCH: usize = 512;
+/// How long the spool waits for more events before a sync when it is busy (as PostgreSQL's
+/// `commit_delay`): fewer syncs, each for more requests.
+const GROUP_WAIT: Duration = Duration::from_millis(1);
 /// Synced batches (of up to [`BATCH`] events) waiting for the loader, at most: beyond this
 /// the spool waits for it.
 const LOAD_QUEUE: usize = 64;
@@ -254,11 +257,12 @@ fn spool_batches(
     let mut batch = Vec::with_capacity(BATCH);
     while let Some(first) = receiver.blocking_recv() {
         batch.push(first);
-        while batch.len() < BATCH {
-            match receiver.try_recv() {
-                Ok(pending) => batch.push(pending),
-                Err(_) => break,
-            }
+        take_waiting(&mut receiver, &mut batch);
+        // Busy (more than one event came at once): wait a moment for more, so one sync
+        // covers more requests. A lone event is synced at once.
+        if batch.len() > 1 && batch.len() < BATCH {
+            std::thread::sleep(GROUP_WAIT);
+            take_waiting(&mut receiver, &mut batch);
         }
         let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();
         let sealed = match spool.append(&rows) {
@@ -280,6 +284,16 @@ fn spool_batches(
         }
         if loads.blocking_send(Synced { rows, sealed }).is_err() {
             return;
+        }
+    }
+}
+
+/// Moves the events waiting in `receiver` into `batch`, up to [`BATCH`].
+fn take_waiting(receiver: &mut mpsc::Receiver<Pending>, batch: &mut Vec<Pending>) {
+    while batch.len() < BATCH {
+        match receiver.try_recv() {
+            Ok(pending) => batch.push(pending),
+            Err(_) => break,
         }
     }
 }
