@@ -39,6 +39,7 @@ pub enum Security {
     UserChanged,
     AuditDisabled,
     AuditEnabled,
+    LaunchCreated,
 }
 
 impl Security {
@@ -54,6 +55,7 @@ impl Security {
             Security::UserChanged => "user-changed",
             Security::AuditDisabled => "audit-disabled",
             Security::AuditEnabled => "audit-enabled",
+            Security::LaunchCreated => "launch-created",
         }
     }
 
@@ -69,6 +71,7 @@ impl Security {
             Security::UserChanged => "EHR user changed",
             Security::AuditDisabled => "Audit disabled",
             Security::AuditEnabled => "Audit enabled",
+            Security::LaunchCreated => "EHR launch created",
         }
     }
 }
@@ -382,6 +385,33 @@ impl Event {
         Event::security(Kind::Security(security), Outcome::Success, agent, origin)
             .with_subject(subject)
             .with_description(description)
+    }
+
+    /// An EHR launch of app `client_id` by `user` with `patient` (and `encounter`) in
+    /// context, made by `agent`: a `security` alert about the client, its patient set (never
+    /// the launch token).
+    pub fn launch(
+        security: Security,
+        agent: Agent,
+        origin: Origin,
+        client_id: &str,
+        user: &str,
+        patient: &str,
+        encounter: Option<&str>,
+    ) -> Event {
+        let mut description = format!("EHR launch created: user {user}, patient {patient}");
+        if let Some(encounter) = encounter {
+            description.push_str(&format!(", encounter {encounter}"));
+        }
+        let mut event = Event::alert(
+            security,
+            agent,
+            origin,
+            Subject::client(client_id),
+            description,
+        );
+        event.patient = Some(patient.to_owned());
+        event
     }
 
     /// The stored row, with the AuditEvent body of a server at `base` (its observer),

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::access::scope::ScopeSet;
 use crate::audit::switch::{cli_event, cli_recorder, cli_rows};
-use crate::audit::{Security, Subject};
+use crate::audit::{Agent, Event, Origin, Security, Subject};
 use crate::cli::CliResult;
 use crate::config::{DEFAULT_BASE_URL, DatabaseArgs};
 use crate::crypto::{digest_hex, hash_secret, random_token};
@@ -546,16 +546,15 @@ pub async fn launch(database: DatabaseArgs, command: LaunchCommand) -> CliResult
     let base_url = resolve_base_url(&store, base_url).await?;
     let launch = random_token();
     let audit = cli_recorder(&store).await?;
-    let mut description = format!("EHR launch created: user {user}, patient {patient}");
-    if let Some(encounter) = &encounter {
-        description.push_str(&format!(", encounter {encounter}"));
-    }
-    let mut event = cli_event(
+    let event = Event::launch(
         Security::AdminAction,
-        Subject::client(client_id.as_str()),
-        description,
+        Agent::cli(),
+        Origin::default(),
+        &client_id,
+        &user,
+        &patient,
+        encounter.as_deref(),
     );
-    event.patient = Some(patient.clone());
     store
         .insert_launch(
             &Launch {

@@ -11,6 +11,7 @@ use axum_extra::extract::CookieJar;
 use super::apps::{Listed, listed};
 use super::sandbox::{self, Persona};
 use super::signed_in;
+use crate::audit::Origin;
 use crate::state::AppState;
 use crate::store::developers::Developer;
 use crate::web::error::PageResult;
@@ -28,13 +29,13 @@ struct HomePage<'a> {
 }
 
 /// `GET /developer`.
-pub async fn page(State(state): State<AppState>, jar: CookieJar) -> PageResult {
+pub async fn page(State(state): State<AppState>, jar: CookieJar, origin: Origin) -> PageResult {
     let Some(signed_in) = signed_in::current(&state, &jar).await? else {
         return Ok(signed_in::to_sign_in(&state));
     };
     let sandbox = state.config.onboarding.sandbox;
     let personas = if sandbox {
-        sandbox::personas(&state, &signed_in.developer).await?
+        sandbox::personas(&state, &signed_in.developer, &origin).await?
     } else {
         Vec::new()
     };

@@ -13,6 +13,7 @@ use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::audit::{Agent, Event, Origin, Security, Subject};
 use crate::auth::pages::records;
 use crate::config::ApprovalPolicy;
 use crate::crypto::{hash_secret, hmac_sha256, random_token};
@@ -107,7 +108,11 @@ fn password(secret: &[u8], username: &str) -> String {
 
 /// The developer's personas, made first when missing (a persona whose role has no record
 /// on this server is left out). Only on a sandbox deployment.
-pub async fn personas(state: &AppState, developer: &Developer) -> PageResult<Vec<Persona>> {
+pub async fn personas(
+    state: &AppState,
+    developer: &Developer,
+    origin: &Origin,
+) -> PageResult<Vec<Persona>> {
     let secret = secret(&state.store).await?;
     let mut personas = Vec::new();
     for role in Role::ALL {
@@ -115,7 +120,7 @@ pub async fn personas(state: &AppState, developer: &Developer) -> PageResult<Vec
         let password = password(&secret, &username);
         let user = match state.store.user(&username).await? {
             Some(user) => Some(user),
-            None => create(state, developer, role, &username, &password).await?,
+            None => create(state, developer, role, &username, &password, origin).await?,
         };
         let Some(user) = user else {
             continue;
@@ -142,8 +147,9 @@ pub async fn persona(
     state: &AppState,
     developer: &Developer,
     role: Role,
+    origin: &Origin,
 ) -> PageResult<Option<Persona>> {
-    Ok(personas(state, developer)
+    Ok(personas(state, developer, origin)
         .await?
         .into_iter()
         .find(|persona| persona.role == role))
@@ -157,6 +163,7 @@ async fn create(
     role: Role,
     username: &str,
     password: &str,
+    origin: &Origin,
 ) -> PageResult<Option<User>> {
     let Some(record) = assigned(state, developer, role).await? else {
         return Ok(None);
@@ -168,12 +175,36 @@ async fn create(
         admin: false,
         disabled: false,
     };
-    // Two first visits at once: one adds the user, the other finds it.
+    let created = persona_event(
+        developer,
+        origin,
+        username,
+        format!("sandbox persona created, linked to {}", user.fhir_user),
+    );
+    let audit: Vec<_> = state.audit.row(&created).into_iter().collect();
+    // Two first visits at once: one adds the user (and records it), the other finds it.
     state
         .store
-        .insert_user(&user, crate::auth::now(), &[])
+        .insert_user(&user, crate::auth::now(), &audit)
         .await?;
     Ok(state.store.user(username).await?)
+}
+
+/// A change the sandbox made to `developer`'s persona user `username` (created, or linked
+/// to another record): an EHR-user change by the developer, from `origin`.
+pub fn persona_event(
+    developer: &Developer,
+    origin: &Origin,
+    username: &str,
+    description: String,
+) -> Event {
+    Event::alert(
+        Security::UserChanged,
+        Agent::user(developer.email.as_str()),
+        origin.clone(),
+        Subject::user(username),
+        format!("{description} (developer {})", developer.account_id),
+    )
 }
 
 /// The record a new persona is linked to: the developers, oldest account first, take the

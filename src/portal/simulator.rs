@@ -26,7 +26,7 @@ use super::sandbox::{self, Persona, Role};
 use super::signed_in::{self, SignedIn};
 use crate::apps::lifecycle::{self, Submitted};
 use crate::apps::{Actor, Status, view};
-use crate::audit::Origin as AuditOrigin;
+use crate::audit::{Agent, Event, Origin as AuditOrigin, Security};
 use crate::auth::pages::{ehr, records};
 use crate::crypto::{random_token, s256_challenge, same};
 use crate::http::form::Fields;
@@ -135,6 +135,7 @@ async fn apps(state: &AppState, account_id: &str) -> PageResult<Vec<SimApp>> {
 pub async fn page(
     State(state): State<AppState>,
     jar: CookieJar,
+    origin: AuditOrigin,
     RawQuery(query): RawQuery,
 ) -> PageResult<Response> {
     let signed_in = match developer(&state, &jar).await? {
@@ -143,7 +144,7 @@ pub async fn page(
     };
     let form = Fields::parse(query.unwrap_or_default().as_bytes());
     let developer = &signed_in.developer;
-    let personas = sandbox::personas(&state, developer).await?;
+    let personas = sandbox::personas(&state, developer, &origin).await?;
     let apps = apps(&state, &developer.account_id).await?;
     let app = match form.get("client") {
         Some(id) => apps.iter().find(|app| app.client_id == id),
@@ -197,7 +198,12 @@ pub async fn page(
 /// `POST /developer/simulator/launch` with `client_id`, `mode` (`ehr`, `standalone`,
 /// `ehr-simulator`, `standalone-simulator`) and, for an EHR launch, `patient`,
 /// `practitioner` and optionally `encounter`.
-pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+pub async fn launch(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    origin: AuditOrigin,
+    body: Bytes,
+) -> PageResult {
     if !state.config.onboarding.sandbox {
         return Err(not_found());
     }
@@ -230,7 +236,7 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
         ));
     }
     let launch = if ehr_launch {
-        Some(ehr_context(&state, &signed_in, app, &form).await?)
+        Some(ehr_context(&state, &signed_in, app, &form, &origin).await?)
     } else {
         None
     };
@@ -251,6 +257,7 @@ async fn ehr_context(
     signed_in: &SignedIn,
     app: &SimApp,
     form: &Fields,
+    origin: &AuditOrigin,
 ) -> PageResult<String> {
     let patient = match form.get("patient") {
         Some(id) => records::patient(&state.store, id).await?,
@@ -265,7 +272,8 @@ async fn ehr_context(
             "The encounter does not belong to this patient.",
         ));
     }
-    let persona = sandbox::persona(state, &signed_in.developer, Role::Practitioner)
+    let developer = &signed_in.developer;
+    let persona = sandbox::persona(state, developer, Role::Practitioner, origin)
         .await?
         .ok_or_else(|| PageError::bad_request("This server has no sample Practitioner."))?;
     if persona.disabled {
@@ -281,17 +289,41 @@ async fn ehr_context(
                 "Choose a practitioner of this server.",
             ));
         }
+        let fhir_user = format!("Practitioner/{chosen}");
+        let relinked = sandbox::persona_event(
+            developer,
+            origin,
+            &persona.username,
+            format!("sandbox persona linked to {fhir_user}"),
+        );
+        let audit: Vec<_> = state.audit.row(&relinked).into_iter().collect();
         state
             .store
-            .set_fhir_user(&persona.username, &format!("Practitioner/{chosen}"), &[])
+            .set_fhir_user(&persona.username, &fhir_user, &audit)
             .await?;
     }
-    ehr::record_launch(
-        &state.store,
+    let mut made = Event::launch(
+        Security::LaunchCreated,
+        Agent::user(&persona.username),
+        origin.clone(),
         &app.client_id,
         &persona.username,
         &patient.id,
         encounter,
+    );
+    made.description = made.description.map(|description| {
+        format!(
+            "{description} (developer sandbox, developer {})",
+            developer.account_id
+        )
+    });
+    ehr::record_launch(
+        state,
+        &app.client_id,
+        &persona.username,
+        &patient.id,
+        encounter,
+        &made,
     )
     .await
 }

@@ -673,6 +673,24 @@ async fn ehr_launch(backend: Backend) {
     );
     assert_eq!(query(&target, "iss").as_deref(), Some(server.fhir.as_str()));
     let launch = query(&target, "launch").unwrap();
+    // Recorded with the launch: by doc, about the app's client, the patient set, never the
+    // launch token.
+    let recorded: Vec<_> = crate::common::audit::rows(&server.db.url)
+        .await
+        .into_iter()
+        .filter(|row| row.subtype.as_deref() == Some("launch-created"))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:?}");
+    assert_eq!(recorded[0].agent_user.as_deref(), Some("doc"));
+    assert_eq!(recorded[0].patient.as_deref(), Some("pat-a"));
+    assert_eq!(recorded[0].entity, Some(format!("client:{client_id}")));
+    assert!(
+        recorded[0].body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .contains("encounter enc-1")
+    );
+    assert!(!String::from_utf8_lossy(&recorded[0].raw).contains(&launch));
     // The app comes back with that launch; doc is already signed in here: straight to consent.
     let (url, _) = authorize_url(
         &server,

@@ -383,6 +383,39 @@ async fn simulator_launches_the_developers_app(backend: Backend) {
     let params = smart::query_params(&target);
     assert_eq!(params["iss"], server.fhir);
     let launch_id = params["launch"].clone();
+    // Recorded: the personas made for ada (by ada), and the launch by her practitioner
+    // persona, never with the launch token.
+    let rows = crate::common::audit::rows(&server.db.url).await;
+    let persona_made = rows.iter().find(|row| {
+        row.subtype.as_deref() == Some("user-changed")
+            && row.entity == Some(format!("user:{}", practitioner.username))
+    });
+    let persona_made = persona_made.unwrap_or_else(|| panic!("{rows:?}"));
+    assert_eq!(persona_made.agent_user.as_deref(), Some("ada@example.org"));
+    assert!(
+        persona_made.body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .contains("sandbox persona created, linked to Practitioner/")
+    );
+    let launched: Vec<_> = rows
+        .iter()
+        .filter(|row| row.subtype.as_deref() == Some("launch-created"))
+        .collect();
+    assert_eq!(launched.len(), 1, "{rows:?}");
+    assert_eq!(
+        launched[0].agent_user.as_deref(),
+        Some(practitioner.username.as_str())
+    );
+    assert_eq!(launched[0].patient.as_deref(), Some(SAMPLE_PATIENT));
+    assert_eq!(launched[0].entity, Some(format!("client:{client_id}")));
+    assert!(
+        launched[0].body["outcomeDesc"]
+            .as_str()
+            .unwrap()
+            .contains("developer sandbox")
+    );
+    assert!(!String::from_utf8_lossy(&launched[0].raw).contains(&launch_id));
     // The launch works at /auth/authorize for this app, for the practitioner persona.
     let app = App {
         client_id: client_id.clone(),

@@ -10,10 +10,12 @@ use axum_extra::extract::CookieJar;
 use super::login::login_page;
 use super::records;
 use super::steps::url;
+use crate::audit::{Agent, Event, Origin, Security};
 use crate::crypto::{digest_hex, random_token};
 use crate::http::form::Fields;
 use crate::state::AppState;
 use crate::store::Store;
+use crate::store::audit::chain::AuditRow;
 use crate::store::auth::{Launch, Session, User};
 use crate::web::error::{PageError, PageResult};
 use crate::web::html::{Choice, html, redirect};
@@ -98,7 +100,12 @@ pub async fn page(
 }
 
 /// `POST /auth/ehr/launch`: records the launch and sends the browser to the app.
-pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) -> PageResult {
+pub async fn launch(
+    State(state): State<AppState>,
+    jar: CookieJar,
+    origin: Origin,
+    body: Bytes,
+) -> PageResult {
     let form = Fields::parse(&body);
     let (state, jar, form) = (&state, &jar, &form);
     let session = session::posted(&state.store, jar, form).await?;
@@ -132,29 +139,43 @@ pub async fn launch(State(state): State<AppState>, jar: CookieJar, body: Bytes) 
             "The encounter does not belong to this patient.",
         ));
     }
-    let launch = record_launch(
-        &state.store,
+    let made = Event::launch(
+        Security::LaunchCreated,
+        Agent::user(&user.username),
+        origin,
         &client.client_id,
         &user.username,
         &patient.id,
         encounter,
+    );
+    let launch = record_launch(
+        state,
+        &client.client_id,
+        &user.username,
+        &patient.id,
+        encounter,
+        &made,
     )
     .await?;
     Ok(redirect(&launch_target(state, &launch_uri, Some(&launch))?))
 }
 
 /// Records an EHR launch of app `client_id` by user `username` with `patient` (and
-/// `encounter`) in context; returns the launch id, good for one authorization within the
-/// hour. Kiln's EHR page and the developer portal's launch simulator launch with it.
+/// `encounter`) in context, and its audit event `made` in the same transaction; returns the
+/// launch id, good for one authorization within the hour. Kiln's EHR page and the developer
+/// portal's launch simulator launch with it.
 pub async fn record_launch(
-    store: &Store,
+    state: &AppState,
     client_id: &str,
     username: &str,
     patient: &str,
     encounter: Option<&str>,
+    made: &Event,
 ) -> PageResult<String> {
     let launch = random_token();
-    store
+    let audit: Vec<AuditRow> = state.audit.row(made).into_iter().collect();
+    state
+        .store
         .insert_launch(
             &Launch {
                 launch_hash: digest_hex(&launch),
@@ -165,7 +186,7 @@ pub async fn record_launch(
                 expires_at: crate::auth::now() + LAUNCH_LIFETIME_SECS,
                 used: false,
             },
-            &[],
+            &audit,
         )
         .await?;
     Ok(launch)
