@@ -92,6 +92,7 @@ pub async fn serve(database: DatabaseArgs, mut config: ServeConfig) -> CliResult
     {
         serve_metrics(bind, crate::app::metrics_router(state.clone())).await?;
     }
+    let audit = state.audit.clone();
     let app = router(state);
     // After the signal `/readyz` fails for `drain` while requests are still served, so the
     // load balancer stops sending new ones before the listener closes.
@@ -113,6 +114,11 @@ pub async fn serve(database: DatabaseArgs, mut config: ServeConfig) -> CliResult
             .with_graceful_shutdown(stop)
             .await?
         }
+    }
+    // What the audit spool still holds goes into the log now, not at the next start (which
+    // a replica taken away for good never has).
+    if audit.settled().await.is_err() {
+        tracing::warn!("the audit spool still holds events: the next start loads them");
     }
     store.close().await;
     tracing::info!("kiln stopped");

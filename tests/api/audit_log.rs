@@ -24,6 +24,7 @@ backend_tests!(
     the_chain_links_under_concurrent_writes,
     a_crash_leaves_no_version_without_its_event,
     a_crash_loses_no_spooled_read,
+    a_stop_loads_the_spool,
 );
 
 /// Every event in the log, in chain order.
@@ -703,5 +704,50 @@ async fn a_crash_loses_no_spooled_read(backend: Backend) {
             .contains("loaded audit events an earlier run left"),
         "the restart loaded the spool:\n{}",
         server.log()
+    );
+}
+
+/// A server stopped gracefully (SIGTERM) loads what its spool holds before it exits: right
+/// after the exit, with no server running, every answered read has its event in the table.
+async fn a_stop_loads_the_spool(backend: Backend) {
+    let spool = tempfile::tempdir().unwrap();
+    let spool_dir = spool.path().to_str().unwrap().to_owned();
+    let Some(mut server) = Server::start_with(backend, &["--audit-spool-dir", &spool_dir]).await
+    else {
+        return;
+    };
+    let created = expect_json(server.post("Patient", &patient("Stopped")).await, 201).await;
+    let read_url = server.url(&format!("Patient/{}", created["id"].as_str().unwrap()));
+    let mut answered = Vec::new();
+    for round in 0..20 {
+        let request_id = format!("stopped-read-{round}");
+        let response = server
+            .client
+            .get(&read_url)
+            .header("x-request-id", &request_id)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        answered.push(request_id);
+    }
+    let status = server.terminate().wait().unwrap();
+    assert!(status.success(), "{status}");
+    let events = events(&server.db).await;
+    let missing: Vec<&String> = answered
+        .iter()
+        .filter(|id| {
+            !events.iter().any(|event| {
+                event.subtype.as_deref() == Some("read")
+                    && event
+                        .raw
+                        .windows(id.len())
+                        .any(|window| window == id.as_bytes())
+            })
+        })
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "reads without their event after the stop: {missing:?}"
     );
 }
