@@ -621,62 +621,30 @@ async fn a_crash_leaves_no_version_without_its_event(backend: Backend) {
     assert_chain_intact(&server.db).await;
 }
 
-/// The events of answered reads wait in the spool until the server loads them into the
-/// table. A server killed (kill -9) while some wait loads them at its next start: after the
-/// restart every answered read has its event, and the chain is intact.
-async fn a_crash_loses_no_spooled_read(backend: Backend) {
-    let spool = tempfile::tempdir().unwrap();
-    let spool_dir = spool.path().to_str().unwrap().to_owned();
-    let Some(mut server) = Server::start_with(backend, &["--audit-spool-dir", &spool_dir]).await
-    else {
-        return;
-    };
+/// A server with its audit spool in `spool`, and the URL of a Patient it holds.
+async fn spooled_server(backend: Backend, spool: &tempfile::TempDir) -> Option<(Server, String)> {
+    let spool_dir = spool.path().to_str().unwrap();
+    let server = Server::start_with(backend, &["--audit-spool-dir", spool_dir]).await?;
     let created = expect_json(server.post("Patient", &patient("Spooled")).await, 201).await;
     let read_url = server.url(&format!("Patient/{}", created["id"].as_str().unwrap()));
-    let backlog = || async {
-        let text = server
-            .client
-            .get(format!("{}/metrics", server.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        text.lines()
-            .find_map(|line| line.strip_prefix("kiln_audit_backlog "))
-            .map_or(0.0, |value| value.trim().parse::<f64>().unwrap())
-    };
-    // Read until some answered reads are known to wait in the spool, then crash at once.
-    let mut answered = Vec::new();
-    let mut waiting = false;
-    for round in 0..200 {
-        let request_id = format!("spooled-read-{round}");
-        let response = server
-            .client
-            .get(&read_url)
-            .header("x-request-id", &request_id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
-        answered.push(request_id);
-        if backlog().await > 0.0 {
-            waiting = true;
-            break;
-        }
-    }
-    assert!(waiting, "no answered read ever waited in the spool");
-    server.kill9();
-    let spooled = std::fs::read_dir(spool.path())
-        .unwrap()
-        .filter_map(Result::ok)
-        .filter(|entry| entry.path().extension().is_some_and(|e| e == "spool"))
-        .map(|entry| entry.metadata().unwrap().len())
-        .sum::<u64>();
-    assert!(spooled > 0, "the answered reads were written to the spool");
-    server.restart().await;
-    let events = events(&server.db).await;
+    Some((server, read_url))
+}
+
+/// Reads `url` with `X-Request-ID: request_id`; it must answer 200.
+async fn read_as(server: &Server, url: &str, request_id: &str) {
+    let response = server
+        .client
+        .get(url)
+        .header("x-request-id", request_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// The request ids of `answered` reads that have no read event in the log of `db`.
+async fn unrecorded(db: &TestDb, answered: &[String]) -> Vec<String> {
+    let events = events(db).await;
     let recorded: HashSet<&str> = events
         .iter()
         .filter(|event| event.subtype.as_deref() == Some("read"))
@@ -689,10 +657,37 @@ async fn a_crash_loses_no_spooled_read(backend: Backend) {
                 .as_str()
         })
         .collect();
-    let missing: Vec<&String> = answered
+    answered
         .iter()
         .filter(|id| !recorded.contains(id.as_str()))
-        .collect();
+        .cloned()
+        .collect()
+}
+
+/// The events of answered reads wait in the spool until the server loads them into the
+/// table. A server killed (kill -9) while some wait loads them at its next start: after the
+/// restart every answered read has its event, and the chain is intact.
+async fn a_crash_loses_no_spooled_read(backend: Backend) {
+    let spool = tempfile::tempdir().unwrap();
+    let Some((mut server, read_url)) = spooled_server(backend, &spool).await else {
+        return;
+    };
+    // Read until some answered reads are known to wait in the spool, then crash at once.
+    let mut answered = Vec::new();
+    let mut waiting = false;
+    for round in 0..200 {
+        let request_id = format!("spooled-read-{round}");
+        read_as(&server, &read_url, &request_id).await;
+        answered.push(request_id);
+        if crate::common::audit::backlog(&server.direct()).await > Some(0.0) {
+            waiting = true;
+            break;
+        }
+    }
+    assert!(waiting, "no answered read ever waited in the spool");
+    server.kill9();
+    server.restart().await;
+    let missing = unrecorded(&server.db, &answered).await;
     assert!(
         missing.is_empty(),
         "answered reads without their event: {missing:?}"
@@ -711,41 +706,18 @@ async fn a_crash_loses_no_spooled_read(backend: Backend) {
 /// after the exit, with no server running, every answered read has its event in the table.
 async fn a_stop_loads_the_spool(backend: Backend) {
     let spool = tempfile::tempdir().unwrap();
-    let spool_dir = spool.path().to_str().unwrap().to_owned();
-    let Some(mut server) = Server::start_with(backend, &["--audit-spool-dir", &spool_dir]).await
-    else {
+    let Some((mut server, read_url)) = spooled_server(backend, &spool).await else {
         return;
     };
-    let created = expect_json(server.post("Patient", &patient("Stopped")).await, 201).await;
-    let read_url = server.url(&format!("Patient/{}", created["id"].as_str().unwrap()));
     let mut answered = Vec::new();
     for round in 0..20 {
         let request_id = format!("stopped-read-{round}");
-        let response = server
-            .client
-            .get(&read_url)
-            .header("x-request-id", &request_id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status(), 200);
+        read_as(&server, &read_url, &request_id).await;
         answered.push(request_id);
     }
     let status = server.terminate().wait().unwrap();
     assert!(status.success(), "{status}");
-    let events = events(&server.db).await;
-    let missing: Vec<&String> = answered
-        .iter()
-        .filter(|id| {
-            !events.iter().any(|event| {
-                event.subtype.as_deref() == Some("read")
-                    && event
-                        .raw
-                        .windows(id.len())
-                        .any(|window| window == id.as_bytes())
-            })
-        })
-        .collect();
+    let missing = unrecorded(&server.db, &answered).await;
     assert!(
         missing.is_empty(),
         "reads without their event after the stop: {missing:?}"

@@ -121,24 +121,23 @@ pub async fn settle(url: &str) {
         return;
     };
     let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let Ok(response) = reqwest::get(format!("{direct}/metrics")).await else {
-            return;
-        };
-        let text = response.text().await.unwrap_or_default();
-        let backlog = text
-            .lines()
-            .find_map(|line| line.strip_prefix("kiln_audit_backlog "))
-            .map(|value| value.trim().parse::<f64>().unwrap_or(0.0));
-        if backlog.is_none_or(|backlog| backlog == 0.0) {
-            return;
-        }
+    while backlog(&direct).await.is_some_and(|backlog| backlog > 0.0) {
         assert!(
             Instant::now() < deadline,
             "the audit spool of {direct} did not drain"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// The `kiln_audit_backlog` gauge of the server at `direct`; `None` when it has none (no
+/// spool, or no event yet) or does not answer.
+pub async fn backlog(direct: &str) -> Option<f64> {
+    let response = reqwest::get(format!("{direct}/metrics")).await.ok()?;
+    let text = response.text().await.ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("kiln_audit_backlog "))
+        .and_then(|value| value.trim().parse().ok())
 }
 
 /// Runs `$body` with `$pool` connected to `$url`'s database (PostgreSQL or SQLite).
