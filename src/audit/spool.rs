@@ -20,8 +20,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::store::audit::chain::AuditRow;
 
-/// A segment is sealed, and a new one begun, past this many bytes.
-const SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+/// A segment is sealed, and a new one begun, past this many bytes (about 10,000 events). A
+/// start after a crash reads the segments left (the one being written, and the sealed ones
+/// not yet deleted: few, as the loader is at most 64 batches behind) into memory at once.
+const SEGMENT_BYTES: u64 = 16 * 1024 * 1024;
 /// The largest payload a frame may claim; a longer one is read as damage.
 const MAX_FRAME: usize = 16 * 1024 * 1024;
 const EXTENSION: &str = "spool";
