@@ -74,6 +74,15 @@ impl Spool {
     /// Opens the spool in `dir` (created when absent), locks it, and returns it with the
     /// segments earlier runs left, oldest first. Fails when another process holds the lock.
     pub fn open(dir: &Path) -> io::Result<(Spool, Vec<Leftover>)> {
+        Self::open_in(dir).map_err(|error| {
+            io::Error::new(
+                error.kind(),
+                format!("cannot open the audit spool {}: {error}", dir.display()),
+            )
+        })
+    }
+
+    fn open_in(dir: &Path) -> io::Result<(Spool, Vec<Leftover>)> {
         // The events say who read whose record: only the server's user may read them.
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -87,11 +96,8 @@ impl Spool {
         lock.try_lock().map_err(|_| {
             io::Error::new(
                 io::ErrorKind::WouldBlock,
-                format!(
-                    "the audit spool {} is in use by another Kiln server; give each server \
-                     its own --audit-spool-dir",
-                    dir.display()
-                ),
+                "it is in use by another Kiln server; give each server its own \
+                 --audit-spool-dir",
             )
         })?;
         let mut segments = Vec::new();

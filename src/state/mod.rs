@@ -57,7 +57,7 @@ impl std::fmt::Display for StateError {
         match self {
             StateError::Storage(error) => error.fmt(formatter),
             StateError::Mail(error) => error.fmt(formatter),
-            StateError::AuditSpool(error) => write!(formatter, "audit spool: {error}"),
+            StateError::AuditSpool(error) => error.fmt(formatter),
         }
     }
 }
