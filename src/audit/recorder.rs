@@ -64,9 +64,12 @@ impl From<AuditUnavailable> for FhirError {
     }
 }
 
+/// Where a request waits for its event to be durable.
+type Done = oneshot::Sender<Result<(), AuditUnavailable>>;
+
 struct Pending {
     row: AuditRow,
-    done: oneshot::Sender<Result<(), AuditUnavailable>>,
+    done: Done,
 }
 
 /// Hands events to the writer; cheap to clone. Off (`--disable-audit`): records nothing.
@@ -212,7 +215,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
         .map_or(store, |writer| writer.store().clone());
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {
-        let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();
+        let (rows, waiting) = split(&mut batch);
         let result = match store.append_audit(&rows).await {
             Ok(()) => Ok(()),
             Err(error) => {
@@ -220,9 +223,7 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
                 Err(AuditUnavailable)
             }
         };
-        for pending in batch.drain(..) {
-            let _ = pending.done.send(result);
-        }
+        answer(waiting, result);
     }
 }
 
@@ -264,14 +265,12 @@ fn spool_batches(
             std::thread::sleep(GROUP_WAIT);
             take_waiting(&mut receiver, &mut batch);
         }
-        let rows: Vec<AuditRow> = batch.iter().map(|pending| pending.row.clone()).collect();
+        let (rows, waiting) = split(&mut batch);
         let sealed = match spool.append(&rows) {
             Ok(sealed) => sealed,
             Err(error) => {
                 tracing::error!(%error, events = rows.len(), "the audit spool could not be written");
-                for pending in batch.drain(..) {
-                    let _ = pending.done.send(Err(AuditUnavailable));
-                }
+                answer(waiting, Err(AuditUnavailable));
                 continue;
             }
         };
@@ -279,12 +278,25 @@ fn spool_batches(
             .spooled
             .fetch_add(rows.len() as u64, Ordering::AcqRel);
         progress.publish();
-        for pending in batch.drain(..) {
-            let _ = pending.done.send(Ok(()));
-        }
+        answer(waiting, Ok(()));
         if loads.blocking_send(Synced { rows, sealed }).is_err() {
             return;
         }
+    }
+}
+
+/// Empties `batch` into its rows (moved, not copied) and the requests waiting on them.
+fn split(batch: &mut Vec<Pending>) -> (Vec<AuditRow>, Vec<Done>) {
+    batch
+        .drain(..)
+        .map(|pending| (pending.row, pending.done))
+        .unzip()
+}
+
+/// Answers every request of a batch with `result`.
+fn answer(waiting: Vec<Done>, result: Result<(), AuditUnavailable>) {
+    for done in waiting {
+        let _ = done.send(result);
     }
 }
 
@@ -350,13 +362,32 @@ async fn load_batches(
     }
 }
 
-/// Appends `rows` to the table, retrying (1 s, 2 s, … up to 30 s apart) until it succeeds.
+/// Appends `rows` to the table, retrying until it succeeds.
 async fn append_until_stored(store: &Store, rows: &[AuditRow]) {
+    until_ok(
+        "the audit spool could not be loaded into the audit log",
+        || store.append_audit(rows),
+    )
+    .await;
+}
+
+/// Runs `attempt` until it succeeds, 1 s, 2 s, … up to 30 s apart, logging each failure as
+/// `what`: the events wait safely in the spool meanwhile.
+async fn until_ok<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::store::StoreResult<T>>,
+{
     let mut wait = Duration::from_secs(1);
-    while let Err(error) = store.append_audit(rows).await {
-        tracing::error!(%error, events = rows.len(), retry_in = ?wait, "the audit spool could not be loaded into the audit log");
-        tokio::time::sleep(wait).await;
-        wait = (wait * 2).min(Duration::from_secs(30));
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::error!(%error, retry_in = ?wait, "{what}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
     }
 }
 
@@ -365,17 +396,10 @@ async fn append_until_stored(store: &Store, rows: &[AuditRow]) {
 async fn load_leftover(store: &Store, leftover: Leftover, progress: &Progress) {
     for chunk in leftover.rows.chunks(LOAD_BATCH) {
         let ids: Vec<&str> = chunk.iter().map(|row| row.event_id.as_str()).collect();
-        let mut wait = Duration::from_secs(1);
-        let known = loop {
-            match store.audit_known_ids(&ids).await {
-                Ok(known) => break known,
-                Err(error) => {
-                    tracing::error!(%error, retry_in = ?wait, "cannot read the audit log to load the spool");
-                    tokio::time::sleep(wait).await;
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
-        };
+        let known = until_ok("cannot read the audit log to load the spool", || {
+            store.audit_known_ids(&ids)
+        })
+        .await;
         let missing: Vec<AuditRow> = chunk
             .iter()
             .filter(|row| !known.contains(&row.event_id))
