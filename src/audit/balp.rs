@@ -1,16 +1,17 @@
-//! The AuditEvent JSON of an [`Event`], after the IHE Basic Audit Log Patterns (BALP)
-//! profiles: `rest` events claim the Create/Read/Update/Delete/Query profile (its Patient
-//! variant when a patient entity is present), and carry three agents (the client app as
-//! source, the user of the OAuth token, this server as destination), the server as the
-//! source observer, and entities for the patient, the resource, the query and the
-//! request id.
+//! The AuditEvent JSON of a stored event (`store::audit::stored`), built when it is read,
+//! after the IHE Basic Audit Log Patterns (BALP) profiles: `rest` events claim the
+//! Create/Read/Update/Delete/Query profile (its Patient variant when a patient entity is
+//! present), and carry three agents (the client app as source, the user of the OAuth token,
+//! this server as destination), the server as the source observer, and entities for the
+//! patient, the resource, the query and the request id.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
-use super::event::{DCM, Event, Kind};
+use super::event::{DCM, KILN_SUBTYPE, Security};
 use crate::fhir::instant::to_fhir_instant;
+use crate::store::audit::stored::{Stored, StoredEvent};
 
 const PROFILES: &str = "https://profiles.ihe.net/ITI/BALP/StructureDefinition/";
 const ENTITY_TYPE: &str = "http://terminology.hl7.org/CodeSystem/audit-entity-type";
@@ -20,19 +21,19 @@ const USER_AGENT_TYPE: &str = "https://profiles.ihe.net/ITI/BALP/CodeSystem/User
 const NETWORK_IP: &str = "2";
 const NETWORK_URI: &str = "5";
 
-/// The AuditEvent of `event`, with id `event_id`, recorded at `recorded` (µs UTC) by the
-/// server whose FHIR base is `base`.
-pub fn audit_event(event: &Event, event_id: &str, recorded: i64, base: &str) -> Value {
-    let (type_system, type_code, type_display) = event.kind.type_coding();
-    let (sub_system, sub_code, sub_display) = event.kind.subtype_coding();
+/// The AuditEvent of a stored event.
+pub fn audit_event(event: &StoredEvent) -> Value {
+    let (type_system, type_display) = type_coding(&event.type_code);
+    let (sub_system, sub_display) = subtype_coding(&event.type_code, &event.subtype);
+    let base = event.base.as_str();
     let mut audit = Map::new();
     audit.insert("resourceType".into(), json!("AuditEvent"));
-    audit.insert("id".into(), json!(event_id));
+    audit.insert("id".into(), json!(event.id));
     let mut profiles = Vec::new();
     if let Some(profile) = profile(event) {
         profiles.push(json!(format!("{PROFILES}{profile}")));
     }
-    if event.agent.token_id.is_some() {
+    if event.token_id.is_some() {
         profiles.push(json!(format!(
             "{PROFILES}IHE.BasicAudit.OAUTHaccessTokenUse.Minimal"
         )));
@@ -42,19 +43,19 @@ pub fn audit_event(event: &Event, event_id: &str, recorded: i64, base: &str) -> 
     }
     audit.insert(
         "type".into(),
-        json!({ "system": type_system, "code": type_code, "display": type_display }),
+        json!({ "system": type_system, "code": event.type_code, "display": type_display }),
     );
     audit.insert(
         "subtype".into(),
-        json!([{ "system": sub_system, "code": sub_code, "display": sub_display }]),
+        json!([{ "system": sub_system, "code": event.subtype, "display": sub_display }]),
     );
-    audit.insert("action".into(), json!(event.action.code()));
-    audit.insert("recorded".into(), json!(to_fhir_instant(recorded)));
-    audit.insert("outcome".into(), json!(event.outcome.code()));
+    audit.insert("action".into(), json!(event.action));
+    audit.insert("recorded".into(), json!(to_fhir_instant(event.recorded)));
+    audit.insert("outcome".into(), json!(event.outcome));
     if let Some(description) = &event.description {
         audit.insert("outcomeDesc".into(), json!(description));
     }
-    audit.insert("agent".into(), Value::Array(agents(event, base)));
+    audit.insert("agent".into(), Value::Array(agents(event)));
     audit.insert(
         "source".into(),
         json!({
@@ -74,12 +75,46 @@ pub fn audit_event(event: &Event, event_id: &str, recorded: i64, base: &str) -> 
     Value::Object(audit)
 }
 
+/// The AuditEvent JSON of a stored body: built from the stored form, or the body itself for
+/// a row stored as AuditEvent JSON; `None` for a body that is neither (damaged).
+pub fn audit_event_of(body: &[u8]) -> Option<Value> {
+    match Stored::parse(body)? {
+        Stored::Event(event) => Some(audit_event(&event)),
+        Stored::Resource(resource) => Some(resource),
+    }
+}
+
+/// `(system, display)` of AuditEvent.type.
+fn type_coding(code: &str) -> (&'static str, &'static str) {
+    match code {
+        "rest" => (
+            "http://terminology.hl7.org/CodeSystem/audit-event-type",
+            "Restful Operation",
+        ),
+        "110114" => (DCM, "User Authentication"),
+        _ => (DCM, "Security Alert"),
+    }
+}
+
+/// `(system, display)` of AuditEvent.subtype.
+fn subtype_coding<'a>(type_code: &str, code: &'a str) -> (&'static str, &'a str) {
+    match (type_code, code) {
+        ("rest", code) => ("http://hl7.org/fhir/restful-interaction", code),
+        (_, "110122") => (DCM, "Login"),
+        (_, "110123") => (DCM, "Logout"),
+        (_, code) => match Security::of_code(code) {
+            Some(security) => (KILN_SUBTYPE, security.display()),
+            None => (KILN_SUBTYPE, code),
+        },
+    }
+}
+
 /// The BALP profile a `rest` event conforms to.
-fn profile(event: &Event) -> Option<String> {
-    let Kind::Rest(code) = event.kind else {
+fn profile(event: &StoredEvent) -> Option<String> {
+    if event.type_code != "rest" {
         return None;
-    };
-    let basic = match code {
+    }
+    let basic = match event.subtype.as_str() {
         "create" => "Create",
         "read" | "vread" => "Read",
         "update" | "patch" => "Update",
@@ -95,11 +130,10 @@ fn profile(event: &Event) -> Option<String> {
     Some(format!("IHE.BasicAudit.{patient}{basic}"))
 }
 
-fn agents(event: &Event, base: &str) -> Vec<Value> {
-    let agent = &event.agent;
+fn agents(event: &StoredEvent) -> Vec<Value> {
+    let base = event.base.as_str();
     let mut agents = Vec::new();
     let network = event
-        .origin
         .source_ip
         .as_ref()
         .map(|ip| json!({ "address": ip, "type": NETWORK_IP }));
@@ -109,19 +143,19 @@ fn agents(event: &Event, base: &str) -> Vec<Value> {
         "type".into(),
         json!({ "coding": [{ "system": DCM, "code": "110153", "display": "Source Role ID" }] }),
     );
-    if let Some(client_id) = &agent.client_id {
+    if let Some(client_id) = &event.client_id {
         client.insert(
             "who".into(),
             json!({ "identifier": { "value": client_id }, "display": client_id }),
         );
     }
-    client.insert("requestor".into(), json!(agent.username.is_none()));
+    client.insert("requestor".into(), json!(event.username.is_none()));
     if let Some(network) = &network {
         client.insert("network".into(), network.clone());
     }
     agents.push(Value::Object(client));
     // The user, when there is one.
-    if agent.username.is_some() || agent.fhir_user.is_some() {
+    if event.username.is_some() || event.fhir_user.is_some() {
         let mut user = Map::new();
         user.insert(
             "type".into(),
@@ -132,23 +166,23 @@ fn agents(event: &Event, base: &str) -> Vec<Value> {
             }] }),
         );
         let mut who = Map::new();
-        if let Some(fhir_user) = &agent.fhir_user {
+        if let Some(fhir_user) = &event.fhir_user {
             who.insert("reference".into(), json!(fhir_user));
         }
-        if let Some(username) = &agent.username {
+        if let Some(username) = &event.username {
             who.insert("display".into(), json!(username));
             user.insert("altId".into(), json!(username));
         }
         user.insert("who".into(), Value::Object(who));
         user.insert("requestor".into(), json!(true));
-        if let Some(token_id) = &agent.token_id {
+        if let Some(token_id) = &event.token_id {
             user.insert("policy".into(), json!([token_id]));
         }
         if let Some(network) = &network {
             user.insert("network".into(), network.clone());
         }
         agents.push(Value::Object(user));
-    } else if let (Some(token_id), Some(slot)) = (&agent.token_id, agents.first_mut()) {
+    } else if let (Some(token_id), Some(slot)) = (&event.token_id, agents.first_mut()) {
         slot["policy"] = json!([token_id]);
     }
     // This server: the destination.
@@ -161,7 +195,7 @@ fn agents(event: &Event, base: &str) -> Vec<Value> {
     agents
 }
 
-fn entities(event: &Event) -> Vec<Value> {
+fn entities(event: &StoredEvent) -> Vec<Value> {
     let mut entities = Vec::new();
     if let Some(patient) = &event.patient {
         entities.push(json!({
@@ -171,9 +205,9 @@ fn entities(event: &Event) -> Vec<Value> {
         }));
     }
     if let Some(entity) = &event.entity {
-        let reference = match entity.version {
-            Some(version) => format!("{}/_history/{version}", entity.reference()),
-            None => entity.reference(),
+        let reference = match event.version {
+            Some(version) => format!("{entity}/_history/{version}"),
+            None => entity.clone(),
         };
         entities.push(json!({
             "what": { "reference": reference },
@@ -181,11 +215,13 @@ fn entities(event: &Event) -> Vec<Value> {
             "role": { "system": OBJECT_ROLE, "code": "4", "display": "Domain Resource" }
         }));
     }
-    if let Some(subject) = &event.subject {
+    if let (Some(kind), Some(id), Some(stored)) =
+        (&event.subject_kind, &event.subject_id, event.subject())
+    {
         entities.push(json!({
             "what": {
-                "identifier": { "system": subject.system(), "value": subject.id },
-                "display": subject.stored()
+                "identifier": { "system": format!("urn:kiln:{kind}"), "value": id },
+                "display": stored
             },
             "type": { "system": ENTITY_TYPE, "code": "2", "display": "System Object" }
         }));
@@ -197,7 +233,7 @@ fn entities(event: &Event) -> Vec<Value> {
             "query": STANDARD.encode(query.as_bytes())
         }));
     }
-    if let Some(request_id) = &event.origin.request_id {
+    if let Some(request_id) = &event.request_id {
         entities.push(json!({
             "what": { "identifier": { "value": request_id } },
             "type": { "system": BALP_ENTITY_TYPE, "code": "XrequestId", "display": "X-Request-Id" }
@@ -209,7 +245,7 @@ fn entities(event: &Event) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::audit::event::{Agent, Entity, Origin, Outcome, Security};
+    use crate::audit::event::{Agent, Entity, Event, Kind, Origin, Outcome};
     use crate::fhir::validate::validate_resource;
 
     fn full_event() -> Event {
@@ -239,12 +275,11 @@ mod tests {
     #[test]
     fn a_patient_read_is_a_valid_balp_audit_event() {
         let event = full_event();
-        let body = audit_event(
-            &event,
-            "0b6c1c2e-4b1a-4f5e-9d0e-1a2b3c4d5e6f",
+        let body = audit_event(&event.stored(
+            "0b6c1c2e-4b1a-4f5e-9d0e-1a2b3c4d5e6f".into(),
             1_700_000_000_000_000,
             "http://kiln.test/fhir",
-        );
+        ));
         assert_eq!(validate_resource(&body), vec![]);
         assert_eq!(body["type"]["code"], "rest");
         assert_eq!(body["subtype"][0]["code"], "read");
@@ -276,7 +311,7 @@ mod tests {
             Origin::default(),
         )
         .with_description("invalid_grant");
-        let body = audit_event(&refused, "e1", 0, "http://kiln.test/fhir");
+        let body = audit_event(&refused.stored("e1".into(), 0, "http://kiln.test/fhir"));
         assert_eq!(validate_resource(&body), vec![]);
         assert_eq!(body["type"]["code"], "110113");
         assert_eq!(body["subtype"][0]["code"], "token-refused");
@@ -288,7 +323,7 @@ mod tests {
             Agent::user("amy"),
             Origin::default(),
         );
-        let body = audit_event(&login, "e2", 0, "http://kiln.test/fhir");
+        let body = audit_event(&login.stored("e2".into(), 0, "http://kiln.test/fhir"));
         assert_eq!(validate_resource(&body), vec![]);
         assert_eq!(body["subtype"][0]["code"], "110122");
     }

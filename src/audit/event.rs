@@ -5,6 +5,7 @@
 use crate::access::reach::Access;
 use crate::fhir::instant::now_micros;
 use crate::store::audit::chain::AuditRow;
+use crate::store::audit::stored::{FORMAT, StoredEvent};
 
 /// The DICOM code system of the security event types.
 pub const DCM: &str = "http://dicom.nema.org/resources/ontology/DCM";
@@ -43,6 +44,27 @@ pub enum Security {
 }
 
 impl Security {
+    const ALL: [Security; 11] = [
+        Security::TokenIssued,
+        Security::TokenRefused,
+        Security::TokenRevoked,
+        Security::ConsentApproved,
+        Security::ConsentDenied,
+        Security::AdminAction,
+        Security::AppLifecycle,
+        Security::UserChanged,
+        Security::AuditDisabled,
+        Security::AuditEnabled,
+        Security::LaunchCreated,
+    ];
+
+    /// The subtype whose code is `code`.
+    pub fn of_code(code: &str) -> Option<Security> {
+        Security::ALL
+            .into_iter()
+            .find(|security| security.code() == code)
+    }
+
     pub fn code(self) -> &'static str {
         match self {
             Security::TokenIssued => "token-issued",
@@ -77,26 +99,14 @@ impl Security {
 }
 
 impl Kind {
-    /// `(system, code, display)` of AuditEvent.type.
-    pub fn type_coding(self) -> (&'static str, &'static str, &'static str) {
+    /// The codes of AuditEvent.type and AuditEvent.subtype (`audit::balp` gives their
+    /// systems and displays).
+    pub fn codes(self) -> (&'static str, &'static str) {
         match self {
-            Kind::Rest(_) => (
-                "http://terminology.hl7.org/CodeSystem/audit-event-type",
-                "rest",
-                "Restful Operation",
-            ),
-            Kind::Login | Kind::Logout => (DCM, "110114", "User Authentication"),
-            Kind::Security(_) => (DCM, "110113", "Security Alert"),
-        }
-    }
-
-    /// `(system, code, display)` of AuditEvent.subtype.
-    pub fn subtype_coding(self) -> (&'static str, &'static str, &'static str) {
-        match self {
-            Kind::Rest(code) => ("http://hl7.org/fhir/restful-interaction", code, code),
-            Kind::Login => (DCM, "110122", "Login"),
-            Kind::Logout => (DCM, "110123", "Logout"),
-            Kind::Security(security) => (KILN_SUBTYPE, security.code(), security.display()),
+            Kind::Rest(code) => ("rest", code),
+            Kind::Login => ("110114", "110122"),
+            Kind::Logout => ("110114", "110123"),
+            Kind::Security(security) => ("110113", security.code()),
         }
     }
 }
@@ -294,16 +304,6 @@ impl Subject {
             id: source.into(),
         }
     }
-
-    /// `kind:id`, the stored `entity` column (`app:…`, `user:…`).
-    pub fn stored(&self) -> String {
-        format!("{}:{}", self.kind, self.id)
-    }
-
-    /// The identifier system of the AuditEvent entity (`urn:kiln:app`, `urn:kiln:user`…).
-    pub fn system(&self) -> String {
-        format!("urn:kiln:{}", self.kind)
-    }
 }
 
 /// One auditable event.
@@ -414,31 +414,39 @@ impl Event {
         event
     }
 
-    /// The stored row, with the AuditEvent body of a server at `base` (its observer),
-    /// recorded now.
+    /// The stored row of a server at `base` (its observer), recorded now.
     pub fn row(&self, base: &str) -> AuditRow {
-        let recorded = now_micros();
-        let event_id = uuid::Uuid::now_v7().to_string();
-        let body = super::balp::audit_event(self, &event_id, recorded, base);
-        let (_, type_code, _) = self.kind.type_coding();
-        let (_, subtype, _) = self.kind.subtype_coding();
-        AuditRow {
-            event_id,
+        let stored = self.stored(uuid::Uuid::now_v7().to_string(), now_micros(), base);
+        let body = stored.to_bytes();
+        AuditRow::of_stored(stored, body).expect("an Event's action and outcome are AuditEvent's")
+    }
+
+    /// Its stored form, with id `event_id`, recorded at `recorded` (µs UTC) by the server
+    /// whose FHIR base is `base`.
+    pub fn stored(&self, event_id: String, recorded: i64, base: &str) -> StoredEvent {
+        let (type_code, subtype) = self.kind.codes();
+        StoredEvent {
+            v: FORMAT,
+            id: event_id,
             recorded,
             type_code: type_code.to_owned(),
-            subtype: Some(subtype.to_owned()),
-            action: self.action.code(),
-            outcome: self.outcome.code(),
-            agent_who: self.agent.fhir_user.clone(),
-            agent_user: self.agent.username.clone(),
-            agent_client: self.agent.client_id.clone(),
+            subtype: subtype.to_owned(),
+            action: self.action.code().to_owned(),
+            outcome: self.outcome.code().to_owned(),
+            description: self.description.clone(),
+            fhir_user: self.agent.fhir_user.clone(),
+            username: self.agent.username.clone(),
+            client_id: self.agent.client_id.clone(),
+            token_id: self.agent.token_id.clone(),
+            source_ip: self.origin.source_ip.clone(),
+            request_id: self.origin.request_id.clone(),
+            entity: self.entity.as_ref().map(Entity::reference),
+            version: self.entity.as_ref().and_then(|entity| entity.version),
+            subject_kind: self.subject.as_ref().map(|subject| subject.kind.to_owned()),
+            subject_id: self.subject.as_ref().map(|subject| subject.id.clone()),
             patient: self.patient.clone(),
-            entity: self
-                .entity
-                .as_ref()
-                .map(Entity::reference)
-                .or_else(|| self.subject.as_ref().map(Subject::stored)),
-            body: serde_json::to_vec(&body).unwrap_or_default(),
+            query: self.query.clone(),
+            base: base.to_owned(),
         }
     }
 }

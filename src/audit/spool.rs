@@ -6,9 +6,11 @@
 //!
 //! The spool is a directory of segment files (`00000000000000000001.spool`, …) and a `LOCK`
 //! file a running server holds locked, so two servers never share one. A segment is a run of
-//! frames: the payload's length (u32, little endian), its CRC-32, and the payload (the event's
-//! columns as JSON, a newline, the AuditEvent body exactly as it will be hashed). A frame cut
-//! short by a crash was never acknowledged: reading stops there.
+//! frames: the payload's length (u32, little endian), its CRC-32, and the payload: the event's
+//! stored form (`store::audit::stored`), exactly as it will be hashed, from which its columns
+//! follow. (Before the stored form, a payload was the columns as JSON, a newline and the
+//! AuditEvent body; a spool left by such a server is read too.) A frame cut short by a crash
+//! was never acknowledged: reading stops there.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
@@ -16,9 +18,10 @@ use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 use crate::store::audit::chain::AuditRow;
+use crate::store::audit::stored;
 
 /// A segment is sealed, and a new one begun, past this many bytes (about 10,000 events). A
 /// start after a crash reads the segments left (the one being written, and the sealed ones
@@ -44,8 +47,9 @@ pub struct Leftover {
     pub rows: Vec<AuditRow>,
 }
 
-/// The searchable columns of a spooled event (the body follows them in the frame).
-#[derive(Serialize, Deserialize)]
+/// The searchable columns of an event spooled before the stored form (the body followed
+/// them in the frame).
+#[derive(Deserialize)]
 struct Columns<'a> {
     #[serde(borrow)]
     event_id: Cow<'a, str>,
@@ -141,7 +145,7 @@ impl Spool {
     /// begun and the sealed one's path returned (delete it once its rows are loaded). On an
     /// error the segment is cut back to where it was, so nothing of a failed write is loaded.
     pub fn append(&mut self, rows: &[AuditRow]) -> io::Result<Option<PathBuf>> {
-        let mut buffer = Vec::with_capacity(rows.len() * 2048);
+        let mut buffer = Vec::with_capacity(rows.iter().map(|row| 8 + row.body.len()).sum());
         for row in rows {
             encode(row, &mut buffer);
         }
@@ -185,36 +189,13 @@ fn create_segment(dir: &Path, number: u64) -> io::Result<File> {
     Ok(file)
 }
 
-fn borrowed(value: &Option<String>) -> Option<Cow<'_, str>> {
-    value.as_deref().map(Cow::Borrowed)
-}
-
 /// Appends `row`'s frame to `buffer`.
 fn encode(row: &AuditRow, buffer: &mut Vec<u8>) {
-    let start = buffer.len();
-    buffer.extend_from_slice(&[0; 8]);
-    let columns = Columns {
-        event_id: Cow::Borrowed(&row.event_id),
-        recorded: row.recorded,
-        type_code: Cow::Borrowed(&row.type_code),
-        subtype: borrowed(&row.subtype),
-        action: Cow::Borrowed(row.action),
-        outcome: Cow::Borrowed(row.outcome),
-        agent_who: borrowed(&row.agent_who),
-        agent_user: borrowed(&row.agent_user),
-        agent_client: borrowed(&row.agent_client),
-        patient: borrowed(&row.patient),
-        entity: borrowed(&row.entity),
-    };
-    // Serializing borrowed strings and numbers into a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *buffer, &columns);
-    buffer.push(b'\n');
+    let length = (row.body.len() as u32).to_le_bytes();
+    let crc = crc32fast::hash(&row.body).to_le_bytes();
+    buffer.extend_from_slice(&length);
+    buffer.extend_from_slice(&crc);
     buffer.extend_from_slice(&row.body);
-    let payload = &buffer[start + 8..];
-    let length = (payload.len() as u32).to_le_bytes();
-    let crc = crc32fast::hash(payload).to_le_bytes();
-    buffer[start..start + 4].copy_from_slice(&length);
-    buffer[start + 4..start + 8].copy_from_slice(&crc);
 }
 
 /// The events of the segment at `path`, up to its first incomplete or damaged frame.
@@ -243,7 +224,9 @@ fn read_segment(path: &Path) -> io::Result<Vec<AuditRow>> {
 }
 
 fn decode(payload: &[u8]) -> Option<AuditRow> {
-    let newline = payload.iter().position(|&byte| byte == b'\n')?;
+    let Some(newline) = payload.iter().position(|&byte| byte == b'\n') else {
+        return AuditRow::of_body(payload.to_vec());
+    };
     let columns: Columns = serde_json::from_slice(&payload[..newline]).ok()?;
     let owned = |value: Option<Cow<str>>| value.map(Cow::into_owned);
     Some(AuditRow {
@@ -251,8 +234,8 @@ fn decode(payload: &[u8]) -> Option<AuditRow> {
         recorded: columns.recorded,
         type_code: columns.type_code.into_owned(),
         subtype: owned(columns.subtype),
-        action: known(&["C", "R", "U", "D", "E"], &columns.action)?,
-        outcome: known(&["0", "4", "8", "12"], &columns.outcome)?,
+        action: stored::action(&columns.action)?,
+        outcome: stored::outcome(&columns.outcome)?,
         agent_who: owned(columns.agent_who),
         agent_user: owned(columns.agent_user),
         agent_client: owned(columns.agent_client),
@@ -262,30 +245,48 @@ fn decode(payload: &[u8]) -> Option<AuditRow> {
     })
 }
 
-/// `code` as the `'static` entry of `codes` it equals.
-fn known(codes: &[&'static str], code: &str) -> Option<&'static str> {
-    codes.iter().copied().find(|known| *known == code)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::audit::stored::{FORMAT, StoredEvent};
 
     fn row(id: &str, patient: Option<&str>) -> AuditRow {
-        AuditRow {
-            event_id: id.to_owned(),
+        let event = StoredEvent {
+            v: FORMAT,
+            id: id.to_owned(),
             recorded: 1_700_000_000_000_000,
             type_code: "rest".to_owned(),
-            subtype: Some("read".to_owned()),
-            action: "R",
-            outcome: "0",
-            agent_who: None,
-            agent_user: Some("alice".to_owned()),
-            agent_client: Some("app\n\"quoted\"".to_owned()),
+            subtype: "read".to_owned(),
+            action: "R".to_owned(),
+            outcome: "0".to_owned(),
+            username: Some("alice".to_owned()),
+            client_id: Some("app\n\"quoted\"".to_owned()),
             patient: patient.map(str::to_owned),
             entity: Some("Patient/1".to_owned()),
-            body: br#"{"resourceType":"AuditEvent","id":"x"}"#.to_vec(),
-        }
+            base: "http://kiln.test/fhir".to_owned(),
+            ..StoredEvent::default()
+        };
+        AuditRow::of_body(event.to_bytes()).unwrap()
+    }
+
+    #[test]
+    fn a_spool_of_the_format_before_the_stored_form_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let body = br#"{"resourceType":"AuditEvent","id":"old"}"#;
+        let mut payload = br#"{"event_id":"old","recorded":5,"type_code":"rest","subtype":"read","action":"R","outcome":"0","agent_who":null,"agent_user":null,"agent_client":"app","patient":"p1","entity":"Patient/p1"}"#.to_vec();
+        payload.push(b'\n');
+        payload.extend_from_slice(body);
+        let mut frame = (payload.len() as u32).to_le_bytes().to_vec();
+        frame.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        frame.extend_from_slice(&payload);
+        std::fs::write(segment_path(dir.path(), 1), frame).unwrap();
+        let (_, leftovers) = Spool::open(dir.path()).unwrap();
+        let rows = &leftovers[0].rows;
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].event_id, "old");
+        assert_eq!(rows[0].agent_client.as_deref(), Some("app"));
+        assert_eq!(rows[0].patient.as_deref(), Some("p1"));
+        assert_eq!(rows[0].body, body);
     }
 
     #[test]

@@ -1,6 +1,5 @@
 //! `kiln audit`: `verify` walks the audit log's hash chain and names its first break (exit 1);
-//! `export` writes the events of a period as NDJSON (the AuditEvents as recorded, in seq
-//! order); `report` writes a period's events sorted by any columns as CSV or a text table.
+//! `export` writes the events of a period as NDJSON (their AuditEvents, in seq order); `report` writes a period's events sorted by any columns as CSV or a text table.
 //! All three stream: memory stays one event whatever the log's size. The walking is
 //! `store::audit`'s, the report's columns `admin::audit::report`'s.
 
@@ -11,11 +10,12 @@ use std::process::ExitCode;
 use clap::{Subcommand, ValueEnum};
 
 use crate::admin::audit::report::{CsvReport, table_header, table_row};
+use crate::audit::balp::audit_event_of;
 use crate::config::DatabaseArgs;
 use crate::fhir::instant::to_fhir_instant;
 use crate::search::date_range;
 use crate::store::Store;
-use crate::store::audit::query::{AuditColumn, AuditFilter};
+use crate::store::audit::query::{AuditColumn, AuditFilter, AuditRow};
 use crate::store::audit::verify::{Break, EventMark};
 
 #[derive(Debug, Subcommand)]
@@ -74,7 +74,7 @@ pub async fn audit(database: DatabaseArgs, command: AuditCommand) -> AuditResult
             store
                 .audit_each(&filter, &[(AuditColumn::Seq, false)], |row| {
                     events += 1;
-                    std::future::ready(write_ndjson_line(&mut out, &row.body))
+                    std::future::ready(write_ndjson_line(&mut out, &row))
                 })
                 .await?;
             out.flush()?;
@@ -216,15 +216,14 @@ fn writer(output: Option<&PathBuf>) -> std::io::Result<Box<dyn Write>> {
     })
 }
 
-/// An event's body on one line (a body with line breaks, which JSON allows only between
-/// tokens, is written compactly).
-fn write_ndjson_line(out: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
-    if body.contains(&b'\n') {
-        let value: serde_json::Value =
-            serde_json::from_slice(body).map_err(std::io::Error::other)?;
-        serde_json::to_writer(&mut *out, &value).map_err(std::io::Error::other)?;
-    } else {
-        out.write_all(body)?;
-    }
+/// An event's AuditEvent on one line.
+fn write_ndjson_line(out: &mut impl Write, row: &AuditRow) -> std::io::Result<()> {
+    let event = audit_event_of(&row.body).ok_or_else(|| {
+        std::io::Error::other(format!(
+            "the body of audit event {} (seq {}) is damaged: run `kiln audit verify`",
+            row.event_id, row.seq
+        ))
+    })?;
+    serde_json::to_writer(&mut *out, &event).map_err(std::io::Error::other)?;
     out.write_all(b"\n")
 }

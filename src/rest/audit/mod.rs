@@ -1,6 +1,7 @@
 //! The audit log over FHIR: `GET [base]/AuditEvent` and `POST [base]/AuditEvent/_search`
-//! (a `searchset` Bundle of the recorded events) and `GET [base]/AuditEvent/[id]` (the event
-//! exactly as recorded), served from `audit_events` rather than the resource tables. Every
+//! (a `searchset` Bundle of the recorded events) and `GET [base]/AuditEvent/[id]`, served from
+//! `audit_events` rather than the resource tables, each event built from its stored form
+//! (`audit::balp`). Every
 //! other interaction on AuditEvent is refused with 405 (the log is append-only; see
 //! `crate::engine::append_only`). Who may read is decided in [`access`], the parameters in
 //! [`params`].
@@ -14,11 +15,12 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::access::scope::Permission;
+use crate::audit::balp::audit_event_of;
 use crate::engine::append_only::{AUDIT_EVENT, append_only};
 use crate::fhir::id::new_id;
 use crate::fhir::outcome::{FhirError, FhirResult, Issue, IssueCode, Severity, operation_outcome};
 use crate::http::extract::{BoundedBody, IdPath};
-use crate::http::negotiate::{FhirRequest, json_body, json_value};
+use crate::http::negotiate::{FhirRequest, json_value};
 use crate::search::params as search_params;
 use crate::state::AppState;
 use crate::store::audit::query::{AuditAtom, AuditColumn, AuditPageQuery};
@@ -64,7 +66,13 @@ pub async fn read(
             Sees::Patient(patient) => row.patient.as_deref() == Some(patient.as_str()),
         })
         .ok_or_else(|| FhirError::not_found(format!("AuditEvent/{id} is not known")))?;
-    Ok(json_body(StatusCode::OK, request.format, row.body))
+    let event = audit_event_of(&row.body).ok_or_else(|| {
+        FhirError::internal(
+            "reading the audit log",
+            format!("the body of AuditEvent/{id} is damaged: run `kiln audit verify`"),
+        )
+    })?;
+    Ok(json_value(StatusCode::OK, request.format, &event))
 }
 
 /// Any write (and history) on AuditEvent.
@@ -120,7 +128,7 @@ async fn answer_search(
         .map(|row| {
             json!({
                 "fullUrl": format!("{base}/{AUDIT_EVENT}/{}", row.event_id),
-                "resource": serde_json::from_slice::<Value>(&row.body).unwrap_or(Value::Null),
+                "resource": audit_event_of(&row.body).unwrap_or(Value::Null),
                 "search": {"mode": "match"},
             })
         })

@@ -4,4 +4,5 @@
 pub mod chain;
 pub mod hash;
 pub mod query;
+pub mod stored;
 pub mod verify;

@@ -1,12 +1,14 @@
 //! Verifying the audit chain (`kiln audit verify`): every row in seq order, each link
 //! recomputed from the previous hash, the columns searches use re-derived from the hashed
-//! AuditEvent ([`columns_disagree`]), the seq without gaps from 1, and the head naming the
+//! body ([`columns_disagree`]), the seq without gaps from 1, and the head naming the
 //! last row. The first break found is reported; memory stays one row whatever the log's size.
 
 use serde_json::Value;
 
+use super::chain;
 use super::hash::{GENESIS, link};
 use super::query::{AuditColumn, AuditFilter, AuditRow};
+use super::stored::Stored;
 use crate::fhir::instant::parse_fhir_datetime;
 use crate::store::{Store, StoreError, StoreResult};
 
@@ -152,20 +154,80 @@ impl Store {
     }
 }
 
-/// The first column of `row` that differs from what its AuditEvent body says, with the
-/// stored value and the body's; `None` when every column agrees. The columns are derived
-/// as Kiln records them (`audit::event::Event::row`, `audit::balp`): `id`, `recorded`,
-/// `type.code`, `subtype[0].code`, `action`, `outcome`; the user agent's (`UserOauthAgent`)
+/// The first column of `row` that differs from what its body says, with the stored value
+/// and the body's; `None` when every column agrees. For the stored form, the columns are
+/// derived as they were when recorded (`chain::AuditRow::of_stored`); for a row stored as
+/// AuditEvent JSON, as Kiln built that JSON (`audit::balp`): `id`, `recorded`, `type.code`,
+/// `subtype[0].code`, `action`, `outcome`; the user agent's (`UserOauthAgent`)
 /// `who.reference` and `altId`; the source agent's (DICOM 110153) `who.identifier.value`;
 /// the Patient entity (role 1) and the Domain Resource entity (role 4, without its
 /// `_history` part) or else the Kiln identifier entity (`urn:kiln:KIND` → `KIND:value`).
 pub fn columns_disagree(row: &AuditRow) -> Option<(&'static str, Option<String>, Option<String>)> {
-    let Ok(body) = serde_json::from_slice::<Value>(&row.body) else {
+    let derived = match Stored::parse(&row.body) {
+        Some(Stored::Event(event)) => {
+            chain::AuditRow::of_stored(*event, Vec::new()).map(|derived| Columns {
+                event_id: Some(derived.event_id),
+                recorded: Some(derived.recorded),
+                type_code: Some(derived.type_code),
+                subtype: derived.subtype,
+                action: Some(derived.action.to_owned()),
+                outcome: Some(derived.outcome.to_owned()),
+                agent_who: derived.agent_who,
+                agent_user: derived.agent_user,
+                agent_client: derived.agent_client,
+                patient: derived.patient,
+                entity: derived.entity,
+            })
+        }
+        Some(Stored::Resource(body)) => Some(resource_columns(&body)),
+        None => None,
+    };
+    let Some(derived) = derived else {
         return Some(("body", None, None));
     };
-    if body["resourceType"] != "AuditEvent" {
-        return Some(("body", None, None));
-    }
+    let pairs: [(&'static str, Option<String>, Option<String>); 11] = [
+        ("event_id", Some(row.event_id.clone()), derived.event_id),
+        (
+            "recorded",
+            Some(row.recorded.to_string()),
+            derived.recorded.map(|micros| micros.to_string()),
+        ),
+        ("type_code", Some(row.type_code.clone()), derived.type_code),
+        ("subtype", row.subtype.clone(), derived.subtype),
+        ("action", Some(row.action.clone()), derived.action),
+        ("outcome", Some(row.outcome.clone()), derived.outcome),
+        ("agent_who", row.agent_who.clone(), derived.agent_who),
+        ("agent_user", row.agent_user.clone(), derived.agent_user),
+        (
+            "agent_client",
+            row.agent_client.clone(),
+            derived.agent_client,
+        ),
+        ("patient", row.patient.clone(), derived.patient),
+        ("entity", row.entity.clone(), derived.entity),
+    ];
+    pairs
+        .into_iter()
+        .find(|(_, stored, recorded)| stored != recorded)
+}
+
+/// The columns a body says its row should have (none: absent).
+struct Columns {
+    event_id: Option<String>,
+    recorded: Option<i64>,
+    type_code: Option<String>,
+    subtype: Option<String>,
+    action: Option<String>,
+    outcome: Option<String>,
+    agent_who: Option<String>,
+    agent_user: Option<String>,
+    agent_client: Option<String>,
+    patient: Option<String>,
+    entity: Option<String>,
+}
+
+/// The columns of a row stored as AuditEvent JSON, read from it.
+fn resource_columns(body: &Value) -> Columns {
     let text = |value: &Value| value.as_str().map(str::to_owned);
     let agent = |code: &str| {
         body["agent"].as_array().and_then(|agents| {
@@ -191,49 +253,18 @@ pub fn columns_disagree(row: &AuditRow) -> Option<(&'static str, Option<String>,
         Some((reference, _)) => reference.to_owned(),
         None => reference.to_owned(),
     });
-    let recorded = body["recorded"].as_str().and_then(parse_fhir_datetime);
-    let derived: [(&'static str, Option<String>, Option<String>); 11] = [
-        ("event_id", Some(row.event_id.clone()), text(&body["id"])),
-        (
-            "recorded",
-            Some(row.recorded.to_string()),
-            recorded.map(|micros| micros.to_string()),
-        ),
-        (
-            "type_code",
-            Some(row.type_code.clone()),
-            text(&body["type"]["code"]),
-        ),
-        (
-            "subtype",
-            row.subtype.clone(),
-            text(&body["subtype"][0]["code"]),
-        ),
-        ("action", Some(row.action.clone()), text(&body["action"])),
-        ("outcome", Some(row.outcome.clone()), text(&body["outcome"])),
-        (
-            "agent_who",
-            row.agent_who.clone(),
-            user.and_then(|agent| text(&agent["who"]["reference"])),
-        ),
-        (
-            "agent_user",
-            row.agent_user.clone(),
-            user.and_then(|agent| text(&agent["altId"])),
-        ),
-        (
-            "agent_client",
-            row.agent_client.clone(),
-            agent("110153").and_then(|agent| text(&agent["who"]["identifier"]["value"])),
-        ),
-        (
-            "patient",
-            row.patient.clone(),
-            role("1").and_then(|reference| reference.strip_prefix("Patient/").map(str::to_owned)),
-        ),
-        ("entity", row.entity.clone(), resource.or(subject)),
-    ];
-    derived
-        .into_iter()
-        .find(|(_, stored, recorded)| stored != recorded)
+    Columns {
+        event_id: text(&body["id"]),
+        recorded: body["recorded"].as_str().and_then(parse_fhir_datetime),
+        type_code: text(&body["type"]["code"]),
+        subtype: text(&body["subtype"][0]["code"]),
+        action: text(&body["action"]),
+        outcome: text(&body["outcome"]),
+        agent_who: user.and_then(|agent| text(&agent["who"]["reference"])),
+        agent_user: user.and_then(|agent| text(&agent["altId"])),
+        agent_client: agent("110153").and_then(|agent| text(&agent["who"]["identifier"]["value"])),
+        patient: role("1")
+            .and_then(|reference| reference.strip_prefix("Patient/").map(str::to_owned)),
+        entity: resource.or(subject),
+    }
 }

@@ -259,8 +259,9 @@ pub async fn after(url: &str, seq: i64) -> Vec<(Option<String>, String, Value)> 
         .collect()
 }
 
-/// One stored `audit_events` row: every column, the body parsed (`body`) and as stored
-/// (`raw`, the bytes the hash covers).
+/// One stored `audit_events` row: every column, its AuditEvent (`body`: built from the
+/// stored form by the server's own `audit::balp`, as the API serves it) and the body as
+/// stored (`raw`, the bytes the hash covers).
 #[derive(Debug, Clone)]
 pub struct Row {
     pub seq: i64,
@@ -304,7 +305,7 @@ pub async fn rows(url: &str) -> Vec<Row> {
                 agent_client: row.get("agent_client"),
                 patient: row.get("patient"),
                 entity: row.get("entity"),
-                body: serde_json::from_slice(&raw).expect("the body is JSON"),
+                body: kiln::audit::balp::audit_event_of(&raw).expect("an AuditEvent's stored body"),
                 raw,
                 hash: row.get("hash"),
             }
