@@ -69,9 +69,11 @@ pub async fn vread(
 /// Patient whose compartment it is in (the body is only parsed for that when auditing).
 fn audit_detail(request: &FhirRequest, stored: &StoredResource) -> Detail {
     let patient = match request.audit {
-        Some(_) if stored.resource_type != "Patient" => Some(patient_compartments_in(&stored.body))
-            .filter(|patients| patients.len() == 1)
-            .and_then(|mut patients| patients.pop()),
+        Some(_) if stored.resource_type != "Patient" => {
+            Some(patient_compartments_in(&stored.resource_type, &stored.body))
+                .filter(|patients| patients.len() == 1)
+                .and_then(|mut patients| patients.pop())
+        }
         _ => None,
     };
     Detail {

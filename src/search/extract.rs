@@ -1,10 +1,11 @@
 //! Index rows of a resource: one [`IndexEntry`] per value of each of its type's search
 //! parameters, and the Patient compartments it belongs to.
 
-use std::collections::HashMap;
+use std::borrow::Cow;
 
-use serde_json::Value;
-use serde_json::value::RawValue;
+use serde::Deserialize;
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde_json::{Map, Value};
 
 use super::distinct::DistinctEntries;
 use super::fhirpath::Item;
@@ -137,12 +138,13 @@ pub fn patient_compartments(resource: &Value) -> Vec<String> {
     ids
 }
 
-/// [`patient_compartments`] of a resource as stored (JSON bytes), building only the
-/// top-level elements its type's compartment parameters start from: the rest is scanned,
-/// not built (a read's audit event asks this of every resource it answers).
-/// Falls back to parsing it all when an expression does not start from a plain element.
-pub fn patient_compartments_in(body: &[u8]) -> Vec<String> {
-    match compartment_elements(body) {
+/// [`patient_compartments`] of a resource of `resource_type` as stored (JSON bytes),
+/// building only the top-level elements its type's compartment parameters start from
+/// ([`registry::compartment_roots`]): the rest is scanned, not built (a read's audit event
+/// asks this of every resource it answers). Falls back to parsing it all when an expression
+/// does not start from a plain element.
+pub fn patient_compartments_in(resource_type: &str, body: &[u8]) -> Vec<String> {
+    match compartment_elements(resource_type, body) {
         Some(slim) => patient_compartments(&slim),
         None => serde_json::from_slice::<Value>(body)
             .map(|resource| patient_compartments(&resource))
@@ -150,35 +152,72 @@ pub fn patient_compartments_in(body: &[u8]) -> Vec<String> {
     }
 }
 
-/// The resource `body` with only `resourceType`, `id` and the elements its compartment
-/// parameters' expressions start from (`valueReference` for `value`, as FHIRPath reads it).
-pub(super) fn compartment_elements(body: &[u8]) -> Option<Value> {
-    let top: HashMap<&str, &RawValue> = serde_json::from_slice(body).ok()?;
-    let resource_type: &str = serde_json::from_str(top.get("resourceType")?.get()).ok()?;
-    let mut roots = vec!["resourceType", "id"];
-    for param in registry::compartment_params(resource_type) {
-        for branch in param.expression.split('|') {
-            let path = branch
-                .trim()
-                .trim_start_matches('(')
-                .strip_prefix(resource_type)?
-                .strip_prefix('.')?;
-            let end = path
-                .find(|c: char| !c.is_ascii_alphanumeric())
-                .unwrap_or(path.len());
-            if end == 0 {
-                return None;
-            }
-            roots.push(&path[..end]);
-        }
-    }
-    let mut slim = serde_json::Map::new();
-    for (key, raw) in top {
-        if roots.iter().any(|root| key.starts_with(root)) {
-            slim.insert(key.to_owned(), serde_json::from_str(raw.get()).ok()?);
-        }
-    }
+/// The resource `body` of `resource_type` with only the elements of
+/// [`registry::compartment_roots`].
+pub(super) fn compartment_elements(resource_type: &str, body: &[u8]) -> Option<Value> {
+    let roots = registry::compartment_roots(resource_type)?;
+    let mut json = serde_json::Deserializer::from_slice(body);
+    let slim = Slim { roots }.deserialize(&mut json).ok()?;
+    json.end().ok()?;
     Some(Value::Object(slim))
+}
+
+/// Reads a JSON object keeping only the members whose names start with one of `roots`.
+struct Slim {
+    roots: &'static [&'static str],
+}
+
+impl<'de> DeserializeSeed<'de> for Slim {
+    type Value = Map<String, Value>;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<Self::Value, D::Error> {
+        deserializer.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Slim {
+    type Value = Map<String, Value>;
+
+    fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+        formatter.write_str("a FHIR resource")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut slim = Map::new();
+        while let Some(Key(key)) = map.next_key()? {
+            if self.roots.iter().any(|root| key.starts_with(root)) {
+                slim.insert(key.into_owned(), map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(slim)
+    }
+}
+
+/// A member name, borrowed from the input when it has no escapes.
+struct Key<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, formatter: &mut std::fmt::Formatter) -> std::fmt::Result {
+                formatter.write_str("a member name")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
 }
 
 /// The ids of the Patients whose data `resource` is, for access decisions: its

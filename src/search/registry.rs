@@ -143,6 +143,49 @@ pub fn compartment_params(resource_type: &str) -> impl Iterator<Item = &'static 
         .flat_map(|r| r.compartment.iter().map(|&i| &r.params[i]))
 }
 
+/// Per resource type (in [`Registry::resources`]' order), the top-level elements its
+/// compartment parameters' expressions start from, with `resourceType` and `id`; `None` when
+/// an expression does not start from a plain element of the type.
+static COMPARTMENT_ROOTS: LazyLock<Vec<Option<Vec<&'static str>>>> = LazyLock::new(|| {
+    REGISTRY
+        .resources
+        .iter()
+        .map(|resource| {
+            let mut roots = vec!["resourceType", "id"];
+            for &i in &resource.compartment {
+                for branch in resource.params[i].expression.split('|') {
+                    let path = branch
+                        .trim()
+                        .trim_start_matches('(')
+                        .strip_prefix(&*resource.resource_type)?
+                        .strip_prefix('.')?;
+                    let end = path
+                        .find(|c: char| !c.is_ascii_alphanumeric())
+                        .unwrap_or(path.len());
+                    if end == 0 {
+                        return None;
+                    }
+                    roots.push(&path[..end]);
+                }
+            }
+            Some(roots)
+        })
+        .collect()
+});
+
+/// The top-level elements a resource of `resource_type` needs for its Patient compartments
+/// to be found (a compartment expression starting from `value` needs `valueReference`, so
+/// match them as prefixes): `resourceType`, `id` and the elements its compartment
+/// parameters' expressions start from. `None` for an unknown type, or when an expression
+/// does not start from a plain element.
+pub fn compartment_roots(resource_type: &str) -> Option<&'static [&'static str]> {
+    let i = REGISTRY
+        .resources
+        .binary_search_by(|r| (*r.resource_type).cmp(resource_type))
+        .ok()?;
+    COMPARTMENT_ROOTS[i].as_deref()
+}
+
 /// Whether resources of `resource_type` can be in a Patient's compartment (Patient itself,
 /// and every type the compartment definition lists); other types (Practitioner,
 /// Organization, Medication…) belong to no patient.

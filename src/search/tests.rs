@@ -514,17 +514,19 @@ fn compartments_from_stored_bytes_match_the_parsed_resource() {
     ];
     for resource in resources {
         let bytes = serde_json::to_vec(&resource).unwrap();
+        let resource_type = resource["resourceType"].as_str().unwrap();
         assert!(
-            extract::compartment_elements(&bytes).is_some(),
+            extract::compartment_elements(resource_type, &bytes).is_some(),
             "{resource}"
         );
         assert_eq!(
-            crate::search::patient_compartments_in(&bytes),
+            crate::search::patient_compartments_in(resource_type, &bytes),
             patient_compartments(&resource),
             "{resource}"
         );
     }
-    assert!(crate::search::patient_compartments_in(b"not json").is_empty());
+    assert!(crate::search::patient_compartments_in("Observation", b"not json").is_empty());
+    assert!(crate::search::patient_compartments_in("Observation", b"{} trailing").is_empty());
 }
 
 #[test]
