@@ -33,8 +33,8 @@ pub struct AuditRow {
     pub body: Vec<u8>,
 }
 
-/// PostgreSQL appends a batch in one statement (migration 0020's function, which links the
-/// rows itself), one array per column.
+/// PostgreSQL appends a batch in one statement (the function of migrations 0020 and 0021,
+/// which links the rows itself), one array per column.
 const PG_APPEND: &str = "SELECT kiln_audit_append($1::text[], $2::int8[], $3::text[], $4::text[], \
      $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], \
      $12::bytea[])";
@@ -99,7 +99,7 @@ fn insert_rows(chunk: &[(i64, &AuditRow, Vec<u8>)]) -> QueryBuilder<Sqlite> {
 impl Tx {
     /// Appends `rows` to the chain in this transaction (not committed). Call it last, just
     /// before the commit: from here on the transaction holds the chain head's lock (on
-    /// PostgreSQL `FOR UPDATE`, taken by migration 0020's function, which links the rows
+    /// PostgreSQL `FOR UPDATE`, taken by migration 0021's function, which links the rows
     /// in the database; SQLite's `BEGIN IMMEDIATE` already serializes writers, and the rows
     /// are linked here), and every other appender waits for it.
     pub async fn append_audit(&mut self, rows: &[AuditRow]) -> StoreResult<()> {
