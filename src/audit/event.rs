@@ -415,7 +415,7 @@ impl Event {
     }
 
     /// The stored row of a server at `base` (its observer), recorded now.
-    pub fn row(&self, base: &str) -> AuditRow {
+    pub fn row(self, base: &str) -> AuditRow {
         let stored = self.stored(uuid::Uuid::now_v7().to_string(), now_micros(), base);
         let body = stored.to_bytes();
         AuditRow::of_stored(stored, body).expect("an Event's action and outcome are AuditEvent's")
@@ -423,8 +423,16 @@ impl Event {
 
     /// Its stored form, with id `event_id`, recorded at `recorded` (µs UTC) by the server
     /// whose FHIR base is `base`.
-    pub fn stored(&self, event_id: String, recorded: i64, base: &str) -> StoredEvent {
+    pub fn stored(self, event_id: String, recorded: i64, base: &str) -> StoredEvent {
         let (type_code, subtype) = self.kind.codes();
+        let (entity, version) = match self.entity {
+            Some(entity) => (Some(entity.reference()), entity.version),
+            None => (None, None),
+        };
+        let (subject_kind, subject_id) = match self.subject {
+            Some(subject) => (Some(subject.kind.to_owned()), Some(subject.id)),
+            None => (None, None),
+        };
         StoredEvent {
             v: FORMAT,
             id: event_id,
@@ -433,19 +441,19 @@ impl Event {
             subtype: subtype.to_owned(),
             action: self.action.code().to_owned(),
             outcome: self.outcome.code().to_owned(),
-            description: self.description.clone(),
-            fhir_user: self.agent.fhir_user.clone(),
-            username: self.agent.username.clone(),
-            client_id: self.agent.client_id.clone(),
-            token_id: self.agent.token_id.clone(),
-            source_ip: self.origin.source_ip.clone(),
-            request_id: self.origin.request_id.clone(),
-            entity: self.entity.as_ref().map(Entity::reference),
-            version: self.entity.as_ref().and_then(|entity| entity.version),
-            subject_kind: self.subject.as_ref().map(|subject| subject.kind.to_owned()),
-            subject_id: self.subject.as_ref().map(|subject| subject.id.clone()),
-            patient: self.patient.clone(),
-            query: self.query.clone(),
+            description: self.description,
+            fhir_user: self.agent.fhir_user,
+            username: self.agent.username,
+            client_id: self.agent.client_id,
+            token_id: self.agent.token_id,
+            source_ip: self.origin.source_ip,
+            request_id: self.origin.request_id,
+            entity,
+            version,
+            subject_kind,
+            subject_id,
+            patient: self.patient,
+            query: self.query,
             base: base.to_owned(),
         }
     }

@@ -161,7 +161,9 @@ impl Recorder {
     /// The stored row of `event` as this server records it, for a caller that appends it
     /// in its own transaction; `None` when auditing is off.
     pub fn row(&self, event: &Event) -> Option<AuditRow> {
-        self.inner.as_ref().map(|inner| event.row(&inner.base))
+        self.inner
+            .as_ref()
+            .map(|inner| event.clone().row(&inner.base))
     }
 
     /// Appends `event` and returns once it is durable (committed, or synced to the spool).

@@ -112,16 +112,16 @@ async fn run_batch(
         };
         results.push(result);
     }
-    append_events(store, &failures, base).await?;
+    append_events(store, failures, base).await?;
     Ok(results)
 }
 
 /// Appends `events` in a transaction of their own.
-async fn append_events(store: &Store, events: &[Event], base: &str) -> FhirResult<()> {
+async fn append_events(store: &Store, events: Vec<Event>, base: &str) -> FhirResult<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let rows: Vec<_> = events.iter().map(|event| event.row(base)).collect();
+    let rows: Vec<_> = events.into_iter().map(|event| event.row(base)).collect();
     store.append_audit(&rows).await.map_err(|error| {
         tracing::error!(%error, "the audit log could not be written");
         FhirError::from(crate::audit::AuditUnavailable)
@@ -179,7 +179,7 @@ async fn run_transaction(
             .filter(|(entry, _)| entry.method == Method::Get)
             .map(|(entry, result)| audit::entry_event(entry, result, access, origin))
             .collect();
-        append_events(store, &reads, base).await?;
+        append_events(store, reads, base).await?;
     }
     Ok(results)
 }
