@@ -73,8 +73,8 @@ pub struct ServeConfig {
     #[arg(long, env = "KILN_DISABLE_AUDIT", default_value_t = false)]
     pub disable_audit: bool,
     /// A directory on durable local storage for this server's audit spool: each event of a
-    /// read, search or sign-in is synced there before the answer, and loaded into the
-    /// searchable log in batches (docs/audit.md). Each server needs its own. Default: beside
+    /// read, search or sign-in is written there before the answer (synced every 50 ms), and
+    /// loaded into the searchable log in batches (docs/audit.md). Each server needs its own. Default: beside
     /// a SQLite database file (`kiln.db-audit-spool`); on PostgreSQL none, and each event is
     /// committed to the database before its request is answered.
     #[arg(long, env = "KILN_AUDIT_SPOOL_DIR")]

@@ -9,6 +9,7 @@ pub mod balp;
 pub mod event;
 pub mod recorder;
 pub mod spool;
+pub mod spooled;
 pub mod switch;
 
 pub use event::{

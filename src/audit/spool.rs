@@ -1,8 +1,8 @@
 //! The audit spool: the append-only local file a server writes each read's, search's and
-//! security event's record to, synced (`fdatasync`) before the request is answered. The
-//! recorder loads what it spooled into the searchable `audit_events` table in large batches
-//! afterwards; a server that stopped before loading everything loads the rest at its next
-//! start ([`Spool::open`] returns it).
+//! security event's record to before the request is answered, and syncs (`fdatasync`) often
+//! (`super::spooled` says when). The recorder loads what it spooled into the searchable
+//! `audit_events` table in large batches afterwards; a server that stopped before loading
+//! everything loads the rest at its next start ([`Spool::open`] returns it).
 //!
 //! The spool is a directory of segment files (`00000000000000000001.spool`, …) and a `LOCK`
 //! file a running server holds locked, so two servers never share one. A segment is a run of
@@ -10,13 +10,15 @@
 //! stored form (`store::audit::stored`), exactly as it will be hashed, from which its columns
 //! follow. (Before the stored form, a payload was the columns as JSON, a newline and the
 //! AuditEvent body; a spool left by such a server is read too.) A frame cut short by a crash
-//! was never acknowledged: reading stops there.
+//! of the process was never written whole, so its request was never answered: reading stops
+//! there.
 
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -36,9 +38,12 @@ pub struct Spool {
     dir: PathBuf,
     /// Held (locked) while the spool is open.
     _lock: File,
-    file: File,
+    /// The segment being written; shared with the sync thread while it syncs.
+    file: Arc<File>,
     segment: u64,
     written: u64,
+    /// Whether bytes were written to `file` since its last sync.
+    unsynced: bool,
 }
 
 /// A segment left by an earlier run, with the events it holds.
@@ -132,45 +137,66 @@ impl Spool {
             Spool {
                 dir: dir.to_owned(),
                 _lock: lock,
-                file,
+                file: Arc::new(file),
                 segment,
                 written: 0,
+                unsynced: false,
             },
             leftovers,
         ))
     }
 
-    /// Writes `rows` to the segment and syncs it: when this returns `Ok`, they survive a crash
-    /// of the process or the machine. When the segment has grown past its size, a new one is
-    /// begun and the sealed one's path returned (delete it once its rows are loaded). On an
-    /// error the segment is cut back to where it was, so nothing of a failed write is loaded.
-    pub fn append(&mut self, rows: &[AuditRow]) -> io::Result<Option<PathBuf>> {
+    /// Writes `rows` to the segment, not yet synced ([`Spool::sync`]): when this returns `Ok`,
+    /// they survive a crash of the process. When the segment has grown past its size, it is
+    /// synced, a new one is begun and the sealed one's path returned (delete it once its rows
+    /// are loaded). On an error the segment is cut back to where it was, so nothing of a
+    /// failed write is loaded.
+    pub fn write(&mut self, rows: &[AuditRow]) -> io::Result<Option<PathBuf>> {
         let mut buffer = Vec::with_capacity(rows.iter().map(|row| 8 + row.body.len()).sum());
         for row in rows {
             encode(row, &mut buffer);
         }
-        if let Err(error) = self
-            .file
+        let full = self.written + buffer.len() as u64 >= SEGMENT_BYTES;
+        if let Err(error) = (&*self.file)
             .write_all(&buffer)
-            .and_then(|()| self.file.sync_data())
+            .and_then(|()| if full { self.file.sync_data() } else { Ok(()) })
         {
             let _ = self.file.set_len(self.written);
             return Err(error);
         }
         self.written += buffer.len() as u64;
-        if self.written < SEGMENT_BYTES {
+        self.unsynced = !full;
+        if !full {
             return Ok(None);
         }
         let sealed = segment_path(&self.dir, self.segment);
-        self.file = create_segment(&self.dir, self.segment + 1)?;
+        self.file = Arc::new(create_segment(&self.dir, self.segment + 1)?);
         self.segment += 1;
         self.written = 0;
         Ok(Some(sealed))
     }
 
+    /// The segment to sync (`fdatasync`) when something was written to it since the last
+    /// time: once that sync returns `Ok`, what was written before this call survives a crash
+    /// of the machine too. (A segment is synced when it is sealed.)
+    pub fn take_unsynced(&mut self) -> Option<Arc<File>> {
+        std::mem::take(&mut self.unsynced).then(|| self.file.clone())
+    }
+
     /// The segment being written (its rows are deleted with it at the next start, once loaded).
     pub fn current(&self) -> PathBuf {
         segment_path(&self.dir, self.segment)
+    }
+}
+
+impl Drop for Spool {
+    /// A spool closed (the server stopping) syncs what was written since the last sync.
+    fn drop(&mut self) {
+        if let Some(file) = self.take_unsynced()
+            && let Err(error) = file.sync_data()
+        {
+            tracing::error!(%error, "the audit spool could not be synced");
+        }
     }
 }
 
@@ -296,8 +322,8 @@ mod tests {
         {
             let (mut spool, leftovers) = Spool::open(dir.path()).unwrap();
             assert!(leftovers.is_empty());
-            assert_eq!(spool.append(&rows).unwrap(), None);
-            assert_eq!(spool.append(&[row("c", None)]).unwrap(), None);
+            assert_eq!(spool.write(&rows).unwrap(), None);
+            assert_eq!(spool.write(&[row("c", None)]).unwrap(), None);
         }
         let (spool, leftovers) = Spool::open(dir.path()).unwrap();
         assert_eq!(leftovers.len(), 1);
@@ -306,11 +332,24 @@ mod tests {
     }
 
     #[test]
+    fn a_write_leaves_its_segment_to_sync_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut spool, _) = Spool::open(dir.path()).unwrap();
+        assert!(spool.take_unsynced().is_none(), "nothing written yet");
+        spool.write(&[row("a", None)]).unwrap();
+        let segment = spool.take_unsynced().expect("written since the last sync");
+        segment.sync_data().unwrap();
+        assert!(spool.take_unsynced().is_none(), "taken once");
+        spool.write(&[row("b", None)]).unwrap();
+        assert!(spool.take_unsynced().is_some());
+    }
+
+    #[test]
     fn a_torn_or_damaged_tail_is_not_read() {
         let dir = tempfile::tempdir().unwrap();
         let path = {
             let (mut spool, _) = Spool::open(dir.path()).unwrap();
-            spool.append(&[row("a", None), row("b", None)]).unwrap();
+            spool.write(&[row("a", None), row("b", None)]).unwrap();
             spool.current()
         };
         let whole = std::fs::read(&path).unwrap();

@@ -1050,10 +1050,12 @@ async fn real_requests_are_found_by_patient_verified_and_tampering_named(backend
         [written("create"), written("update"), written("delete")]
     );
 
-    // The chain verifies; a body changed in place (the create's outcome) is named.
+    // The chain verifies; a body changed in place (the create's outcome) is named. (The
+    // reads just made are loaded first: `kiln audit verify` sees the table only.)
+    let url = &server.db.url;
+    crate::common::audit::settle(url).await;
     let (intact, out) = audit_cli(&server, &["verify"]).await;
     assert!(intact, "{out}");
-    let url = &server.db.url;
     let last = count(url, "SELECT MAX(seq) FROM audit_events").await;
     assert!(
         out.starts_with(&format!("audit log intact: {last} events, last seq {last}")),

@@ -1,0 +1,275 @@
+//! The recorder's spooled path (`kiln serve` on a SQLite file, or with `--audit-spool-dir`):
+//! a request writes its event to the spool itself, under a lock, and is answered once the
+//! event is in the spool file (one `write`): it survives a crash of the process from then on.
+//! A thread syncs the spool every [`SYNC_EVERY`], so a crash of the machine loses at most the
+//! events of that last interval. A task loads the spooled events into the searchable table
+//! in large batches, at most one load per [`LOAD_PAUSE`] unless someone waits for the table
+//! ([`super::Recorder::settled`]) or a full load is waiting. No request waits on another
+//! thread: handing each event over and waking its request again cost more than the event.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use super::recorder::{AuditUnavailable, own_connection};
+use super::spool::{Leftover, Spool};
+use crate::store::Store;
+use crate::store::audit::chain::AuditRow;
+
+/// How often the spool is synced (`fdatasync`) while events are written to it.
+pub const SYNC_EVERY: Duration = Duration::from_millis(50);
+/// The shortest time between two loads: fewer, larger loads touch each index page of the
+/// table once for many events, and clear the readers' page caches (which a SQLite commit
+/// does) less often.
+const LOAD_PAUSE: Duration = Duration::from_secs(1);
+/// Events per load that make the loader start without waiting out its pause.
+const LOAD_BATCH: usize = 8192;
+/// Events spooled and not yet taken by the loader, at most: beyond this, requests wait until
+/// it takes them (backpressure, bounded memory).
+const MAX_WAITING: usize = 32 * 1024;
+
+/// Events spooled and loaded so far, for [`super::Recorder::settled`] and the backlog metric.
+pub struct Progress {
+    pub spooled: AtomicU64,
+    pub loaded: watch::Sender<u64>,
+    /// Wakes the loader out of its pause between loads.
+    pub hurry: Notify,
+}
+
+impl Progress {
+    fn backlog(&self) -> u64 {
+        self.spooled
+            .load(Ordering::Acquire)
+            .saturating_sub(*self.loaded.borrow())
+    }
+
+    fn publish(&self) {
+        metrics::gauge!(crate::telemetry::AUDIT_BACKLOG).set(self.backlog() as f64);
+    }
+}
+
+/// The open spool and the events written to it that the loader has not taken yet.
+pub struct Spooled {
+    state: Mutex<State>,
+    progress: Arc<Progress>,
+    /// Wakes requests waiting for room (the loader took what was waiting).
+    room: Notify,
+}
+
+struct State {
+    spool: Spool,
+    /// Written to the spool, not yet taken by the loader, oldest first.
+    rows: Vec<AuditRow>,
+    /// Segments sealed since the loader last took the rows: deleted once those are loaded.
+    sealed: Vec<PathBuf>,
+}
+
+impl Spooled {
+    /// Opens and locks the spool in `dir` (fails when another server holds it), starts the
+    /// thread that syncs it and the task (on the current runtime) that loads it into
+    /// `store`'s table, beginning with what earlier runs left in it.
+    pub fn open(store: Store, dir: &Path) -> std::io::Result<(Arc<Spooled>, Arc<Progress>)> {
+        let (spool, leftovers) = Spool::open(dir)?;
+        let left: usize = leftovers.iter().map(|leftover| leftover.rows.len()).sum();
+        let progress = Arc::new(Progress {
+            spooled: AtomicU64::new(left as u64),
+            loaded: watch::Sender::new(0),
+            hurry: Notify::new(),
+        });
+        let spooled = Arc::new(Spooled {
+            state: Mutex::new(State {
+                spool,
+                rows: Vec::new(),
+                sealed: Vec::new(),
+            }),
+            progress: progress.clone(),
+            room: Notify::new(),
+        });
+        let syncing = Arc::downgrade(&spooled);
+        std::thread::Builder::new()
+            .name("kiln-audit-sync".to_owned())
+            .spawn(move || sync_periodically(&syncing))?;
+        tokio::spawn(load(
+            store,
+            leftovers,
+            Arc::downgrade(&spooled),
+            progress.clone(),
+        ));
+        Ok((spooled, progress))
+    }
+
+    /// Writes `row` to the spool; returns once it is in the spool file, after waiting for
+    /// room when [`MAX_WAITING`] events wait for the loader. Fails when the file cannot be
+    /// written.
+    pub async fn record(&self, row: AuditRow) -> Result<(), AuditUnavailable> {
+        loop {
+            // Made before the check, so a wake-up between the check and the wait is kept.
+            let room = self.room.notified();
+            {
+                let mut state = self.lock();
+                if state.rows.len() < MAX_WAITING {
+                    return state.write(row, &self.progress);
+                }
+            }
+            self.progress.hurry.notify_one();
+            room.await;
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held left the state as consistent as any write does.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn write(&mut self, row: AuditRow, progress: &Progress) -> Result<(), AuditUnavailable> {
+        match self.spool.write(std::slice::from_ref(&row)) {
+            Ok(sealed) => self.sealed.extend(sealed),
+            Err(error) => {
+                tracing::error!(%error, "the audit spool could not be written");
+                return Err(AuditUnavailable);
+            }
+        }
+        self.rows.push(row);
+        progress.spooled.fetch_add(1, Ordering::AcqRel);
+        // Before the answer: whoever watches the backlog sees this event in it.
+        progress.publish();
+        if self.rows.len() >= LOAD_BATCH {
+            progress.hurry.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// The sync thread: every [`SYNC_EVERY`], syncs what was written to the spool since the
+/// last sync (outside the lock: requests keep writing meanwhile). Ends with the spool (which
+/// syncs itself when closed).
+fn sync_periodically(spooled: &Weak<Spooled>) {
+    loop {
+        std::thread::sleep(SYNC_EVERY);
+        let Some(spooled) = spooled.upgrade() else {
+            return;
+        };
+        let unsynced = spooled.lock().spool.take_unsynced();
+        if let Some(file) = unsynced
+            && let Err(error) = file.sync_data()
+        {
+            // The events are on their way to the table all the same; only a crash of the
+            // machine before they are loaded would lose them.
+            tracing::error!(%error, "the audit spool could not be synced");
+        }
+    }
+}
+
+/// The loader task: loads the `leftovers` of earlier runs, then, once per [`LOAD_PAUSE`] (or
+/// sooner when hurried), takes every event waiting and appends it to the table in one
+/// transaction, retrying a failed load until it succeeds (the events are safe in the spool
+/// meanwhile; requests wait once [`MAX_WAITING`] more are waiting). Ends with the spool.
+async fn load(
+    store: Store,
+    leftovers: Vec<Leftover>,
+    spooled: Weak<Spooled>,
+    progress: Arc<Progress>,
+) {
+    let writer = own_connection(&store).await;
+    let store = writer
+        .as_ref()
+        .map_or(store, |writer| writer.store().clone());
+    for leftover in leftovers {
+        load_leftover(&store, leftover, &progress).await;
+    }
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(LOAD_PAUSE) => {}
+            () = progress.hurry.notified() => {}
+        }
+        let Some(open) = spooled.upgrade() else {
+            return;
+        };
+        let (rows, sealed) = {
+            let mut state = open.lock();
+            (
+                std::mem::take(&mut state.rows),
+                std::mem::take(&mut state.sealed),
+            )
+        };
+        open.room.notify_waiters();
+        drop(open);
+        if rows.is_empty() {
+            continue;
+        }
+        append_until_stored(&store, &rows).await;
+        progress
+            .loaded
+            .send_modify(|loaded| *loaded += rows.len() as u64);
+        progress.publish();
+        for path in sealed {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::warn!(%error, path = %path.display(), "cannot delete a loaded audit spool segment");
+            }
+        }
+    }
+}
+
+/// Appends `rows` to the table, retrying until it succeeds.
+async fn append_until_stored(store: &Store, rows: &[AuditRow]) {
+    until_ok(
+        "the audit spool could not be loaded into the audit log",
+        || store.append_audit(rows),
+    )
+    .await;
+}
+
+/// Runs `attempt` until it succeeds, 1 s, 2 s, … up to 30 s apart, logging each failure as
+/// `what`: the events wait safely in the spool meanwhile.
+async fn until_ok<T, F, Fut>(what: &str, mut attempt: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = crate::store::StoreResult<T>>,
+{
+    let mut wait = Duration::from_secs(1);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) => {
+                tracing::error!(%error, retry_in = ?wait, "{what}");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+/// Loads the events of a segment an earlier run left (those not in the table yet: that run
+/// may have stopped between a load's commit and deleting its segment), then deletes it.
+async fn load_leftover(store: &Store, leftover: Leftover, progress: &Progress) {
+    for chunk in leftover.rows.chunks(LOAD_BATCH) {
+        let ids: Vec<&str> = chunk.iter().map(|row| row.event_id.as_str()).collect();
+        let known = until_ok("cannot read the audit log to load the spool", || {
+            store.audit_known_ids(&ids)
+        })
+        .await;
+        let missing: Vec<AuditRow> = chunk
+            .iter()
+            .filter(|row| !known.contains(&row.event_id))
+            .cloned()
+            .collect();
+        append_until_stored(store, &missing).await;
+        tracing::info!(
+            events = missing.len(),
+            segment = %leftover.path.display(),
+            "loaded audit events an earlier run left in the spool"
+        );
+        progress
+            .loaded
+            .send_modify(|loaded| *loaded += chunk.len() as u64);
+        progress.publish();
+    }
+    if let Err(error) = std::fs::remove_file(&leftover.path) {
+        tracing::warn!(%error, path = %leftover.path.display(), "cannot delete a loaded audit spool segment");
+    }
+}
