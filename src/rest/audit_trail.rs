@@ -1,7 +1,7 @@
 //! The audit layer around the FHIR API: every request but `/metadata` leaves an event —
 //! reads, searches, history, operations, and every refused or failed request — appended
-//! through the application's batched recorder; the answer goes out only once its event is
-//! committed, and a request whose event cannot be written answers 503. A write that
+//! through the application's recorder; the answer goes out only once its event is committed
+//! or written to the audit spool, and a request whose event cannot be written answers 503. A write that
 //! succeeded recorded its events in its own transaction (`RecordedWithWrite`), so it is not
 //! recorded again here.
 

@@ -34,7 +34,7 @@ pub const TOKEN_CACHE_MISSES: &str = "kiln_token_cache_misses_total";
 pub const EXPORT_JOBS: &str = "kiln_export_jobs";
 /// Resources stored by the import loader of this process (`--load-sample-data`, sandbox).
 pub const IMPORTED_RESOURCES: &str = "kiln_import_resources_total";
-/// Audit events synced to the spool and not yet loaded into the searchable table.
+/// Audit events written to the spool and not yet loaded into the searchable table.
 pub const AUDIT_BACKLOG: &str = "kiln_audit_backlog";
 /// Always 1, with the running `version` as a label.
 pub const BUILD_INFO: &str = "kiln_build_info";
@@ -118,7 +118,7 @@ fn describe() {
     );
     describe_gauge!(
         AUDIT_BACKLOG,
-        "Audit events synced to the spool and not yet loaded into the searchable audit log."
+        "Audit events written to the spool and not yet loaded into the searchable audit log."
     );
     describe_gauge!(
         BUILD_INFO,
