@@ -273,3 +273,85 @@ async fn load_leftover(store: &Store, leftover: Leftover, progress: &Progress) {
         tracing::warn!(%error, path = %leftover.path.display(), "cannot delete a loaded audit spool segment");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::stored::{FORMAT, StoredEvent};
+
+    fn row(number: usize) -> AuditRow {
+        let event = StoredEvent {
+            v: FORMAT,
+            id: format!("event-{number}"),
+            recorded: 1_700_000_000_000_000,
+            type_code: "rest".to_owned(),
+            subtype: "read".to_owned(),
+            action: "R".to_owned(),
+            outcome: "0".to_owned(),
+            entity: Some(format!("Patient/{number}")),
+            base: "http://kiln.test/fhir".to_owned(),
+            ..StoredEvent::default()
+        };
+        AuditRow::of_body(event.to_bytes()).unwrap()
+    }
+
+    async fn rename(store: &Store, from: &str, to: &str) {
+        let Store::Sqlite(pool) = store else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER TABLE {from} RENAME TO {to}"
+        )))
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
+    /// While the table refuses every load, requests are answered until [`MAX_WAITING`] events
+    /// wait in memory; then the next one waits, and it is answered once the loads succeed.
+    #[tokio::test]
+    async fn requests_wait_for_room_while_the_table_refuses_loads() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        rename(&store, "audit_events", "audit_events_away").await;
+        let (spooled, progress) = Spooled::open(store.clone(), &dir.path().join("spool")).unwrap();
+        let wait = Duration::from_millis(500);
+        let mut answered = 0;
+        let blocked = loop {
+            let record = spooled.record(row(answered));
+            let mut record = Box::pin(record);
+            match tokio::time::timeout(wait, record.as_mut()).await {
+                Ok(result) => result.unwrap(),
+                Err(_) => break record,
+            }
+            answered += 1;
+            assert!(answered <= 2 * MAX_WAITING, "no request ever waited");
+        };
+        assert!(
+            answered >= MAX_WAITING,
+            "{answered} answered before one waited"
+        );
+        rename(&store, "audit_events_away", "audit_events").await;
+        tokio::time::timeout(Duration::from_secs(60), blocked)
+            .await
+            .expect("the waiting request is answered once the loads succeed")
+            .unwrap();
+        let target = answered as u64 + 1;
+        let mut loaded = progress.loaded.subscribe();
+        progress.hurry.notify_one();
+        tokio::time::timeout(Duration::from_secs(60), loaded.wait_for(|n| *n >= target))
+            .await
+            .expect("every event is loaded")
+            .unwrap();
+        let Store::Sqlite(pool) = &store else {
+            unreachable!()
+        };
+        let count: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+        assert_eq!(count as u64, target);
+    }
+}
