@@ -12,13 +12,12 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::event::Event;
-use super::spooled::{Progress, Spooled};
+use super::spooled::Spooled;
 use crate::fhir::outcome::{FhirError, IssueCode};
 use crate::store::Store;
 use crate::store::audit::chain::AuditRow;
@@ -70,8 +69,6 @@ struct Inner {
     writer: Writer,
     /// The FHIR base URL: the events' observer.
     base: String,
-    /// With a spool: how far the table has caught up with it.
-    progress: Option<Arc<Progress>>,
 }
 
 enum Writer {
@@ -94,7 +91,6 @@ impl Recorder {
             inner: Some(Arc::new(Inner {
                 writer: Writer::Direct(queue),
                 base,
-                progress: None,
             })),
         }
     }
@@ -104,12 +100,10 @@ impl Recorder {
     /// answered, and loaded into `store`'s table in large batches by a task spawned on the
     /// current runtime, which first loads what earlier runs left in the spool.
     pub fn spooled(store: Store, base: String, dir: &Path) -> std::io::Result<Recorder> {
-        let (spooled, progress) = Spooled::open(store, dir)?;
         Ok(Recorder {
             inner: Some(Arc::new(Inner {
-                writer: Writer::Spooled(spooled),
+                writer: Writer::Spooled(Spooled::open(store, dir)?),
                 base,
-                progress: Some(progress),
             })),
         })
     }
@@ -149,22 +143,9 @@ impl Recorder {
     /// without a spool), or fails after [`SETTLE_WAIT`]: a search of the log sees every
     /// request this server has answered.
     pub async fn settled(&self) -> Result<(), AuditUnavailable> {
-        let Some(progress) = self
-            .inner
-            .as_ref()
-            .and_then(|inner| inner.progress.as_ref())
-        else {
-            return Ok(());
-        };
-        let target = progress.spooled.load(Ordering::Acquire);
-        let mut loaded = progress.loaded.subscribe();
-        if *loaded.borrow() >= target {
-            return Ok(());
-        }
-        progress.hurry.notify_one();
-        match tokio::time::timeout(SETTLE_WAIT, loaded.wait_for(|loaded| *loaded >= target)).await {
-            Ok(Ok(_)) => Ok(()),
-            _ => Err(AuditUnavailable),
+        match self.inner.as_ref().map(|inner| &inner.writer) {
+            Some(Writer::Spooled(spooled)) => spooled.settled(SETTLE_WAIT).await,
+            _ => Ok(()),
         }
     }
 }

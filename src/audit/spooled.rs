@@ -31,12 +31,12 @@ const LOAD_BATCH: usize = 8192;
 /// it takes them (backpressure, bounded memory).
 const MAX_WAITING: usize = 32 * 1024;
 
-/// Events spooled and loaded so far, for [`super::Recorder::settled`] and the backlog metric.
-pub struct Progress {
-    pub spooled: AtomicU64,
-    pub loaded: watch::Sender<u64>,
+/// Events spooled and loaded so far, for [`Spooled::settled`] and the backlog metric.
+struct Progress {
+    spooled: AtomicU64,
+    loaded: watch::Sender<u64>,
     /// Wakes the loader out of its pause between loads.
-    pub hurry: Notify,
+    hurry: Notify,
 }
 
 impl Progress {
@@ -71,7 +71,7 @@ impl Spooled {
     /// Opens and locks the spool in `dir` (fails when another server holds it), starts the
     /// thread that syncs it and the task (on the current runtime) that loads it into
     /// `store`'s table, beginning with what earlier runs left in it.
-    pub fn open(store: Store, dir: &Path) -> std::io::Result<(Arc<Spooled>, Arc<Progress>)> {
+    pub fn open(store: Store, dir: &Path) -> std::io::Result<Arc<Spooled>> {
         let (spool, leftovers) = Spool::open(dir)?;
         let left: usize = leftovers.iter().map(|leftover| leftover.rows.len()).sum();
         let progress = Arc::new(Progress {
@@ -92,13 +92,23 @@ impl Spooled {
         std::thread::Builder::new()
             .name("kiln-audit-sync".to_owned())
             .spawn(move || sync_periodically(&syncing))?;
-        tokio::spawn(load(
-            store,
-            leftovers,
-            Arc::downgrade(&spooled),
-            progress.clone(),
-        ));
-        Ok((spooled, progress))
+        tokio::spawn(load(store, leftovers, Arc::downgrade(&spooled), progress));
+        Ok(spooled)
+    }
+
+    /// Returns once every event written before the call is in the table, or fails after
+    /// `wait`: a search of the log sees every request this server has answered.
+    pub async fn settled(&self, wait: Duration) -> Result<(), AuditUnavailable> {
+        let target = self.progress.spooled.load(Ordering::Acquire);
+        let mut loaded = self.progress.loaded.subscribe();
+        if *loaded.borrow() >= target {
+            return Ok(());
+        }
+        self.progress.hurry.notify_one();
+        match tokio::time::timeout(wait, loaded.wait_for(|loaded| *loaded >= target)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(AuditUnavailable),
+        }
     }
 
     /// Writes `row` to the spool; returns once it is in the spool file, after waiting for
@@ -316,7 +326,7 @@ mod tests {
         let store = Store::connect(&url, 2).await.unwrap();
         store.migrate().await.unwrap();
         rename(&store, "audit_events", "audit_events_away").await;
-        let (spooled, progress) = Spooled::open(store.clone(), &dir.path().join("spool")).unwrap();
+        let spooled = Spooled::open(store.clone(), &dir.path().join("spool")).unwrap();
         let wait = Duration::from_millis(500);
         let mut answered = 0;
         let blocked = loop {
@@ -338,13 +348,10 @@ mod tests {
             .await
             .expect("the waiting request is answered once the loads succeed")
             .unwrap();
-        let target = answered as u64 + 1;
-        let mut loaded = progress.loaded.subscribe();
-        progress.hurry.notify_one();
-        tokio::time::timeout(Duration::from_secs(60), loaded.wait_for(|n| *n >= target))
+        spooled
+            .settled(Duration::from_secs(60))
             .await
-            .expect("every event is loaded")
-            .unwrap();
+            .expect("every event is loaded");
         let Store::Sqlite(pool) = &store else {
             unreachable!()
         };
@@ -352,6 +359,6 @@ mod tests {
             .fetch_one(pool)
             .await
             .unwrap();
-        assert_eq!(count as u64, target);
+        assert_eq!(count, answered as i64 + 1);
     }
 }
