@@ -146,11 +146,11 @@ impl Spool {
         ))
     }
 
-    /// Writes `rows` to the segment, not yet synced ([`Spool::sync`]): when this returns `Ok`,
-    /// they survive a crash of the process. When the segment has grown past its size, it is
-    /// synced, a new one is begun and the sealed one's path returned (delete it once its rows
-    /// are loaded). On an error the segment is cut back to where it was, so nothing of a
-    /// failed write is loaded.
+    /// Writes `rows` to the segment, not yet synced ([`Spool::take_unsynced`]): when this
+    /// returns `Ok`, they survive a crash of the process. When the segment has grown past its
+    /// size, it is synced, a new one is begun and the sealed one's path returned (delete it
+    /// once its rows are loaded). On an error the segment is cut back to where it was, so
+    /// nothing of a failed write is loaded.
     pub fn write(&mut self, rows: &[AuditRow]) -> io::Result<Option<PathBuf>> {
         let mut buffer = Vec::with_capacity(rows.iter().map(|row| 8 + row.body.len()).sum());
         for row in rows {
