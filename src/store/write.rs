@@ -159,9 +159,12 @@ impl Tx {
         resource_type: &str,
         id: &str,
     ) -> StoreResult<Vec<String>> {
+        // `compartment_type || ''`: compared as the bare column, SQLite (which keeps no
+        // statistics) walks the primary key's `compartment_type` prefix, every row of every
+        // Patient's compartment, instead of this resource's rows in resource_compartment_owner.
         const SQL: &str = "SELECT compartment_id FROM resource_compartment \
                            WHERE resource_type = $1 AND resource_id = $2 \
-                           AND compartment_type = 'Patient'";
+                           AND compartment_type || '' = 'Patient'";
         let rows: Vec<(String,)> = dispatch_tx!(self, tx => {
             sqlx::query_as(SQL)
                 .bind(resource_type)
