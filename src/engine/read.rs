@@ -148,5 +148,6 @@ fn as_version(entry: &HistoryEntry) -> Cow<'_, StoredResource> {
         last_updated: entry.last_updated,
         deleted: entry.deleted,
         body: entry.body.clone(),
+        patient: None,
     })
 }

@@ -82,6 +82,7 @@ pub async fn reindex_all(store: &Store) -> FhirResult<u64> {
             .collect();
         let mut tx = store.begin().await?;
         tx.replace_index_rows(&indexed).await?;
+        tx.set_patients(&indexed).await?;
         tx.commit().await?;
         count += page.len() as u64;
     }

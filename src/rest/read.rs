@@ -32,7 +32,7 @@ pub async fn read(
 ) -> FhirResult<Response> {
     let subset = Subset::from_params(request.param("_summary"), request.param("_elements"))?;
     let mut stored = read_live(&state, &request, &resource_type, &id, None).await?;
-    let detail = audit_detail(&request, &stored);
+    let detail = audit_detail(&request, &stored, true);
     if not_modified(&headers, &stored) {
         let mut response = StatusCode::NOT_MODIFIED.into_response();
         add_version_headers(response.headers_mut(), &stored);
@@ -58,7 +58,7 @@ pub async fn vread(
         ))
     })?;
     let mut stored = read_live(&state, &request, &resource_type, &id, Some(version_id)).await?;
-    let detail = audit_detail(&request, &stored);
+    let detail = audit_detail(&request, &stored, false);
     stored.body = subset.apply(stored.body);
     let mut response = resource_response(StatusCode::OK, &request, stored);
     response.extensions_mut().insert(detail);
@@ -66,15 +66,16 @@ pub async fn vread(
 }
 
 /// What the audit log records about a resource read beyond its URL: its version, and the
-/// Patient whose compartment it is in (the body is only parsed for that when auditing).
-fn audit_detail(request: &FhirRequest, stored: &StoredResource) -> Detail {
+/// Patient whose compartment it is in. A `current` version was read with that Patient
+/// ([`StoredResource::patient`]); an older one's body is parsed for it, when auditing.
+fn audit_detail(request: &FhirRequest, stored: &StoredResource, current: bool) -> Detail {
     let patient = match request.audit {
-        Some(_) if stored.resource_type != "Patient" => {
-            Some(patient_compartments_in(&stored.resource_type, &stored.body))
-                .filter(|patients| patients.len() == 1)
-                .and_then(|mut patients| patients.pop())
-        }
-        _ => None,
+        Some(_) if stored.resource_type == "Patient" => None,
+        Some(_) if current => stored.patient.clone(),
+        Some(_) => Some(patient_compartments_in(&stored.resource_type, &stored.body))
+            .filter(|patients| patients.len() == 1)
+            .and_then(|mut patients| patients.pop()),
+        None => None,
     };
     Detail {
         patient,

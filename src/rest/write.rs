@@ -240,6 +240,7 @@ fn written_response(state: &AppState, request: &FhirRequest, outcome: WriteOutco
         last_updated: outcome.last_updated,
         deleted: false,
         body,
+        patient: None,
     };
     stored_response(state, request, status, stored)
 }

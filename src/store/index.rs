@@ -4,7 +4,7 @@ use sqlx::QueryBuilder;
 
 use super::StoreResult;
 use super::copy::CopyRows;
-use super::write::{CHUNK_ROWS, Tx};
+use super::write::{CHUNK_ROWS, Tx, dispatch_tx};
 
 #[derive(Debug, Clone)]
 pub struct TokenRow {
@@ -91,6 +91,20 @@ pub struct IndexRows {
     pub numbers: Vec<NumberRow>,
     pub uris: Vec<UriRow>,
     pub compartments: Vec<CompartmentRow>,
+}
+
+impl IndexRows {
+    /// The one Patient whose compartment holds the resource; `None` when none or several.
+    pub fn sole_patient(&self) -> Option<&str> {
+        let mut patients = self
+            .compartments
+            .iter()
+            .filter(|row| row.compartment_type == "Patient");
+        match (patients.next(), patients.next()) {
+            (Some(only), None) => Some(&only.compartment_id),
+            _ => None,
+        }
+    }
 }
 
 /// A resource's index rows, as handed to [`Tx::replace_index_rows`].
@@ -238,6 +252,24 @@ impl Tx {
             "compartment_type" => compartment.compartment_type,
             "compartment_id" => compartment.compartment_id.as_str(),
         ]);
+        Ok(())
+    }
+
+    /// Sets each resource's Patient (`resources.patient`, the one Patient whose compartment
+    /// holds it) from its index rows: a reindex changes it with the rows. (A write sets it
+    /// with the version.)
+    pub async fn set_patients(&mut self, resources: &[Indexed<'_>]) -> StoreResult<()> {
+        const SQL: &str = "UPDATE resources SET patient = $1 WHERE resource_type = $2 AND id = $3";
+        for owner in resources {
+            dispatch_tx!(self, tx => {
+                sqlx::query(SQL)
+                    .bind(owner.index.sole_patient())
+                    .bind(owner.resource_type)
+                    .bind(owner.id)
+                    .execute(&mut **tx)
+                    .await?;
+            });
+        }
         Ok(())
     }
 

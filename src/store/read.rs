@@ -12,23 +12,28 @@ pub struct StoredResource {
     pub last_updated: i64,
     pub deleted: bool,
     pub body: Vec<u8>,
+    /// Read with a current version ([`Store::read`]): the one Patient whose compartment holds
+    /// it (`None` when none or several), what a read's audit event names. `None` from every
+    /// other query.
+    #[sqlx(default)]
+    pub patient: Option<String>,
 }
 
-/// A query of one [`StoredResource`]: its columns, then `$rest`.
+/// A query of one [`StoredResource`]: its columns, then `$rest` (which may name `patient` too).
 macro_rules! select_version {
     ($rest:literal) => {
         concat!(
-            "SELECT resource_type, id, version_id, last_updated, deleted, body ",
+            "SELECT resource_type, id, version_id, last_updated, deleted, body",
             $rest
         )
     };
 }
 
 impl Store {
-    /// The current version (or tombstone) of a resource.
+    /// The current version (or tombstone) of a resource, with its Patient.
     pub async fn read(&self, resource_type: &str, id: &str) -> StoreResult<Option<StoredResource>> {
         self.one_version(
-            select_version!("FROM resources WHERE resource_type = $1 AND id = $2"),
+            select_version!(", patient FROM resources WHERE resource_type = $1 AND id = $2"),
             resource_type,
             id,
             None,
@@ -45,7 +50,7 @@ impl Store {
     ) -> StoreResult<Option<StoredResource>> {
         self.one_version(
             select_version!(
-                "FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version_id = $3"
+                " FROM resource_versions WHERE resource_type = $1 AND id = $2 AND version_id = $3"
             ),
             resource_type,
             id,
@@ -63,7 +68,7 @@ impl Store {
     ) -> StoreResult<Option<StoredResource>> {
         self.one_version(
             select_version!(
-                "FROM resource_versions \
+                " FROM resource_versions \
                  WHERE resource_type = $1 AND id = $2 AND last_updated <= $3 \
                  ORDER BY version_id DESC LIMIT 1"
             ),

@@ -31,14 +31,16 @@ impl From<Transaction<'static, Sqlite>> for Tx {
     }
 }
 
+/// Runs `$body` with the transaction of either backend as `$conn`.
 macro_rules! dispatch_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
         match $tx {
-            Tx::Postgres($conn) => $body,
-            Tx::Sqlite($conn) => $body,
+            $crate::store::Tx::Postgres($conn) => $body,
+            $crate::store::Tx::Sqlite($conn) => $body,
         }
     };
 }
+pub(super) use dispatch_tx;
 
 /// The current version of a resource as seen inside a transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -203,17 +205,18 @@ impl Tx {
     }
 
     /// Compare-and-swap on the version: a row is only replaced by its direct successor.
+    /// `patient`: the one Patient whose compartment holds the version (its index rows say).
     async fn upsert_current(&mut self, chunk: &[VersionWrite]) -> StoreResult<u64> {
         const ON_CONFLICT: &str = " ON CONFLICT (resource_type, id) DO UPDATE SET \
              version_id = excluded.version_id, last_updated = excluded.last_updated, \
-             deleted = excluded.deleted, body = excluded.body \
+             deleted = excluded.deleted, body = excluded.body, patient = excluded.patient \
              WHERE resources.version_id = excluded.version_id - 1";
         Ok(match self {
             // One array per column (see `insert_rows!`).
             Tx::Postgres(tx) => sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) \
-                 SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
-                 $5::bool[], $6::bytea[]){ON_CONFLICT}"
+                "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body, \
+                 patient) SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[], \
+                 $5::bool[], $6::bytea[], $7::text[]){ON_CONFLICT}"
             )))
             .bind(column(chunk, |write| write.resource_type.as_str()))
             .bind(column(chunk, |write| write.id.as_str()))
@@ -221,12 +224,13 @@ impl Tx {
             .bind(column(chunk, |write| write.last_updated))
             .bind(column(chunk, |write| write.deleted))
             .bind(column(chunk, |write| write.body.as_slice()))
+            .bind(column(chunk, |write| write.index.sole_patient()))
             .execute(&mut **tx)
             .await?
             .rows_affected(),
             Tx::Sqlite(tx) => {
                 let mut sql = QueryBuilder::new(
-                    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body) ",
+                    "INSERT INTO resources (resource_type, id, version_id, last_updated, deleted, body, patient) ",
                 );
                 sql.push_values(chunk, |mut row, write| {
                     row.push_bind(write.resource_type.as_str())
@@ -234,7 +238,8 @@ impl Tx {
                         .push_bind(write.version_id)
                         .push_bind(write.last_updated)
                         .push_bind(write.deleted)
-                        .push_bind(write.body.as_slice());
+                        .push_bind(write.body.as_slice())
+                        .push_bind(write.index.sole_patient());
                 });
                 sql.push(ON_CONFLICT);
                 sql.build().execute(&mut **tx).await?.rows_affected()

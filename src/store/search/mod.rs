@@ -284,6 +284,7 @@ where
                 last_updated: row.try_get(3)?,
                 deleted: false,
                 body: row.try_get(4)?,
+                patient: None,
             };
             Ok((stored, sort_values(row, types)?))
         })
