@@ -53,35 +53,44 @@ impl SmtpSink {
         }
         let dir = tempfile::tempdir().expect("temp dir");
         let file = dir.path().join("mail.jsonl");
-        let port = free_port();
+        let ready = dir.path().join("ready");
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/api/common/smtp_sink.py");
-        let child = Command::new("python3")
-            .arg(script)
-            .arg(port.to_string())
-            .arg(&file)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the SMTP sink");
-        let mut sink = SmtpSink {
-            url: format!("smtp://127.0.0.1:{port}"),
-            file,
-            child,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            if let Ok(Some(status)) = sink.child.try_wait() {
-                panic!("the SMTP sink exited during start ({status})");
+        // The port is free when picked, but another test's server may take it before the
+        // sink binds it: the sink then exits, and starts again on another port. A connection
+        // alone would not tell: it may reach whoever took the port.
+        for _ in 0..5 {
+            let port = free_port();
+            let mut child = Command::new("python3")
+                .arg(script)
+                .arg(port.to_string())
+                .arg(&file)
+                .arg(&ready)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("spawn the SMTP sink");
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let started = loop {
+                if ready.exists() {
+                    break true;
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break false;
+                }
+                assert!(Instant::now() < deadline, "the SMTP sink did not start");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            if started {
+                return Some(SmtpSink {
+                    url: format!("smtp://127.0.0.1:{port}"),
+                    file,
+                    child,
+                    _dir: dir,
+                });
             }
-            assert!(Instant::now() < deadline, "the SMTP sink did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        Some(sink)
+        panic!("the SMTP sink could not bind a port in five tries");
     }
 
     /// The file the sink appends each message to, as a JSON line.

@@ -3,7 +3,9 @@
 appended to FILE as one JSON line {"to": [...], "subject": ..., "body": ...}, the body decoded
 from its transfer encoding.
 
-    python3 smtp_sink.py PORT FILE
+    python3 smtp_sink.py PORT FILE READY
+
+READY is created once the server listens on PORT; the sink exits when it cannot bind it.
 """
 import json
 import sys
@@ -33,9 +35,10 @@ class Sink:
 
 
 def main():
-    port, path = int(sys.argv[1]), sys.argv[2]
+    port, path, ready = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     controller = Controller(Sink(path), hostname="127.0.0.1", port=port)
     controller.start()
+    open(ready, "w", encoding="utf-8").close()
     threading.Event().wait()
 
 
