@@ -18,6 +18,7 @@ use crate::common::*;
 
 backend_tests!(
     every_interaction_has_its_event,
+    a_read_names_the_patient_the_resource_moved_to,
     refused_requests_are_recorded_as_failures,
     security_events_are_recorded,
     switching_auditing_off_is_recorded,
@@ -352,6 +353,43 @@ async fn every_interaction_has_its_event(backend: Backend) {
         "a successful transaction is its entries"
     );
     assert_chain_intact(&server.db).await;
+}
+
+/// A read's event names the Patient of the version it read (stored with the version): after
+/// an update moves the Observation from `pa` to `pb`, the next read names `pb`.
+async fn a_read_names_the_patient_the_resource_moved_to(backend: Backend) {
+    let Some(server) = secured(backend, &[]).await else {
+        return;
+    };
+    let scope = "openid fhirUser user/*.cruds";
+    let app = App::register(&server, "public", scope, &[]);
+    let token = authorize(&server, &app, scope, None, &Answers::allow("doc", "pw-1"))
+        .await
+        .unwrap();
+    let bearer = access_token(&token);
+    let t = Some(bearer.as_str());
+    use reqwest::Method;
+    let moved = json!({"resourceType": "Observation", "id": "obs-a", "status": "final",
+                       "code": {"text": "weight"}, "subject": {"reference": "Patient/pb"}});
+    let status = |response: reqwest::Response| response.status().as_u16();
+    assert_eq!(
+        status(call(&server, Method::GET, t, "Observation/obs-a", None).await),
+        200
+    );
+    assert_eq!(
+        status(call(&server, Method::PUT, t, "Observation/obs-a", Some(&moved)).await),
+        200
+    );
+    assert_eq!(
+        status(call(&server, Method::GET, t, "Observation/obs-a", None).await),
+        200
+    );
+    let events = events(&server.db).await;
+    let patients: Vec<Option<&str>> = rest(&events, "read")
+        .iter()
+        .map(|event| event.patient.as_deref())
+        .collect();
+    assert_eq!(patients, [Some("pa"), Some("pb")]);
 }
 
 async fn refused_requests_are_recorded_as_failures(backend: Backend) {
