@@ -153,7 +153,7 @@ impl Recorder {
 /// The writer task: takes everything waiting (up to [`BATCH`]), appends it in one
 /// transaction and answers every request of the batch.
 async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
-    let writer = own_connection(&store).await;
+    let writer = own_connection(&store, false).await;
     let store = writer
         .as_ref()
         .map_or(store, |writer| writer.store().clone());
@@ -172,9 +172,18 @@ async fn write_batches(store: Store, mut receiver: mpsc::Receiver<Pending>) {
 }
 
 /// On a SQLite file, a connection of the log's own: its page cache (the chain's index pages)
-/// stays warm between batches while the pool's connections only read.
-pub(super) async fn own_connection(store: &Store) -> Option<crate::store::BulkWriter> {
-    match store.bulk_writer().await {
+/// stays warm between batches while the pool's connections only read. `synced`: each of its
+/// commits is on disk before it returns ([`Store::synced_writer`]).
+pub(super) async fn own_connection(
+    store: &Store,
+    synced: bool,
+) -> Option<crate::store::BulkWriter> {
+    let writer = if synced {
+        store.synced_writer().await
+    } else {
+        store.bulk_writer().await
+    };
+    match writer {
         Ok(writer) => Some(writer),
         Err(error) => {
             tracing::warn!(%error, "the audit log appends through the shared pool");

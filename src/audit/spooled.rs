@@ -3,14 +3,15 @@
 //! event is in the spool file (one `write`): it survives a crash of the process from then on.
 //! A thread syncs the spool every [`SYNC_EVERY`], so a crash of the machine loses at most the
 //! events of that last interval. A task loads the spooled events into the searchable table
-//! in large batches, at most one load per [`LOAD_PAUSE`] unless someone waits for the table
+//! in large batches: a quiet log once per [`LOAD_PAUSE`], a busy one once per
+//! [`BUSY_LOAD_PAUSE`], sooner when someone waits for the table
 //! ([`super::Recorder::settled`]) or a full load is waiting. No request waits on another
 //! thread: handing each event over and waking its request again cost more than the event.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Notify, watch};
 
@@ -21,15 +22,22 @@ use crate::store::audit::chain::AuditRow;
 
 /// How often the spool is synced (`fdatasync`) while events are written to it.
 pub const SYNC_EVERY: Duration = Duration::from_millis(50);
-/// The shortest time between two loads: fewer, larger loads touch each index page of the
-/// table once for many events, and clear the readers' page caches (which a SQLite commit
-/// does) less often.
+/// How often a quiet log is loaded: at most this long after an event is spooled, a search
+/// of the table that does not wait for the loader (another replica's) finds it.
 const LOAD_PAUSE: Duration = Duration::from_secs(1);
+/// Events waiting, at least, that make a log busy: it is loaded every [`BUSY_LOAD_PAUSE`]
+/// instead (or at [`LOAD_BATCH`] events). A load writes each index page it changes once, and
+/// the index on the events' resources takes them at random places: fewer, larger loads
+/// write far fewer of its pages per event, and clear the readers' page caches (which a
+/// SQLite commit does) less often.
+const BUSY_LOAD: usize = 4096;
+/// The time between two loads of a busy log.
+const BUSY_LOAD_PAUSE: Duration = Duration::from_secs(3);
 /// Events per load that make the loader start without waiting out its pause.
-const LOAD_BATCH: usize = 8192;
+const LOAD_BATCH: usize = 32 * 1024;
 /// Events spooled and not yet taken by the loader, at most: beyond this, requests wait until
 /// it takes them (backpressure, bounded memory).
-const MAX_WAITING: usize = 32 * 1024;
+const MAX_WAITING: usize = 64 * 1024;
 
 /// Events spooled and loaded so far, for [`Spooled::settled`] and the backlog metric.
 struct Progress {
@@ -37,6 +45,8 @@ struct Progress {
     loaded: watch::Sender<u64>,
     /// Wakes the loader out of its pause between loads.
     hurry: Notify,
+    /// The backlog metric's handle (looked up once, not per event).
+    gauge: metrics::Gauge,
 }
 
 impl Progress {
@@ -47,7 +57,7 @@ impl Progress {
     }
 
     fn publish(&self) {
-        metrics::gauge!(crate::telemetry::AUDIT_BACKLOG).set(self.backlog() as f64);
+        self.gauge.set(self.backlog() as f64);
     }
 }
 
@@ -78,6 +88,7 @@ impl Spooled {
             spooled: AtomicU64::new(left as u64),
             loaded: watch::Sender::new(0),
             hurry: Notify::new(),
+            gauge: metrics::gauge!(crate::telemetry::AUDIT_BACKLOG),
         });
         let spooled = Arc::new(Spooled {
             state: Mutex::new(State {
@@ -175,8 +186,9 @@ fn sync_periodically(spooled: &Weak<Spooled>) {
     }
 }
 
-/// The loader task: loads the `leftovers` of earlier runs, then, once per [`LOAD_PAUSE`] (or
-/// sooner when hurried), takes every event waiting and appends it to the table in one
+/// The loader task: loads the `leftovers` of earlier runs, then, once per [`LOAD_PAUSE`]
+/// ([`BUSY_LOAD_PAUSE`] while [`BUSY_LOAD`] or more wait; sooner when hurried), takes every
+/// event waiting and appends it to the table in one
 /// transaction, retrying a failed load until it succeeds (the events are safe in the spool
 /// meanwhile; requests wait once [`MAX_WAITING`] more are waiting). Ends with the spool.
 async fn load(
@@ -185,28 +197,36 @@ async fn load(
     spooled: Weak<Spooled>,
     progress: Arc<Progress>,
 ) {
-    let writer = own_connection(&store).await;
+    // Synced commits: a load's segments are deleted once it is committed, and its events
+    // must survive a crash of the machine from then on, as they did in the synced spool.
+    let writer = own_connection(&store, true).await;
     let store = writer
         .as_ref()
         .map_or(store, |writer| writer.store().clone());
     for leftover in leftovers {
         load_leftover(&store, leftover, &progress).await;
     }
+    let mut last_load = Instant::now();
     loop {
-        tokio::select! {
-            () = tokio::time::sleep(LOAD_PAUSE) => {}
-            () = progress.hurry.notified() => {}
-        }
+        let hurried = tokio::select! {
+            () = tokio::time::sleep(LOAD_PAUSE) => false,
+            () = progress.hurry.notified() => true,
+        };
         let Some(open) = spooled.upgrade() else {
             return;
         };
         let (rows, sealed) = {
             let mut state = open.lock();
+            let busy = state.rows.len() >= BUSY_LOAD;
+            if busy && !hurried && last_load.elapsed() < BUSY_LOAD_PAUSE {
+                continue;
+            }
             (
                 std::mem::take(&mut state.rows),
                 std::mem::take(&mut state.sealed),
             )
         };
+        last_load = Instant::now();
         open.room.notify_waiters();
         drop(open);
         if rows.is_empty() {

@@ -9,6 +9,8 @@ use super::BenchResult;
 /// Throughput and latency of one measurement.
 #[derive(Debug, Clone, Copy)]
 pub struct Summary {
+    /// Operations completed in the measurement.
+    pub count: usize,
     pub per_second: f64,
     pub p50: Duration,
     pub p95: Duration,
@@ -22,10 +24,21 @@ impl Summary {
         let mean =
             |pick: fn(&Summary) -> Duration| summaries.iter().map(pick).sum::<Duration>() / count;
         Summary {
+            count: summaries.iter().map(|s| s.count).sum::<usize>() / count as usize,
             per_second: summaries.iter().map(|s| s.per_second).sum::<f64>() / f64::from(count),
             p50: mean(|s| s.p50),
             p95: mean(|s| s.p95),
             p99: mean(|s| s.p99),
+        }
+    }
+
+    /// This measurement of `window` with `tail` more time to finish the work its operations
+    /// left behind: the throughput counts the whole time, the latencies stay as measured.
+    pub fn with_tail(self, window: Duration, tail: Duration) -> Summary {
+        let whole = (window + tail).as_secs_f64();
+        Summary {
+            per_second: self.per_second * window.as_secs_f64() / whole,
+            ..self
         }
     }
 }
@@ -68,6 +81,7 @@ where
     }
     latencies.sort_unstable();
     Ok(Summary {
+        count: latencies.len(),
         per_second: latencies.len() as f64 / elapsed.as_secs_f64(),
         p50: percentile(&latencies, 50),
         p95: percentile(&latencies, 95),

@@ -10,6 +10,7 @@
 //! Everything runs in this process, on 127.0.0.1, for a bounded time per measurement.
 
 mod bulk_client;
+mod cpu;
 mod dataset;
 mod export;
 mod hostile;
@@ -383,8 +384,9 @@ async fn measure(
         healthz,
         lookup,
         token_cache,
-        audited,
-        unaudited,
+        audited: audited.reads,
+        unaudited: unaudited.reads,
+        cpu_per_read: (audited.cpu_per_read, unaudited.cpu_per_read),
     })
 }
 
@@ -393,8 +395,10 @@ const AUDIT_ROUNDS: u32 = 3;
 
 /// Reads by id (no token) on the audited `server` and on a second server of the same store
 /// with auditing off, alternating [`AUDIT_ROUNDS`] times; each figure is the mean of its
-/// rounds. Each round without auditing starts once the audited reads before it are in the
-/// log, so loading them is counted against auditing, not against the reads without it.
+/// rounds. An audited round starts with the log loaded (its warm-up's reads too) and lasts
+/// until its reads are in the log: the time the log takes to load the last of them after
+/// the load stops counts in its throughput, so all of that work is counted against
+/// auditing, and the round without auditing after it starts with none left.
 async fn audit_cost(
     backend: &'static str,
     store: &Store,
@@ -402,7 +406,7 @@ async fn audit_cost(
     client: &reqwest::Client,
     server: &Server,
     dataset: &Dataset,
-) -> BenchResult<(load::Summary, load::Summary)> {
+) -> BenchResult<(AuditCost, AuditCost)> {
     let unaudited_server = Server::start_audited(store.clone(), false).await?;
     let targets = |base: &str| -> Arc<[String]> {
         dataset
@@ -422,27 +426,63 @@ async fn audit_cost(
             )
         }
     };
-    let mut on = Vec::new();
-    let mut off = Vec::new();
-    for _ in 0..AUDIT_ROUNDS {
+    let settled = || async {
+        let started = Instant::now();
         server
             .audit
             .settled()
             .await
             .map_err(|_| "the audited reads did not reach the log")?;
-        off.push(
-            phase(
-                backend,
-                "read by id, auditing off",
-                args,
-                reads(off_urls.clone()),
-            )
-            .await?,
-        );
-        on.push(phase(backend, "read by id, audited", args, reads(on_urls.clone())).await?);
+        BenchResult::Ok(started.elapsed())
+    };
+    // What the measurements before this one left for the log.
+    settled().await?;
+    let mut on = Vec::new();
+    let mut off = Vec::new();
+    for _ in 0..AUDIT_ROUNDS {
+        let unaudited = reads(off_urls.clone());
+        warm_up(backend, "read by id, auditing off", args, unaudited.clone()).await?;
+        let before = cpu::used();
+        let unaudited = measured(args, unaudited).await?;
+        off.push((unaudited, cpu_per_read(before, unaudited.count)));
+        let audited = reads(on_urls.clone());
+        warm_up(backend, "read by id, audited", args, audited.clone()).await?;
+        settled().await?;
+        let before = cpu::used();
+        let audited = measured(args, audited).await?;
+        let tail = settled().await?;
+        on.push((
+            audited.with_tail(Duration::from_secs(args.seconds), tail),
+            cpu_per_read(before, audited.count),
+        ));
     }
     unaudited_server.stop().await?;
-    Ok((load::Summary::mean(&on), load::Summary::mean(&off)))
+    Ok((AuditCost::mean(&on), AuditCost::mean(&off)))
+}
+
+/// The reads of one side of the audit comparison: throughput and latency, and the CPU time
+/// the whole process spent per read (server, clients, and the log's loader).
+#[derive(Debug, Clone, Copy)]
+struct AuditCost {
+    reads: load::Summary,
+    cpu_per_read: Option<Duration>,
+}
+
+impl AuditCost {
+    fn mean(rounds: &[(load::Summary, Option<Duration>)]) -> AuditCost {
+        let summaries: Vec<load::Summary> = rounds.iter().map(|(summary, _)| *summary).collect();
+        let cpu: Option<Vec<Duration>> = rounds.iter().map(|(_, cpu)| *cpu).collect();
+        AuditCost {
+            reads: load::Summary::mean(&summaries),
+            cpu_per_read: cpu.map(|cpu| cpu.iter().sum::<Duration>() / cpu.len().max(1) as u32),
+        }
+    }
+}
+
+/// The CPU time this process used since `before`, per read of `reads`.
+fn cpu_per_read(before: Option<Duration>, reads: usize) -> Option<Duration> {
+    let spent = cpu::used()?.checked_sub(before?)?;
+    Some(spent / u32::try_from(reads.max(1)).ok()?)
 }
 
 /// `--import-only`: imports the data set into `store` (empty), nothing more.
@@ -575,11 +615,35 @@ where
     F: Fn(u64) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = BenchResult<()>> + Send + 'static,
 {
+    warm_up(backend, what, args, operation.clone()).await?;
+    measured(args, operation).await
+}
+
+/// The uncounted warm-up of a measurement.
+async fn warm_up<F, Fut>(
+    backend: &str,
+    what: &str,
+    args: &BenchArgs,
+    operation: F,
+) -> BenchResult<()>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+{
     eprintln!(
         "bench: {backend}: {what}, {} clients for {} s",
         args.concurrency, args.seconds
     );
-    load::run(args.concurrency, WARM_UP, operation.clone()).await?;
+    load::run(args.concurrency, WARM_UP, operation).await?;
+    Ok(())
+}
+
+/// The counted load of a measurement, for `--seconds`.
+async fn measured<F, Fut>(args: &BenchArgs, operation: F) -> BenchResult<load::Summary>
+where
+    F: Fn(u64) -> Fut + Clone + Send + 'static,
+    Fut: Future<Output = BenchResult<()>> + Send + 'static,
+{
     load::run(
         args.concurrency,
         Duration::from_secs(args.seconds),

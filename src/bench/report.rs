@@ -20,6 +20,8 @@ pub struct Row {
     /// Reads by id with auditing on, and off, measured alternately.
     pub audited: Summary,
     pub unaudited: Summary,
+    /// The CPU time the process spent per read, audited and not (where `/proc` tells it).
+    pub cpu_per_read: (Option<Duration>, Option<Duration>),
 }
 
 /// The import figure of one backend (`--import-only`).
@@ -110,12 +112,12 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
     println!();
     println!(
         "| Backend | Read, audited (req/s) | audited p50 / p99 (ms) | Read, auditing off (req/s) \
-         | off p50 / p99 (ms) | audited / off |"
+         | off p50 / p99 (ms) | audited / off | CPU per read, audited / off (µs) |"
     );
-    println!("|---|--:|--:|--:|--:|--:|");
+    println!("|---|--:|--:|--:|--:|--:|--:|");
     for row in rows {
         println!(
-            "| {} | {:.0} | {} / {} | {:.0} | {} / {} | {} |",
+            "| {} | {:.0} | {} / {} | {:.0} | {} / {} | {} | {} / {} |",
             row.backend,
             row.audited.per_second,
             ms(row.audited.p50),
@@ -124,12 +126,16 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
             ms(row.unaudited.p50),
             ms(row.unaudited.p99),
             percent(row.audited.per_second, row.unaudited.per_second),
+            micros(row.cpu_per_read.0),
+            micros(row.cpu_per_read.1),
         );
     }
     println!();
     println!(
         "Goal (issue 14): reads with auditing on >= 85 % of reads with it off (the same reads \
-         on two servers of one database, alternating)."
+         on two servers of one database, alternating; an audited round lasts until its events \
+         are in the log). CPU per read: all of this process's threads (server, clients, the \
+         log's loader) over the rounds."
     );
     if args.postgres_url.is_none() {
         println!();
@@ -137,6 +143,14 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
             "PostgreSQL: skipped (give --postgres-url or KILN_BENCH_POSTGRES_URL to measure it)"
         );
     }
+}
+
+/// Microseconds, or `-` when unknown.
+fn micros(duration: Option<Duration>) -> String {
+    duration.map_or_else(
+        || "-".to_owned(),
+        |duration| format!("{:.0}", duration.as_secs_f64() * 1e6),
+    )
 }
 
 fn percent(part: f64, whole: f64) -> String {

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use sqlx::sqlite::SqlitePoolOptions;
+use sqlx::sqlite::{SqlitePoolOptions, SqliteSynchronous};
 
 use super::write::Tx;
 use super::{Store, StoreResult};
@@ -37,6 +37,18 @@ pub struct BulkWriter {
 
 impl Store {
     pub async fn bulk_writer(&self) -> StoreResult<BulkWriter> {
+        self.writer(SqliteSynchronous::Normal).await
+    }
+
+    /// A [`Store::bulk_writer`] whose every SQLite commit is on disk before it returns
+    /// (`synchronous = FULL`; the pool's `NORMAL` makes a commit survive a crash of the
+    /// process only), for a writer that deletes its input once it is committed.
+    /// PostgreSQL's commits wait for the disk already.
+    pub async fn synced_writer(&self) -> StoreResult<BulkWriter> {
+        self.writer(SqliteSynchronous::Full).await
+    }
+
+    async fn writer(&self, synchronous: SqliteSynchronous) -> StoreResult<BulkWriter> {
         let Store::Sqlite(pool) = self else {
             return Ok(BulkWriter {
                 store: self.clone(),
@@ -53,6 +65,7 @@ impl Store {
         let options = options
             .as_ref()
             .clone()
+            .synchronous(synchronous)
             .pragma("cache_size", format!("-{BULK_CACHE_KIB}"))
             .pragma("wal_autocheckpoint", BULK_WAL_PAGES.to_string());
         let pool = SqlitePoolOptions::new()
