@@ -451,6 +451,11 @@ async fn audit_cost(
         let before = cpu::used();
         let audited = measured(args, audited).await?;
         let tail = settled().await?;
+        eprintln!(
+            "bench: {backend}: {} audited reads, loaded into the log {:.2} s after the load stopped",
+            audited.count,
+            tail.as_secs_f64()
+        );
         on.push((
             audited.with_tail(Duration::from_secs(args.seconds), tail),
             cpu_per_read(before, audited.count),
