@@ -135,7 +135,7 @@ pub fn print(args: &BenchArgs, rows: &[Row]) {
         "Goal (issue 14): reads with auditing on >= 85 % of reads with it off (the same reads \
          on two servers of one database, alternating; an audited round lasts until its events \
          are in the log). CPU per read: all of this process's threads (server, clients, the \
-         log's loader) over the rounds."
+         log's loader; not PostgreSQL's own) over the rounds."
     );
     if args.postgres_url.is_none() {
         println!();

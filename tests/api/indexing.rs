@@ -7,6 +7,7 @@ use crate::common::*;
 backend_tests!(
     writes_maintain_index_rows_and_compartments,
     stale_index_rows_are_rebuilt_at_start_and_by_reindex,
+    the_patient_column_is_filled_by_its_migration_and_by_reindex,
     import_indexes_and_versions_what_writes_do,
 );
 
@@ -157,6 +158,110 @@ async fn stale_index_rows_are_rebuilt_at_start_and_by_reindex(backend: Backend) 
     );
     assert!(String::from_utf8_lossy(&output.stdout).contains("re-indexed 1 resources"));
     assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
+}
+
+/// The Patient of each resource's row (`resources.patient`), by `Type/id`.
+async fn row_patients(db_url: &str, keys: &[&str]) -> Vec<Option<String>> {
+    let mut patients = Vec::new();
+    for key in keys {
+        let (resource_type, id) = key.split_once('/').unwrap();
+        const SQL: &str = "SELECT patient FROM resources WHERE resource_type = $1 AND id = $2";
+        let patient: Option<String> = if db_url.starts_with("postgres") {
+            let pool = sqlx::PgPool::connect(db_url).await.unwrap();
+            let patient = sqlx::query_scalar(SQL)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            patient
+        } else {
+            let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
+            let patient = sqlx::query_scalar(SQL)
+                .bind(resource_type)
+                .bind(id)
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            pool.close().await;
+            patient
+        };
+        patients.push(patient);
+    }
+    patients
+}
+
+/// The backfill of the migration that added `resources.patient` (sqlite 0020, postgres
+/// 0022): its statements after the `ALTER TABLE`, as the migration runs them.
+fn patient_backfill(db_url: &str) -> &'static str {
+    let migration = if db_url.starts_with("postgres") {
+        include_str!("../../migrations/postgres/0022_resource_patient.sql")
+    } else {
+        include_str!("../../migrations/sqlite/0020_resource_patient.sql")
+    };
+    let (_, backfill) = migration
+        .split_once("ADD COLUMN patient TEXT;")
+        .expect("the migration adds the column, then fills it");
+    backfill
+}
+
+/// `resources.patient` names the one Patient whose compartment holds a resource, so a
+/// read's audit event can name it: filled in for existing rows by the migration that added
+/// it, and kept by `kiln reindex`.
+async fn the_patient_column_is_filled_by_its_migration_and_by_reindex(backend: Backend) {
+    let Some(mut server) = Server::start(backend).await else {
+        return;
+    };
+    let db = server.db.url.clone();
+    let patient = server.create(&patient("Backfilled")).await;
+    let patient_id = patient["id"].as_str().unwrap().to_string();
+    let observation = server
+        .create(&json!({
+            "resourceType": "Observation",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "2339-0"}]},
+            "subject": {"reference": format!("Patient/{patient_id}")}
+        }))
+        .await;
+    let practitioner = server
+        .create(&json!({"resourceType": "Practitioner", "name": [{"family": "Nobody's"}]}))
+        .await;
+    let keys = [
+        format!("Patient/{patient_id}"),
+        format!("Observation/{}", observation["id"].as_str().unwrap()),
+        format!("Practitioner/{}", practitioner["id"].as_str().unwrap()),
+    ];
+    let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    let expected = vec![Some(patient_id.clone()), Some(patient_id), None];
+    assert_eq!(
+        row_patients(&db, &keys).await,
+        expected,
+        "written with each version"
+    );
+    server.kill9();
+
+    // A database from before the column: the migration's backfill fills it in.
+    execute(&db, "UPDATE resources SET patient = NULL").await;
+    crate::common::audit::execute(&db, patient_backfill(&db)).await;
+    assert_eq!(
+        row_patients(&db, &keys).await,
+        expected,
+        "filled in by the migration"
+    );
+
+    // `kiln reindex` writes it again with the index rows.
+    execute(&db, "UPDATE resources SET patient = NULL").await;
+    let output = std::process::Command::new(kiln_bin())
+        .args(["reindex", "--database-url", &db])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(row_patients(&db, &keys).await, expected, "kept by reindex");
 }
 
 /// Every index table with its columns (the owner columns come first in every dump).
