@@ -147,8 +147,27 @@ async fn stale_index_rows_are_rebuilt_at_start_and_by_reindex(backend: Backend) 
     // `kiln reindex` rebuilds them on demand.
     server.kill9();
     execute(&db, "DELETE FROM search_token").await;
+    assert!(reindex(&db).contains("re-indexed 1 resources"));
+    assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
+}
+
+/// The Patient of each resource's row (`resources.patient`), by `Type/id`.
+async fn row_patients(db_url: &str, keys: &[&str]) -> Vec<Option<String>> {
+    const SQL: &str = "SELECT patient FROM resources WHERE resource_type || '/' || id = $1";
+    let mut patients = Vec::new();
+    for key in keys {
+        let patient: Option<String> = crate::common::audit::with_pool!(db_url, pool => {
+            sqlx::query_scalar(SQL).bind(*key).fetch_one(&pool).await.unwrap()
+        });
+        patients.push(patient);
+    }
+    patients
+}
+
+/// Runs `kiln reindex` on the database at `db_url`; returns what it printed.
+fn reindex(db_url: &str) -> String {
     let output = std::process::Command::new(kiln_bin())
-        .args(["reindex", "--database-url", &db])
+        .args(["reindex", "--database-url", db_url])
         .output()
         .unwrap();
     assert!(
@@ -156,40 +175,7 @@ async fn stale_index_rows_are_rebuilt_at_start_and_by_reindex(backend: Backend) 
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(String::from_utf8_lossy(&output.stdout).contains("re-indexed 1 resources"));
-    assert_eq!(count(&db, "search_token", "Patient", &id).await, tokens);
-}
-
-/// The Patient of each resource's row (`resources.patient`), by `Type/id`.
-async fn row_patients(db_url: &str, keys: &[&str]) -> Vec<Option<String>> {
-    let mut patients = Vec::new();
-    for key in keys {
-        let (resource_type, id) = key.split_once('/').unwrap();
-        const SQL: &str = "SELECT patient FROM resources WHERE resource_type = $1 AND id = $2";
-        let patient: Option<String> = if db_url.starts_with("postgres") {
-            let pool = sqlx::PgPool::connect(db_url).await.unwrap();
-            let patient = sqlx::query_scalar(SQL)
-                .bind(resource_type)
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            patient
-        } else {
-            let pool = sqlx::SqlitePool::connect(db_url).await.unwrap();
-            let patient = sqlx::query_scalar(SQL)
-                .bind(resource_type)
-                .bind(id)
-                .fetch_one(&pool)
-                .await
-                .unwrap();
-            pool.close().await;
-            patient
-        };
-        patients.push(patient);
-    }
-    patients
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The backfill of the migration that added `resources.patient` (sqlite 0020, postgres
@@ -252,15 +238,7 @@ async fn the_patient_column_is_filled_by_its_migration_and_by_reindex(backend: B
 
     // `kiln reindex` writes it again with the index rows.
     execute(&db, "UPDATE resources SET patient = NULL").await;
-    let output = std::process::Command::new(kiln_bin())
-        .args(["reindex", "--database-url", &db])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    reindex(&db);
     assert_eq!(row_patients(&db, &keys).await, expected, "kept by reindex");
 }
 

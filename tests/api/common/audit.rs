@@ -156,6 +156,7 @@ macro_rules! with_pool {
         }
     };
 }
+pub(crate) use with_pool;
 
 /// Appends `events` to the chain of the database at `url`, in one transaction that holds the
 /// chain head's lock as Kiln's recorder does (PostgreSQL `FOR UPDATE`, SQLite `BEGIN
