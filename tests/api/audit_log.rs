@@ -147,16 +147,21 @@ async fn call(
     request.send().await.unwrap()
 }
 
+/// A public app granted `scope` by `user` (password `pw-1`), with its access token.
+async fn signed_in(server: &Server, scope: &str, user: &str) -> (App, String) {
+    let app = App::register(server, "public", scope, &[]);
+    let token = authorize(server, &app, scope, None, &Answers::allow(user, "pw-1"))
+        .await
+        .unwrap();
+    let bearer = access_token(&token);
+    (app, bearer)
+}
+
 async fn every_interaction_has_its_event(backend: Backend) {
     let Some(server) = secured(backend, &[]).await else {
         return;
     };
-    let scope = "openid fhirUser user/*.cruds";
-    let app = App::register(&server, "public", scope, &[]);
-    let token = authorize(&server, &app, scope, None, &Answers::allow("doc", "pw-1"))
-        .await
-        .unwrap();
-    let bearer = access_token(&token);
+    let (app, bearer) = signed_in(&server, "openid fhirUser user/*.cruds", "doc").await;
     let t = Some(bearer.as_str());
     use reqwest::Method;
     let ok = |status: u16| assert!((200..300).contains(&status), "status {status}");
@@ -361,12 +366,7 @@ async fn a_read_names_the_patient_the_resource_moved_to(backend: Backend) {
     let Some(server) = secured(backend, &[]).await else {
         return;
     };
-    let scope = "openid fhirUser user/*.cruds";
-    let app = App::register(&server, "public", scope, &[]);
-    let token = authorize(&server, &app, scope, None, &Answers::allow("doc", "pw-1"))
-        .await
-        .unwrap();
-    let bearer = access_token(&token);
+    let (_, bearer) = signed_in(&server, "openid fhirUser user/*.cruds", "doc").await;
     let t = Some(bearer.as_str());
     use reqwest::Method;
     let moved = json!({"resourceType": "Observation", "id": "obs-a", "status": "final",
@@ -396,12 +396,12 @@ async fn refused_requests_are_recorded_as_failures(backend: Backend) {
     let Some(server) = secured(backend, &[]).await else {
         return;
     };
-    let scope = "launch/patient openid fhirUser patient/*.rs";
-    let app = App::register(&server, "public", scope, &[]);
-    let token = authorize(&server, &app, scope, None, &Answers::allow("alice", "pw-1"))
-        .await
-        .unwrap();
-    let t = access_token(&token);
+    let (app, t) = signed_in(
+        &server,
+        "launch/patient openid fhirUser patient/*.rs",
+        "alice",
+    )
+    .await;
     use reqwest::Method;
     // 403: another patient; 403: a write the scopes do not allow; 401: no token; 404.
     let forbidden = call(&server, Method::GET, Some(&t), "Patient/pb", None).await;
