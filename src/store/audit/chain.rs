@@ -14,6 +14,10 @@ use crate::store::{Store, StoreResult, Tx};
 /// there are stay prepared in the connection's cache instead of one per batch size.
 const SQLITE_CHUNK_ROWS: usize = 512;
 
+/// Event ids per lookup on SQLite, at most: one bound parameter each, well below its limit
+/// (32,766 parameters per statement) whatever the size of the batch asked about.
+const SQLITE_IDS_PER_QUERY: usize = 4096;
+
 /// One event as stored: the AuditEvent's bytes and the columns searches filter on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuditRow {
@@ -176,17 +180,64 @@ impl Store {
                     .await?
             }
             Store::Sqlite(pool) => {
-                let mut sql = QueryBuilder::<Sqlite>::new(
-                    "SELECT event_id FROM audit_events WHERE event_id IN (",
-                );
-                let mut ids = sql.separated(", ");
-                for id in event_ids {
-                    ids.push_bind(*id);
+                let mut known = Vec::new();
+                for chunk in event_ids.chunks(SQLITE_IDS_PER_QUERY) {
+                    let mut sql = QueryBuilder::<Sqlite>::new(
+                        "SELECT event_id FROM audit_events WHERE event_id IN (",
+                    );
+                    let mut ids = sql.separated(", ");
+                    for id in chunk {
+                        ids.push_bind(*id);
+                    }
+                    sql.push(")");
+                    known.extend(sql.build_query_scalar::<String>().fetch_all(pool).await?);
                 }
-                sql.push(")");
-                sql.build_query_scalar().fetch_all(pool).await?
+                known
             }
         };
         Ok(known.into_iter().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::audit::stored::{FORMAT, StoredEvent};
+
+    fn row(number: usize) -> AuditRow {
+        let event = StoredEvent {
+            v: FORMAT,
+            id: format!("event-{number}"),
+            recorded: 1_700_000_000_000_000,
+            type_code: "rest".to_owned(),
+            subtype: "read".to_owned(),
+            action: "R".to_owned(),
+            outcome: "0".to_owned(),
+            base: "http://kiln.test/fhir".to_owned(),
+            ..StoredEvent::default()
+        };
+        AuditRow::of_body(event.to_bytes()).unwrap()
+    }
+
+    /// A spool segment left by a crash is checked against the log in batches of up to
+    /// 32,768 events: more ids than SQLite takes parameters in one statement.
+    #[tokio::test]
+    async fn known_ids_of_a_batch_larger_than_sqlite_takes_parameters() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let stored: Vec<AuditRow> = (0..3).map(|number| row(number * 20_000)).collect();
+        store.append_audit(&stored).await.unwrap();
+        let asked: Vec<String> = (0..40_000)
+            .map(|number| format!("event-{number}"))
+            .collect();
+        let asked: Vec<&str> = asked.iter().map(String::as_str).collect();
+        let known = store.audit_known_ids(&asked).await.unwrap();
+        let expected: HashSet<String> = ["event-0", "event-20000"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(known, expected);
     }
 }
