@@ -337,6 +337,71 @@ mod tests {
         .unwrap();
     }
 
+    async fn loaded(store: &Store) -> i64 {
+        let Store::Sqlite(pool) = store else {
+            unreachable!("a SQLite store")
+        };
+        sqlx::query_scalar("SELECT COUNT(*) FROM audit_events")
+            .fetch_one(pool)
+            .await
+            .unwrap()
+    }
+
+    /// Polls the table until it holds `count` events; returns when, after `started`.
+    async fn loaded_after(store: &Store, count: i64, started: Instant) -> Duration {
+        while loaded(store).await < count {
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "the events were never loaded"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        started.elapsed()
+    }
+
+    /// A quiet log is loaded at the first pause; a busy one waits out its longer pause, and
+    /// a search of the log does not wait for it.
+    #[tokio::test]
+    async fn a_busy_log_is_loaded_less_often_unless_someone_waits() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("kiln.db").display());
+        let store = Store::connect(&url, 2).await.unwrap();
+        store.migrate().await.unwrap();
+
+        let started = Instant::now();
+        let spooled = Spooled::open(store.clone(), &dir.path().join("quiet")).unwrap();
+        for number in 0..10 {
+            spooled.record(row(number)).await.unwrap();
+        }
+        let quiet = loaded_after(&store, 10, started).await;
+        assert!(quiet < BUSY_LOAD_PAUSE, "a quiet log waited {quiet:?}");
+        drop(spooled);
+
+        let started = Instant::now();
+        let spooled = Spooled::open(store.clone(), &dir.path().join("busy")).unwrap();
+        let busy = BUSY_LOAD + 10;
+        for number in 0..busy {
+            spooled.record(row(100 + number)).await.unwrap();
+        }
+        let waited = loaded_after(&store, 10 + busy as i64, started).await;
+        assert!(
+            waited >= BUSY_LOAD_PAUSE,
+            "a busy log was loaded after {waited:?}"
+        );
+
+        let started = Instant::now();
+        for number in 0..busy {
+            spooled.record(row(100_000 + number)).await.unwrap();
+        }
+        spooled.settled(Duration::from_secs(60)).await.unwrap();
+        assert_eq!(loaded(&store).await, 10 + 2 * busy as i64);
+        assert!(
+            started.elapsed() < BUSY_LOAD_PAUSE,
+            "a search waited {:?} for the log",
+            started.elapsed()
+        );
+    }
+
     /// While the table refuses every load, requests are answered until [`MAX_WAITING`] events
     /// wait in memory; then the next one waits, and it is answered once the loads succeed.
     #[tokio::test]
